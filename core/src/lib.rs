@@ -1,0 +1,10 @@
+//! sluice-core: everything that touches a packet. The DPDK runtime
+//! (`dpdk`), wire formats (`wire`), neighbours (`neigh`), the per-burst
+//! pipeline (`pipeline`) and the configuration contract (`config`).
+//!
+//! All packet logic works on byte slices so it is unit-tested, fuzzed and
+//! benchmarked without EAL; an `Mbuf` only lends its data to it.
+
+#![deny(unsafe_code)]
+
+pub mod wire;
