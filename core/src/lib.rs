@@ -8,3 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod wire;
+pub mod config;
+
+/// Largest RX/TX burst a worker handles; per-burst arrays are this long.
+pub const MAX_BURST: usize = 64;

@@ -18,14 +18,12 @@ pub mod tcp;
 pub mod udp;
 
 use core::fmt;
-use core::ops::{Range, RangeFrom};
+use core::ops::Range;
 
 pub use ethernet::{EtherType, MacAddr};
 
 /// Byte range of a fixed-size field.
 pub(crate) type Field = Range<usize>;
-/// Byte range of a field that runs to the end of the buffer.
-pub(crate) type Rest = RangeFrom<usize>;
 
 /// Why a buffer is not a valid packet of the protocol asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

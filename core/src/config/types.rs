@@ -1,0 +1,410 @@
+//! The checked configuration: references are indices, values are typed.
+
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[dpdk]`
+    pub dpdk: Dpdk,
+    /// `[[port]]`, in file order; index = Sluice's port index.
+    pub ports: Vec<Port>,
+    /// `[[frontend]]`
+    pub frontends: Vec<Frontend>,
+    /// `[[pool]]`
+    pub pools: Vec<Pool>,
+    /// `[[probe]]`
+    pub probes: Vec<Probe>,
+    /// `[[lb_rule]]`
+    pub lb_rules: Vec<LbRule>,
+    /// `[[nat_rule]]`
+    pub nat_rules: Vec<NatRule>,
+    /// `[[nat_pool_rule]]`
+    pub nat_pool_rules: Vec<NatPoolRule>,
+    /// `[[outbound_rule]]`
+    pub outbound_rules: Vec<OutboundRule>,
+    /// `[[security_rule]]`, sorted by priority.
+    pub security_rules: Vec<SecurityRule>,
+    /// `[flow_table]`
+    pub flow_table: FlowTable,
+    /// `[control]`
+    pub control: Control,
+}
+
+/// EAL and worker settings.
+#[derive(Debug, Clone)]
+pub struct Dpdk {
+    /// Passed to rte_eal_init as they are (program name prepended).
+    pub eal_args: Vec<String>,
+    /// Lcores that run poll-mode workers.
+    pub workers: Vec<u32>,
+    /// Mempool size.
+    pub mbufs: u32,
+    /// RX/TX burst size.
+    pub burst: u16,
+}
+
+/// A port's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Internet side.
+    External,
+    /// Backends' side.
+    Internal,
+    /// Both, on one port.
+    Both,
+}
+
+impl Role {
+    /// Carries external (public) traffic.
+    pub fn is_external(self) -> bool {
+        matches!(self, Role::External | Role::Both)
+    }
+    /// Carries internal traffic.
+    pub fn is_internal(self) -> bool {
+        matches!(self, Role::Internal | Role::Both)
+    }
+}
+
+/// How a port names its DPDK device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// vdev name or PCI address.
+    Name(String),
+    /// DPDK port id.
+    Id(u16),
+}
+
+/// A data port.
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// Name.
+    pub name: String,
+    /// DPDK device.
+    pub device: Device,
+    /// Role.
+    pub role: Role,
+    /// Own addresses with their prefixes.
+    pub addresses: Vec<IpNet>,
+    /// Next hop for destinations off every port's subnets.
+    pub gateway: Option<IpAddr>,
+    /// MTU.
+    pub mtu: u16,
+    /// RX queues (RSS).
+    pub rx_queues: u16,
+}
+
+/// Frontend kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontendKind {
+    /// On an external port.
+    Public,
+    /// On an internal port.
+    Internal,
+}
+
+/// A frontend address.
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub address: IpAddr,
+    /// Kind.
+    pub kind: FrontendKind,
+    /// Index of the port it lives on (answers ARP/ND there).
+    pub port: usize,
+}
+
+/// Member admin state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Takes flows when healthy.
+    Up,
+    /// Takes no new flows, as if its probe said down.
+    Down,
+}
+
+/// A backend pool.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// Name.
+    pub name: String,
+    /// Members.
+    pub members: Vec<Member>,
+}
+
+/// A pool member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Address.
+    pub address: IpAddr,
+    /// Optional name (used by nat_rule, sluicectl drain).
+    pub name: Option<String>,
+    /// Admin state.
+    pub admin_state: AdminState,
+}
+
+/// Probe protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeProtocol {
+    /// Handshake then close.
+    Tcp,
+    /// GET, 200 only.
+    Http,
+    /// TLS then GET, 200 only.
+    Https,
+}
+
+/// A health probe.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Name.
+    pub name: String,
+    /// Protocol.
+    pub protocol: ProbeProtocol,
+    /// Port probed on each member.
+    pub port: u16,
+    /// Path (http/https).
+    pub path: Option<String>,
+    /// Interval.
+    pub interval: Duration,
+    /// Timeout.
+    pub timeout: Duration,
+    /// Consecutive results that flip the state.
+    pub threshold: u32,
+}
+
+/// Rule protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// TCP and UDP (and, for HA ports, every IP protocol).
+    All,
+}
+
+impl Protocol {
+    /// True when two protocols share traffic.
+    pub fn overlaps(self, other: Protocol) -> bool {
+        self == other || self == Protocol::All || other == Protocol::All
+    }
+}
+
+/// Which tuple the distribution hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    /// 5-tuple.
+    Default,
+    /// Source and destination address.
+    SourceIp,
+    /// Source, destination address and protocol.
+    SourceIpProtocol,
+}
+
+/// What to do when every member is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllDown {
+    /// Admit no new flows.
+    NoNewFlows,
+    /// Use every member.
+    AllUp,
+}
+
+/// A load-balancing rule.
+#[derive(Debug, Clone)]
+pub struct LbRule {
+    /// Name.
+    pub name: String,
+    /// Frontend index.
+    pub frontend: usize,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Frontend port (0 = HA ports).
+    pub frontend_port: u16,
+    /// Backend port (0 = HA ports: unchanged).
+    pub backend_port: u16,
+    /// Pool index.
+    pub pool: usize,
+    /// Probe index.
+    pub probe: Option<usize>,
+    /// Distribution.
+    pub distribution: Distribution,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// RST both ends on idle.
+    pub tcp_reset: bool,
+    /// Keep the frontend address as destination.
+    pub floating_ip: bool,
+    /// The frontend address is not used for SNAT by this rule.
+    pub disable_outbound_snat: bool,
+    /// Every-member-down behaviour.
+    pub all_down: AllDown,
+}
+
+impl LbRule {
+    /// Protocol all on port 0: every port and protocol of an internal frontend.
+    pub fn is_ha_ports(&self) -> bool {
+        self.protocol == Protocol::All && self.frontend_port == 0
+    }
+}
+
+/// Reference to a pool member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRef {
+    /// Pool index.
+    pub pool: usize,
+    /// Member index in the pool.
+    pub member: usize,
+}
+
+/// Single-member port forwarding.
+#[derive(Debug, Clone)]
+pub struct NatRule {
+    /// Name.
+    pub name: String,
+    /// Frontend index.
+    pub frontend: usize,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Frontend port.
+    pub frontend_port: u16,
+    /// Member.
+    pub member: MemberRef,
+    /// Backend port.
+    pub backend_port: u16,
+}
+
+/// One frontend port per pool member.
+#[derive(Debug, Clone)]
+pub struct NatPoolRule {
+    /// Name.
+    pub name: String,
+    /// Frontend index.
+    pub frontend: usize,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// First frontend port of the range.
+    pub frontend_port_start: u16,
+    /// Size of the range.
+    pub max_members: u16,
+    /// Backend port.
+    pub backend_port: u16,
+    /// Pool index.
+    pub pool: usize,
+}
+
+/// SNAT ports per member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortsPerMember {
+    /// By pool size (SPEC table).
+    Auto,
+    /// Fixed, multiple of 8.
+    Fixed(u32),
+}
+
+/// Outbound SNAT for a pool.
+#[derive(Debug, Clone)]
+pub struct OutboundRule {
+    /// Name.
+    pub name: String,
+    /// Public frontend indices, in order of use.
+    pub frontends: Vec<usize>,
+    /// Pool index.
+    pub pool: usize,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Ports per member.
+    pub ports_per_member: PortsPerMember,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// RST both ends on idle.
+    pub tcp_reset: bool,
+}
+
+/// Security rule direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Towards the backends.
+    Inbound,
+    /// From the backends.
+    Outbound,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Let the flow through.
+    Allow,
+    /// Drop it.
+    Deny,
+}
+
+/// Security rule protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP and ICMPv6.
+    Icmp,
+    /// Anything.
+    Any,
+}
+
+/// A network security group rule.
+#[derive(Debug, Clone)]
+pub struct SecurityRule {
+    /// Name.
+    pub name: String,
+    /// Lower runs first.
+    pub priority: u16,
+    /// Direction.
+    pub direction: Direction,
+    /// Action.
+    pub action: Action,
+    /// Source prefix (`None` = any).
+    pub source: Option<IpNet>,
+    /// Destination prefix (`None` = any).
+    pub destination: Option<IpNet>,
+    /// Protocol.
+    pub protocol: SecurityProtocol,
+    /// Destination port range, inclusive.
+    pub destination_ports: (u16, u16),
+}
+
+/// `[flow_table]`
+#[derive(Debug, Clone)]
+pub struct FlowTable {
+    /// Flows.
+    pub capacity: u32,
+}
+
+/// `[control]`
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Prometheus listen address.
+    pub metrics: SocketAddr,
+    /// Where persistent state lives.
+    pub state_dir: PathBuf,
+    /// Log filter.
+    pub log: String,
+}
+
+impl Config {
+    /// Addresses Sluice answers ARP/ND and echo for on port `port`: the port's
+    /// own addresses and the frontends that live on it.
+    pub fn owned_addresses(&self, port: usize) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.ports[port].addresses.iter().map(|n| n.addr()).collect();
+        v.extend(self.frontends.iter().filter(|f| f.port == port).map(|f| f.address));
+        v
+    }
+}
