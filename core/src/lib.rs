@@ -9,6 +9,9 @@
 
 pub mod wire;
 pub mod config;
+pub mod craft;
+pub mod neigh;
+pub mod pipeline;
 
 /// Largest RX/TX burst a worker handles; per-burst arrays are this long.
 pub const MAX_BURST: usize = 64;

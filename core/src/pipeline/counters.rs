@@ -1,0 +1,188 @@
+//! Per-worker counters. A worker counts into a plain [`Counters`] and copies
+//! it into its cache-line-aligned [`SharedCounters`] once per burst; the
+//! control thread reads those. No atomic read-modify-write on the fast path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[doc = $doc:literal])* $v:ident => $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[doc = $doc])* $v,)* }
+        impl $name {
+            /// Every value, in index order.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            /// How many values there are.
+            pub const COUNT: usize = Self::ALL.len();
+            /// The counter name (snake_case, stable: metrics use it).
+            pub fn name(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// Why a frame was dropped. Every drop has exactly one.
+    DropReason {
+        /// Shorter than an Ethernet header.
+        Runt => "runt",
+        /// Unicast to another MAC (seen in promiscuous mode).
+        NotOurMac => "not_our_mac",
+        /// Carries our own source MAC (our transmission seen again).
+        Looped => "looped",
+        /// 802.1Q/802.1ad tagged: no VLAN is configured.
+        VlanTagged => "vlan_tagged",
+        /// Neither ARP, IPv4 nor IPv6.
+        UnknownEthertype => "unknown_ethertype",
+        /// Truncated, or not Ethernet/IPv4 ARP.
+        ArpMalformed => "arp_malformed",
+        /// A request for an address Sluice does not own on that port.
+        ArpNotOurs => "arp_not_ours",
+        /// ARP/ND from the external side claiming an internal or own address.
+        NeighSpoof => "neigh_spoof",
+        /// ARP operation or reply Sluice has no use for.
+        ArpUnhandled => "arp_unhandled",
+        /// IPv4 header truncated or inconsistent.
+        Ipv4Malformed => "ipv4_malformed",
+        /// IPv4 header checksum wrong.
+        Ipv4BadChecksum => "ipv4_bad_checksum",
+        /// IPv6 header or extension headers truncated or inconsistent.
+        Ipv6Malformed => "ipv6_malformed",
+        /// ICMP/ICMPv6 truncated or with a wrong checksum.
+        IcmpMalformed => "icmp_malformed",
+        /// ICMP to an owned address that is not an echo request.
+        IcmpUnhandled => "icmp_unhandled",
+        /// Neighbour discovery message that breaks RFC 4861 checks.
+        NdInvalid => "nd_invalid",
+        /// Solicitation for an address Sluice does not own on that port.
+        NdNotOurs => "nd_not_ours",
+        /// Fragment addressed to Sluice itself (not reassembled).
+        Fragment => "fragment",
+        /// TCP/UDP/other to an owned address that no rule serves.
+        NoService => "no_service",
+        /// To an address Sluice does not own, and no rule forwards it.
+        NoRule => "no_rule",
+        /// No connected subnet or gateway reaches the destination.
+        NoRoute => "no_route",
+        /// Chained mbuf (jumbo beyond one buffer).
+        MultiSegment => "multi_segment",
+        /// The ring to the control thread was full.
+        SlowpathFull => "slowpath_full",
+        /// The TX queue did not take the packet.
+        TxFull => "tx_full",
+    }
+}
+
+named_enum! {
+    /// What a worker did, other than drops.
+    Stat {
+        /// Frames received.
+        Rx => "rx",
+        /// Frames the pipeline sent towards a TX queue.
+        ToTx => "to_tx",
+        /// Frames the TX queues took.
+        Tx => "tx",
+        /// Frames handed to control to wait for a neighbour.
+        Held => "held",
+        /// Frames used up without a reply (ARP replies, NAs learned from).
+        Consumed => "consumed",
+        /// ARP replies sent.
+        ArpReplies => "arp_replies",
+        /// Neighbour advertisements sent.
+        NdAdverts => "nd_adverts",
+        /// Echo replies (ICMP and ICMPv6).
+        EchoReplies => "echo_replies",
+        /// Learned neighbours not passed on (control ring full).
+        LearnLost => "learn_lost",
+        /// Packets control asked this worker to send.
+        FromControl => "from_control",
+        /// Non-empty bursts processed.
+        Bursts => "bursts",
+    }
+}
+
+/// A worker's counters, plain integers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// Indexed by [`Stat`].
+    pub stats: [u64; Stat::COUNT],
+    /// Indexed by [`DropReason`].
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters { stats: [0; Stat::COUNT], drops: [0; DropReason::COUNT] }
+    }
+}
+
+impl Counters {
+    /// Adds `n` to a stat.
+    #[inline]
+    pub fn add(&mut self, s: Stat, n: u64) {
+        self.stats[s as usize] += n;
+    }
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+    /// A stat's value.
+    pub fn stat(&self, s: Stat) -> u64 {
+        self.stats[s as usize]
+    }
+    /// A drop counter's value.
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+    /// Sum of every drop reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+    /// Adds another worker's counters (for totals).
+    pub fn merge(&mut self, o: &Counters) {
+        for (a, b) in self.stats.iter_mut().zip(o.stats) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops) {
+            *a += b;
+        }
+    }
+}
+
+/// The copy of a worker's counters that other threads read.
+#[repr(align(64))]
+#[derive(Debug)]
+pub struct SharedCounters {
+    stats: [AtomicU64; Stat::COUNT],
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl Default for SharedCounters {
+    fn default() -> Self {
+        SharedCounters {
+            stats: std::array::from_fn(|_| AtomicU64::new(0)),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl SharedCounters {
+    /// Called by the owning worker only (single writer: plain stores).
+    pub fn publish(&self, c: &Counters) {
+        for (a, v) in self.stats.iter().zip(c.stats) {
+            a.store(v, Ordering::Relaxed);
+        }
+        for (a, v) in self.drops.iter().zip(c.drops) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+    /// A consistent-enough copy for reporting.
+    pub fn read(&self) -> Counters {
+        Counters {
+            stats: std::array::from_fn(|i| self.stats[i].load(Ordering::Relaxed)),
+            drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
+        }
+    }
+}
