@@ -160,7 +160,13 @@ fn check_echo_reply_v4(frame: &[u8], from: &str, to: &str, ident: u16, seq: u16,
 #[test]
 fn echo_to_owned_address_is_answered_to_the_resolved_neighbour() {
     let n = resolved(EXT, "203.0.113.100", CLIENT_MAC);
-    let req = craft::echo_request_v4(CLIENT_MAC, EXT_MAC, v4("203.0.113.100"), v4("203.0.113.10"), 7, 1, b"hello");
+    let mut req = craft::echo_request_v4(CLIENT_MAC, EXT_MAC, v4("203.0.113.100"), v4("203.0.113.10"), 7, 1, b"hello");
+    {
+        // A TTL other than ours, so the reply's TTL and checksum update show.
+        let mut ip = ipv4::Packet::new_unchecked(&mut req[14..]);
+        ip.set_ttl(57);
+        ip.fill_checksum();
+    }
     let r = run_with(&n, EXT, req);
     assert_eq!(r.fate, Fate::Tx { port: EXT, len: 60 });
     let f = ethernet::Frame::new_checked(&r.frame[..]).unwrap();
