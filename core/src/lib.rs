@@ -15,3 +15,8 @@ pub mod pipeline;
 
 /// Largest RX/TX burst a worker handles; per-burst arrays are this long.
 pub const MAX_BURST: usize = 64;
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+#[cfg(feature = "dpdk")]
+pub mod runtime;

@@ -1,1 +1,196 @@
-fn main() {}
+//! sluiced: the Sluice daemon. Reads the config, starts EAL and the ports,
+//! runs the poll-mode workers on their lcores and the control loop on the
+//! main lcore, and on SIGTERM/SIGINT stops cleanly and prints its counters.
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+use sluice::report;
+use sluice_core::config::Config;
+use sluice_core::dpdk::{self, Eal, Mempool, Port};
+use sluice_core::neigh::CacheConfig;
+use sluice_core::pipeline::Dataplane;
+use sluice_core::runtime::{ControlPlane, Shared, Worker};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+#[derive(Parser, Debug)]
+#[command(name = "sluiced", version, about = "Sluice: a DPDK layer-4 load balancer and NAT gateway")]
+struct Args {
+    /// Run the daemon with this config file.
+    #[arg(long, value_name = "FILE", conflicts_with = "check_config", required_unless_present = "check_config")]
+    config: Option<PathBuf>,
+    /// Validate FILE, print every error (object, field, reason) and exit.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+    /// Divide every protocol timer (idle timeouts, SNAT port release) by N.
+    /// For labs and tests only.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    timer_scale: u32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = &args.check_config {
+        return check_config(path);
+    }
+    let path = args.config.clone().expect("clap requires --config without --check-config");
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("sluiced: {} error(s) in {}; not starting", errs.0.len(), path.display());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg.control.log);
+    match run(cfg, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} ports, {} frontends, {} pools, {} lb rules, {} outbound rules)",
+                path.display(),
+                c.ports.len(),
+                c.frontends.len(),
+                c.pools.len(),
+                c.lb_rules.len(),
+                c.outbound_rules.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), errs.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(cfg: Config, args: &Args) -> Result<()> {
+    if args.timer_scale > 1 {
+        warn!(scale = args.timer_scale, "--timer-scale divides every protocol timer: for labs and tests only");
+    }
+    let eal = Eal::init(&cfg.dpdk.eal_args).context("starting DPDK")?;
+    info!(version = %eal.version(), "EAL up");
+    let main = dpdk::main_lcore();
+    for &w in &cfg.dpdk.workers {
+        if w == main || !dpdk::lcore_enabled(w) {
+            bail!("[dpdk] workers: lcore {w} is not a worker lcore of eal_args' core list (main lcore is {main})");
+        }
+    }
+    let pool = Arc::new(Mempool::new("sluice_mbufs", cfg.dpdk.mbufs, -1).context("creating the mbuf pool")?);
+    let nworkers = cfg.dpdk.workers.len() as u16;
+    let mut ports = Vec::new();
+    for p in &cfg.ports {
+        let port = Port::start(&p.device, p.rx_queues, nworkers, p.mtu, &pool)
+            .with_context(|| format!("port \"{}\"", p.name))?;
+        info!(port = %p.name, device = %port.name(), mac = %port.mac(), addresses = ?p.addresses, "port started");
+        ports.push(port);
+    }
+    let macs: Vec<_> = ports.iter().map(Port::mac).collect();
+    let shared = Shared::new(Dataplane::new(&cfg, &macs), cfg.dpdk.workers.len());
+
+    let mut workers: Vec<Worker> = (0..cfg.dpdk.workers.len())
+        .map(|i| Worker {
+            index: i,
+            rx: Vec::new(),
+            tx: ports.iter().map(|p| p.tx_queue(i as u16)).collect(),
+            burst: usize::from(cfg.dpdk.burst),
+        })
+        .collect();
+    let mut k = 0;
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        for q in 0..p.rx_queues {
+            let w = k % workers.len();
+            workers[w].rx.push((pi as u16, ports[pi].rx_queue(q)));
+            k += 1;
+        }
+    }
+    for (w, &lcore) in workers.into_iter().zip(&cfg.dpdk.workers) {
+        let queues: Vec<String> = w.rx.iter().map(|(p, _)| cfg.ports[usize::from(*p)].name.clone()).collect();
+        info!(worker = w.index, lcore, rx = ?queues, "launching worker");
+        let s = shared.clone();
+        dpdk::launch(lcore, move || w.run(s))?;
+    }
+
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, term.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+
+    let mut control = ControlPlane::new(shared.clone(), pool.clone(), CacheConfig::default());
+    for (pi, p) in cfg.ports.iter().enumerate() {
+        if let Some(gw) = p.gateway {
+            control.resolve(pi as u16, gw);
+        }
+    }
+    wait_for_links(&ports, &cfg);
+    info!(workers = cfg.dpdk.workers.len(), "sluiced ready");
+
+    while !term.load(Ordering::Relaxed) {
+        if hup.swap(false, Ordering::Relaxed) {
+            warn!("SIGHUP: reloading the config is not implemented yet; the running config stays");
+        }
+        if !control.poll() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    info!("stopping");
+    shared.stop.store(true, Ordering::Relaxed);
+    for &lcore in &cfg.dpdk.workers {
+        let rc = dpdk::wait(lcore);
+        if rc != 0 {
+            warn!(lcore, rc, "worker returned an error");
+        }
+    }
+    control.poll();
+    report::print(&cfg, &shared, &control.counters(), &ports);
+    drop(control);
+    drop(ports);
+    eal.cleanup();
+    Ok(())
+}
+
+fn wait_for_links(ports: &[Port], cfg: &Config) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let down: Vec<&str> = ports
+            .iter()
+            .zip(&cfg.ports)
+            .filter(|(p, _)| !p.link().up)
+            .map(|(_, c)| c.name.as_str())
+            .collect();
+        if down.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            warn!(ports = ?down, "link still down; carrying on");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,75 @@
+//! The counter report sluiced prints when it stops: one `counter NAME VALUE`
+//! line each, totals first then per worker and per port, so people can read
+//! it and tests can parse it.
+
+use sluice_core::config::Config;
+use sluice_core::dpdk::Port;
+use sluice_core::pipeline::{Counters, DropReason, Stat};
+use sluice_core::runtime::{ControlCounters, Shared};
+use std::fmt::Write as _;
+
+/// Formats every counter (zeros included for totals, so a missing line is
+/// never ambiguous).
+pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &[Port]) -> String {
+    let mut out = String::new();
+    let per_worker: Vec<Counters> = shared.counters.iter().map(|c| c.read()).collect();
+    let mut total = Counters::default();
+    for c in &per_worker {
+        total.merge(c);
+    }
+    let mut line = |name: &str, v: u64| {
+        let _ = writeln!(out, "counter {name} {v}");
+    };
+    for s in Stat::ALL {
+        line(s.name(), total.stat(*s));
+    }
+    for r in DropReason::ALL {
+        line(&format!("drop.{}", r.name()), total.dropped(*r));
+    }
+    line("drop.total", total.total_drops());
+    let n = control.neigh;
+    for (k, v) in [
+        ("neigh.requests", n.requests),
+        ("neigh.resolved", n.resolved),
+        ("neigh.held", n.held),
+        ("neigh.released", n.released),
+        ("neigh.queue_full", n.queue_full),
+        ("neigh.failed", n.failed),
+        ("neigh.expired", n.expired),
+        ("neigh.table_full", n.table_full),
+        ("control.to_worker_full", control.to_worker_full),
+        ("control.alloc_failed", control.alloc_failed),
+        ("control.no_source", control.no_source),
+    ] {
+        line(k, v);
+    }
+    for (i, c) in per_worker.iter().enumerate() {
+        for s in Stat::ALL.iter().filter(|s| c.stat(**s) > 0) {
+            line(&format!("worker{i}.{}", s.name()), c.stat(*s));
+        }
+        for r in DropReason::ALL.iter().filter(|r| c.dropped(**r) > 0) {
+            line(&format!("worker{i}.drop.{}", r.name()), c.dropped(*r));
+        }
+    }
+    for (p, c) in ports.iter().zip(&cfg.ports) {
+        let s = p.stats();
+        for (k, v) in [
+            ("ipackets", s.ipackets),
+            ("opackets", s.opackets),
+            ("ibytes", s.ibytes),
+            ("obytes", s.obytes),
+            ("imissed", s.imissed),
+            ("ierrors", s.ierrors),
+            ("oerrors", s.oerrors),
+            ("rx_nombuf", s.rx_nombuf),
+        ] {
+            line(&format!("port.{}.{k}", c.name), v);
+        }
+    }
+    out
+}
+
+/// Prints the report on stdout.
+pub fn print(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &[Port]) {
+    print!("{}", format(cfg, shared, control, ports));
+}

@@ -1,0 +1,141 @@
+//! The control side of the data plane: drains what workers hand over,
+//! drives the neighbour cache (requests, retries, ageing), sends released
+//! and originated frames through a worker, and republishes the neighbour
+//! view. Runs on the main lcore; may allocate, log and sleep.
+
+use super::{Shared, SlowEvent};
+use crate::dpdk::{Mbuf, Mempool};
+use crate::neigh::{build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome, PortIndex};
+use crate::wire::{ethernet, MacAddr};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Events drained per poll, so one poll stays short.
+const DRAIN: usize = 1024;
+
+/// Control-side counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControlCounters {
+    /// Neighbour cache counters.
+    pub neigh: CacheCounters,
+    /// Frames dropped because a worker's ring from control was full.
+    pub to_worker_full: u64,
+    /// Requests not sent: no mbuf.
+    pub alloc_failed: u64,
+    /// Requests not sent: no address of that family on the port.
+    pub no_source: u64,
+    /// Neighbour views published.
+    pub views_published: u64,
+}
+
+/// Control's half of the data plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    shared: Arc<Shared>,
+    pool: Arc<Mempool>,
+    cache: Cache<Mbuf>,
+    start: Instant,
+    counters: ControlCounters,
+    solicit: Vec<(PortIndex, IpAddr)>,
+}
+
+impl ControlPlane {
+    /// Control for `shared`, allocating originated frames from `pool`.
+    pub fn new(shared: Arc<Shared>, pool: Arc<Mempool>, cfg: CacheConfig) -> ControlPlane {
+        ControlPlane { shared, pool, cache: Cache::new(cfg), start: Instant::now(), counters: ControlCounters::default(), solicit: Vec::new() }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> ControlCounters {
+        ControlCounters { neigh: self.cache.counters(), ..self.counters }
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Starts resolving next hops known in advance (gateways).
+    pub fn resolve(&mut self, port: PortIndex, ip: IpAddr) {
+        if self.cache.resolve(port, ip, self.now()) {
+            self.send_request(port, ip);
+        }
+    }
+
+    /// One round of control work; true when there was something to do.
+    pub fn poll(&mut self) -> bool {
+        let now = self.now();
+        let mut busy = false;
+        for _ in 0..DRAIN {
+            let Some(ev) = self.shared.to_control.pop() else { break };
+            busy = true;
+            match ev {
+                SlowEvent::Learn { port, ip, mac } => {
+                    for r in self.cache.learn(port, ip, mac, now) {
+                        self.send_to(r.port, r.mac, r.packet);
+                    }
+                }
+                SlowEvent::Hold { port, next_hop, mbuf } => match self.cache.hold(port, next_hop, mbuf, now) {
+                    HoldOutcome::Queued { solicit: true } => self.send_request(port, next_hop),
+                    HoldOutcome::Queued { solicit: false } => {}
+                    HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
+                    HoldOutcome::Dropped(m) => drop(m),
+                },
+            }
+        }
+        let mut solicit = std::mem::take(&mut self.solicit);
+        let dropped = self.cache.poll(now, &mut solicit);
+        busy |= !dropped.is_empty() || !solicit.is_empty();
+        drop(dropped);
+        for (port, ip) in solicit.drain(..) {
+            self.send_request(port, ip);
+        }
+        self.solicit = solicit;
+        if let Some(view) = self.cache.take_view() {
+            self.shared.neigh.store(Arc::new(view));
+            self.counters.views_published += 1;
+            busy = true;
+        }
+        busy
+    }
+
+    /// Fills in the destination MAC and sends through worker 0 (one worker
+    /// keeps the frames for one next hop in order).
+    fn send_to(&mut self, port: PortIndex, mac: MacAddr, mut m: Mbuf) {
+        let (room, len) = m.room_and_len_mut();
+        if len >= ethernet::HEADER_LEN {
+            ethernet::Frame::new_unchecked(&mut room[..len]).set_dst_addr(mac);
+        }
+        self.transmit(port, m);
+    }
+
+    fn transmit(&mut self, port: PortIndex, m: Mbuf) {
+        if self.shared.to_worker[0].push((port, m)).is_err() {
+            self.counters.to_worker_full += 1;
+        }
+    }
+
+    fn send_request(&mut self, port: PortIndex, ip: IpAddr) {
+        let dp = self.shared.dataplane.load();
+        let p = &dp.ports[usize::from(port)];
+        let Some(src) = p.source_for(ip) else {
+            self.counters.no_source += 1;
+            return;
+        };
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.alloc_failed += 1;
+            return;
+        };
+        let (room, _) = m.room_and_len_mut();
+        let len = match (src, ip) {
+            (IpAddr::V4(s), IpAddr::V4(t)) => build_arp_request(room, p.mac, s, t),
+            (IpAddr::V6(s), IpAddr::V6(t)) => build_neighbor_solicit(room, p.mac, s, t),
+            _ => {
+                self.counters.no_source += 1;
+                return;
+            }
+        };
+        m.set_len(len);
+        self.transmit(port, m);
+    }
+}

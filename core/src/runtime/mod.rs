@@ -1,0 +1,79 @@
+//! The running data plane: worker loops on their lcores, and the control
+//! side that serves them (neighbour resolution, held packets). Workers and
+//! control share one [`Shared`]: read-mostly views behind `arc-swap`, bounded
+//! lock-free queues both ways, and per-worker counters.
+
+mod control;
+mod worker;
+
+pub use control::{ControlCounters, ControlPlane};
+pub use worker::Worker;
+
+use crate::dpdk::Mbuf;
+use crate::neigh::{NeighView, PortIndex};
+use crate::pipeline::{Dataplane, SharedCounters};
+use crate::wire::MacAddr;
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Slots in the worker -> control ring.
+pub const TO_CONTROL_SLOTS: usize = 4096;
+/// Slots in each control -> worker ring.
+pub const TO_WORKER_SLOTS: usize = 1024;
+
+/// What a worker hands the control thread.
+#[derive(Debug)]
+pub enum SlowEvent {
+    /// `ip` is at `mac` on `port`.
+    Learn {
+        /// Port.
+        port: PortIndex,
+        /// Neighbour address.
+        ip: IpAddr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+    /// A frame ready to go out of `port` once `next_hop` resolves.
+    Hold {
+        /// Egress port.
+        port: PortIndex,
+        /// Next hop.
+        next_hop: IpAddr,
+        /// The frame.
+        mbuf: Mbuf,
+    },
+}
+
+/// State shared by workers and control.
+#[derive(Debug)]
+pub struct Shared {
+    /// Ports and routes.
+    pub dataplane: ArcSwap<Dataplane>,
+    /// Resolved neighbours.
+    pub neigh: ArcSwap<NeighView>,
+    /// Set by control to stop the workers.
+    pub stop: AtomicBool,
+    /// One per worker.
+    pub counters: Vec<SharedCounters>,
+    /// Worker -> control (multi-producer).
+    pub to_control: ArrayQueue<SlowEvent>,
+    /// Control -> worker i: (egress port, frame).
+    pub to_worker: Vec<ArrayQueue<(PortIndex, Mbuf)>>,
+}
+
+impl Shared {
+    /// Shared state for `workers` workers.
+    pub fn new(dataplane: Dataplane, workers: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            dataplane: ArcSwap::from_pointee(dataplane),
+            neigh: ArcSwap::from_pointee(NeighView::default()),
+            stop: AtomicBool::new(false),
+            counters: (0..workers).map(|_| SharedCounters::default()).collect(),
+            to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
+            to_worker: (0..workers).map(|_| ArrayQueue::new(TO_WORKER_SLOTS)).collect(),
+        })
+    }
+}

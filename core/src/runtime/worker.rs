@@ -1,0 +1,144 @@
+//! The poll-mode worker: rx burst -> process -> tx bursts per port, free what
+//! was not sent, publish counters. Nothing in the loop allocates, locks,
+//! logs or makes a syscall; everything it needs is set up before it starts.
+
+use super::{Shared, SlowEvent};
+use crate::dpdk::{Burst, RxQueue, TxQueue};
+use crate::neigh::PortIndex;
+use crate::pipeline::{process_burst, Context, Counters, DropReason, Fate, Slowpath, Stat};
+use crate::wire::MacAddr;
+use crate::MAX_BURST;
+use crossbeam_queue::ArrayQueue;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A worker's queues: the RX queues it polls and one TX queue on every port.
+#[derive(Debug)]
+pub struct Worker {
+    /// Index into `Shared::counters` and `Shared::to_worker`.
+    pub index: usize,
+    /// (port index, queue) pairs this worker polls.
+    pub rx: Vec<(PortIndex, RxQueue)>,
+    /// This worker's TX queue on each port, by port index.
+    pub tx: Vec<TxQueue>,
+    /// Burst size.
+    pub burst: usize,
+}
+
+struct Ring<'a>(&'a ArrayQueue<SlowEvent>);
+
+impl Slowpath for Ring<'_> {
+    #[inline]
+    fn learn(&mut self, port: PortIndex, ip: IpAddr, mac: MacAddr) -> bool {
+        self.0.push(SlowEvent::Learn { port, ip, mac }).is_ok()
+    }
+}
+
+impl Worker {
+    /// Runs until `shared.stop`; returns 0.
+    pub fn run(mut self, shared: Arc<Shared>) -> i32 {
+        let mut c = Counters::default();
+        let mut rx = Burst::default();
+        let mut free = Burst::default();
+        let mut tx: Vec<Burst> = self.tx.iter().map(|_| Burst::default()).collect();
+        let mut fates = [Fate::Consumed; MAX_BURST];
+        let mut ring = Ring(&shared.to_control);
+        let from_control = &shared.to_worker[self.index];
+        while !shared.stop.load(Ordering::Relaxed) {
+            let dataplane = shared.dataplane.load();
+            let neigh = shared.neigh.load();
+            let cx = Context { dataplane: &dataplane, neigh: &neigh };
+            let mut busy = false;
+            for (port, q) in &mut self.rx {
+                if q.rx(&mut rx, self.burst) == 0 {
+                    continue;
+                }
+                busy = true;
+                drop_chained(&mut rx, &mut c);
+                let n = rx.len();
+                process_burst(cx, *port, rx.mbufs_mut(), &mut fates[..n], &mut ring, &mut c);
+                for (i, fate) in fates[..n].iter().enumerate() {
+                    let Some(mut m) = rx.take(i) else { continue };
+                    match *fate {
+                        Fate::Tx { port, len } => {
+                            m.set_len(usize::from(len));
+                            let b = &mut tx[usize::from(port)];
+                            if let Err(m) = b.push(m) {
+                                flush(&mut self.tx[usize::from(port)], b, &mut c);
+                                let _ = b.push(m);
+                            }
+                        }
+                        Fate::Hold { port, next_hop, len } => {
+                            m.set_len(usize::from(len));
+                            if shared.to_control.push(SlowEvent::Hold { port, next_hop, mbuf: m }).is_err() {
+                                c.drop(DropReason::SlowpathFull);
+                            }
+                        }
+                        Fate::Consumed | Fate::Drop(_) => {
+                            if let Err(m) = free.push(m) {
+                                free.clear();
+                                let _ = free.push(m);
+                            }
+                        }
+                    }
+                }
+                rx.clear();
+                free.clear();
+            }
+            for _ in 0..self.burst {
+                let Some((port, m)) = from_control.pop() else { break };
+                busy = true;
+                c.add(Stat::FromControl, 1);
+                let b = &mut tx[usize::from(port)];
+                if let Err(m) = b.push(m) {
+                    flush(&mut self.tx[usize::from(port)], b, &mut c);
+                    let _ = b.push(m);
+                }
+            }
+            for (q, b) in self.tx.iter_mut().zip(tx.iter_mut()) {
+                flush(q, b, &mut c);
+            }
+            if busy {
+                shared.counters[self.index].publish(&c);
+            }
+        }
+        shared.counters[self.index].publish(&c);
+        0
+    }
+}
+
+/// Sends a TX burst; whatever the queue refuses is freed and counted.
+#[inline]
+fn flush(q: &mut TxQueue, b: &mut Burst, c: &mut Counters) {
+    if b.is_empty() {
+        return;
+    }
+    let sent = q.tx(b);
+    c.add(Stat::Tx, sent as u64);
+    for _ in 0..b.len() {
+        c.drop(DropReason::TxFull);
+    }
+    b.clear();
+}
+
+/// Chained mbufs (frames larger than one buffer) are dropped before the
+/// pipeline sees them: it works on one contiguous buffer.
+#[inline]
+fn drop_chained(rx: &mut Burst, c: &mut Counters) {
+    let n = rx.len();
+    let mut chained = 0;
+    for i in 0..n {
+        if rx.get(i).is_some_and(|m| m.nb_segs() > 1) {
+            drop(rx.take(i));
+            chained += 1;
+        }
+    }
+    if chained > 0 {
+        rx.compact();
+        c.add(Stat::Rx, chained);
+        for _ in 0..chained {
+            c.drop(DropReason::MultiSegment);
+        }
+    }
+}
