@@ -1,0 +1,133 @@
+//! sluiced as a child process: start it (optionally inside a namespace),
+//! wait until it says it is ready, stop it with SIGTERM and parse the
+//! `counter NAME VALUE` report it prints. Killed and cleaned up on drop.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The counters sluiced printed on exit.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// name -> value.
+    pub counters: BTreeMap<String, u64>,
+    /// Everything it logged (stderr).
+    pub log: String,
+}
+
+impl Report {
+    /// A counter's value; 0 when the line is absent (per-worker lines are
+    /// printed only when non-zero).
+    pub fn get(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// A running sluiced.
+pub struct Daemon {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    file_prefix: String,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `sluiced --config <dir>/sluiced.toml` (written from
+    /// `config_toml`) inside `netns` (or here), waiting up to 20 s for it to
+    /// log "sluiced ready". `file_prefix` is the --file-prefix in the config.
+    pub fn start(dir: &Path, config_toml: &str, netns: Option<&str>, file_prefix: &str, extra: &[&str]) -> Daemon {
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = dir.join("sluiced.toml");
+        std::fs::write(&cfg, config_toml).unwrap();
+        let bin = crate::sluiced_path();
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        cmd.arg("--config").arg(&cfg).args(extra);
+        cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut d = Daemon { child: Some(child), log, file_prefix: file_prefix.into(), dir: dir.into() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if d.log().contains("sluiced ready") {
+                return d;
+            }
+            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sluiced exited ({status}) before it was ready:\n{}", d.log());
+            }
+            assert!(Instant::now() < deadline, "sluiced not ready after 20 s:\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, wait for a clean exit, parse the report.
+    pub fn stop(mut self) -> Report {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id();
+        // `ip netns exec` execs sluiced, so the child pid is sluiced's.
+        crate::must(Command::new("kill").args(["-TERM", &pid.to_string()]));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("sluiced did not stop within 15 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // let the log reader finish
+        let log = self.log();
+        assert!(status.success(), "sluiced exited with {status}:\n{log}");
+        assert!(log.contains("stopping"), "no clean stop in the log:\n{log}");
+        let counters = out
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                match (w.next(), w.next(), w.next()) {
+                    (Some("counter"), Some(k), Some(v)) => Some((k.to_string(), v.parse().ok()?)),
+                    _ => None,
+                }
+            })
+            .collect();
+        Report { counters, log }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.file_prefix));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

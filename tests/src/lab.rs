@@ -1,0 +1,232 @@
+//! A network-namespace lab around Sluice:
+//!
+//! ```text
+//!  client 203.0.113.100 ─┐                     ┌─ b1 10.0.0.11
+//!  internet 203.0.113.200┼─ ext switch ─ ext0 [sluiced] int0 ─ int switch ─┼─ b2 10.0.0.12
+//!                        ┘   (bridge)   203.0.113.1   10.0.0.1  (bridge)   └─ ...
+//! ```
+//!
+//! Sluice runs in its own namespace on the veth ends `ext0`/`int0` with
+//! net_af_packet, exactly as `conf/lab.toml` says. Each side is a Linux
+//! bridge in a "switch" namespace. Hosts are namespaces with real stacks.
+//! Dropping a [`Lab`] deletes every namespace it made (and with them every
+//! veth); labs left behind by a killed test run are swept on the next start.
+
+use crate::daemon::Daemon;
+use crate::{must, run};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Sluice's external address.
+pub const SLUICE_EXT: &str = "203.0.113.1";
+/// Sluice's external IPv6 address.
+pub const SLUICE_EXT6: &str = "2001:db8:1::1";
+/// Sluice's internal address (the backends' gateway).
+pub const SLUICE_INT: &str = "10.0.0.1";
+/// Sluice's internal IPv6 address.
+pub const SLUICE_INT6: &str = "2001:db8:2::1";
+/// The public frontend of conf/lab.toml.
+pub const FRONTEND: &str = "203.0.113.10";
+/// The client.
+pub const CLIENT: &str = "203.0.113.100";
+/// The client's IPv6 address.
+pub const CLIENT6: &str = "2001:db8:1::100";
+/// The internet server.
+pub const INTERNET: &str = "203.0.113.200";
+
+/// Backend `i`'s address (0-based): 10.0.0.11, 10.0.0.12, ...
+pub fn backend_addr(i: usize) -> String {
+    format!("10.0.0.{}", 11 + i)
+}
+
+/// Backend `i`'s IPv6 address.
+pub fn backend_addr6(i: usize) -> String {
+    format!("2001:db8:2::{}", 11 + i)
+}
+
+static LAB_LOCK: Mutex<()> = Mutex::new(());
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+const PREFIX: &str = "slt";
+
+/// A lab; torn down on drop.
+pub struct Lab {
+    id: String,
+    namespaces: Vec<String>,
+    backends: usize,
+    /// Scratch directory for configs and captures.
+    pub dir: PathBuf,
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl Lab {
+    /// A lab with `backends` backend hosts, named uniquely for this process.
+    pub fn new(backends: usize) -> Lab {
+        let id = format!("{PREFIX}{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        Self::named(&id, backends)
+    }
+
+    /// A lab whose namespaces start with `id` (the demo uses a fixed one).
+    pub fn named(id: &str, backends: usize) -> Lab {
+        crate::require_lab_tools();
+        let lock = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        sweep_stale();
+        let dir = std::env::temp_dir().join(format!("sluice-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lab = Lab { id: id.into(), namespaces: Vec::new(), backends, dir, _lock: lock };
+        lab.build();
+        lab
+    }
+
+    /// Namespace name of a lab member: "lb", "c", "net", "b1".., "xs", "is".
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.id)
+    }
+    /// Sluice's namespace.
+    pub fn lb(&self) -> String {
+        self.ns("lb")
+    }
+    /// The client's namespace.
+    pub fn client(&self) -> String {
+        self.ns("c")
+    }
+    /// The internet server's namespace.
+    pub fn internet(&self) -> String {
+        self.ns("net")
+    }
+    /// Backend `i`'s namespace (0-based).
+    pub fn backend(&self, i: usize) -> String {
+        self.ns(&format!("b{}", i + 1))
+    }
+
+    fn add_ns(&mut self, role: &str) -> String {
+        let ns = self.ns(role);
+        let _ = run(Command::new("ip").args(["netns", "del", &ns]));
+        must(Command::new("ip").args(["netns", "add", &ns]));
+        self.namespaces.push(ns.clone());
+        self.ip(&ns, "link set lo up");
+        ns
+    }
+
+    fn ip(&self, ns: &str, args: &str) {
+        must(Command::new("ip").args(["-n", ns]).args(args.split_whitespace()));
+    }
+
+    /// Runs a command in a namespace.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        run(Command::new("ip").args(["netns", "exec", ns]).args(args))
+    }
+
+    /// Runs a shell script in a namespace.
+    pub fn sh(&self, ns: &str, script: &str) -> Output {
+        run(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", script]))
+    }
+
+    /// Connects `ns`'s interface `ifname` to switch `sw` as bridge port `port`.
+    fn wire(&self, ns: &str, ifname: &str, sw: &str, port: &str) {
+        must(Command::new("ip").args([
+            "link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", port, "netns", sw,
+        ]));
+        self.ip(sw, &format!("link set {port} master br0"));
+        self.ip(sw, &format!("link set {port} up"));
+        // Full checksums on frames the kernel hands to net_af_packet.
+        let _ = self.exec(ns, &["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+    }
+
+    fn host(&self, ns: &str, v4: &str, v6: &str, gw4: Option<&str>, gw6: Option<&str>) {
+        self.ip(ns, &format!("addr add {v4} dev eth0"));
+        self.ip(ns, &format!("addr add {v6} dev eth0 nodad"));
+        self.ip(ns, "link set eth0 up");
+        if let Some(g) = gw4 {
+            self.ip(ns, &format!("route add default via {g}"));
+        }
+        if let Some(g) = gw6 {
+            self.ip(ns, &format!("-6 route add default via {g}"));
+        }
+    }
+
+    fn build(&mut self) {
+        let xs = self.add_ns("xs");
+        let is = self.add_ns("is");
+        for sw in [&xs, &is] {
+            self.ip(sw, "link add br0 type bridge mcast_snooping 0");
+            self.ip(sw, "link set br0 up");
+            let _ = self.exec(sw, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        }
+        let lb = self.add_ns("lb");
+        let _ = self.exec(&lb, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        let _ = self.exec(&lb, &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        self.wire(&lb, "ext0", &xs, "p-lb");
+        self.wire(&lb, "int0", &is, "p-lb");
+        self.ip(&lb, "link set ext0 up");
+        self.ip(&lb, "link set int0 up");
+
+        let c = self.add_ns("c");
+        self.wire(&c, "eth0", &xs, "p-c");
+        self.host(&c, &format!("{CLIENT}/24"), &format!("{CLIENT6}/64"), None, None);
+        let net = self.add_ns("net");
+        self.wire(&net, "eth0", &xs, "p-net");
+        self.host(&net, &format!("{INTERNET}/24"), "2001:db8:1::200/64", None, None);
+        for i in 0..self.backends {
+            let b = self.add_ns(&format!("b{}", i + 1));
+            self.wire(&b, "eth0", &is, &format!("p-b{}", i + 1));
+            self.host(
+                &b,
+                &format!("{}/24", backend_addr(i)),
+                &format!("{}/64", backend_addr6(i)),
+                Some(SLUICE_INT),
+                Some(SLUICE_INT6),
+            );
+        }
+    }
+
+    /// The MAC of `ifname` in `ns`.
+    pub fn mac(&self, ns: &str, ifname: &str) -> String {
+        let out = must(Command::new("ip").args(["netns", "exec", ns, "cat"]).arg(format!("/sys/class/net/{ifname}/address")));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// conf/lab.toml with this lab's file prefix and paths, plus `extra`.
+    /// Returns (config text, file prefix).
+    pub fn config(&self, extra: &str) -> (String, String) {
+        let text = std::fs::read_to_string(crate::workspace().join("conf/lab.toml")).expect("conf/lab.toml");
+        let prefix = format!("{}-dpdk", self.id);
+        let text = text
+            .replace("--file-prefix=sluice-lab", &format!("--file-prefix={prefix}"))
+            .replace("/run/sluice/lab.sock", &self.dir.join("sluiced.sock").display().to_string())
+            .replace("/var/lib/sluice-lab", &self.dir.join("state").display().to_string());
+        assert!(text.contains(&prefix), "conf/lab.toml no longer sets --file-prefix=sluice-lab");
+        (format!("{text}\n{extra}\n"), prefix)
+    }
+
+    /// Starts sluiced in the lab's Sluice namespace on conf/lab.toml + `extra`.
+    pub fn start_sluiced(&self, extra: &str) -> Daemon {
+        let (text, prefix) = self.config(extra);
+        Daemon::start(&self.dir.join("daemon"), &text, Some(&self.lb()), &prefix, &[])
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            let _ = run(Command::new("ip").args(["netns", "del", ns]));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Deletes namespaces of labs whose test process is gone (a run that was
+/// killed cannot clean up after itself).
+fn sweep_stale() {
+    let out = run(Command::new("ip").args(["netns", "list"]));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = run(Command::new("ip").args(["netns", "del", name]));
+        }
+    }
+}
