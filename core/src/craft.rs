@@ -2,12 +2,19 @@
 //! solicitations, UDP and TCP segments. Used by tests, benchmarks, the pcap
 //! harness and traffic generators, so each of them builds packets one way.
 
-use crate::wire::{arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, EtherType, IpProtocol, MacAddr};
+use crate::wire::{
+    arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, EtherType, IpProtocol, MacAddr,
+};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn eth(buf: &mut Vec<u8>, src: MacAddr, dst: MacAddr, ethertype: EtherType) {
     buf.resize(ethernet::HEADER_LEN, 0);
-    ethernet::Repr { src, dst, ethertype }.emit(&mut ethernet::Frame::new_unchecked(&mut buf[..]));
+    ethernet::Repr {
+        src,
+        dst,
+        ethertype,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut buf[..]));
 }
 
 /// Pads to the 60-byte Ethernet minimum, as a NIC would.
@@ -30,19 +37,40 @@ pub fn arp_reply(mac: MacAddr, ip: Ipv4Addr, to_mac: MacAddr, to_ip: Ipv4Addr) -
     let mut v = Vec::new();
     eth(&mut v, mac, to_mac, EtherType::Arp);
     v.resize(ethernet::HEADER_LEN + arp::PACKET_LEN, 0);
-    arp::Repr { operation: arp::Operation::Reply, sender_hw: mac, sender_ip: ip, target_hw: to_mac, target_ip: to_ip }
-        .emit(&mut arp::Packet::new_unchecked(&mut v[ethernet::HEADER_LEN..]));
+    arp::Repr {
+        operation: arp::Operation::Reply,
+        sender_hw: mac,
+        sender_ip: ip,
+        target_hw: to_mac,
+        target_ip: to_ip,
+    }
+    .emit(&mut arp::Packet::new_unchecked(
+        &mut v[ethernet::HEADER_LEN..],
+    ));
     pad(v)
 }
 
 /// IPv4 packet with `payload` after a 20-byte header, valid checksum.
-pub fn ipv4(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
+pub fn ipv4(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: IpProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::new();
     eth(&mut v, src_mac, dst_mac, EtherType::Ipv4);
     let start = v.len();
     v.resize(start + ipv4::HEADER_LEN, 0);
     v.extend_from_slice(payload);
-    let repr = ipv4::Repr { src, dst, protocol: proto, payload_len: payload.len(), ttl: 64 };
+    let repr = ipv4::Repr {
+        src,
+        dst,
+        protocol: proto,
+        payload_len: payload.len(),
+        ttl: 64,
+    };
     repr.emit(&mut ipv4::Packet::new_unchecked(&mut v[start..]));
     pad(v)
 }
@@ -68,7 +96,13 @@ pub fn echo_request_v4(
 }
 
 /// UDP datagram with a valid checksum.
-pub fn udp_v4(src_mac: MacAddr, dst_mac: MacAddr, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), data: &[u8]) -> Vec<u8> {
+pub fn udp_v4(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    data: &[u8],
+) -> Vec<u8> {
     let mut u = vec![0u8; udp::HEADER_LEN];
     u.extend_from_slice(data);
     let ulen = u.len() as u16;
@@ -82,7 +116,15 @@ pub fn udp_v4(src_mac: MacAddr, dst_mac: MacAddr, src: (Ipv4Addr, u16), dst: (Ip
 }
 
 /// TCP segment without options or data, valid checksum.
-pub fn tcp_v4(src_mac: MacAddr, dst_mac: MacAddr, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: tcp::Flags, seq: u32, ack: u32) -> Vec<u8> {
+pub fn tcp_v4(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flags: tcp::Flags,
+    seq: u32,
+    ack: u32,
+) -> Vec<u8> {
     let mut t = vec![0u8; tcp::HEADER_LEN];
     let mut p = tcp::Packet::new_unchecked(&mut t[..]);
     p.set_src_port(src.1);
@@ -91,23 +133,49 @@ pub fn tcp_v4(src_mac: MacAddr, dst_mac: MacAddr, src: (Ipv4Addr, u16), dst: (Ip
     p.set_ack(ack);
     p.set_header_len_and_flags(tcp::HEADER_LEN, flags);
     p.set_window(64240);
-    p.fill_checksum(checksum::pseudo_header_v4(src.0, dst.0, 6, tcp::HEADER_LEN as u32));
+    p.fill_checksum(checksum::pseudo_header_v4(
+        src.0,
+        dst.0,
+        6,
+        tcp::HEADER_LEN as u32,
+    ));
     ipv4(src_mac, dst_mac, src.0, dst.0, IpProtocol::Tcp, &t)
 }
 
-fn ipv6_frame(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, icmp: &[u8]) -> Vec<u8> {
+fn ipv6_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    icmp: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::new();
     eth(&mut v, src_mac, dst_mac, EtherType::Ipv6);
     let start = v.len();
     v.resize(start + ipv6::HEADER_LEN, 0);
     v.extend_from_slice(icmp);
-    ipv6::Repr { src, dst, next_header: IpProtocol::Icmpv6, payload_len: icmp.len(), hop_limit }
-        .emit(&mut ipv6::Packet::new_unchecked(&mut v[start..]));
+    ipv6::Repr {
+        src,
+        dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.len(),
+        hop_limit,
+    }
+    .emit(&mut ipv6::Packet::new_unchecked(&mut v[start..]));
     pad(v)
 }
 
 /// ICMPv6 echo request.
-pub fn echo_request_v6(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+pub fn echo_request_v6(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    ident: u16,
+    seq: u16,
+    data: &[u8],
+) -> Vec<u8> {
     let mut icmp = vec![0u8; icmpv6::HEADER_LEN];
     icmp.extend_from_slice(data);
     icmp[0] = 128;

@@ -7,11 +7,11 @@
 
 #![deny(unsafe_code)]
 
-pub mod wire;
 pub mod config;
 pub mod craft;
 pub mod neigh;
 pub mod pipeline;
+pub mod wire;
 
 /// Largest RX/TX burst a worker handles; per-burst arrays are this long.
 pub const MAX_BURST: usize = 64;

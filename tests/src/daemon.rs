@@ -38,7 +38,13 @@ impl Daemon {
     /// Starts `sluiced --config <dir>/sluiced.toml` (written from
     /// `config_toml`) inside `netns` (or here), waiting up to 20 s for it to
     /// log "sluiced ready". `file_prefix` is the --file-prefix in the config.
-    pub fn start(dir: &Path, config_toml: &str, netns: Option<&str>, file_prefix: &str, extra: &[&str]) -> Daemon {
+    pub fn start(
+        dir: &Path,
+        config_toml: &str,
+        netns: Option<&str>,
+        file_prefix: &str,
+        extra: &[&str],
+    ) -> Daemon {
         std::fs::create_dir_all(dir).unwrap();
         let cfg = dir.join("sluiced.toml");
         std::fs::write(&cfg, config_toml).unwrap();
@@ -53,8 +59,12 @@ impl Daemon {
         };
         cmd.arg("--config").arg(&cfg).args(extra);
         cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
@@ -65,16 +75,28 @@ impl Daemon {
                 l.push('\n');
             }
         });
-        let mut d = Daemon { child: Some(child), log, file_prefix: file_prefix.into(), dir: dir.into() };
+        let mut d = Daemon {
+            child: Some(child),
+            log,
+            file_prefix: file_prefix.into(),
+            dir: dir.into(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if d.log().contains("sluiced ready") {
                 return d;
             }
             if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sluiced exited ({status}) before it was ready:\n{}", d.log());
+                panic!(
+                    "sluiced exited ({status}) before it was ready:\n{}",
+                    d.log()
+                );
             }
-            assert!(Instant::now() < deadline, "sluiced not ready after 20 s:\n{}", d.log());
+            assert!(
+                Instant::now() < deadline,
+                "sluiced not ready after 20 s:\n{}",
+                d.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -97,12 +119,20 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("sluiced did not stop within 15 s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "sluiced did not stop within 15 s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         std::thread::sleep(Duration::from_millis(50)); // let the log reader finish
         let log = self.log();
         assert!(status.success(), "sluiced exited with {status}:\n{log}");

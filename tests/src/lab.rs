@@ -63,7 +63,11 @@ pub struct Lab {
 impl Lab {
     /// A lab with `backends` backend hosts, named uniquely for this process.
     pub fn new(backends: usize) -> Lab {
-        let id = format!("{PREFIX}{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "{PREFIX}{}x{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         Self::named(&id, backends)
     }
 
@@ -74,7 +78,13 @@ impl Lab {
         sweep_stale();
         let dir = std::env::temp_dir().join(format!("sluice-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut lab = Lab { id: id.into(), namespaces: Vec::new(), backends, dir, _lock: lock };
+        let mut lab = Lab {
+            id: id.into(),
+            namespaces: Vec::new(),
+            backends,
+            dir,
+            _lock: lock,
+        };
         lab.build();
         lab
     }
@@ -110,7 +120,11 @@ impl Lab {
     }
 
     fn ip(&self, ns: &str, args: &str) {
-        must(Command::new("ip").args(["-n", ns]).args(args.split_whitespace()));
+        must(
+            Command::new("ip")
+                .args(["-n", ns])
+                .args(args.split_whitespace()),
+        );
     }
 
     /// Runs a command in a namespace.
@@ -131,7 +145,12 @@ impl Lab {
         self.ip(sw, &format!("link set {port} master br0"));
         self.ip(sw, &format!("link set {port} up"));
         // Full checksums on frames the kernel hands to net_af_packet.
-        let _ = self.exec(ns, &["ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]);
+        let _ = self.exec(
+            ns,
+            &[
+                "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+            ],
+        );
     }
 
     fn host(&self, ns: &str, v4: &str, v6: &str, gw4: Option<&str>, gw6: Option<&str>) {
@@ -156,7 +175,10 @@ impl Lab {
         }
         let lb = self.add_ns("lb");
         let _ = self.exec(&lb, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        let _ = self.exec(&lb, &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        let _ = self.exec(
+            &lb,
+            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        );
         self.wire(&lb, "ext0", &xs, "p-lb");
         self.wire(&lb, "int0", &is, "p-lb");
         self.ip(&lb, "link set ext0 up");
@@ -164,10 +186,22 @@ impl Lab {
 
         let c = self.add_ns("c");
         self.wire(&c, "eth0", &xs, "p-c");
-        self.host(&c, &format!("{CLIENT}/24"), &format!("{CLIENT6}/64"), None, None);
+        self.host(
+            &c,
+            &format!("{CLIENT}/24"),
+            &format!("{CLIENT6}/64"),
+            None,
+            None,
+        );
         let net = self.add_ns("net");
         self.wire(&net, "eth0", &xs, "p-net");
-        self.host(&net, &format!("{INTERNET}/24"), "2001:db8:1::200/64", None, None);
+        self.host(
+            &net,
+            &format!("{INTERNET}/24"),
+            "2001:db8:1::200/64",
+            None,
+            None,
+        );
         for i in 0..self.backends {
             let b = self.add_ns(&format!("b{}", i + 1));
             self.wire(&b, "eth0", &is, &format!("p-b{}", i + 1));
@@ -183,27 +217,50 @@ impl Lab {
 
     /// The MAC of `ifname` in `ns`.
     pub fn mac(&self, ns: &str, ifname: &str) -> String {
-        let out = must(Command::new("ip").args(["netns", "exec", ns, "cat"]).arg(format!("/sys/class/net/{ifname}/address")));
+        let out = must(
+            Command::new("ip")
+                .args(["netns", "exec", ns, "cat"])
+                .arg(format!("/sys/class/net/{ifname}/address")),
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// conf/lab.toml with this lab's file prefix and paths, plus `extra`.
     /// Returns (config text, file prefix).
     pub fn config(&self, extra: &str) -> (String, String) {
-        let text = std::fs::read_to_string(crate::workspace().join("conf/lab.toml")).expect("conf/lab.toml");
+        let text = std::fs::read_to_string(crate::workspace().join("conf/lab.toml"))
+            .expect("conf/lab.toml");
         let prefix = format!("{}-dpdk", self.id);
         let text = text
-            .replace("--file-prefix=sluice-lab", &format!("--file-prefix={prefix}"))
-            .replace("/run/sluice/lab.sock", &self.dir.join("sluiced.sock").display().to_string())
-            .replace("/var/lib/sluice-lab", &self.dir.join("state").display().to_string());
-        assert!(text.contains(&prefix), "conf/lab.toml no longer sets --file-prefix=sluice-lab");
+            .replace(
+                "--file-prefix=sluice-lab",
+                &format!("--file-prefix={prefix}"),
+            )
+            .replace(
+                "/run/sluice/lab.sock",
+                &self.dir.join("sluiced.sock").display().to_string(),
+            )
+            .replace(
+                "/var/lib/sluice-lab",
+                &self.dir.join("state").display().to_string(),
+            );
+        assert!(
+            text.contains(&prefix),
+            "conf/lab.toml no longer sets --file-prefix=sluice-lab"
+        );
         (format!("{text}\n{extra}\n"), prefix)
     }
 
     /// Starts sluiced in the lab's Sluice namespace on conf/lab.toml + `extra`.
     pub fn start_sluiced(&self, extra: &str) -> Daemon {
         let (text, prefix) = self.config(extra);
-        Daemon::start(&self.dir.join("daemon"), &text, Some(&self.lb()), &prefix, &[])
+        Daemon::start(
+            &self.dir.join("daemon"),
+            &text,
+            Some(&self.lb()),
+            &prefix,
+            &[],
+        )
     }
 }
 
@@ -222,9 +279,13 @@ fn sweep_stale() {
     let out = run(Command::new("ip").args(["netns", "list"]));
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
         let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
             let _ = run(Command::new("ip").args(["netns", "del", name]));
         }

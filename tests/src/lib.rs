@@ -28,18 +28,26 @@ pub fn sluiced_path() -> PathBuf {
         dir.pop();
     }
     let p = dir.join("sluiced");
-    assert!(p.exists(), "{} is missing: build it first (`cargo build --bins`, or `make test`)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (`cargo build --bins`, or `make test`)",
+        p.display()
+    );
     p
 }
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
 }
 
 /// Runs a command, returning its output; panics if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command that must succeed.
@@ -57,9 +65,17 @@ pub fn must(cmd: &mut Command) -> Output {
 /// Fails with one clear line when the machine lacks what labs need.
 pub fn require_lab_tools() {
     let root = run(Command::new("id").arg("-u"));
-    assert_eq!(String::from_utf8_lossy(&root.stdout).trim(), "0", "lab tests need root (network namespaces)");
+    assert_eq!(
+        String::from_utf8_lossy(&root.stdout).trim(),
+        "0",
+        "lab tests need root (network namespaces)"
+    );
     for tool in ["ip", "ethtool", "ping", "arping", "tcpdump"] {
-        let found = run(Command::new("sh").arg("-c").arg(format!("command -v {tool}"))).status.success();
+        let found = run(Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}")))
+        .status
+        .success();
         assert!(found, "`{tool}` is missing: run `make test` (it installs the lab packages) or scripts/deps.sh");
     }
 }

@@ -10,7 +10,11 @@ fn ok(out: &std::process::Output) -> bool {
 }
 
 fn show(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -24,28 +28,53 @@ fn client_and_backend_get_arp_and_ping_answers() {
     assert!(ok(&out), "client ping {SLUICE_EXT}: {}", show(&out));
     let out = lab.exec(&c, &["ping", "-c", "2", "-i", "0.2", "-W", "2", FRONTEND]);
     assert!(ok(&out), "client ping frontend {FRONTEND}: {}", show(&out));
-    let out = lab.exec(&c, &["arping", "-c", "2", "-w", "2000000", "-i", "eth0", SLUICE_EXT]);
+    let out = lab.exec(
+        &c,
+        &[
+            "arping", "-c", "2", "-w", "2000000", "-i", "eth0", SLUICE_EXT,
+        ],
+    );
     assert!(ok(&out), "client arping: {}", show(&out));
-    let out = lab.exec(&c, &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_EXT6]);
+    let out = lab.exec(
+        &c,
+        &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_EXT6],
+    );
     assert!(ok(&out), "client ping6: {}", show(&out));
 
     let out = lab.exec(&b, &["ping", "-c", "3", "-i", "0.2", "-W", "2", SLUICE_INT]);
     assert!(ok(&out), "backend ping {SLUICE_INT}: {}", show(&out));
-    let out = lab.exec(&b, &["arping", "-c", "2", "-w", "2000000", "-i", "eth0", SLUICE_INT]);
+    let out = lab.exec(
+        &b,
+        &[
+            "arping", "-c", "2", "-w", "2000000", "-i", "eth0", SLUICE_INT,
+        ],
+    );
     assert!(ok(&out), "backend arping: {}", show(&out));
-    let out = lab.exec(&b, &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_INT6]);
+    let out = lab.exec(
+        &b,
+        &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_INT6],
+    );
     assert!(ok(&out), "backend ping6: {}", show(&out));
 
     // The answers came from the DPDK port's MAC.
     let ext_mac = lab.mac(&lab.lb(), "ext0");
     let neigh = lab.exec(&c, &["ip", "neigh", "show", SLUICE_EXT]);
-    assert!(show(&neigh).contains(&ext_mac), "client's ARP entry {} should be {ext_mac}", show(&neigh));
+    assert!(
+        show(&neigh).contains(&ext_mac),
+        "client's ARP entry {} should be {ext_mac}",
+        show(&neigh)
+    );
 
     let r = d.stop();
     assert!(r.get("echo_replies") >= 5 + 4, "{:?}", r.counters);
     assert!(r.get("arp_replies") >= 4, "{:?}", r.counters);
     assert!(r.get("nd_adverts") >= 2, "{:?}", r.counters);
-    assert_eq!(r.get("rx"), r.get("to_tx") + r.get("held") + r.get("consumed") + r.get("drop.total") - r.get("drop.tx_full") - r.get("drop.slowpath_full"));
+    assert_eq!(
+        r.get("rx"),
+        r.get("to_tx") + r.get("held") + r.get("consumed") + r.get("drop.total")
+            - r.get("drop.tx_full")
+            - r.get("drop.slowpath_full")
+    );
 }
 
 #[test]
@@ -54,13 +83,39 @@ fn address_sluice_does_not_own_is_not_answered_and_counted() {
     let d = lab.start_sluiced("");
     let c = lab.client();
     // Nobody answers ARP for .77...
-    let out = lab.exec(&c, &["arping", "-c", "2", "-w", "1000000", "-i", "eth0", "203.0.113.77"]);
-    assert!(!ok(&out), "arping to an unowned address was answered: {}", show(&out));
+    let out = lab.exec(
+        &c,
+        &[
+            "arping",
+            "-c",
+            "2",
+            "-w",
+            "1000000",
+            "-i",
+            "eth0",
+            "203.0.113.77",
+        ],
+    );
+    assert!(
+        !ok(&out),
+        "arping to an unowned address was answered: {}",
+        show(&out)
+    );
     // ...and an echo sent straight to Sluice's MAC is dropped, not answered.
     let mac = lab.mac(&lab.lb(), "ext0");
-    lab.sh(&c, &format!("ip neigh replace 203.0.113.77 lladdr {mac} dev eth0 nud permanent"));
-    let out = lab.exec(&c, &["ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.77"]);
-    assert!(!ok(&out), "ping to an unowned address was answered: {}", show(&out));
+    lab.sh(
+        &c,
+        &format!("ip neigh replace 203.0.113.77 lladdr {mac} dev eth0 nud permanent"),
+    );
+    let out = lab.exec(
+        &c,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.77"],
+    );
+    assert!(
+        !ok(&out),
+        "ping to an unowned address was answered: {}",
+        show(&out)
+    );
     let r = d.stop();
     assert!(r.get("drop.arp_not_ours") >= 2, "{:?}", r.counters);
     assert!(r.get("drop.no_rule") >= 3, "{:?}", r.counters);
@@ -75,13 +130,20 @@ fn sluice_resolves_a_neighbour_it_has_not_heard_from() {
     // The backend knows Sluice's MAC already, so Sluice never sees its ARP
     // request: to answer the ping, Sluice must resolve the backend itself.
     let mac = lab.mac(&lab.lb(), "int0");
-    lab.sh(&b, &format!("ip neigh replace {SLUICE_INT} lladdr {mac} dev eth0 nud permanent"));
+    lab.sh(
+        &b,
+        &format!("ip neigh replace {SLUICE_INT} lladdr {mac} dev eth0 nud permanent"),
+    );
     let out = lab.exec(&b, &["ping", "-c", "3", "-i", "0.3", "-W", "2", SLUICE_INT]);
     assert!(ok(&out), "ping needing resolution: {}", show(&out));
     let r = d.stop();
     assert!(r.get("neigh.requests") >= 1, "{:?}", r.counters);
     assert!(r.get("neigh.resolved") >= 1, "{:?}", r.counters);
-    assert!(r.get("neigh.released") >= 1, "the held reply went out: {:?}", r.counters);
+    assert!(
+        r.get("neigh.released") >= 1,
+        "the held reply went out: {:?}",
+        r.counters
+    );
     assert!(r.get("held") >= 1);
 }
 
@@ -91,10 +153,27 @@ fn external_arp_claiming_an_internal_address_is_ignored() {
     let d = lab.start_sluiced("");
     let c = lab.client();
     // An ARP request from outside whose sender claims backend 10.0.0.11.
-    let out = lab.exec(&c, &["arping", "-c", "2", "-w", "1000000", "-i", "eth0", "-S", &backend_addr(0), SLUICE_EXT]);
+    let out = lab.exec(
+        &c,
+        &[
+            "arping",
+            "-c",
+            "2",
+            "-w",
+            "1000000",
+            "-i",
+            "eth0",
+            "-S",
+            &backend_addr(0),
+            SLUICE_EXT,
+        ],
+    );
     assert!(!ok(&out), "spoofed ARP was answered: {}", show(&out));
     // The real backend still reaches Sluice.
-    let out = lab.exec(&lab.backend(0), &["ping", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_INT]);
+    let out = lab.exec(
+        &lab.backend(0),
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_INT],
+    );
     assert!(ok(&out), "{}", show(&out));
     let r = d.stop();
     assert!(r.get("drop.neigh_spoof") >= 2, "{:?}", r.counters);

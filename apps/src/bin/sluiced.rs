@@ -18,10 +18,19 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 #[derive(Parser, Debug)]
-#[command(name = "sluiced", version, about = "Sluice: a DPDK layer-4 load balancer and NAT gateway")]
+#[command(
+    name = "sluiced",
+    version,
+    about = "Sluice: a DPDK layer-4 load balancer and NAT gateway"
+)]
 struct Args {
     /// Run the daemon with this config file.
-    #[arg(long, value_name = "FILE", conflicts_with = "check_config", required_unless_present = "check_config")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "check_config",
+        required_unless_present = "check_config"
+    )]
     config: Option<PathBuf>,
     /// Validate FILE, print every error (object, field, reason) and exit.
     #[arg(long, value_name = "FILE")]
@@ -37,14 +46,21 @@ fn main() -> ExitCode {
     if let Some(path) = &args.check_config {
         return check_config(path);
     }
-    let path = args.config.clone().expect("clap requires --config without --check-config");
+    let path = args
+        .config
+        .clone()
+        .expect("clap requires --config without --check-config");
     let cfg = match Config::load(&path) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
                 eprintln!("error: {e}");
             }
-            eprintln!("sluiced: {} error(s) in {}; not starting", errs.0.len(), path.display());
+            eprintln!(
+                "sluiced: {} error(s) in {}; not starting",
+                errs.0.len(),
+                path.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -85,12 +101,18 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run(cfg: Config, args: &Args) -> Result<()> {
     if args.timer_scale > 1 {
-        warn!(scale = args.timer_scale, "--timer-scale divides every protocol timer: for labs and tests only");
+        warn!(
+            scale = args.timer_scale,
+            "--timer-scale divides every protocol timer: for labs and tests only"
+        );
     }
     let eal = Eal::init(&cfg.dpdk.eal_args).context("starting DPDK")?;
     info!(version = %eal.version(), "EAL up");
@@ -100,7 +122,9 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             bail!("[dpdk] workers: lcore {w} is not a worker lcore of eal_args' core list (main lcore is {main})");
         }
     }
-    let pool = Arc::new(Mempool::new("sluice_mbufs", cfg.dpdk.mbufs, -1).context("creating the mbuf pool")?);
+    let pool = Arc::new(
+        Mempool::new("sluice_mbufs", cfg.dpdk.mbufs, -1).context("creating the mbuf pool")?,
+    );
     let nworkers = cfg.dpdk.workers.len() as u16;
     let mut ports = Vec::new();
     for p in &cfg.ports {
@@ -129,7 +153,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         }
     }
     for (w, &lcore) in workers.into_iter().zip(&cfg.dpdk.workers) {
-        let queues: Vec<String> = w.rx.iter().map(|(p, _)| cfg.ports[usize::from(*p)].name.clone()).collect();
+        let queues: Vec<String> =
+            w.rx.iter()
+                .map(|(p, _)| cfg.ports[usize::from(*p)].name.clone())
+                .collect();
         info!(worker = w.index, lcore, rx = ?queues, "launching worker");
         let s = shared.clone();
         dpdk::launch(lcore, move || w.run(s))?;

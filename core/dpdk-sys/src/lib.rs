@@ -4,7 +4,12 @@
 //! This crate and `sluice_core::dpdk` are the only places with `unsafe`.
 //! Nothing here is safe to call directly: use `sluice_core::dpdk`.
 
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, missing_docs)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    missing_docs
+)]
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

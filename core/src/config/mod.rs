@@ -8,8 +8,8 @@
 
 mod duration;
 pub mod raw;
-mod types;
 mod rules;
+mod types;
 mod validate;
 
 pub use duration::parse_duration;
@@ -31,13 +31,21 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(object: impl Into<String>, field: &str, reason: impl Into<String>) -> Self {
-        ConfigError { object: object.into(), field: field.into(), reason: reason.into() }
+        ConfigError {
+            object: object.into(),
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: field `{}`: {}", self.object, self.field, self.reason)
+        write!(
+            f,
+            "{}: field `{}`: {}",
+            self.object, self.field, self.reason
+        )
     }
 }
 

@@ -7,7 +7,11 @@ use super::validate::{duration, in_range, lookup, port_number, prefix, unique_na
 use std::collections::HashSet;
 use std::time::Duration;
 
-const PROTOCOLS: &[(&str, Protocol)] = &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp), ("all", Protocol::All)];
+const PROTOCOLS: &[(&str, Protocol)] = &[
+    ("tcp", Protocol::Tcp),
+    ("udp", Protocol::Udp),
+    ("all", Protocol::All),
+];
 
 fn names<T>(v: &[T], f: impl Fn(&T) -> &str) -> Vec<&str> {
     v.iter().map(f).collect()
@@ -33,7 +37,10 @@ pub(super) fn check_lb_rules(
         let frontend_port = port_number(ctx, &obj, "frontend_port", r.frontend_port, true);
         let backend_port = port_number(ctx, &obj, "backend_port", r.backend_port, true);
         let pool = lookup(ctx, &obj, "pool", "pool", &pnames, &r.pool);
-        let probe = r.probe.as_deref().and_then(|p| lookup(ctx, &obj, "probe", "probe", &prnames, p));
+        let probe = r
+            .probe
+            .as_deref()
+            .and_then(|p| lookup(ctx, &obj, "probe", "probe", &prnames, p));
         let distribution = word(
             ctx,
             &obj,
@@ -46,13 +53,24 @@ pub(super) fn check_lb_rules(
             ],
         );
         let m = |n: u64| Duration::from_secs(60 * n);
-        let idle_timeout = duration(ctx, &obj, "idle_timeout", r.idle_timeout.as_deref(), m(4), m(4), m(100));
+        let idle_timeout = duration(
+            ctx,
+            &obj,
+            "idle_timeout",
+            r.idle_timeout.as_deref(),
+            m(4),
+            m(4),
+            m(100),
+        );
         let all_down = word(
             ctx,
             &obj,
             "all_down",
             r.all_down.as_deref().unwrap_or("no_new_flows"),
-            &[("no_new_flows", AllDown::NoNewFlows), ("all_up", AllDown::AllUp)],
+            &[
+                ("no_new_flows", AllDown::NoNewFlows),
+                ("all_up", AllDown::AllUp),
+            ],
         );
         let (Some(frontend), Some(protocol), Some(pool), Some(distribution), Some(all_down)) =
             (frontend, protocol, pool, distribution, all_down)
@@ -62,11 +80,23 @@ pub(super) fn check_lb_rules(
         let ha = frontend_port == 0 || backend_port == 0;
         if ha {
             if protocol != Protocol::All || frontend_port != 0 || backend_port != 0 {
-                ctx.err(&obj, "frontend_port", "port 0 (HA ports) needs protocol \"all\" and both ports 0");
+                ctx.err(
+                    &obj,
+                    "frontend_port",
+                    "port 0 (HA ports) needs protocol \"all\" and both ports 0",
+                );
             } else if frontends[frontend].kind != FrontendKind::Internal {
-                ctx.err(&obj, "frontend", "HA ports (protocol all, port 0) are only for internal frontends");
+                ctx.err(
+                    &obj,
+                    "frontend",
+                    "HA ports (protocol all, port 0) are only for internal frontends",
+                );
             } else if !ha_frontends.insert(frontend) {
-                ctx.err(&obj, "frontend", "this frontend already has an HA-ports rule");
+                ctx.err(
+                    &obj,
+                    "frontend",
+                    "this frontend already has an HA-ports rule",
+                );
             }
         }
         out.push(LbRule {
@@ -95,7 +125,10 @@ fn find_member(pools: &[Pool], want: &str) -> Vec<MemberRef> {
     for (pi, p) in pools.iter().enumerate() {
         for (mi, m) in p.members.iter().enumerate() {
             if m.name.as_deref() == Some(want) || Some(m.address) == addr {
-                found.push(MemberRef { pool: pi, member: mi });
+                found.push(MemberRef {
+                    pool: pi,
+                    member: mi,
+                });
             }
         }
     }
@@ -121,16 +154,34 @@ pub(super) fn check_nat_rules(
         let member = match found.as_slice() {
             [one] => Some(*one),
             [] => {
-                ctx.err(&obj, "member", format!("no pool member is named or addressed \"{}\"", r.member));
+                ctx.err(
+                    &obj,
+                    "member",
+                    format!("no pool member is named or addressed \"{}\"", r.member),
+                );
                 None
             }
             _ => {
-                ctx.err(&obj, "member", format!("\"{}\" matches members of several pools; use a unique name", r.member));
+                ctx.err(
+                    &obj,
+                    "member",
+                    format!(
+                        "\"{}\" matches members of several pools; use a unique name",
+                        r.member
+                    ),
+                );
                 None
             }
         };
         if let (Some(frontend), Some(protocol), Some(member)) = (frontend, protocol, member) {
-            out.push(NatRule { name: r.name, frontend, protocol, frontend_port, member, backend_port });
+            out.push(NatRule {
+                name: r.name,
+                frontend,
+                protocol,
+                frontend_port,
+                member,
+                backend_port,
+            });
         }
     }
     out
@@ -150,10 +201,20 @@ pub(super) fn check_nat_pool_rules(
         unique_name(ctx, &mut seen, &obj, &r.name);
         let frontend = lookup(ctx, &obj, "frontend", "frontend", &fnames, &r.frontend);
         let protocol = word(ctx, &obj, "protocol", &r.protocol, PROTOCOLS);
-        let start = port_number(ctx, &obj, "frontend_port_start", r.frontend_port_start, false);
+        let start = port_number(
+            ctx,
+            &obj,
+            "frontend_port_start",
+            r.frontend_port_start,
+            false,
+        );
         let max = in_range(ctx, &obj, "max_members", r.max_members, 1, 1000).unwrap_or(1) as u16;
         if start != 0 && u32::from(start) + u32::from(max) - 1 > 65535 {
-            ctx.err(&obj, "max_members", format!("{start} + {max} ports run past 65535"));
+            ctx.err(
+                &obj,
+                "max_members",
+                format!("{start} + {max} ports run past 65535"),
+            );
         }
         let backend_port = port_number(ctx, &obj, "backend_port", r.backend_port, false);
         let pool = lookup(ctx, &obj, "pool", "pool", &pnames, &r.pool);
@@ -162,7 +223,11 @@ pub(super) fn check_nat_pool_rules(
                 ctx.err(
                     &obj,
                     "max_members",
-                    format!("pool \"{}\" has {} members but the range holds {max}", pools[p].name, pools[p].members.len()),
+                    format!(
+                        "pool \"{}\" has {} members but the range holds {max}",
+                        pools[p].name,
+                        pools[p].members.len()
+                    ),
                 );
             }
         }
@@ -200,9 +265,17 @@ pub(super) fn check_outbound_rules(
         for f in &r.frontends {
             if let Some(i) = lookup(ctx, &obj, "frontends", "frontend", &fnames, f) {
                 if frontends[i].kind != FrontendKind::Public {
-                    ctx.err(&obj, "frontends", format!("frontend \"{f}\" is internal; SNAT needs public frontends"));
+                    ctx.err(
+                        &obj,
+                        "frontends",
+                        format!("frontend \"{f}\" is internal; SNAT needs public frontends"),
+                    );
                 } else if fs.contains(&i) {
-                    ctx.err(&obj, "frontends", format!("frontend \"{f}\" is listed twice"));
+                    ctx.err(
+                        &obj,
+                        "frontends",
+                        format!("frontend \"{f}\" is listed twice"),
+                    );
                 }
                 fs.push(i);
             }
@@ -213,23 +286,53 @@ pub(super) fn check_outbound_rules(
             None => PortsPerMember::Auto,
             Some(raw::PortsPerMember::Word(w)) if w == "auto" => PortsPerMember::Auto,
             Some(raw::PortsPerMember::Word(w)) => {
-                ctx.err(&obj, "ports_per_member", format!("\"{w}\" is neither a number nor \"auto\""));
+                ctx.err(
+                    &obj,
+                    "ports_per_member",
+                    format!("\"{w}\" is neither a number nor \"auto\""),
+                );
                 PortsPerMember::Auto
             }
-            Some(raw::PortsPerMember::Count(n)) => match in_range(ctx, &obj, "ports_per_member", *n, 8, 64000) {
-                Some(n) if n % 8 != 0 => {
-                    ctx.err(&obj, "ports_per_member", format!("{n} is not a multiple of 8"));
-                    PortsPerMember::Auto
+            Some(raw::PortsPerMember::Count(n)) => {
+                match in_range(ctx, &obj, "ports_per_member", *n, 8, 64000) {
+                    Some(n) if n % 8 != 0 => {
+                        ctx.err(
+                            &obj,
+                            "ports_per_member",
+                            format!("{n} is not a multiple of 8"),
+                        );
+                        PortsPerMember::Auto
+                    }
+                    Some(n) => PortsPerMember::Fixed(n as u32),
+                    None => PortsPerMember::Auto,
                 }
-                Some(n) => PortsPerMember::Fixed(n as u32),
-                None => PortsPerMember::Auto,
-            },
+            }
         };
         let m = |n: u64| Duration::from_secs(60 * n);
-        let idle_timeout = duration(ctx, &obj, "idle_timeout", r.idle_timeout.as_deref(), m(4), m(4), m(120));
-        let (Some(pool), Some(protocol)) = (pool, protocol) else { continue };
-        if let Some(other) = out.iter().find(|o| o.pool == pool && o.protocol.overlaps(protocol)) {
-            ctx.err(&obj, "pool", format!("outbound_rule \"{}\" already covers this pool and protocol", other.name));
+        let idle_timeout = duration(
+            ctx,
+            &obj,
+            "idle_timeout",
+            r.idle_timeout.as_deref(),
+            m(4),
+            m(4),
+            m(120),
+        );
+        let (Some(pool), Some(protocol)) = (pool, protocol) else {
+            continue;
+        };
+        if let Some(other) = out
+            .iter()
+            .find(|o| o.pool == pool && o.protocol.overlaps(protocol))
+        {
+            ctx.err(
+                &obj,
+                "pool",
+                format!(
+                    "outbound_rule \"{}\" already covers this pool and protocol",
+                    other.name
+                ),
+            );
         }
         out.push(OutboundRule {
             name: r.name,
@@ -244,26 +347,43 @@ pub(super) fn check_outbound_rules(
     out
 }
 
-pub(super) fn check_security_rules(ctx: &mut Ctx, raw: Vec<(String, raw::SecurityRule)>) -> Vec<SecurityRule> {
+pub(super) fn check_security_rules(
+    ctx: &mut Ctx,
+    raw: Vec<(String, raw::SecurityRule)>,
+) -> Vec<SecurityRule> {
     let mut seen = HashSet::new();
     let mut priorities = HashSet::new();
     let mut out = Vec::new();
     for (obj, r) in raw {
         unique_name(ctx, &mut seen, &obj, &r.name);
-        let priority = in_range(ctx, &obj, "priority", r.priority, 100, 4096).unwrap_or(4096) as u16;
+        let priority =
+            in_range(ctx, &obj, "priority", r.priority, 100, 4096).unwrap_or(4096) as u16;
         let direction = word(
             ctx,
             &obj,
             "direction",
             &r.direction,
-            &[("inbound", Direction::Inbound), ("outbound", Direction::Outbound)],
+            &[
+                ("inbound", Direction::Inbound),
+                ("outbound", Direction::Outbound),
+            ],
         );
         if let Some(d) = direction {
             if !priorities.insert((d, priority)) {
-                ctx.err(&obj, "priority", format!("another {d:?} rule already has priority {priority}"));
+                ctx.err(
+                    &obj,
+                    "priority",
+                    format!("another {d:?} rule already has priority {priority}"),
+                );
             }
         }
-        let action = word(ctx, &obj, "action", &r.action, &[("allow", Action::Allow), ("deny", Action::Deny)]);
+        let action = word(
+            ctx,
+            &obj,
+            "action",
+            &r.action,
+            &[("allow", Action::Allow), ("deny", Action::Deny)],
+        );
         let source = prefix(ctx, &obj, "source", &r.source);
         let destination = prefix(ctx, &obj, "destination", &r.destination);
         let protocol = word(
@@ -278,7 +398,8 @@ pub(super) fn check_security_rules(ctx: &mut Ctx, raw: Vec<(String, raw::Securit
                 ("any", SecurityProtocol::Any),
             ],
         );
-        let destination_ports = port_range(ctx, &obj, r.destination_ports.as_deref().unwrap_or("*"));
+        let destination_ports =
+            port_range(ctx, &obj, r.destination_ports.as_deref().unwrap_or("*"));
         if let (Some(direction), Some(action), Some(protocol)) = (direction, action, protocol) {
             out.push(SecurityRule {
                 name: r.name,
@@ -302,12 +423,20 @@ fn port_range(ctx: &mut Ctx, obj: &str, s: &str) -> (u16, u16) {
     }
     let parsed = match s.split_once('-') {
         None => s.trim().parse::<u16>().ok().map(|p| (p, p)),
-        Some((a, b)) => a.trim().parse::<u16>().ok().zip(b.trim().parse::<u16>().ok()),
+        Some((a, b)) => a
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .zip(b.trim().parse::<u16>().ok()),
     };
     match parsed {
         Some((a, b)) if a <= b => (a, b),
         _ => {
-            ctx.err(obj, "destination_ports", format!("\"{s}\" is not \"80\", \"8000-8100\" or \"*\""));
+            ctx.err(
+                obj,
+                "destination_ports",
+                format!("\"{s}\" is not \"80\", \"8000-8100\" or \"*\""),
+            );
             (0, 65535)
         }
     }
@@ -324,14 +453,35 @@ pub(super) fn check_port_collisions(
     // (frontend, protocol, first port, last port, object)
     let mut claims: Vec<(usize, Protocol, u16, u16, String, &str)> = Vec::new();
     for r in lb.iter().filter(|r| !r.is_ha_ports()) {
-        claims.push((r.frontend, r.protocol, r.frontend_port, r.frontend_port, format!("lb_rule \"{}\"", r.name), "frontend_port"));
+        claims.push((
+            r.frontend,
+            r.protocol,
+            r.frontend_port,
+            r.frontend_port,
+            format!("lb_rule \"{}\"", r.name),
+            "frontend_port",
+        ));
     }
     for r in nat {
-        claims.push((r.frontend, r.protocol, r.frontend_port, r.frontend_port, format!("nat_rule \"{}\"", r.name), "frontend_port"));
+        claims.push((
+            r.frontend,
+            r.protocol,
+            r.frontend_port,
+            r.frontend_port,
+            format!("nat_rule \"{}\"", r.name),
+            "frontend_port",
+        ));
     }
     for r in nat_pool {
         let last = r.frontend_port_start.saturating_add(r.max_members - 1);
-        claims.push((r.frontend, r.protocol, r.frontend_port_start, last, format!("nat_pool_rule \"{}\"", r.name), "frontend_port_start"));
+        claims.push((
+            r.frontend,
+            r.protocol,
+            r.frontend_port_start,
+            last,
+            format!("nat_pool_rule \"{}\"", r.name),
+            "frontend_port_start",
+        ));
     }
     for (i, a) in claims.iter().enumerate() {
         if let Some(b) = claims[..i]
@@ -341,7 +491,10 @@ pub(super) fn check_port_collisions(
             ctx.err(
                 &a.4,
                 a.5,
-                format!("ports {}-{} on frontend \"{}\" collide with {}", a.2, a.3, frontends[a.0].name, b.4),
+                format!(
+                    "ports {}-{} on frontend \"{}\" collide with {}",
+                    a.2, a.3, frontends[a.0].name, b.4
+                ),
             );
         }
     }

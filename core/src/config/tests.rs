@@ -20,7 +20,9 @@ addresses = ["10.0.0.1/24"]
 "#;
 
 fn errors(extra: &str) -> Vec<ConfigError> {
-    Config::from_toml_str(&format!("{MINIMAL}\n{extra}")).expect_err("config should be rejected").0
+    Config::from_toml_str(&format!("{MINIMAL}\n{extra}"))
+        .expect_err("config should be rejected")
+        .0
 }
 
 fn has(errs: &[ConfigError], object: &str, field: &str) -> bool {
@@ -59,10 +61,21 @@ fn reference_config_resolves_references() {
     let ha = c.lb_rules.iter().find(|r| r.name == "ha").unwrap();
     assert!(ha.is_ha_ports());
     assert_eq!(c.frontends[ha.frontend].kind, FrontendKind::Internal);
-    assert_eq!(c.frontends[ha.frontend].port, 1, "internal frontend lives on the internal port");
+    assert_eq!(
+        c.frontends[ha.frontend].port, 1,
+        "internal frontend lives on the internal port"
+    );
     let nat = &c.nat_rules[0];
-    assert_eq!(c.pools[nat.member.pool].members[nat.member.member].name.as_deref(), Some("vm1"));
-    assert_eq!(c.outbound_rules[0].ports_per_member, PortsPerMember::Fixed(10000));
+    assert_eq!(
+        c.pools[nat.member.pool].members[nat.member.member]
+            .name
+            .as_deref(),
+        Some("vm1")
+    );
+    assert_eq!(
+        c.outbound_rules[0].ports_per_member,
+        PortsPerMember::Fixed(10000)
+    );
     assert_eq!(c.pools[0].members[1].admin_state, AdminState::Down);
     assert_eq!(c.probes[0].timeout, std::time::Duration::from_secs(5));
     assert_eq!(c.security_rules[1].destination_ports, (50000, 51100));
@@ -70,7 +83,9 @@ fn reference_config_resolves_references() {
     assert!(owned.contains(&"203.0.113.1".parse().unwrap()));
     assert!(owned.contains(&"203.0.113.10".parse().unwrap()));
     assert!(!owned.contains(&"10.0.0.100".parse().unwrap()));
-    assert!(c.owned_addresses(1).contains(&"10.0.0.100".parse().unwrap()));
+    assert!(c
+        .owned_addresses(1)
+        .contains(&"10.0.0.100".parse().unwrap()));
 }
 
 #[test]
@@ -204,7 +219,10 @@ pool = "p"
     assert!(has(&e, "lb_rule \"ha-public\"", "frontend"), "{e:#?}");
     assert!(has(&e, "lb_rule \"ha2\"", "frontend"), "{e:#?}");
     assert!(has(&e, "nat_rule \"clash\"", "frontend_port"), "{e:#?}");
-    assert!(has(&e, "nat_pool_rule \"range\"", "frontend_port_start"), "{e:#?}");
+    assert!(
+        has(&e, "nat_pool_rule \"range\"", "frontend_port_start"),
+        "{e:#?}"
+    );
     assert!(!has(&e, "lb_rule \"ha1\"", "frontend"), "{e:#?}");
 }
 
@@ -224,7 +242,10 @@ mtu = 100
     assert!(has(&e, "port \"ext\"", "name"), "{e:#?}");
     assert!(has(&e, "port \"ext\"", "device"), "{e:#?}");
     assert!(has(&e, "port \"ext\"", "role"), "{e:#?}");
-    assert!(e.iter().filter(|x| x.field == "addresses").count() == 2, "{e:#?}");
+    assert!(
+        e.iter().filter(|x| x.field == "addresses").count() == 2,
+        "{e:#?}"
+    );
     assert!(has(&e, "port \"ext\"", "gateway"), "{e:#?}");
     assert!(has(&e, "port \"ext\"", "mtu"), "{e:#?}");
 }
@@ -238,6 +259,8 @@ fn syntax_error_is_one_error() {
 
 #[test]
 fn missing_dpdk_section() {
-    let e = Config::from_toml_str("[[port]]\nname=\"a\"\ndevice=0\nrole=\"both\"").unwrap_err().0;
+    let e = Config::from_toml_str("[[port]]\nname=\"a\"\ndevice=0\nrole=\"both\"")
+        .unwrap_err()
+        .0;
     assert!(has(&e, "[dpdk]", "eal_args"), "{e:#?}");
 }

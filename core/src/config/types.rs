@@ -403,8 +403,17 @@ impl Config {
     /// Addresses Sluice answers ARP/ND and echo for on port `port`: the port's
     /// own addresses and the frontends that live on it.
     pub fn owned_addresses(&self, port: usize) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.ports[port].addresses.iter().map(|n| n.addr()).collect();
-        v.extend(self.frontends.iter().filter(|f| f.port == port).map(|f| f.address));
+        let mut v: Vec<IpAddr> = self.ports[port]
+            .addresses
+            .iter()
+            .map(|n| n.addr())
+            .collect();
+        v.extend(
+            self.frontends
+                .iter()
+                .filter(|f| f.port == port)
+                .map(|f| f.address),
+        );
         v
     }
 }

@@ -44,7 +44,9 @@ impl Eal {
     /// DPDK's version string.
     pub fn version(&self) -> String {
         // SAFETY: rte_version returns a static NUL-terminated string.
-        unsafe { std::ffi::CStr::from_ptr(sys::shim_rte_version()) }.to_string_lossy().into_owned()
+        unsafe { std::ffi::CStr::from_ptr(sys::shim_rte_version()) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// Releases EAL resources (hugepage files, runtime directory). Ports and
@@ -64,6 +66,9 @@ mod tests {
         let v = eal_argv("sluiced", &["-l".into(), "0-1".into(), "--no-huge".into()]).unwrap();
         let s: Vec<&str> = v.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(s, ["sluiced", "-l", "0-1", "--no-huge"]);
-        assert!(matches!(eal_argv("x", &["a\0b".into()]), Err(DpdkError::BadArgument(_))));
+        assert!(matches!(
+            eal_argv("x", &["a\0b".into()]),
+            Err(DpdkError::BadArgument(_))
+        ));
     }
 }

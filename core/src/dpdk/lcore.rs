@@ -48,7 +48,10 @@ pub fn launch(lcore: u32, f: impl FnOnce() -> i32 + Send + 'static) -> Result<()
     if rc != 0 {
         // SAFETY: the launch failed, so the trampoline never ran: reclaim.
         drop(unsafe { Box::from_raw(arg as *mut Job) });
-        return Err(DpdkError::Launch { lcore, reason: strerror(rc) });
+        return Err(DpdkError::Launch {
+            lcore,
+            reason: strerror(rc),
+        });
     }
     Ok(())
 }

@@ -50,7 +50,10 @@ impl Mbuf {
         // SAFETY: buf_addr + data_off .. + data_len lies inside the buffer DPDK
         // gave us, and we own it; the borrow ties it to `self`.
         unsafe {
-            std::slice::from_raw_parts((m.buf_addr as *const u8).add(usize::from(m.data_off)), usize::from(m.data_len))
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
         }
     }
 
@@ -59,17 +62,24 @@ impl Mbuf {
     #[inline]
     pub fn room_and_len_mut(&mut self) -> (&mut [u8], usize) {
         let m = self.m();
-        let (off, len, cap) = (usize::from(m.data_off), usize::from(m.data_len), usize::from(m.buf_len));
+        let (off, len, cap) = (
+            usize::from(m.data_off),
+            usize::from(m.data_len),
+            usize::from(m.buf_len),
+        );
         let base = m.buf_addr as *mut u8;
         // SAFETY: [data_off, buf_len) is inside the buffer; we own the mbuf
         // and hand out one mutable borrow tied to `&mut self`.
-        let room = unsafe { std::slice::from_raw_parts_mut(base.add(off), cap.saturating_sub(off)) };
+        let room =
+            unsafe { std::slice::from_raw_parts_mut(base.add(off), cap.saturating_sub(off)) };
         (room, len)
     }
 
     /// Sets the frame length (single segment); false if it does not fit.
     pub fn set_len(&mut self, len: usize) -> bool {
-        let Ok(len) = u16::try_from(len) else { return false };
+        let Ok(len) = u16::try_from(len) else {
+            return false;
+        };
         // SAFETY: the shim checks the length against the buffer.
         unsafe { sys::shim_mbuf_set_len(self.raw.as_ptr(), len) == 0 }
     }
@@ -108,7 +118,10 @@ pub struct Burst {
 
 impl Default for Burst {
     fn default() -> Self {
-        Burst { slots: std::array::from_fn(|_| None), len: 0 }
+        Burst {
+            slots: std::array::from_fn(|_| None),
+            len: 0,
+        }
     }
 }
 

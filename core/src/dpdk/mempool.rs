@@ -26,10 +26,15 @@ impl Mempool {
         let room = sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16;
         // SAFETY: the name is NUL-terminated and copied by DPDK; the result is
         // checked for null.
-        let raw = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, CACHE.min(n / 2), 0, room, socket) };
+        let raw = unsafe {
+            sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, CACHE.min(n / 2), 0, room, socket)
+        };
         NonNull::new(raw)
             .map(|raw| Mempool { raw })
-            .ok_or_else(|| DpdkError::Mempool { name: name.into(), reason: strerror(errno()) })
+            .ok_or_else(|| DpdkError::Mempool {
+                name: name.into(),
+                reason: strerror(errno()),
+            })
     }
 
     /// One mbuf, or None when the pool is empty.

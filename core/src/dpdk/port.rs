@@ -69,7 +69,11 @@ pub struct Port {
 
 fn check(rc: i32, port: &str, step: &'static str) -> Result<(), DpdkError> {
     if rc < 0 {
-        Err(DpdkError::PortSetup { port: port.into(), step, reason: strerror(rc) })
+        Err(DpdkError::PortSetup {
+            port: port.into(),
+            step,
+            reason: strerror(rc),
+        })
     } else {
         Ok(())
     }
@@ -87,7 +91,8 @@ pub fn lookup(device: &Device) -> Result<u16, DpdkError> {
             }
         }
         Device::Name(name) => {
-            let c = CString::new(name.as_str()).map_err(|_| DpdkError::BadArgument(name.clone()))?;
+            let c =
+                CString::new(name.as_str()).map_err(|_| DpdkError::BadArgument(name.clone()))?;
             let mut id = 0u16;
             // SAFETY: the name is NUL-terminated; `id` is a valid out pointer.
             let rc = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
@@ -103,7 +108,13 @@ pub fn lookup(device: &Device) -> Result<u16, DpdkError> {
 impl Port {
     /// Configures and starts `device` with `rx_queues` RX queues (RSS over
     /// them when the device hashes) and `tx_queues` TX queues, promiscuous.
-    pub fn start(device: &Device, rx_queues: u16, tx_queues: u16, mtu: u16, pool: &Mempool) -> Result<Port, DpdkError> {
+    pub fn start(
+        device: &Device,
+        rx_queues: u16,
+        tx_queues: u16,
+        mtu: u16,
+        pool: &Mempool,
+    ) -> Result<Port, DpdkError> {
         let id = lookup(device)?;
         let name = match device {
             Device::Name(n) => n.clone(),
@@ -111,12 +122,23 @@ impl Port {
         };
         let mut info = sys::rte_eth_dev_info::default();
         // SAFETY: `info` is a valid out pointer for this port id.
-        check(unsafe { sys::rte_eth_dev_info_get(id, &mut info) }, &name, "rte_eth_dev_info_get")?;
+        let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
+        check(rc, &name, "rte_eth_dev_info_get")?;
         if rx_queues > info.max_rx_queues {
-            return Err(DpdkError::TooFewQueues { port: name, kind: "rx", asked: rx_queues, max: info.max_rx_queues });
+            return Err(DpdkError::TooFewQueues {
+                port: name,
+                kind: "rx",
+                asked: rx_queues,
+                max: info.max_rx_queues,
+            });
         }
         if tx_queues > info.max_tx_queues {
-            return Err(DpdkError::TooFewQueues { port: name, kind: "tx", asked: tx_queues, max: info.max_tx_queues });
+            return Err(DpdkError::TooFewQueues {
+                port: name,
+                kind: "tx",
+                asked: tx_queues,
+                max: info.max_tx_queues,
+            });
         }
         let mut conf = sys::rte_eth_conf::default();
         let rss = RSS_WANTED & info.flow_type_rss_offloads;
@@ -125,7 +147,8 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
         // SAFETY: `conf` lives across the call; DPDK copies it.
-        check(unsafe { sys::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf) }, &name, "rte_eth_dev_configure")?;
+        let rc = unsafe { sys::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf) };
+        check(rc, &name, "rte_eth_dev_configure")?;
         // SAFETY: plain call on a configured port. Virtual devices may refuse
         // an MTU change; the frame size they carry is then the kernel's.
         let rc = unsafe { sys::rte_eth_dev_set_mtu(id, mtu) };
@@ -134,24 +157,45 @@ impl Port {
         }
         // SAFETY: socket id lookup for a valid port.
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
-        let socket = if socket < 0 { sys::SOCKET_ID_ANY } else { socket };
+        let socket = if socket < 0 {
+            sys::SOCKET_ID_ANY
+        } else {
+            socket
+        };
         for q in 0..rx_queues {
             // SAFETY: null rx_conf means driver defaults; the pool outlives the
             // port (the daemon closes ports before dropping the pool).
-            let rc = unsafe { sys::rte_eth_rx_queue_setup(id, q, RING_SIZE, socket as u32, std::ptr::null(), pool.as_ptr()) };
+            let rc = unsafe {
+                sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    RING_SIZE,
+                    socket as u32,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
             check(rc, &name, "rte_eth_rx_queue_setup")?;
         }
         for q in 0..tx_queues {
             // SAFETY: null tx_conf means driver defaults.
-            let rc = unsafe { sys::rte_eth_tx_queue_setup(id, q, RING_SIZE, socket as u32, std::ptr::null()) };
+            let rc = unsafe {
+                sys::rte_eth_tx_queue_setup(id, q, RING_SIZE, socket as u32, std::ptr::null())
+            };
             check(rc, &name, "rte_eth_tx_queue_setup")?;
         }
         // SAFETY: every queue is set up.
-        check(unsafe { sys::rte_eth_dev_start(id) }, &name, "rte_eth_dev_start")?;
+        let rc = unsafe { sys::rte_eth_dev_start(id) };
+        check(rc, &name, "rte_eth_dev_start")?;
         // SAFETY: plain call on a started port; failure only means the device
         // filters by MAC, which is what promiscuous mode would have added.
         let _ = unsafe { sys::rte_eth_promiscuous_enable(id) };
-        Ok(Port { id, name, rx_queues, tx_queues })
+        Ok(Port {
+            id,
+            name,
+            rx_queues,
+            tx_queues,
+        })
     }
 
     /// DPDK port id.
@@ -177,7 +221,10 @@ impl Port {
         let mut l = sys::rte_eth_link::default();
         // SAFETY: `l` is a valid out pointer.
         unsafe { sys::rte_eth_link_get_nowait(self.id, &mut l) };
-        LinkStatus { up: l.link_status() != 0, speed: l.link_speed }
+        LinkStatus {
+            up: l.link_status() != 0,
+            speed: l.link_speed,
+        }
     }
 
     /// Device counters.
@@ -199,14 +246,28 @@ impl Port {
 
     /// Handle for RX queue `q` (for exactly one polling thread).
     pub fn rx_queue(&self, q: u16) -> RxQueue {
-        assert!(q < self.rx_queues, "rx queue {q} not configured on {}", self.name);
-        RxQueue { port: self.id, queue: q }
+        assert!(
+            q < self.rx_queues,
+            "rx queue {q} not configured on {}",
+            self.name
+        );
+        RxQueue {
+            port: self.id,
+            queue: q,
+        }
     }
 
     /// Handle for TX queue `q` (for exactly one sending thread).
     pub fn tx_queue(&self, q: u16) -> TxQueue {
-        assert!(q < self.tx_queues, "tx queue {q} not configured on {}", self.name);
-        TxQueue { port: self.id, queue: q }
+        assert!(
+            q < self.tx_queues,
+            "tx queue {q} not configured on {}",
+            self.name
+        );
+        TxQueue {
+            port: self.id,
+            queue: q,
+        }
     }
 }
 
@@ -241,7 +302,8 @@ impl RxQueue {
         // SAFETY: the burst array has room for MAX_BURST pointers and is
         // empty; DPDK writes `n` owned mbuf pointers into it. `&mut self`
         // keeps one poller per queue.
-        let n = unsafe { sys::shim_rte_eth_rx_burst(self.port, self.queue, burst.raw_for_rx(), max) };
+        let n =
+            unsafe { sys::shim_rte_eth_rx_burst(self.port, self.queue, burst.raw_for_rx(), max) };
         burst.set_received(usize::from(n));
         usize::from(n)
     }

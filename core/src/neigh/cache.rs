@@ -63,7 +63,11 @@ enum State {
     /// Answered at `confirmed`.
     Reachable { mac: MacAddr, confirmed: Duration },
     /// Still used, but being re-probed.
-    Probing { mac: MacAddr, tries: u32, next_try: Duration },
+    Probing {
+        mac: MacAddr,
+        tries: u32,
+        next_try: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -109,7 +113,12 @@ pub struct Cache<P> {
 impl<P> Cache<P> {
     /// An empty cache.
     pub fn new(cfg: CacheConfig) -> Self {
-        Cache { cfg, entries: HashMap::new(), counters: CacheCounters::default(), dirty: false }
+        Cache {
+            cfg,
+            entries: HashMap::new(),
+            counters: CacheCounters::default(),
+            dirty: false,
+        }
     }
 
     /// Counters so far.
@@ -119,7 +128,13 @@ impl<P> Cache<P> {
 
     /// A neighbour told us its MAC (ARP reply or request, NA, NS option).
     /// Creates or refreshes the entry and returns the packets waiting for it.
-    pub fn learn(&mut self, port: PortIndex, ip: IpAddr, mac: MacAddr, now: Duration) -> Vec<Released<P>> {
+    pub fn learn(
+        &mut self,
+        port: PortIndex,
+        ip: IpAddr,
+        mac: MacAddr,
+        now: Duration,
+    ) -> Vec<Released<P>> {
         if !mac.is_unicast() {
             return Vec::new();
         }
@@ -127,7 +142,10 @@ impl<P> Cache<P> {
             return Vec::new();
         }
         let e = self.entries.entry((port, ip)).or_insert_with(|| Entry {
-            state: State::Incomplete { tries: 0, next_try: now },
+            state: State::Incomplete {
+                tries: 0,
+                next_try: now,
+            },
             queue: VecDeque::new(),
         });
         let was = match e.state {
@@ -140,16 +158,28 @@ impl<P> Cache<P> {
         if was != Some(mac) {
             self.dirty = true;
         }
-        e.state = State::Reachable { mac, confirmed: now };
-        let released: Vec<Released<P>> =
-            e.queue.drain(..).map(|packet| Released { port, mac, packet }).collect();
+        e.state = State::Reachable {
+            mac,
+            confirmed: now,
+        };
+        let released: Vec<Released<P>> = e
+            .queue
+            .drain(..)
+            .map(|packet| Released { port, mac, packet })
+            .collect();
         self.counters.released += released.len() as u64;
         released
     }
 
     /// A packet needs `ip` on `port` as next hop. Resolved: hand it back with
     /// the MAC. Otherwise queue it (bounded) and say whether to solicit.
-    pub fn hold(&mut self, port: PortIndex, ip: IpAddr, packet: P, now: Duration) -> HoldOutcome<P> {
+    pub fn hold(
+        &mut self,
+        port: PortIndex,
+        ip: IpAddr,
+        packet: P,
+        now: Duration,
+    ) -> HoldOutcome<P> {
         if !self.entries.contains_key(&(port, ip)) && self.entries.len() >= self.cfg.max_entries {
             self.counters.table_full += 1;
             return HoldOutcome::Dropped(packet);
@@ -158,12 +188,17 @@ impl<P> Cache<P> {
         let e = self.entries.entry((port, ip)).or_insert_with(|| {
             solicit = true;
             Entry {
-                state: State::Incomplete { tries: 1, next_try: now + self.cfg.retry_interval },
+                state: State::Incomplete {
+                    tries: 1,
+                    next_try: now + self.cfg.retry_interval,
+                },
                 queue: VecDeque::new(),
             }
         });
         match e.state {
-            State::Reachable { mac, .. } | State::Probing { mac, .. } => HoldOutcome::Resolved(mac, packet),
+            State::Reachable { mac, .. } | State::Probing { mac, .. } => {
+                HoldOutcome::Resolved(mac, packet)
+            }
             State::Incomplete { .. } if e.queue.len() >= self.cfg.queue_len => {
                 self.counters.queue_full += 1;
                 HoldOutcome::Dropped(packet)
@@ -189,7 +224,10 @@ impl<P> Cache<P> {
         self.entries.insert(
             (port, ip),
             Entry {
-                state: State::Incomplete { tries: 1, next_try: now + self.cfg.retry_interval },
+                state: State::Incomplete {
+                    tries: 1,
+                    next_try: now + self.cfg.retry_interval,
+                },
                 queue: VecDeque::new(),
             },
         );
@@ -207,11 +245,18 @@ impl<P> Cache<P> {
             match &mut e.state {
                 State::Reachable { mac, confirmed } => {
                     if now >= *confirmed + cfg.reachable {
-                        e.state = State::Probing { mac: *mac, tries: 1, next_try: now + cfg.retry_interval };
+                        e.state = State::Probing {
+                            mac: *mac,
+                            tries: 1,
+                            next_try: now + cfg.retry_interval,
+                        };
                         solicit.push(key);
                     }
                 }
-                State::Incomplete { tries, next_try } | State::Probing { tries, next_try, .. } => {
+                State::Incomplete { tries, next_try }
+                | State::Probing {
+                    tries, next_try, ..
+                } => {
                     if now < *next_try {
                         continue;
                     }
@@ -276,15 +321,29 @@ mod tests {
     }
 
     fn cache() -> Cache<u32> {
-        Cache::new(CacheConfig { queue_len: 2, max_entries: 4, ..CacheConfig::default() })
+        Cache::new(CacheConfig {
+            queue_len: 2,
+            max_entries: 4,
+            ..CacheConfig::default()
+        })
     }
 
     #[test]
     fn holds_then_releases_in_order() {
         let mut c = cache();
-        assert_eq!(c.hold(1, ip(), 10, S(0)), HoldOutcome::Queued { solicit: true });
-        assert_eq!(c.hold(1, ip(), 11, S(0)), HoldOutcome::Queued { solicit: false });
-        assert_eq!(c.hold(1, ip(), 12, S(0)), HoldOutcome::Dropped(12), "queue of 2 is full");
+        assert_eq!(
+            c.hold(1, ip(), 10, S(0)),
+            HoldOutcome::Queued { solicit: true }
+        );
+        assert_eq!(
+            c.hold(1, ip(), 11, S(0)),
+            HoldOutcome::Queued { solicit: false }
+        );
+        assert_eq!(
+            c.hold(1, ip(), 12, S(0)),
+            HoldOutcome::Dropped(12),
+            "queue of 2 is full"
+        );
         assert_eq!(c.counters().queue_full, 1);
         assert!(c.take_view().is_none(), "nothing usable yet");
         let r = c.learn(1, ip(), MAC, S(0));
@@ -348,7 +407,10 @@ mod tests {
         }
         assert_eq!(c.hold(0, ip(), 7, S(0)), HoldOutcome::Dropped(7));
         assert_eq!(c.counters().table_full, 1);
-        assert!(matches!(c.hold(0, IpAddr::from([10, 0, 0, 20]), 8, S(0)), HoldOutcome::Resolved(_, 8)));
+        assert!(matches!(
+            c.hold(0, IpAddr::from([10, 0, 0, 20]), 8, S(0)),
+            HoldOutcome::Resolved(_, 8)
+        ));
     }
 
     #[test]

@@ -47,6 +47,16 @@ impl NeighView {
     pub fn iter(&self) -> impl Iterator<Item = (PortIndex, IpAddr, MacAddr)> + '_ {
         self.map.iter().map(|(&(p, ip), &m)| (p, ip, m))
     }
+    /// A view holding `entries` (for tests and benchmarks).
+    pub fn with_entries(
+        entries: impl IntoIterator<Item = (PortIndex, IpAddr, MacAddr)>,
+    ) -> NeighView {
+        let mut v = NeighView::default();
+        for (p, ip, m) in entries {
+            v.insert(p, ip, m);
+        }
+        v
+    }
     pub(crate) fn insert(&mut self, port: PortIndex, ip: IpAddr, mac: MacAddr) {
         self.map.insert((port, ip), mac);
     }

@@ -13,7 +13,12 @@ const MIN_FRAME: usize = 60;
 pub fn build_arp_request(buf: &mut [u8], mac: MacAddr, ip: Ipv4Addr, target: Ipv4Addr) -> usize {
     buf[..MIN_FRAME].fill(0);
     let mut f = ethernet::Frame::new_unchecked(&mut buf[..MIN_FRAME]);
-    ethernet::Repr { src: mac, dst: MacAddr::BROADCAST, ethertype: EtherType::Arp }.emit(&mut f);
+    ethernet::Repr {
+        src: mac,
+        dst: MacAddr::BROADCAST,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut f);
     let repr = arp::Repr {
         operation: arp::Operation::Request,
         sender_hw: mac,
@@ -28,21 +33,46 @@ pub fn build_arp_request(buf: &mut [u8], mac: MacAddr, ip: Ipv4Addr, target: Ipv
 /// The solicited-node multicast address of `a` (ff02::1:ffXX:XXXX).
 pub fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
     let o = a.octets();
-    Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
 }
 
 /// Writes a neighbour solicitation for `target` to its solicited-node group,
 /// with our link-layer address option. `buf` must hold 86 bytes.
-pub fn build_neighbor_solicit(buf: &mut [u8], mac: MacAddr, ip: Ipv6Addr, target: Ipv6Addr) -> usize {
+pub fn build_neighbor_solicit(
+    buf: &mut [u8],
+    mac: MacAddr,
+    ip: Ipv6Addr,
+    target: Ipv6Addr,
+) -> usize {
     const ICMP_LEN: usize = icmpv6::ND_LEN + 8;
     const LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ICMP_LEN;
     buf[..LEN].fill(0);
     let dst = solicited_node(target);
     let mut f = ethernet::Frame::new_unchecked(&mut buf[..LEN]);
-    ethernet::Repr { src: mac, dst: MacAddr::ipv6_multicast(&dst), ethertype: EtherType::Ipv6 }.emit(&mut f);
+    ethernet::Repr {
+        src: mac,
+        dst: MacAddr::ipv6_multicast(&dst),
+        ethertype: EtherType::Ipv6,
+    }
+    .emit(&mut f);
     let mut ip6 = ipv6::Packet::new_unchecked(f.payload_mut());
-    ipv6::Repr { src: ip, dst, next_header: IpProtocol::Icmpv6, payload_len: ICMP_LEN, hop_limit: 255 }
-        .emit(&mut ip6);
+    ipv6::Repr {
+        src: ip,
+        dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: ICMP_LEN,
+        hop_limit: 255,
+    }
+    .emit(&mut ip6);
     let mut icmp = icmpv6::Packet::new_unchecked(ip6.payload_mut());
     icmp.set_msg_type(icmpv6::Message::NeighborSolicit);
     icmp.set_code(0);
@@ -61,12 +91,23 @@ mod tests {
     #[test]
     fn arp_request_bytes() {
         let mut buf = [0xaau8; 64];
-        let n = build_arp_request(&mut buf, MAC, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 11));
+        let n = build_arp_request(
+            &mut buf,
+            MAC,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 11),
+        );
         assert_eq!(n, 60);
-        assert_eq!(&buf[..14], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        assert_eq!(
+            &buf[..14],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06]
+        );
         assert_eq!(
             &buf[14..42],
-            &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 11]
+            &[
+                0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0,
+                11
+            ]
         );
         assert!(buf[42..60].iter().all(|b| *b == 0), "padding is zero");
     }
@@ -75,7 +116,10 @@ mod tests {
     fn solicitation_is_valid() {
         let me: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
         let target: Ipv6Addr = "2001:db8:2::abcd:11".parse().unwrap();
-        assert_eq!(solicited_node(target), "ff02::1:ffcd:11".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            solicited_node(target),
+            "ff02::1:ffcd:11".parse::<Ipv6Addr>().unwrap()
+        );
         let mut buf = [0u8; 128];
         let n = build_neighbor_solicit(&mut buf, MAC, me, target);
         let f = ethernet::Frame::new_checked(&buf[..n]).unwrap();
@@ -85,7 +129,10 @@ mod tests {
         let icmp = icmpv6::Packet::new_checked(ip6.payload()).unwrap();
         assert_eq!(icmp.msg_type(), icmpv6::Message::NeighborSolicit);
         assert_eq!(icmp.nd_target(), target);
-        assert_eq!(icmp.nd_link_layer_option(icmpv6::OPT_SOURCE_LL), Ok(Some(MAC)));
+        assert_eq!(
+            icmp.nd_link_layer_option(icmpv6::OPT_SOURCE_LL),
+            Ok(Some(MAC))
+        );
         let pseudo = checksum::pseudo_header_v6(me, ip6.dst_addr(), 58, ip6.payload().len() as u32);
         assert!(icmp.verify_checksum(pseudo));
     }

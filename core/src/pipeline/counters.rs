@@ -113,7 +113,10 @@ pub struct Counters {
 
 impl Default for Counters {
     fn default() -> Self {
-        Counters { stats: [0; Stat::COUNT], drops: [0; DropReason::COUNT] }
+        Counters {
+            stats: [0; Stat::COUNT],
+            drops: [0; DropReason::COUNT],
+        }
     }
 }
 

@@ -45,7 +45,11 @@ impl PortView {
         self.nets
             .iter()
             .find(|n| n.contains(&target))
-            .or_else(|| self.nets.iter().find(|n| n.addr().is_ipv4() == target.is_ipv4()))
+            .or_else(|| {
+                self.nets
+                    .iter()
+                    .find(|n| n.addr().is_ipv4() == target.is_ipv4())
+            })
             .map(|n| n.addr())
     }
 }
@@ -72,8 +76,26 @@ impl Dataplane {
                 name: p.name.clone(),
                 mac: macs[i],
                 role: p.role,
-                v4: owned.iter().filter_map(|a| if let IpAddr::V4(v) = a { Some(*v) } else { None }).collect(),
-                v6: owned.iter().filter_map(|a| if let IpAddr::V6(v) = a { Some(*v) } else { None }).collect(),
+                v4: owned
+                    .iter()
+                    .filter_map(|a| {
+                        if let IpAddr::V4(v) = a {
+                            Some(*v)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
+                v6: owned
+                    .iter()
+                    .filter_map(|a| {
+                        if let IpAddr::V6(v) = a {
+                            Some(*v)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect(),
                 nets: p.addresses.clone(),
             });
             match p.gateway {
@@ -88,8 +110,16 @@ impl Dataplane {
             .filter(|p| p.role == Role::Internal)
             .flat_map(|p| p.addresses.iter().copied())
             .collect();
-        let owned = (0..cfg.ports.len()).flat_map(|i| cfg.owned_addresses(i)).collect();
-        Dataplane { ports, gateway_v4, gateway_v6, internal_nets, owned }
+        let owned = (0..cfg.ports.len())
+            .flat_map(|i| cfg.owned_addresses(i))
+            .collect();
+        Dataplane {
+            ports,
+            gateway_v4,
+            gateway_v6,
+            internal_nets,
+            owned,
+        }
     }
 
     /// Port and next hop for `dst`: a connected subnet (longest prefix),
@@ -98,7 +128,7 @@ impl Dataplane {
         let mut best: Option<(PortIndex, u8)> = None;
         for (i, p) in self.ports.iter().enumerate() {
             for n in &p.nets {
-                if n.contains(&dst) && best.map_or(true, |(_, l)| n.prefix_len() > l) {
+                if n.contains(&dst) && best.is_none_or(|(_, l)| n.prefix_len() > l) {
                     best = Some((i as PortIndex, n.prefix_len()));
                 }
             }

@@ -5,7 +5,10 @@
 
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Mbuf, Mempool};
-use crate::neigh::{build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome, PortIndex};
+use crate::neigh::{
+    build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome,
+    PortIndex,
+};
 use crate::wire::{ethernet, MacAddr};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,12 +46,22 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Control for `shared`, allocating originated frames from `pool`.
     pub fn new(shared: Arc<Shared>, pool: Arc<Mempool>, cfg: CacheConfig) -> ControlPlane {
-        ControlPlane { shared, pool, cache: Cache::new(cfg), start: Instant::now(), counters: ControlCounters::default(), solicit: Vec::new() }
+        ControlPlane {
+            shared,
+            pool,
+            cache: Cache::new(cfg),
+            start: Instant::now(),
+            counters: ControlCounters::default(),
+            solicit: Vec::new(),
+        }
     }
 
     /// Counters so far.
     pub fn counters(&self) -> ControlCounters {
-        ControlCounters { neigh: self.cache.counters(), ..self.counters }
+        ControlCounters {
+            neigh: self.cache.counters(),
+            ..self.counters
+        }
     }
 
     fn now(&self) -> Duration {
@@ -67,7 +80,9 @@ impl ControlPlane {
         let now = self.now();
         let mut busy = false;
         for _ in 0..DRAIN {
-            let Some(ev) = self.shared.to_control.pop() else { break };
+            let Some(ev) = self.shared.to_control.pop() else {
+                break;
+            };
             busy = true;
             match ev {
                 SlowEvent::Learn { port, ip, mac } => {
@@ -75,7 +90,11 @@ impl ControlPlane {
                         self.send_to(r.port, r.mac, r.packet);
                     }
                 }
-                SlowEvent::Hold { port, next_hop, mbuf } => match self.cache.hold(port, next_hop, mbuf, now) {
+                SlowEvent::Hold {
+                    port,
+                    next_hop,
+                    mbuf,
+                } => match self.cache.hold(port, next_hop, mbuf, now) {
                     HoldOutcome::Queued { solicit: true } => self.send_request(port, next_hop),
                     HoldOutcome::Queued { solicit: false } => {}
                     HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),

@@ -73,7 +73,9 @@ impl Shared {
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
-            to_worker: (0..workers).map(|_| ArrayQueue::new(TO_WORKER_SLOTS)).collect(),
+            to_worker: (0..workers)
+                .map(|_| ArrayQueue::new(TO_WORKER_SLOTS))
+                .collect(),
         })
     }
 }

@@ -48,7 +48,10 @@ impl Worker {
         while !shared.stop.load(Ordering::Relaxed) {
             let dataplane = shared.dataplane.load();
             let neigh = shared.neigh.load();
-            let cx = Context { dataplane: &dataplane, neigh: &neigh };
+            let cx = Context {
+                dataplane: &dataplane,
+                neigh: &neigh,
+            };
             let mut busy = false;
             for (port, q) in &mut self.rx {
                 if q.rx(&mut rx, self.burst) == 0 {
@@ -57,7 +60,14 @@ impl Worker {
                 busy = true;
                 drop_chained(&mut rx, &mut c);
                 let n = rx.len();
-                process_burst(cx, *port, rx.mbufs_mut(), &mut fates[..n], &mut ring, &mut c);
+                process_burst(
+                    cx,
+                    *port,
+                    rx.mbufs_mut(),
+                    &mut fates[..n],
+                    &mut ring,
+                    &mut c,
+                );
                 for (i, fate) in fates[..n].iter().enumerate() {
                     let Some(mut m) = rx.take(i) else { continue };
                     match *fate {
@@ -69,9 +79,21 @@ impl Worker {
                                 let _ = b.push(m);
                             }
                         }
-                        Fate::Hold { port, next_hop, len } => {
+                        Fate::Hold {
+                            port,
+                            next_hop,
+                            len,
+                        } => {
                             m.set_len(usize::from(len));
-                            if shared.to_control.push(SlowEvent::Hold { port, next_hop, mbuf: m }).is_err() {
+                            if shared
+                                .to_control
+                                .push(SlowEvent::Hold {
+                                    port,
+                                    next_hop,
+                                    mbuf: m,
+                                })
+                                .is_err()
+                            {
                                 c.drop(DropReason::SlowpathFull);
                             }
                         }
@@ -87,7 +109,9 @@ impl Worker {
                 free.clear();
             }
             for _ in 0..self.burst {
-                let Some((port, m)) = from_control.pop() else { break };
+                let Some((port, m)) = from_control.pop() else {
+                    break;
+                };
                 busy = true;
                 c.add(Stat::FromControl, 1);
                 let b = &mut tx[usize::from(port)];

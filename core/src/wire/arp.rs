@@ -175,8 +175,8 @@ mod tests {
     use super::*;
 
     static REQUEST: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x64, 203,
-        0, 113, 100, 0, 0, 0, 0, 0, 0, 203, 0, 113, 1,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x64, 203, 0,
+        113, 100, 0, 0, 0, 0, 0, 0, 203, 0, 113, 1,
     ];
 
     #[test]
@@ -198,12 +198,21 @@ mod tests {
 
     #[test]
     fn rejects_short_and_foreign() {
-        assert_eq!(Packet::new_checked(&REQUEST[..27]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&REQUEST[..27]).unwrap_err(),
+            Error::Truncated
+        );
         let mut other = REQUEST;
         other[3] = 0xdd; // protocol type IPv6: not ours
-        assert_eq!(Packet::new_checked(&other[..]).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            Packet::new_checked(&other[..]).unwrap_err(),
+            Error::Unsupported
+        );
         let mut hlen = REQUEST;
         hlen[4] = 8;
-        assert_eq!(Packet::new_checked(&hlen[..]).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            Packet::new_checked(&hlen[..]).unwrap_err(),
+            Error::Unsupported
+        );
     }
 }

@@ -75,7 +75,11 @@ pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
 pub fn update_bytes(mut csum: u16, old: &[u8], new: &[u8]) -> u16 {
     debug_assert_eq!(old.len(), new.len());
     for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        csum = update16(csum, u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([n[0], n[1]]));
+        csum = update16(
+            csum,
+            u16::from_be_bytes([o[0], o[1]]),
+            u16::from_be_bytes([n[0], n[1]]),
+        );
     }
     csum
 }

@@ -41,7 +41,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -159,13 +163,17 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn outer_ethertype(&self) -> EtherType {
         read_u16(self.buffer.as_ref(), field::ETHERTYPE).into()
     }
-    /// True when one tag follows the addresses.
+    /// True when one tag follows the addresses. Compares the raw value: this
+    /// runs for every frame, more than once.
+    #[inline]
     pub fn is_tagged(&self) -> bool {
-        matches!(self.outer_ethertype(), EtherType::Vlan | EtherType::QinQ)
+        let t = read_u16(self.buffer.as_ref(), field::ETHERTYPE);
+        t == 0x8100 || t == 0x88a8
     }
     /// The VLAN id of the tag, if tagged.
     pub fn vlan_id(&self) -> Option<u16> {
-        self.is_tagged().then(|| read_u16(self.buffer.as_ref(), field::TCI) & 0x0fff)
+        self.is_tagged()
+            .then(|| read_u16(self.buffer.as_ref(), field::TCI) & 0x0fff)
     }
     /// The EtherType of the payload (after the tag, if any).
     pub fn ethertype(&self) -> EtherType {
@@ -224,7 +232,11 @@ pub struct Repr {
 impl Repr {
     /// Parses the header of a checked frame (the tag, if any, is skipped).
     pub fn parse<T: AsRef<[u8]>>(f: &Frame<T>) -> Repr {
-        Repr { src: f.src_addr(), dst: f.dst_addr(), ethertype: f.ethertype() }
+        Repr {
+            src: f.src_addr(),
+            dst: f.dst_addr(),
+            ethertype: f.ethertype(),
+        }
     }
     /// Writes an untagged header into the first 14 bytes of `f`.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, f: &mut Frame<T>) {
@@ -268,16 +280,26 @@ mod tests {
 
     #[test]
     fn rejects_truncated() {
-        assert_eq!(Frame::new_checked(&UNTAGGED[..13]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Frame::new_checked(&UNTAGGED[..13]).unwrap_err(),
+            Error::Truncated
+        );
         // A tag announced but cut off.
-        assert_eq!(Frame::new_checked(&TAGGED[..16]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Frame::new_checked(&TAGGED[..16]).unwrap_err(),
+            Error::Truncated
+        );
         assert_eq!(Frame::new_checked(&[][..]).unwrap_err(), Error::Truncated);
     }
 
     #[test]
     fn emit_round_trips() {
         let mut buf = [0u8; 14];
-        let repr = Repr { src: MacAddr([1; 6]), dst: MacAddr([2; 6]), ethertype: EtherType::Ipv6 };
+        let repr = Repr {
+            src: MacAddr([1; 6]),
+            dst: MacAddr([2; 6]),
+            ethertype: EtherType::Ipv6,
+        };
         repr.emit(&mut Frame::new_unchecked(&mut buf[..]));
         assert_eq!(Repr::parse(&Frame::new_checked(&buf[..]).unwrap()), repr);
         assert_eq!(&buf[12..], &[0x86, 0xdd]);

@@ -65,7 +65,10 @@ impl From<Message> for u8 {
 impl Message {
     /// Errors carry the header of the packet that caused them.
     pub fn is_error(self) -> bool {
-        matches!(self, Self::DstUnreachable | Self::TimeExceeded | Self::ParamProblem)
+        matches!(
+            self,
+            Self::DstUnreachable | Self::TimeExceeded | Self::ParamProblem
+        )
     }
 }
 
@@ -161,7 +164,9 @@ mod tests {
     use super::*;
 
     // Echo request, id 0x0102, seq 7, data "abcd", checksum valid.
-    static ECHO: [u8; 12] = [8, 0, 0x00, 0x00, 0x01, 0x02, 0x00, 0x07, b'a', b'b', b'c', b'd'];
+    static ECHO: [u8; 12] = [
+        8, 0, 0x00, 0x00, 0x01, 0x02, 0x00, 0x07, b'a', b'b', b'c', b'd',
+    ];
 
     #[test]
     fn echo_fields_and_checksum() {
@@ -182,7 +187,10 @@ mod tests {
 
     #[test]
     fn rejects_short() {
-        assert_eq!(Packet::new_checked(&ECHO[..7]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&ECHO[..7]).unwrap_err(),
+            Error::Truncated
+        );
         assert!(Message::from(3).is_error());
         assert!(!Message::from(8).is_error());
     }

@@ -118,8 +118,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if len < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if matches!(self.msg_type(), Message::NeighborSolicit | Message::NeighborAdvert)
-            && len < ND_LEN
+        if matches!(
+            self.msg_type(),
+            Message::NeighborSolicit | Message::NeighborAdvert
+        ) && len < ND_LEN
         {
             return Err(Error::Truncated);
         }
@@ -177,7 +179,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// True when the checksum over `pseudo` and the whole message is right.
     pub fn verify_checksum(&self, pseudo: u32) -> bool {
-        checksum::fold(checksum::combine(pseudo, checksum::sum(self.buffer.as_ref()))) == 0xffff
+        checksum::fold(checksum::combine(
+            pseudo,
+            checksum::sum(self.buffer.as_ref()),
+        )) == 0xffff
     }
 }
 
@@ -236,7 +241,10 @@ mod tests {
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.msg_type(), Message::NeighborSolicit);
         assert_eq!(p.nd_target(), "2001:db8:1::1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(p.nd_link_layer_option(OPT_SOURCE_LL), Ok(Some(MacAddr([2, 0, 0, 0, 0, 0x64]))));
+        assert_eq!(
+            p.nd_link_layer_option(OPT_SOURCE_LL),
+            Ok(Some(MacAddr([2, 0, 0, 0, 0, 0x64])))
+        );
         assert_eq!(p.nd_link_layer_option(OPT_TARGET_LL), Ok(None));
     }
 
@@ -252,7 +260,10 @@ mod tests {
         long[25] = 2;
         let p = Packet::new_checked(&long[..]).unwrap();
         assert_eq!(p.nd_link_layer_option(OPT_SOURCE_LL), Err(Error::Truncated));
-        assert_eq!(Packet::new_checked(&[128u8, 0, 0][..]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&[128u8, 0, 0][..]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]

@@ -311,13 +311,19 @@ mod tests {
         assert_eq!(Packet::new_checked(&ihl[..]).unwrap_err(), Error::Malformed);
         let mut total = v;
         total[3] = 19;
-        assert_eq!(Packet::new_checked(&total[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&total[..]).unwrap_err(),
+            Error::Malformed
+        );
         let mut ihl_big = v;
         ihl_big[0] = 0x4f; // 60-byte header in a 28-byte buffer
         assert!(Packet::new_checked(&ihl_big[..]).is_err());
         let mut csum = v;
         csum[11] ^= 1;
-        assert_eq!(Repr::parse(&Packet::new_checked(&csum[..]).unwrap()), Err(Error::Malformed));
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&csum[..]).unwrap()),
+            Err(Error::Malformed)
+        );
     }
 
     #[test]
@@ -331,6 +337,9 @@ mod tests {
         };
         let mut buf = [0u8; 28];
         r.emit(&mut Packet::new_unchecked(&mut buf[..]));
-        assert_eq!(Repr::parse(&Packet::new_checked(&buf[..]).unwrap()).unwrap(), r);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&buf[..]).unwrap()).unwrap(),
+            r
+        );
     }
 }

@@ -141,12 +141,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 _ => break,
             }
         }
-        if matches!(nh, IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts)
-            && fragment.map_or(true, |f| f.offset == 0)
+        if matches!(
+            nh,
+            IpProtocol::HopByHop | IpProtocol::Ipv6Route | IpProtocol::Ipv6Opts
+        ) && fragment.is_none_or(|f| f.offset == 0)
         {
             return Err(Error::Malformed); // chain longer than we walk
         }
-        Ok(UpperLayer { protocol: nh, offset: off, fragment })
+        Ok(UpperLayer {
+            protocol: nh,
+            offset: off,
+            fragment,
+        })
     }
 }
 
@@ -248,7 +254,10 @@ mod tests {
         assert_eq!(r.next_header, IpProtocol::Udp);
         assert_eq!(r.payload_len, 8);
         let ul = p.upper_layer().unwrap();
-        assert_eq!((ul.protocol, ul.offset, ul.fragment), (IpProtocol::Udp, 40, None));
+        assert_eq!(
+            (ul.protocol, ul.offset, ul.fragment),
+            (IpProtocol::Udp, 40, None)
+        );
     }
 
     #[test]
@@ -267,15 +276,38 @@ mod tests {
     #[test]
     fn fragment_header() {
         // First fragment: offset 0, M=1; UDP follows.
-        let first = header(44, &[17, 0, 0x00, 0x01, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0]);
-        let ul = Packet::new_checked(&first[..]).unwrap().upper_layer().unwrap();
+        let first = header(
+            44,
+            &[17, 0, 0x00, 0x01, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0],
+        );
+        let ul = Packet::new_checked(&first[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
         assert_eq!(ul.protocol, IpProtocol::Udp);
         assert_eq!(ul.offset, 48);
-        assert_eq!(ul.fragment, Some(Fragment { offset: 0, more: true, ident: 0x1234 }));
+        assert_eq!(
+            ul.fragment,
+            Some(Fragment {
+                offset: 0,
+                more: true,
+                ident: 0x1234
+            })
+        );
         // Later fragment: offset 1232, last.
         let later = header(44, &[17, 0, 0x04, 0xd0, 0, 0, 0x12, 0x34, 1, 2, 3, 4]);
-        let ul = Packet::new_checked(&later[..]).unwrap().upper_layer().unwrap();
-        assert_eq!(ul.fragment, Some(Fragment { offset: 1232, more: false, ident: 0x1234 }));
+        let ul = Packet::new_checked(&later[..])
+            .unwrap()
+            .upper_layer()
+            .unwrap();
+        assert_eq!(
+            ul.fragment,
+            Some(Fragment {
+                offset: 1232,
+                more: false,
+                ident: 0x1234
+            })
+        );
     }
 
     #[test]
@@ -288,11 +320,17 @@ mod tests {
         assert_eq!(Packet::new_checked(&v4[..]).unwrap_err(), Error::Malformed);
         // Extension header whose length runs past the payload.
         let ext = header(0, &[6, 3, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Packet::new_checked(&ext[..]).unwrap().upper_layer(), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&ext[..]).unwrap().upper_layer(),
+            Err(Error::Truncated)
+        );
         // Endless chain of destination options.
         let chain: Vec<u8> = (0..10).flat_map(|_| [60u8, 0, 0, 0, 0, 0, 0, 0]).collect();
         let b = header(60, &chain);
-        assert_eq!(Packet::new_checked(&b[..]).unwrap().upper_layer(), Err(Error::Malformed));
+        assert_eq!(
+            Packet::new_checked(&b[..]).unwrap().upper_layer(),
+            Err(Error::Malformed)
+        );
     }
 
     #[test]

@@ -117,7 +117,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// True when the checksum over `pseudo` (a pseudo-header sum) and the whole
     /// segment is right.
     pub fn verify_checksum(&self, pseudo: u32) -> bool {
-        checksum::fold(checksum::combine(pseudo, checksum::sum(self.buffer.as_ref()))) == 0xffff
+        checksum::fold(checksum::combine(
+            pseudo,
+            checksum::sum(self.buffer.as_ref()),
+        )) == 0xffff
     }
 }
 
@@ -172,7 +175,12 @@ mod tests {
     ];
 
     fn pseudo() -> u32 {
-        checksum::pseudo_header_v4(Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 0, 0, 1), 6, 24)
+        checksum::pseudo_header_v4(
+            Ipv4Addr::new(10, 0, 0, 11),
+            Ipv4Addr::new(10, 0, 0, 1),
+            6,
+            24,
+        )
     }
 
     #[test]
@@ -199,10 +207,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_offsets() {
-        assert_eq!(Packet::new_checked(&SYN[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&SYN[..19]).unwrap_err(),
+            Error::Truncated
+        );
         let mut small = SYN;
         small[12] = 0x40;
-        assert_eq!(Packet::new_checked(&small[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&small[..]).unwrap_err(),
+            Error::Malformed
+        );
         let mut big = SYN;
         big[12] = 0xf0;
         assert_eq!(Packet::new_checked(&big[..]).unwrap_err(), Error::Truncated);

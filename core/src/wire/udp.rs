@@ -100,7 +100,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn fill_checksum(&mut self, pseudo: u32) {
         self.set_checksum(0);
         let l = usize::from(self.len());
-        let c = !checksum::fold(checksum::combine(pseudo, checksum::sum(&self.buffer.as_ref()[..l])));
+        let c = !checksum::fold(checksum::combine(
+            pseudo,
+            checksum::sum(&self.buffer.as_ref()[..l]),
+        ));
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }
 }
@@ -110,13 +113,19 @@ mod tests {
     use super::*;
     use core::net::Ipv4Addr;
 
-    static DGRAM: [u8; 12] = [0x30, 0x39, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, b'p', b'i', b'n', b'g'];
+    static DGRAM: [u8; 12] = [
+        0x30, 0x39, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, b'p', b'i', b'n', b'g',
+    ];
 
     #[test]
     fn parses_and_checksums() {
         let mut b = DGRAM;
-        let pseudo =
-            checksum::pseudo_header_v4(Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(1, 1, 1, 1), 17, 12);
+        let pseudo = checksum::pseudo_header_v4(
+            Ipv4Addr::new(10, 0, 0, 11),
+            Ipv4Addr::new(1, 1, 1, 1),
+            17,
+            12,
+        );
         let mut p = Packet::new_checked(&mut b[..]).unwrap();
         assert_eq!((p.src_port(), p.dst_port(), p.len()), (12345, 53, 12));
         assert_eq!(p.payload(), b"ping");
@@ -130,10 +139,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_lengths() {
-        assert_eq!(Packet::new_checked(&DGRAM[..7]).unwrap_err(), Error::Truncated);
-        assert_eq!(Packet::new_checked(&DGRAM[..11]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&DGRAM[..7]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&DGRAM[..11]).unwrap_err(),
+            Error::Truncated
+        );
         let mut short = DGRAM;
         short[5] = 4;
-        assert_eq!(Packet::new_checked(&short[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Packet::new_checked(&short[..]).unwrap_err(),
+            Error::Malformed
+        );
     }
 }

@@ -1,0 +1,44 @@
+# Sluice. `make run` shows it working; `make test` runs every test.
+CARGO ?= cargo
+
+.PHONY: all deps build run test lint unit lab bench fuzz clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release --bins
+
+# Build the lab, run sluiced on conf/lab.toml, ping it from the lab hosts, tear down.
+run: deps
+	$(CARGO) build --release --bins
+	./target/release/sluice-lab
+
+# Everything CI runs: formatting, lints, unit tests, pcap golden tests, labs.
+test: deps lint
+	$(CARGO) build --bins
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+lab: deps
+	$(CARGO) build --bins
+	$(CARGO) test -p sluice-tests
+
+bench: deps
+	./bench/pipeline.sh 3
+
+# Short fuzzing runs of both targets (needs `cargo install cargo-fuzz`).
+fuzz:
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run wire -- -max_total_time=60
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run pipeline -- -max_total_time=60
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Sluice needs on Debian 12, only what is missing.
+#   build: DPDK 22.11 (libdpdk-dev), clang/libclang for bindgen, pkg-config
+#   labs:  iproute2, ethtool, ping, arping, tcpdump, procps (kill)
+# Needs root for apt-get; prints what it installs.
+set -euo pipefail
+
+PACKAGES=(
+  dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev
+  iproute2 ethtool iputils-ping arping tcpdump procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: need root to apt-get install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust with rustup" >&2; exit 1; }
+echo "deps: ok (DPDK $(pkg-config --modversion libdpdk))"
