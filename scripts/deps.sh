@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust with rustup" >&2; exit 1; }
