@@ -22,7 +22,10 @@ impl Slowpath for NoLearn {
 }
 
 fn main() {
-    let bursts: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let bursts: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let ext = MacAddr([2, 0, 0, 0, 0, 1]);
     let cfg = Config::from_toml_str(
         "[dpdk]\neal_args=[\"-l\",\"0-1\"]\n[[port]]\nname=\"ext\"\ndevice=0\nrole=\"external\"\naddresses=[\"203.0.113.1/24\"]\n",
@@ -30,15 +33,32 @@ fn main() {
     .expect("config");
     let dp = Dataplane::new(&cfg, &[ext]);
     let neigh = NeighView::default();
-    let cx = Context { dataplane: &dp, neigh: &neigh };
+    let cx = Context {
+        dataplane: &dp,
+        neigh: &neigh,
+    };
     let mut frames: Vec<(Vec<u8>, usize)> = (0..32u16)
         .map(|i| {
             let src = Ipv4Addr::new(198, 18, 0, i as u8);
             let dst = Ipv4Addr::new(203, 0, 113, 200);
             let mut f = if i % 2 == 0 {
-                craft::udp_v4(MacAddr([2, 0, 0, 0, 0, 9]), ext, (src, 1024 + i), (dst, 4789), &[0u8; 18])
+                craft::udp_v4(
+                    MacAddr([2, 0, 0, 0, 0, 9]),
+                    ext,
+                    (src, 1024 + i),
+                    (dst, 4789),
+                    &[0u8; 18],
+                )
             } else {
-                craft::tcp_v4(MacAddr([2, 0, 0, 0, 0, 9]), ext, (src, 1024 + i), (dst, 443), tcp::Flags::ACK, 7, 9)
+                craft::tcp_v4(
+                    MacAddr([2, 0, 0, 0, 0, 9]),
+                    ext,
+                    (src, 1024 + i),
+                    (dst, 443),
+                    tcp::Flags::ACK,
+                    7,
+                    9,
+                )
             };
             let len = f.len();
             f.resize(2048, 0);
@@ -48,7 +68,14 @@ fn main() {
     let mut fates = [Fate::Consumed; 32];
     let mut c = Counters::default();
     for _ in 0..bursts {
-        process_burst(cx, 0, std::hint::black_box(&mut frames), &mut fates, &mut NoLearn, &mut c);
+        process_burst(
+            cx,
+            0,
+            std::hint::black_box(&mut frames),
+            &mut fates,
+            &mut NoLearn,
+            &mut c,
+        );
     }
     std::hint::black_box(&c);
 }
