@@ -65,6 +65,12 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         ] {
             line(&format!("port.{}.{k}", c.name), v);
         }
+        for (q, v) in s.rx_queue_packets.iter().enumerate() {
+            line(&format!("port.{}.rxq{q}.packets", c.name), *v);
+        }
+        for (q, v) in s.tx_queue_packets.iter().enumerate() {
+            line(&format!("port.{}.txq{q}.packets", c.name), *v);
+        }
     }
     out
 }

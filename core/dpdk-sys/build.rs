@@ -96,20 +96,70 @@ fn emit_link(lib: &pkg_config::Library, statik: bool) {
         }
         return;
     }
+    // Static: parse pkg-config's own --static list, in its order. Drivers
+    // register from constructors nothing references, so the ones named are
+    // whole-archived; other DPDK archives link only what is used; driver
+    // archives not named are left out.
     let drivers = env::var("SLUICE_DPDK_DRIVERS").unwrap_or_else(|_| DEFAULT_STATIC_DRIVERS.into());
-    let mut args = vec!["-Wl,--whole-archive".to_string()];
-    for d in drivers.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        args.push(format!("-l:librte_{d}.a"));
-    }
-    args.push("-Wl,--no-whole-archive".into());
-    for l in &lib.libs {
-        if l.starts_with("rte_") {
-            args.push(format!("-l:lib{l}.a"));
+    let drivers: Vec<String> = drivers
+        .split(',')
+        .map(|d| format!("rte_{}", d.trim()))
+        .collect();
+    let is_driver_kind = |n: &str| {
+        [
+            "rte_net_",
+            "rte_bus_",
+            "rte_mempool_",
+            "rte_common_",
+            "rte_dma_",
+            "rte_crypto_",
+            "rte_event_",
+            "rte_baseband_",
+            "rte_raw_",
+            "rte_compress_",
+            "rte_regex_",
+            "rte_vdpa_",
+            "rte_gpu_",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
+    };
+    let out = std::process::Command::new("pkg-config")
+        .args(["--static", "--libs", "libdpdk"])
+        .output()
+        .expect("pkg-config");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut seen = std::collections::HashSet::new();
+    for word in text.split_whitespace() {
+        let name = if let Some(a) = word
+            .strip_prefix("-l:lib")
+            .and_then(|w| w.strip_suffix(".a"))
+        {
+            a.to_string()
+        } else if let Some(l) = word.strip_prefix("-l") {
+            l.to_string()
+        } else if word == "-pthread" {
+            "pthread".to_string()
         } else {
-            args.push(format!("-l{l}"));
+            continue;
+        };
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if drivers.contains(&name) {
+            println!("cargo:rustc-link-lib=static:-bundle,+whole-archive={name}");
+        } else if name.starts_with("rte_") && !is_driver_kind(&name) {
+            println!("cargo:rustc-link-lib=static:-bundle={name}");
+        } else if !name.starts_with("rte_") {
+            println!("cargo:rustc-link-lib=dylib={name}");
         }
     }
-    for a in args {
-        println!("cargo:rustc-link-arg={a}");
+    for d in &drivers {
+        if !seen.contains(d) {
+            eprintln!(
+                "error: SLUICE_DPDK_DRIVERS names {d}, which the installed DPDK does not provide"
+            );
+            std::process::exit(1);
+        }
     }
 }

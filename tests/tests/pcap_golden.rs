@@ -123,5 +123,10 @@ state_dir = "{}"
     assert_eq!(r.get("drop.no_rule"), 1);
     assert_eq!(r.get("drop.runt"), 1);
     assert_eq!(r.get("tx"), 2);
+    // The device's own counters agree, per port and per queue.
+    assert_eq!(r.get("port.ext.ipackets"), 5, "{:?}", r.counters);
+    assert_eq!(r.get("port.ext.opackets"), 2);
+    assert_eq!(r.get("port.ext.rxq0.packets"), 5);
+    assert_eq!(r.get("port.ext.txq0.packets"), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

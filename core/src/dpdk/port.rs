@@ -38,7 +38,7 @@ pub struct LinkStatus {
 }
 
 /// Device counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PortStats {
     /// Packets received.
     pub ipackets: u64,
@@ -56,6 +56,11 @@ pub struct PortStats {
     pub oerrors: u64,
     /// RX mbuf allocation failures.
     pub rx_nombuf: u64,
+    /// Packets received per configured RX queue (drivers that keep per-queue
+    /// counters; DPDK tracks at most 16).
+    pub rx_queue_packets: Vec<u64>,
+    /// Packets sent per configured TX queue.
+    pub tx_queue_packets: Vec<u64>,
 }
 
 /// A started port. Stopped and closed on drop.
@@ -241,6 +246,18 @@ impl Port {
             ierrors: s.ierrors,
             oerrors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
+            rx_queue_packets: s
+                .q_ipackets
+                .iter()
+                .take(usize::from(self.rx_queues))
+                .copied()
+                .collect(),
+            tx_queue_packets: s
+                .q_opackets
+                .iter()
+                .take(usize::from(self.tx_queues))
+                .copied()
+                .collect(),
         }
     }
 
