@@ -254,11 +254,16 @@ impl Lab {
     /// Starts sluiced in the lab's Sluice namespace on conf/lab.toml + `extra`.
     pub fn start_sluiced(&self, extra: &str) -> Daemon {
         let (text, prefix) = self.config(extra);
+        self.start_sluiced_with(&text, &prefix)
+    }
+
+    /// Starts sluiced on a config made from [`Lab::config`] and then edited.
+    pub fn start_sluiced_with(&self, config: &str, prefix: &str) -> Daemon {
         Daemon::start(
             &self.dir.join("daemon"),
-            &text,
+            config,
             Some(&self.lb()),
-            &prefix,
+            prefix,
             &[],
         )
     }

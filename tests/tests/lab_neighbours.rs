@@ -136,9 +136,19 @@ fn sluice_resolves_a_neighbour_it_has_not_heard_from() {
     );
     let out = lab.exec(&b, &["ping", "-c", "3", "-i", "0.3", "-W", "2", SLUICE_INT]);
     assert!(ok(&out), "ping needing resolution: {}", show(&out));
+    // The same over IPv6: Sluice sends a neighbour solicitation.
+    lab.sh(
+        &b,
+        &format!("ip -6 neigh replace {SLUICE_INT6} lladdr {mac} dev eth0 nud permanent"),
+    );
+    let out = lab.exec(
+        &b,
+        &["ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", SLUICE_INT6],
+    );
+    assert!(ok(&out), "ping6 needing resolution: {}", show(&out));
     let r = d.stop();
-    assert!(r.get("neigh.requests") >= 1, "{:?}", r.counters);
-    assert!(r.get("neigh.resolved") >= 1, "{:?}", r.counters);
+    assert!(r.get("neigh.requests") >= 2, "{:?}", r.counters);
+    assert!(r.get("neigh.resolved") >= 2, "{:?}", r.counters);
     assert!(
         r.get("neigh.released") >= 1,
         "the held reply went out: {:?}",
@@ -177,4 +187,83 @@ fn external_arp_claiming_an_internal_address_is_ignored() {
     assert!(ok(&out), "{}", show(&out));
     let r = d.stop();
     assert!(r.get("drop.neigh_spoof") >= 2, "{:?}", r.counters);
+}
+
+#[test]
+fn gateway_is_resolved_at_start() {
+    let lab = Lab::new(0);
+    // The internet host plays the gateway of the external port.
+    let (config, prefix) = lab.config("");
+    let config = config.replacen(
+        "role = \"external\"",
+        &format!("role = \"external\"\ngateway = \"{INTERNET}\""),
+        1,
+    );
+    assert!(
+        config.contains("gateway = "),
+        "conf/lab.toml's external port changed shape"
+    );
+    let d = lab.start_sluiced_with(&config, &prefix);
+    // No traffic at all: Sluice asks for the gateway by itself.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let mac = lab.mac(&lab.lb(), "ext0");
+    let neigh = lab.exec(&lab.internet(), &["ip", "neigh", "show", SLUICE_EXT]);
+    assert!(
+        show(&neigh).contains(&mac),
+        "the gateway host learned Sluice from its request: {}",
+        show(&neigh)
+    );
+    let r = d.stop();
+    assert_eq!(r.get("neigh.resolved"), 1, "{:?}", r.counters);
+    assert_eq!(
+        r.get("rx") - r.get("consumed"),
+        r.get("drop.total"),
+        "only the ARP reply is consumed"
+    );
+}
+
+#[test]
+fn replies_to_a_silent_neighbour_are_dropped_after_retries() {
+    let lab = Lab::new(0);
+    let d = lab.start_sluiced("");
+    let c = lab.client();
+    let mac = lab.mac(&lab.lb(), "ext0");
+    // The client pings from an extra address it will not answer ARP for, so
+    // Sluice's replies wait for a neighbour that never answers.
+    lab.sh(
+        &c,
+        "ip addr add 203.0.113.150/32 dev lo && sysctl -qw net.ipv4.conf.eth0.arp_ignore=8",
+    );
+    lab.sh(
+        &c,
+        &format!("ip neigh replace {SLUICE_EXT} lladdr {mac} dev eth0 nud permanent"),
+    );
+    let out = lab.exec(
+        &c,
+        &[
+            "ping",
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-I",
+            "203.0.113.150",
+            SLUICE_EXT,
+        ],
+    );
+    assert!(
+        !ok(&out),
+        "nobody can deliver these replies: {}",
+        show(&out)
+    );
+    // Three requests one second apart, then the held replies are dropped.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let r = d.stop();
+    assert_eq!(r.get("echo_replies"), 2, "{:?}", r.counters);
+    assert_eq!(r.get("neigh.held"), 2, "{:?}", r.counters);
+    assert_eq!(r.get("neigh.failed"), 2, "{:?}", r.counters);
+    assert_eq!(r.get("neigh.requests"), 3, "{:?}", r.counters);
+    assert_eq!(r.get("neigh.released"), 0);
 }
