@@ -7,6 +7,7 @@
 //! next: `sluiced --check-config` prints all of them.
 
 mod duration;
+mod objects;
 pub mod raw;
 mod rules;
 mod types;

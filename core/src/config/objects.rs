@@ -1,0 +1,431 @@
+//! Checks for the objects rules refer to: `[dpdk]`, ports, frontends, pools,
+//! probes, `[flow_table]` and `[control]`.
+
+use super::raw;
+use super::types::*;
+use super::validate::{address, duration, in_range, port_number, unique_name, word, Ctx};
+use ipnet::IpNet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub(super) fn check_dpdk(ctx: &mut Ctx, d: raw::Dpdk) -> Dpdk {
+    let obj = "[dpdk]";
+    if d.eal_args.is_empty() {
+        ctx.err(
+            obj,
+            "eal_args",
+            "must not be empty (at least the lcore list, e.g. [\"-l\", \"0-1\"])",
+        );
+    }
+    if d.workers.is_empty() {
+        ctx.err(obj, "workers", "at least one worker lcore is needed");
+    }
+    let mut workers = Vec::new();
+    for w in &d.workers {
+        if let Some(w) = in_range(ctx, obj, "workers", *w, 0, 1023) {
+            if workers.contains(&(w as u32)) {
+                ctx.err(obj, "workers", format!("lcore {w} is listed twice"));
+            }
+            workers.push(w as u32);
+        }
+    }
+    let mbufs = in_range(ctx, obj, "mbufs", d.mbufs, 1023, 16_777_215).unwrap_or(16383) as u32;
+    let burst =
+        in_range(ctx, obj, "burst", d.burst, 1, crate::MAX_BURST as i64).unwrap_or(32) as u16;
+    Dpdk {
+        eal_args: d.eal_args,
+        workers,
+        mbufs,
+        burst,
+    }
+}
+
+pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<Port> {
+    let mut names = HashSet::new();
+    let mut devices = HashSet::new();
+    let mut ports: Vec<Port> = Vec::new();
+    let mut gateway_family: HashMap<bool, String> = HashMap::new();
+    for (obj, p) in raw {
+        unique_name(ctx, &mut names, &obj, &p.name);
+        let device = match p.device {
+            raw::DeviceRef::Id(id) => {
+                Device::Id(in_range(ctx, &obj, "device", id, 0, 1023).unwrap_or(0) as u16)
+            }
+            raw::DeviceRef::Name(n) if n.is_empty() => {
+                ctx.err(&obj, "device", "must not be empty");
+                Device::Name(n)
+            }
+            raw::DeviceRef::Name(n) => Device::Name(n),
+        };
+        if !devices.insert(format!("{device:?}")) {
+            ctx.err(&obj, "device", "another port uses this device");
+        }
+        let role = word(
+            ctx,
+            &obj,
+            "role",
+            &p.role,
+            &[
+                ("external", Role::External),
+                ("internal", Role::Internal),
+                ("both", Role::Both),
+            ],
+        )
+        .unwrap_or(Role::External);
+        let mut addresses = Vec::new();
+        for a in &p.addresses {
+            match a.parse::<IpNet>() {
+                Ok(n) if n.addr() == n.network() && n.prefix_len() < n.max_prefix_len() => ctx.err(
+                    &obj,
+                    "addresses",
+                    format!("\"{a}\" is a network, not an address in it"),
+                ),
+                Ok(n) => {
+                    if ports
+                        .iter()
+                        .flat_map(|q| &q.addresses)
+                        .chain(&addresses)
+                        .any(|o: &IpNet| o.contains(&n.addr()) || n.contains(&o.addr()))
+                    {
+                        ctx.err(
+                            &obj,
+                            "addresses",
+                            format!("\"{a}\" overlaps a subnet already on a port"),
+                        );
+                    }
+                    addresses.push(n)
+                }
+                Err(_) => ctx.err(
+                    &obj,
+                    "addresses",
+                    format!("\"{a}\" is not address/prefix (\"10.0.0.1/24\")"),
+                ),
+            }
+        }
+        let gateway = p
+            .gateway
+            .as_deref()
+            .and_then(|g| address(ctx, &obj, "gateway", g));
+        if let Some(g) = gateway {
+            if !addresses.iter().any(|n| n.contains(&g) && n.addr() != g) {
+                ctx.err(
+                    &obj,
+                    "gateway",
+                    format!("{g} is not inside any of this port's subnets"),
+                );
+            }
+            if let Some(other) = gateway_family.insert(g.is_ipv4(), obj.clone()) {
+                ctx.err(
+                    &obj,
+                    "gateway",
+                    format!("{other} already sets the default gateway for this address family"),
+                );
+            }
+        }
+        let mut mtu = in_range(ctx, &obj, "mtu", p.mtu, 576, 9000).unwrap_or(1500) as u16;
+        if mtu < 1280 && addresses.iter().any(|n| n.addr().is_ipv6()) {
+            ctx.err(&obj, "mtu", "IPv6 needs an MTU of at least 1280");
+            mtu = 1500;
+        }
+        let rx_queues = in_range(ctx, &obj, "rx_queues", p.rx_queues, 1, 64).unwrap_or(1) as u16;
+        ports.push(Port {
+            name: p.name,
+            device,
+            role,
+            addresses,
+            gateway,
+            mtu,
+            rx_queues,
+        });
+    }
+    ports
+}
+
+/// The port a frontend of `kind` at `addr` lives on: the port of the right
+/// role whose subnet holds it, else the first port of that role.
+fn home_port(ports: &[Port], kind: FrontendKind, addr: IpAddr) -> Option<usize> {
+    let fits = |p: &Port| match kind {
+        FrontendKind::Public => p.role.is_external(),
+        FrontendKind::Internal => p.role.is_internal(),
+    };
+    ports
+        .iter()
+        .position(|p| fits(p) && p.addresses.iter().any(|n| n.contains(&addr)))
+        .or_else(|| ports.iter().position(fits))
+}
+
+pub(super) fn check_frontends(
+    ctx: &mut Ctx,
+    raw: Vec<(String, raw::Frontend)>,
+    ports: &[Port],
+) -> Vec<Frontend> {
+    let mut names = HashSet::new();
+    let mut addrs = HashSet::new();
+    let mut out = Vec::new();
+    for (obj, f) in raw {
+        unique_name(ctx, &mut names, &obj, &f.name);
+        let kind = word(
+            ctx,
+            &obj,
+            "kind",
+            &f.kind,
+            &[
+                ("public", FrontendKind::Public),
+                ("internal", FrontendKind::Internal),
+            ],
+        );
+        // An invalid frontend stays in the list (the config is rejected anyway)
+        // so rules naming it do not report a second, cascading error.
+        let placeholder = |name: String| Frontend {
+            name,
+            address: IpAddr::from([0, 0, 0, 0]),
+            kind: FrontendKind::Public,
+            port: 0,
+        };
+        let Some(address) = address(ctx, &obj, "address", &f.address) else {
+            out.push(placeholder(f.name));
+            continue;
+        };
+        if !addrs.insert(address) {
+            ctx.err(
+                &obj,
+                "address",
+                format!("{address} is used by another frontend"),
+            );
+        }
+        if ports
+            .iter()
+            .flat_map(|p| &p.addresses)
+            .any(|n| n.addr() == address)
+        {
+            ctx.err(
+                &obj,
+                "address",
+                format!("{address} is a port's own address"),
+            );
+        }
+        let Some(kind) = kind else {
+            out.push(placeholder(f.name));
+            continue;
+        };
+        let Some(port) = home_port(ports, kind, address) else {
+            let role = if kind == FrontendKind::Public {
+                "external"
+            } else {
+                "internal"
+            };
+            ctx.err(
+                &obj,
+                "kind",
+                format!("no port has role {role} (or both) to carry this frontend"),
+            );
+            out.push(placeholder(f.name));
+            continue;
+        };
+        if kind == FrontendKind::Internal
+            && !ports[port].addresses.iter().any(|n| n.contains(&address))
+        {
+            ctx.err(
+                &obj,
+                "address",
+                format!("internal frontend {address} is outside every internal port's subnets"),
+            );
+        }
+        out.push(Frontend {
+            name: f.name,
+            address,
+            kind,
+            port,
+        });
+    }
+    out
+}
+
+pub(super) fn check_pools(
+    ctx: &mut Ctx,
+    raw: Vec<(String, raw::Pool)>,
+    ports: &[Port],
+) -> Vec<Pool> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (obj, p) in raw {
+        unique_name(ctx, &mut names, &obj, &p.name);
+        let mut members = Vec::new();
+        let mut seen_addr = HashSet::new();
+        let mut seen_name = HashSet::new();
+        for (i, m) in p.members.iter().enumerate() {
+            let mobj = format!(
+                "{obj} member {}",
+                m.name.clone().unwrap_or_else(|| i.to_string())
+            );
+            let Some(address) = address(ctx, &mobj, "address", &m.address) else {
+                continue;
+            };
+            if !seen_addr.insert(address) {
+                ctx.err(
+                    &mobj,
+                    "address",
+                    format!("{address} is already a member of this pool"),
+                );
+            }
+            if !ports
+                .iter()
+                .filter(|p| p.role.is_internal())
+                .flat_map(|p| &p.addresses)
+                .any(|n| n.contains(&address))
+            {
+                ctx.err(
+                    &mobj,
+                    "address",
+                    format!("{address} is not on any internal port's subnet"),
+                );
+            }
+            if let Some(n) = &m.name {
+                if !seen_name.insert(n.clone()) {
+                    ctx.err(
+                        &mobj,
+                        "name",
+                        format!("\"{n}\" names two members of this pool"),
+                    );
+                }
+            }
+            let admin_state = match m.admin_state.as_deref() {
+                None => AdminState::Up,
+                Some(s) => word(
+                    ctx,
+                    &mobj,
+                    "admin_state",
+                    s,
+                    &[("up", AdminState::Up), ("down", AdminState::Down)],
+                )
+                .unwrap_or(AdminState::Up),
+            };
+            members.push(Member {
+                address,
+                name: m.name.clone(),
+                admin_state,
+            });
+        }
+        out.push(Pool {
+            name: p.name,
+            members,
+        });
+    }
+    out
+}
+
+pub(super) fn check_probes(ctx: &mut Ctx, raw: Vec<(String, raw::Probe)>) -> Vec<Probe> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (obj, p) in raw {
+        unique_name(ctx, &mut names, &obj, &p.name);
+        let protocol = word(
+            ctx,
+            &obj,
+            "protocol",
+            &p.protocol,
+            &[
+                ("tcp", ProbeProtocol::Tcp),
+                ("http", ProbeProtocol::Http),
+                ("https", ProbeProtocol::Https),
+            ],
+        )
+        .unwrap_or(ProbeProtocol::Tcp);
+        let port = port_number(ctx, &obj, "port", p.port, false);
+        match (&protocol, &p.path) {
+            (ProbeProtocol::Tcp, Some(_)) => ctx.err(&obj, "path", "a tcp probe has no path"),
+            (ProbeProtocol::Http | ProbeProtocol::Https, None) => ctx.err(
+                &obj,
+                "path",
+                "http and https probes need a path (\"/health\")",
+            ),
+            (_, Some(path)) if !path.starts_with('/') || path.contains(char::is_whitespace) => ctx
+                .err(
+                    &obj,
+                    "path",
+                    format!("\"{path}\" must start with / and hold no spaces"),
+                ),
+            _ => {}
+        }
+        let s = Duration::from_secs;
+        let interval = duration(
+            ctx,
+            &obj,
+            "interval",
+            p.interval.as_deref(),
+            s(5),
+            s(1),
+            s(3600),
+        );
+        let timeout = duration(
+            ctx,
+            &obj,
+            "timeout",
+            p.timeout.as_deref(),
+            interval.min(s(30)),
+            Duration::from_millis(100),
+            s(30),
+        );
+        let threshold =
+            in_range(ctx, &obj, "threshold", p.threshold.unwrap_or(1), 1, 100).unwrap_or(1) as u32;
+        out.push(Probe {
+            name: p.name,
+            protocol,
+            port,
+            path: p.path,
+            interval,
+            timeout,
+            threshold,
+        });
+    }
+    out
+}
+
+pub(super) fn check_flow_table(ctx: &mut Ctx, f: raw::FlowTable) -> FlowTable {
+    let capacity = in_range(
+        ctx,
+        "[flow_table]",
+        "capacity",
+        f.capacity.unwrap_or(1 << 20),
+        1024,
+        1 << 28,
+    )
+    .unwrap_or(1 << 20);
+    FlowTable {
+        capacity: capacity as u32,
+    }
+}
+
+pub(super) fn check_control(ctx: &mut Ctx, c: raw::Control) -> Control {
+    let obj = "[control]";
+    let metrics_s = c.metrics.unwrap_or_else(|| "127.0.0.1:9100".into());
+    let metrics = metrics_s.parse().unwrap_or_else(|_| {
+        ctx.err(
+            obj,
+            "metrics",
+            format!("\"{metrics_s}\" is not address:port"),
+        );
+        "127.0.0.1:9100".parse().expect("literal")
+    });
+    let log = c.log.unwrap_or_else(|| "info".into());
+    if !["trace", "debug", "info", "warn", "error"].contains(&log.as_str()) {
+        ctx.err(
+            obj,
+            "log",
+            format!("\"{log}\" is not one of trace | debug | info | warn | error"),
+        );
+    }
+    Control {
+        socket: c
+            .socket
+            .unwrap_or_else(|| "/run/sluice/sluiced.sock".into())
+            .into(),
+        metrics,
+        state_dir: c
+            .state_dir
+            .unwrap_or_else(|| "/var/lib/sluice".into())
+            .into(),
+        log,
+    }
+}
