@@ -9,14 +9,13 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sluice_core::config::Config;
 use sluice_core::craft;
 use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Context, Counters, Dataplane, Fate, Slowpath};
+use sluice_core::pipeline::{process_burst, Context, Counters, Fate, Slowpath};
 use sluice_core::wire::{tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
-const EXT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
 
 struct NoLearn;
@@ -24,31 +23,6 @@ impl Slowpath for NoLearn {
     fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
         true
     }
-}
-
-fn dataplane() -> Dataplane {
-    let cfg = Config::from_toml_str(
-        r#"
-[dpdk]
-eal_args = ["-l", "0-1"]
-[[port]]
-name = "ext"
-device = 0
-role = "external"
-addresses = ["203.0.113.1/24"]
-[[port]]
-name = "int"
-device = 1
-role = "internal"
-addresses = ["10.0.0.1/24"]
-[[frontend]]
-name = "web"
-address = "203.0.113.10"
-kind = "public"
-"#,
-    )
-    .expect("bench config");
-    Dataplane::new(&cfg, &[EXT_MAC, MacAddr([2, 0, 0, 0, 0, 2])])
 }
 
 fn host_mix() -> Vec<Vec<u8>> {
@@ -114,7 +88,7 @@ fn not_for_us() -> Vec<Vec<u8>> {
 }
 
 fn bench(c: &mut Criterion) {
-    let dp = dataplane();
+    let dp = craft::example_dataplane();
     // The client is resolved, so echo replies take the Tx path, not Hold.
     let neigh =
         NeighView::with_entries([(0, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 100)), CLIENT_MAC)]);

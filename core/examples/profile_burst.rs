@@ -7,10 +7,9 @@
 //!
 //! It prints nothing; callgrind does the counting.
 
-use sluice_core::config::Config;
 use sluice_core::craft;
 use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Context, Counters, Dataplane, Fate, Slowpath};
+use sluice_core::pipeline::{process_burst, Context, Counters, Fate, Slowpath};
 use sluice_core::wire::{tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -26,12 +25,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
-    let ext = MacAddr([2, 0, 0, 0, 0, 1]);
-    let cfg = Config::from_toml_str(
-        "[dpdk]\neal_args=[\"-l\",\"0-1\"]\n[[port]]\nname=\"ext\"\ndevice=0\nrole=\"external\"\naddresses=[\"203.0.113.1/24\"]\n",
-    )
-    .expect("config");
-    let dp = Dataplane::new(&cfg, &[ext]);
+    let ext = craft::EXAMPLE_EXT_MAC;
+    let dp = craft::example_dataplane();
     let neigh = NeighView::default();
     let cx = Context {
         dataplane: &dp,

@@ -2,10 +2,47 @@
 //! solicitations, UDP and TCP segments. Used by tests, benchmarks, the pcap
 //! harness and traffic generators, so each of them builds packets one way.
 
+use crate::config::Config;
+use crate::pipeline::Dataplane;
 use crate::wire::{
     arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, EtherType, IpProtocol, MacAddr,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// MAC of the example data plane's external port (index 0).
+pub const EXAMPLE_EXT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+/// MAC of the example data plane's internal port (index 1).
+pub const EXAMPLE_INT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+/// The two-port setup unit tests, benchmarks, fuzz targets and profiles
+/// share: external 203.0.113.1/24 + 2001:db8:1::1/64 with gateway
+/// 203.0.113.254 and public frontend 203.0.113.10; internal 10.0.0.1/24.
+pub const EXAMPLE_CONFIG: &str = r#"
+[dpdk]
+eal_args = ["-l", "0-1"]
+[[port]]
+name = "ext"
+device = 0
+role = "external"
+addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
+gateway = "203.0.113.254"
+[[port]]
+name = "int"
+device = 1
+role = "internal"
+addresses = ["10.0.0.1/24"]
+[[frontend]]
+name = "web"
+address = "203.0.113.10"
+kind = "public"
+"#;
+
+/// [`EXAMPLE_CONFIG`] as a data plane with [`EXAMPLE_EXT_MAC`] and
+/// [`EXAMPLE_INT_MAC`].
+pub fn example_dataplane() -> Dataplane {
+    let cfg = Config::from_toml_str(EXAMPLE_CONFIG).expect("EXAMPLE_CONFIG is valid");
+    Dataplane::new(&cfg, &[EXAMPLE_EXT_MAC, EXAMPLE_INT_MAC])
+}
 
 fn eth(buf: &mut Vec<u8>, src: MacAddr, dst: MacAddr, ethertype: EtherType) {
     buf.resize(ethernet::HEADER_LEN, 0);

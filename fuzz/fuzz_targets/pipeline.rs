@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_core::config::Config;
+use sluice_core::craft;
 use sluice_core::neigh::{NeighView, PortIndex};
 use sluice_core::pipeline::{process_burst, Context, Counters, Dataplane, Fate, Slowpath, Stat};
 use sluice_core::wire::MacAddr;
@@ -19,31 +19,7 @@ impl Slowpath for Sink {
 
 fn dataplane() -> &'static Dataplane {
     static DP: OnceLock<Dataplane> = OnceLock::new();
-    DP.get_or_init(|| {
-        let cfg = Config::from_toml_str(
-            r#"
-[dpdk]
-eal_args = ["-l", "0-1"]
-[[port]]
-name = "ext"
-device = 0
-role = "external"
-addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
-gateway = "203.0.113.254"
-[[port]]
-name = "int"
-device = 1
-role = "internal"
-addresses = ["10.0.0.1/24"]
-[[frontend]]
-name = "web"
-address = "203.0.113.10"
-kind = "public"
-"#,
-        )
-        .expect("fuzz config");
-        Dataplane::new(&cfg, &[MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])])
-    })
+    DP.get_or_init(craft::example_dataplane)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,6 @@
 //! field, plus a seeded run of random and mangled frames.
 
 use super::*;
-use crate::config::Config;
 use crate::craft;
 use crate::neigh::NeighView;
 use crate::wire::{arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, MacAddr};
@@ -10,8 +9,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-const EXT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-const INT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
+const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
 const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 const EXT: PortIndex = 0;
@@ -22,32 +21,6 @@ fn v4(s: &str) -> Ipv4Addr {
 }
 fn v6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
-}
-
-fn dataplane() -> Dataplane {
-    let cfg = Config::from_toml_str(
-        r#"
-[dpdk]
-eal_args = ["-l", "0-1"]
-[[port]]
-name = "ext"
-device = 0
-role = "external"
-addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
-gateway = "203.0.113.254"
-[[port]]
-name = "int"
-device = 1
-role = "internal"
-addresses = ["10.0.0.1/24"]
-[[frontend]]
-name = "web"
-address = "203.0.113.10"
-kind = "public"
-"#,
-    )
-    .unwrap();
-    Dataplane::new(&cfg, &[EXT_MAC, INT_MAC])
 }
 
 #[derive(Default)]
@@ -68,7 +41,7 @@ struct Run {
 }
 
 fn run_with(neigh: &NeighView, port: PortIndex, frame: Vec<u8>) -> Run {
-    let dp = dataplane();
+    let dp = craft::example_dataplane();
     let len = frame.len();
     let mut room = frame;
     room.resize(2048, 0xee);
@@ -478,7 +451,7 @@ fn echo_v6_is_answered() {
 /// frame lands in exactly one counter.
 #[test]
 fn random_and_mangled_frames_are_all_accounted_for() {
-    let dp = dataplane();
+    let dp = craft::example_dataplane();
     let neigh = resolved(EXT, "203.0.113.100", CLIENT_MAC);
     let cx = Context {
         dataplane: &dp,
