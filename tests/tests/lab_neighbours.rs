@@ -267,3 +267,45 @@ fn replies_to_a_silent_neighbour_are_dropped_after_retries() {
     assert_eq!(r.get("neigh.requests"), 3, "{:?}", r.counters);
     assert_eq!(r.get("neigh.released"), 0);
 }
+
+#[test]
+fn two_workers_with_two_queues_per_port() {
+    let lab = Lab::new(1);
+    // Three lcores on this machine's two CPUs: control on 0, workers 1 and 2.
+    let (config, prefix) = lab.config("");
+    let config = config
+        .replace("\"-l\", \"0-1\"", "\"--lcores=0@0,1@1,2@1\"")
+        .replace("iface=ext0\"", "iface=ext0,qpairs=2\"")
+        .replace("iface=int0\"", "iface=int0,qpairs=2\"")
+        .replace("workers = [1]", "workers = [1, 2]")
+        .replace("role = \"external\"", "role = \"external\"\nrx_queues = 2")
+        .replace("role = \"internal\"", "role = \"internal\"\nrx_queues = 2");
+    assert!(
+        config.contains("qpairs=2") && config.contains("workers = [1, 2]"),
+        "conf/lab.toml changed shape"
+    );
+    let d = lab.start_sluiced_with(&config, &prefix);
+    assert!(d.log().contains("worker=1"), "{}", d.log());
+    let c = lab.client();
+    for _ in 0..3 {
+        let out = lab.exec(&c, &["ping", "-c", "2", "-i", "0.2", "-W", "2", SLUICE_EXT]);
+        assert!(ok(&out), "{}", show(&out));
+    }
+    let out = lab.exec(
+        &lab.backend(0),
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", SLUICE_INT],
+    );
+    assert!(ok(&out), "{}", show(&out));
+    let r = d.stop();
+    assert!(r.get("echo_replies") >= 9, "{:?}", r.counters);
+    assert!(
+        r.counters.contains_key("port.ext.rxq1.packets"),
+        "{:?}",
+        r.counters
+    );
+    assert!(
+        r.counters.contains_key("port.int.txq1.packets"),
+        "{:?}",
+        r.counters
+    );
+}

@@ -1,0 +1,70 @@
+//! Startup failures an operator can act on: each names what is wrong, exits
+//! non-zero, and does not panic. Runs sluiced for real on net_null (EAL
+//! needs root for its runtime directory, as the daemon does).
+
+use std::process::Command;
+
+fn start(name: &str, eal_extra: &str, workers: &str, device: &str) -> (bool, String) {
+    let prefix = format!("slstart-{name}-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("sluiced.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[dpdk]
+eal_args = ["-l", "0-1", "--no-huge", "-m", "128", "--no-pci", "--file-prefix={prefix}", "{eal_extra}"]
+workers = {workers}
+mbufs = 1023
+[[port]]
+name = "ext"
+device = "{device}"
+role = "external"
+addresses = ["203.0.113.1/24"]
+[control]
+state_dir = "{}"
+"#,
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluiced"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (out.status.success(), err)
+}
+
+#[test]
+fn a_device_not_in_eal_args_is_named() {
+    let (ok, err) = start("dev", "--vdev=net_null0", "[1]", "net_null7");
+    assert!(!ok);
+    assert!(
+        err.contains("port \"ext\": no DPDK port for device net_null7"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_worker_outside_the_core_list_is_named() {
+    let (ok, err) = start("lcore", "--vdev=net_null0", "[5]", "net_null0");
+    assert!(!ok);
+    assert!(err.contains("[dpdk] workers: lcore 5"), "{err}");
+}
+
+#[test]
+fn an_eal_failure_says_so() {
+    let (ok, err) = start("eal", "--vdev=net_bogus0", "[1]", "net_null0");
+    assert!(!ok);
+    assert!(
+        err.contains("starting DPDK: EAL initialisation failed"),
+        "{err}"
+    );
+}
