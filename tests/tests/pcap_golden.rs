@@ -1,4 +1,4 @@
-//! Golden test on net_pcap: an input capture built here goes through a real
+//! Golden test on net_pcap (ARP reply, ICMP echo reply, neighbour advertisement): an input capture built here goes through a real
 //! sluiced, and the output capture is compared byte by byte with replies
 //! written out literally (checksums computed independently, not by Sluice).
 
@@ -43,6 +43,21 @@ const ECHO_REPLY: [u8; 60] = [
     0, 0,
 ];
 
+#[rustfmt::skip]
+const NEIGHBOR_ADVERT: [u8; 86] = [
+    // Ethernet: to the client, from Sluice, IPv6
+    0x02, 0x00, 0x00, 0x00, 0x00, 0x64,  0x02, 0x70, 0x63, 0x61, 0x70, 0x00,  0x86, 0xdd,
+    // IPv6: payload 32, ICMPv6, hop limit 255, 2001:db8:1::1 -> 2001:db8:1::100
+    0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff,
+    0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
+    0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
+    // NA, checksum 0xb5a1, flags solicited + override, target 2001:db8:1::1
+    0x88, 0x00, 0xb5, 0xa1, 0x60, 0x00, 0x00, 0x00,
+    0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
+    // target link-layer address option: Sluice's MAC
+    0x02, 0x01, 0x02, 0x70, 0x63, 0x61, 0x70, 0x00,
+];
+
 #[test]
 fn arp_and_echo_replies_are_exact() {
     let dir = std::env::temp_dir().join(format!("sluice-pcap-{}", std::process::id()));
@@ -71,6 +86,11 @@ fn arp_and_echo_replies_are_exact() {
             b"not-ours",
         ),
         vec![0xde, 0xad, 0xbe, 0xef],
+        craft::neighbor_solicit(
+            CLIENT_MAC,
+            "2001:db8:1::100".parse().unwrap(),
+            "2001:db8:1::1".parse().unwrap(),
+        ),
     ];
     pcap::write(&input, &frames).unwrap();
     let prefix = format!("slpcap{}", std::process::id());
@@ -85,7 +105,7 @@ mbufs = 2047
 name = "ext"
 device = "net_pcap0"
 role = "external"
-addresses = ["203.0.113.1/24"]
+addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
 [control]
 state_dir = "{}"
 "#,
@@ -105,8 +125,8 @@ state_dir = "{}"
     let out = pcap::read(&output).unwrap();
     assert_eq!(
         out.len(),
-        2,
-        "expected exactly the ARP and echo replies, got {out:02x?}"
+        3,
+        "expected exactly the ARP, echo and NA replies, got {out:02x?}"
     );
     let arp = out
         .iter()
@@ -118,15 +138,20 @@ state_dir = "{}"
         .expect("an echo reply");
     assert_eq!(arp.as_slice(), &ARP_REPLY[..]);
     assert_eq!(echo.as_slice(), &ECHO_REPLY[..]);
-    assert_eq!(r.get("rx"), 5);
+    let na = out
+        .iter()
+        .find(|f| f[12..14] == [0x86, 0xdd])
+        .expect("a neighbour advertisement");
+    assert_eq!(na.as_slice(), &NEIGHBOR_ADVERT[..]);
+    assert_eq!(r.get("rx"), 6);
     assert_eq!(r.get("drop.arp_not_ours"), 1);
     assert_eq!(r.get("drop.no_rule"), 1);
     assert_eq!(r.get("drop.runt"), 1);
-    assert_eq!(r.get("tx"), 2);
+    assert_eq!(r.get("tx"), 3);
     // The device's own counters agree, per port and per queue.
-    assert_eq!(r.get("port.ext.ipackets"), 5, "{:?}", r.counters);
-    assert_eq!(r.get("port.ext.opackets"), 2);
-    assert_eq!(r.get("port.ext.rxq0.packets"), 5);
-    assert_eq!(r.get("port.ext.txq0.packets"), 2);
+    assert_eq!(r.get("port.ext.ipackets"), 6, "{:?}", r.counters);
+    assert_eq!(r.get("port.ext.opackets"), 3);
+    assert_eq!(r.get("port.ext.rxq0.packets"), 6);
+    assert_eq!(r.get("port.ext.txq0.packets"), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }

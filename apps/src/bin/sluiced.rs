@@ -37,7 +37,7 @@ struct Args {
     check_config: Option<PathBuf>,
     /// Divide every protocol timer (idle timeouts, SNAT port release) by N.
     /// For labs and tests only.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     timer_scale: u32,
 }
 

@@ -53,6 +53,9 @@ named_enum! {
         IcmpMalformed => "icmp_malformed",
         /// ICMP to an owned address that is not an echo request.
         IcmpUnhandled => "icmp_unhandled",
+        /// Echo from a source no reply can go to: unspecified, multicast,
+        /// broadcast, loopback, or one of Sluice's own addresses.
+        MartianSource => "martian_source",
         /// Neighbour discovery message that breaks RFC 4861 checks.
         NdInvalid => "nd_invalid",
         /// Solicitation for an address Sluice does not own on that port.

@@ -140,10 +140,15 @@ impl Dataplane {
         }
     }
 
+    /// True when `a` is one of Sluice's addresses, on any port.
+    pub fn is_own(&self, a: IpAddr) -> bool {
+        self.owned.contains(&a)
+    }
+
     /// True when a neighbour on an external port claiming `a` is lying: `a`
     /// is on an internal-only port's subnet, or is one of Sluice's own.
     pub fn is_spoofed_claim(&self, port: PortIndex, a: IpAddr) -> bool {
         self.ports[usize::from(port)].role == Role::External
-            && (self.internal_nets.iter().any(|n| n.contains(&a)) || self.owned.contains(&a))
+            && (self.internal_nets.iter().any(|n| n.contains(&a)) || self.is_own(a))
     }
 }

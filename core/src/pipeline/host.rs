@@ -133,13 +133,16 @@ pub(super) fn ipv4_input(
     if !icmp.verify_checksum() {
         return Fate::Drop(DropReason::IcmpMalformed);
     }
-    if icmp.msg_type() != icmpv4::Message::EchoRequest
-        || src.is_unspecified()
+    if icmp.msg_type() != icmpv4::Message::EchoRequest {
+        return Fate::Drop(DropReason::IcmpUnhandled);
+    }
+    if src.is_unspecified()
         || src.is_broadcast()
         || src.is_multicast()
         || src.is_loopback()
+        || cx.dataplane.is_own(IpAddr::V4(src))
     {
-        return Fate::Drop(DropReason::IcmpUnhandled);
+        return Fate::Drop(DropReason::MartianSource);
     }
     let code = icmp.code();
 
@@ -250,8 +253,15 @@ pub(super) fn ipv6_input<S: Slowpath>(
         icmpv6::Message::EchoRequest if owned => {
             // Extension headers would be reflected back as they are; nobody
             // needs that for a ping, so such echoes are not answered.
-            if ul.offset != ipv6::HEADER_LEN || src.is_multicast() || src.is_unspecified() {
+            if ul.offset != ipv6::HEADER_LEN {
                 return Fate::Drop(DropReason::IcmpUnhandled);
+            }
+            if src.is_multicast()
+                || src.is_unspecified()
+                || src.is_loopback()
+                || cx.dataplane.is_own(IpAddr::V6(src))
+            {
+                return Fate::Drop(DropReason::MartianSource);
             }
             let code = u16::from(icmp.code());
             let mut ip = ipv6::Packet::new_unchecked(&mut room[ETH..ETH + total]);

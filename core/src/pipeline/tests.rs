@@ -295,6 +295,36 @@ fn ip_that_is_not_for_sluice_is_dropped_with_a_reason() {
 }
 
 #[test]
+fn echo_from_a_source_no_reply_can_reach_is_dropped() {
+    for src in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.1",
+        "127.0.0.1",
+        "203.0.113.10",
+        "10.0.0.1",
+    ] {
+        let req =
+            craft::echo_request_v4(CLIENT_MAC, EXT_MAC, v4(src), v4("203.0.113.1"), 1, 1, b"");
+        assert_eq!(
+            run(EXT, req).fate,
+            Fate::Drop(DropReason::MartianSource),
+            "{src}"
+        );
+    }
+    let own6 = craft::echo_request_v6(
+        CLIENT_MAC,
+        EXT_MAC,
+        v6("2001:db8:1::1"),
+        v6("2001:db8:1::1"),
+        1,
+        1,
+        b"",
+    );
+    assert_eq!(run(EXT, own6).fate, Fate::Drop(DropReason::MartianSource));
+}
+
+#[test]
 fn bad_checksums_are_dropped() {
     let mut bad_ip = craft::echo_request_v4(
         CLIENT_MAC,
