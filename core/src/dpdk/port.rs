@@ -7,6 +7,9 @@ use crate::config::Device;
 use crate::wire::MacAddr;
 use std::ffi::CString;
 
+/// Linux's ENOTSUP: a driver's answer to an MTU change it does not do.
+const ENOTSUP: i32 = 95;
+
 /// Descriptors per queue.
 const RING_SIZE: u16 = 1024;
 
@@ -157,7 +160,7 @@ impl Port {
         // SAFETY: plain call on a configured port. Virtual devices may refuse
         // an MTU change; the frame size they carry is then the kernel's.
         let rc = unsafe { sys::rte_eth_dev_set_mtu(id, mtu) };
-        if rc < 0 && rc != -(libc_enotsup()) {
+        if rc < 0 && rc != -ENOTSUP {
             check(rc, &name, "rte_eth_dev_set_mtu")?;
         }
         // SAFETY: socket id lookup for a valid port.
@@ -298,10 +301,6 @@ impl Drop for Port {
             sys::rte_eth_dev_close(self.id);
         }
     }
-}
-
-fn libc_enotsup() -> i32 {
-    95 // ENOTSUP on Linux
 }
 
 /// One RX queue, polled by one thread.
