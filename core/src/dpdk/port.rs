@@ -132,21 +132,18 @@ impl Port {
         // SAFETY: `info` is a valid out pointer for this port id.
         let rc = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
         check(rc, &name, "rte_eth_dev_info_get")?;
-        if rx_queues > info.max_rx_queues {
-            return Err(DpdkError::TooFewQueues {
-                port: name,
-                kind: "rx",
-                asked: rx_queues,
-                max: info.max_rx_queues,
-            });
-        }
-        if tx_queues > info.max_tx_queues {
-            return Err(DpdkError::TooFewQueues {
-                port: name,
-                kind: "tx",
-                asked: tx_queues,
-                max: info.max_tx_queues,
-            });
+        for (kind, asked, max) in [
+            ("rx", rx_queues, info.max_rx_queues),
+            ("tx", tx_queues, info.max_tx_queues),
+        ] {
+            if asked > max {
+                return Err(DpdkError::TooFewQueues {
+                    port: name,
+                    kind,
+                    asked,
+                    max,
+                });
+            }
         }
         let mut conf = sys::rte_eth_conf::default();
         let rss = RSS_WANTED & info.flow_type_rss_offloads;

@@ -22,7 +22,7 @@ const DRAIN: usize = 1024;
 pub struct ControlCounters {
     /// Neighbour cache counters.
     pub neigh: CacheCounters,
-    /// Frames dropped because a worker's ring from control was full.
+    /// Frames dropped because the ring to worker 0 was full.
     pub to_worker_full: u64,
     /// Requests not sent: no mbuf.
     pub alloc_failed: u64,
@@ -118,8 +118,7 @@ impl ControlPlane {
         busy
     }
 
-    /// Fills in the destination MAC and sends through worker 0 (one worker
-    /// keeps the frames for one next hop in order).
+    /// Fills in the destination MAC and sends through worker 0.
     fn send_to(&mut self, port: PortIndex, mac: MacAddr, mut m: Mbuf) {
         let (room, len) = m.room_and_len_mut();
         if len >= ethernet::HEADER_LEN {
@@ -129,7 +128,7 @@ impl ControlPlane {
     }
 
     fn transmit(&mut self, port: PortIndex, m: Mbuf) {
-        if self.shared.to_worker[0].push((port, m)).is_err() {
+        if self.shared.from_control.push((port, m)).is_err() {
             self.counters.to_worker_full += 1;
         }
     }

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 /// Slots in the worker -> control ring.
 pub const TO_CONTROL_SLOTS: usize = 4096;
-/// Slots in each control -> worker ring.
-pub const TO_WORKER_SLOTS: usize = 1024;
+/// Slots in the control -> worker 0 ring.
+pub const FROM_CONTROL_SLOTS: usize = 1024;
 
 /// What a worker hands the control thread.
 #[derive(Debug)]
@@ -60,8 +60,10 @@ pub struct Shared {
     pub counters: Vec<SharedCounters>,
     /// Worker -> control (multi-producer).
     pub to_control: ArrayQueue<SlowEvent>,
-    /// Control -> worker i: (egress port, frame).
-    pub to_worker: Vec<ArrayQueue<(PortIndex, Mbuf)>>,
+    /// Control -> worker 0: (egress port, frame). One worker sends what
+    /// control originates or releases, so frames for one next hop stay in
+    /// order.
+    pub from_control: ArrayQueue<(PortIndex, Mbuf)>,
 }
 
 impl Shared {
@@ -73,9 +75,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
-            to_worker: (0..workers)
-                .map(|_| ArrayQueue::new(TO_WORKER_SLOTS))
-                .collect(),
+            from_control: ArrayQueue::new(FROM_CONTROL_SLOTS),
         })
     }
 }

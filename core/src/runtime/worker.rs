@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// A worker's queues: the RX queues it polls and one TX queue on every port.
 #[derive(Debug)]
 pub struct Worker {
-    /// Index into `Shared::counters` and `Shared::to_worker`.
+    /// Index into `Shared::counters`; worker 0 also sends for control.
     pub index: usize,
     /// (port index, queue) pairs this worker polls.
     pub rx: Vec<(PortIndex, RxQueue)>,
@@ -44,7 +44,8 @@ impl Worker {
         let mut tx: Vec<Burst> = self.tx.iter().map(|_| Burst::default()).collect();
         let mut fates = [Fate::Consumed; MAX_BURST];
         let mut ring = Ring(&shared.to_control);
-        let from_control = &shared.to_worker[self.index];
+        // Only worker 0 sends what control hands over (see Shared::from_control).
+        let from_control = (self.index == 0).then_some(&shared.from_control);
         while !shared.stop.load(Ordering::Relaxed) {
             let dataplane = shared.dataplane.load();
             let neigh = shared.neigh.load();
@@ -109,7 +110,7 @@ impl Worker {
                 free.clear();
             }
             for _ in 0..self.burst {
-                let Some((port, m)) = from_control.pop() else {
+                let Some((port, m)) = from_control.and_then(ArrayQueue::pop) else {
                     break;
                 };
                 busy = true;
