@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod craft;
+pub mod flow;
 pub mod neigh;
 pub mod pipeline;
 pub mod wire;

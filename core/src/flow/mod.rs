@@ -1,0 +1,24 @@
+//! The flow table and what goes in it: connection tracking shared by every
+//! worker (RSS may send the two directions of a flow to different cores).
+//!
+//! - [`FlowTable`]: fixed capacity, lock-free lookups and inserts from any
+//!   worker (compare-and-swap into cache-line buckets with a 16-bit
+//!   signature per slot), removal by the control thread only, slot reuse
+//!   after every worker has passed a quiescent point ([`Reclaimer`]).
+//! - Each flow sits under two keys, original and reply, both pointing at one
+//!   [`Entry`] that holds what each direction is rewritten to, its checksum
+//!   deltas, egress port and next hop, the TCP state, a coarse last-seen
+//!   tick and per-direction counters.
+//! - [`tcp`]: the state table and per-state timeouts.
+//!
+//! Flows are IPv4 for now (see ARCHITECTURE.md): the key is 13 bytes and
+//! an entry with both keys fits the 128-byte budget per flow.
+
+mod key;
+mod table;
+pub mod tcp;
+
+pub use key::{Delta, FlowKey};
+pub use table::{
+    Entry, FlowInfo, FlowTable, InsertError, NewFlow, Reclaimer, Rewrite, ENTRY_BYTES,
+};

@@ -1,0 +1,549 @@
+//! The shared flow table. See the module docs in `flow` for the design.
+//!
+//! Memory ordering: an inserting worker writes every field of a free entry
+//! with relaxed stores, then publishes it by a release compare-and-swap of
+//! a bucket slot; a reader's acquire load of that slot makes the fields
+//! visible. Entries are only reused after a grace period (every worker has
+//! passed a quiescent point since the entry was unlinked), so a reader
+//! never sees an entry change identity under it.
+
+use super::key::{mix, Delta, FlowKey, KEY_MASK};
+use super::tcp::State;
+use crate::neigh::PortIndex;
+use crossbeam_queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+const SLOTS: usize = 8;
+/// Buckets probed per key: two choices of one cache line each.
+const CHOICES: usize = 2;
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Bucket([AtomicU64; SLOTS]);
+
+/// One flow. Every field is atomic: workers read it while another worker may
+/// update the state, counters or last-seen tick.
+#[derive(Debug, Default)]
+pub struct Entry {
+    /// `[direction][word]`: the key each direction's packets carry. Bits
+    /// 40..48 of word 1 hold that direction's egress port.
+    key: [[AtomicU64; 2]; 2],
+    /// Next hop per direction (direction 1 in the high half).
+    next_hop: AtomicU64,
+    /// [`Delta`] per direction: ip | l4 << 16, direction 1 in the high half.
+    csum: AtomicU64,
+    /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 16..32 idle timeout (s).
+    state: AtomicU32,
+    /// Coarse tick (ms) of the last packet; written only when it changes.
+    last_seen: AtomicU32,
+    /// Rule | member << 16; the free-list link while the entry is free.
+    meta: AtomicU32,
+    /// Per direction, the sequence number after the last segment seen.
+    next_seq: [AtomicU32; 2],
+    /// Packets per direction.
+    packets: [AtomicU32; 2],
+}
+
+/// Bytes one flow costs: its entry.
+pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+
+const LIVE: u32 = 1 << 5;
+const TCP_RESET: u32 = 1 << 4;
+
+/// What a direction's packets become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    /// New key (addresses and ports) of the packet.
+    pub to: FlowKey,
+    /// Checksum deltas.
+    pub delta: Delta,
+    /// Egress port.
+    pub egress: PortIndex,
+    /// Next hop on that port.
+    pub next_hop: Ipv4Addr,
+}
+
+impl Entry {
+    /// How packets of direction `dir` are rewritten: into the reverse of the
+    /// other direction's key.
+    #[inline]
+    pub fn rewrite(&self, dir: usize) -> Rewrite {
+        let o = &self.key[dir ^ 1];
+        let (a, b) = (o[0].load(Relaxed), o[1].load(Relaxed));
+        let eg = (self.key[dir][1].load(Relaxed) >> 40) as u8;
+        let shift = 32 * dir as u32;
+        let cs = (self.csum.load(Relaxed) >> shift) as u32;
+        Rewrite {
+            to: FlowKey::from_words(a, b).reversed(),
+            delta: Delta {
+                ip: cs as u16,
+                l4: (cs >> 16) as u16,
+            },
+            egress: PortIndex::from(eg),
+            next_hop: Ipv4Addr::from((self.next_hop.load(Relaxed) >> shift) as u32),
+        }
+    }
+
+    /// The TCP state.
+    #[inline]
+    pub fn tcp_state(&self) -> State {
+        State::from_bits(self.state.load(Relaxed))
+    }
+
+    /// Moves the TCP state from `old` to `new` unless another worker moved it
+    /// first (then theirs stands: the next segment corrects it).
+    #[inline]
+    pub fn set_tcp_state(&self, old: State, new: State) {
+        let cur = self.state.load(Relaxed);
+        if State::from_bits(cur) == old {
+            let _ = self
+                .state
+                .compare_exchange(cur, (cur & !7) | new as u32, Relaxed, Relaxed);
+        }
+    }
+
+    /// Records a packet in direction `dir` at tick `now`. Each field is
+    /// written only when it changes, so a quiet flow's cache line stays
+    /// shared between the cores that read it.
+    #[inline]
+    pub fn touch(&self, dir: usize, now: u32) {
+        if self.last_seen.load(Relaxed) != now {
+            self.last_seen.store(now, Relaxed);
+        }
+        // One worker per direction (RSS), so load + store loses nothing
+        // that matters and avoids a locked instruction.
+        let p = &self.packets[dir & 1];
+        p.store(p.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Records the sequence number following a segment, if it is later
+    /// (modulo 2^32) than what is stored.
+    #[inline]
+    pub fn track_seq(&self, dir: usize, end: u32) {
+        let s = &self.next_seq[dir & 1];
+        let cur = s.load(Relaxed);
+        if (end.wrapping_sub(cur) as i32) > 0 || cur == 0 {
+            s.store(end, Relaxed);
+        }
+    }
+
+    /// The packed state word, decoded.
+    fn info(&self, idx: u32) -> FlowInfo {
+        let st = self.state.load(Relaxed);
+        let meta = self.meta.load(Relaxed);
+        let key = |d: usize| {
+            FlowKey::from_words(self.key[d][0].load(Relaxed), self.key[d][1].load(Relaxed))
+        };
+        FlowInfo {
+            index: idx,
+            key: [key(0), key(1)],
+            state: State::from_bits(st),
+            tcp_reset: st & TCP_RESET != 0,
+            idle_timeout: Duration::from_secs(u64::from(st >> 16)),
+            last_seen: self.last_seen.load(Relaxed),
+            rule: meta as u16,
+            member: (meta >> 16) as u16,
+            next_seq: [
+                self.next_seq[0].load(Relaxed),
+                self.next_seq[1].load(Relaxed),
+            ],
+            packets: [self.packets[0].load(Relaxed), self.packets[1].load(Relaxed)],
+            rewrite: [self.rewrite(0), self.rewrite(1)],
+        }
+    }
+}
+
+/// A flow to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFlow {
+    /// `[original, reply]` keys. The original direction is rewritten into
+    /// `key[1].reversed()` and the reply direction into `key[0].reversed()`.
+    pub key: [FlowKey; 2],
+    /// Egress port per direction.
+    pub egress: [PortIndex; 2],
+    /// Next hop per direction.
+    pub next_hop: [Ipv4Addr; 2],
+    /// Initial state.
+    pub state: State,
+    /// RST both ends when an established flow idles out.
+    pub tcp_reset: bool,
+    /// The rule's idle timeout (whole seconds are kept, at most 18 h).
+    pub idle_timeout: Duration,
+    /// Rule and member, for listings and for removal when a member goes.
+    pub rule: u16,
+    /// Member index in the rule's pool.
+    pub member: u16,
+    /// Tick of the first packet.
+    pub now: u32,
+}
+
+/// A decoded copy of an entry, for the control thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// Entry index.
+    pub index: u32,
+    /// `[original, reply]` keys.
+    pub key: [FlowKey; 2],
+    /// TCP state.
+    pub state: State,
+    /// RST on idle.
+    pub tcp_reset: bool,
+    /// The rule's idle timeout.
+    pub idle_timeout: Duration,
+    /// Tick of the last packet.
+    pub last_seen: u32,
+    /// Rule.
+    pub rule: u16,
+    /// Member.
+    pub member: u16,
+    /// Sequence number after the last segment, per direction.
+    pub next_seq: [u32; 2],
+    /// Packets per direction.
+    pub packets: [u32; 2],
+    /// Per-direction rewrite.
+    pub rewrite: [Rewrite; 2],
+}
+
+/// Why an insert failed. The flow is not created; nothing else changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// Every entry is in use.
+    Full,
+    /// Both candidate buckets of a key are full.
+    NoSlot,
+}
+
+/// The shared flow table.
+pub struct FlowTable {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+    entries: Box<[Entry]>,
+    /// Entries handed out so far from the never-used tail.
+    bump: AtomicU32,
+    /// Treiber stack of free entries: tag << 32 | (index + 1).
+    free: AtomicU64,
+    /// Entries a worker abandoned after a failed insert; control retires
+    /// them (a reader may have seen them).
+    orphans: ArrayQueue<u32>,
+    /// Per-worker quiescent-state counters, each on its own line.
+    quiescent: Box<[Padded]>,
+    live: AtomicU64,
+    leaked: AtomicU64,
+}
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+impl std::fmt::Debug for FlowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable")
+            .field("capacity", &self.capacity())
+            .field("live", &self.len())
+            .field("buckets", &self.buckets.len())
+            .finish()
+    }
+}
+
+#[inline]
+fn slot_value(sig: u16, dir: usize, idx: u32) -> u64 {
+    u64::from(sig) << 48 | (dir as u64) << 32 | u64::from(idx + 1)
+}
+
+impl FlowTable {
+    /// A table for `capacity` flows read by `workers` workers. Buckets are
+    /// sized so both keys of every flow fit at 80% load.
+    pub fn new(capacity: u32, workers: usize) -> FlowTable {
+        let capacity = capacity.clamp(1, u32::MAX - 2);
+        let keys = 2 * capacity as usize;
+        let nbuckets = (keys * 5 / 4).div_ceil(SLOTS).next_power_of_two().max(2);
+        FlowTable {
+            buckets: (0..nbuckets).map(|_| Bucket::default()).collect(),
+            mask: nbuckets - 1,
+            entries: (0..capacity).map(|_| Entry::default()).collect(),
+            bump: AtomicU32::new(0),
+            free: AtomicU64::new(0),
+            orphans: ArrayQueue::new(1024),
+            quiescent: (0..workers).map(|_| Padded::default()).collect(),
+            live: AtomicU64::new(0),
+            leaked: AtomicU64::new(0),
+        }
+    }
+
+    /// Flows it holds at most.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Flows in it now.
+    pub fn len(&self) -> usize {
+        self.live.load(Relaxed) as usize
+    }
+
+    /// True when it holds no flow.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes it takes: entries and buckets.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.len() * ENTRY_BYTES + self.buckets.len() * std::mem::size_of::<Bucket>()
+    }
+
+    /// Entries abandoned and never recovered (the orphan queue was full).
+    pub fn leaked(&self) -> u64 {
+        self.leaked.load(Relaxed)
+    }
+
+    /// Entry `idx`.
+    #[inline]
+    pub fn entry(&self, idx: u32) -> &Entry {
+        &self.entries[idx as usize]
+    }
+
+    #[inline]
+    fn candidates(h: u64, mask: usize) -> [usize; CHOICES] {
+        let b1 = h as usize & mask;
+        let mut b2 = (h >> 32) as usize & mask;
+        if b2 == b1 {
+            b2 ^= 1;
+        }
+        [b1, b2 & mask]
+    }
+
+    #[inline]
+    fn sig(h: u64) -> u16 {
+        (h.wrapping_mul(0xFF51_AFD7_ED55_8CCD) >> 48) as u16
+    }
+
+    /// Finds `k`: (entry index, direction).
+    #[inline]
+    pub fn lookup(&self, k: &FlowKey) -> Option<(u32, usize)> {
+        let (a, b) = k.words();
+        let h = mix(a, b);
+        let sig = Self::sig(h);
+        for bi in Self::candidates(h, self.mask) {
+            for s in &self.buckets[bi].0 {
+                let v = s.load(Acquire);
+                if v == 0 || (v >> 48) as u16 != sig {
+                    continue;
+                }
+                let idx = (v as u32).wrapping_sub(1);
+                let dir = (v >> 32) as usize & 1;
+                let Some(e) = self.entries.get(idx as usize) else {
+                    continue;
+                };
+                if e.key[dir][0].load(Relaxed) == a && e.key[dir][1].load(Relaxed) & KEY_MASK == b {
+                    return Some((idx, dir));
+                }
+            }
+        }
+        None
+    }
+
+    fn alloc(&self) -> Option<u32> {
+        let mut head = self.free.load(Acquire);
+        while head as u32 != 0 {
+            let idx = head as u32 - 1;
+            let next = self.entries[idx as usize].meta.load(Relaxed);
+            let new = ((head >> 32) + 1) << 32 | u64::from(next);
+            match self.free.compare_exchange_weak(head, new, AcqRel, Acquire) {
+                Ok(_) => return Some(idx),
+                Err(h) => head = h,
+            }
+        }
+        if self.bump.load(Relaxed) as usize >= self.entries.len() {
+            return None;
+        }
+        let idx = self.bump.fetch_add(1, Relaxed);
+        ((idx as usize) < self.entries.len()).then_some(idx)
+    }
+
+    fn push_free(&self, idx: u32) {
+        let mut head = self.free.load(Acquire);
+        loop {
+            self.entries[idx as usize].meta.store(head as u32, Relaxed);
+            let new = ((head >> 32) + 1) << 32 | u64::from(idx + 1);
+            match self.free.compare_exchange_weak(head, new, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    fn place(&self, k: &FlowKey, dir: usize, idx: u32) -> bool {
+        let h = k.hash();
+        let v = slot_value(Self::sig(h), dir, idx);
+        for bi in Self::candidates(h, self.mask) {
+            for s in &self.buckets[bi].0 {
+                if s.load(Relaxed) == 0 && s.compare_exchange(0, v, Release, Relaxed).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn unplace(&self, k: &FlowKey, dir: usize, idx: u32) -> bool {
+        let h = k.hash();
+        let v = slot_value(Self::sig(h), dir, idx);
+        for bi in Self::candidates(h, self.mask) {
+            for s in &self.buckets[bi].0 {
+                if s.load(Relaxed) == v && s.compare_exchange(v, 0, Release, Relaxed).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Inserts a flow under both keys; any worker may call it. The caller
+    /// has looked the key up first; two workers racing on one new key may
+    /// both insert, and lookups then find one of them (the other ages out).
+    pub fn insert(&self, f: &NewFlow) -> Result<u32, InsertError> {
+        let idx = self.alloc().ok_or(InsertError::Full)?;
+        let e = &self.entries[idx as usize];
+        for d in 0..2 {
+            let (a, b) = f.key[d].words();
+            e.key[d][0].store(a, Relaxed);
+            e.key[d][1].store(b | u64::from(f.egress[d] as u8) << 40, Relaxed);
+            e.next_seq[d].store(0, Relaxed);
+            e.packets[d].store(0, Relaxed);
+        }
+        e.next_hop.store(
+            u64::from(u32::from(f.next_hop[0])) | u64::from(u32::from(f.next_hop[1])) << 32,
+            Relaxed,
+        );
+        let d0 = Delta::between(&f.key[0], &f.key[1].reversed());
+        let d1 = Delta::between(&f.key[1], &f.key[0].reversed());
+        let pack = |d: Delta| u64::from(d.ip) | u64::from(d.l4) << 16;
+        e.csum.store(pack(d0) | pack(d1) << 32, Relaxed);
+        let secs = f.idle_timeout.as_secs().min(u64::from(u16::MAX)) as u32;
+        let reset = if f.tcp_reset { TCP_RESET } else { 0 };
+        e.state
+            .store(f.state as u32 | reset | LIVE | secs << 16, Relaxed);
+        e.last_seen.store(f.now, Relaxed);
+        e.meta
+            .store(u32::from(f.rule) | u32::from(f.member) << 16, Relaxed);
+        // Reply key first: once the original key is visible, replies find
+        // the flow too.
+        if !self.place(&f.key[1], 1, idx) {
+            self.abandon(idx);
+            return Err(InsertError::NoSlot);
+        }
+        if !self.place(&f.key[0], 0, idx) {
+            self.unplace(&f.key[1], 1, idx);
+            self.abandon(idx);
+            return Err(InsertError::NoSlot);
+        }
+        self.live.fetch_add(1, Relaxed);
+        Ok(idx)
+    }
+
+    fn abandon(&self, idx: u32) {
+        self.entries[idx as usize].state.fetch_and(!LIVE, Relaxed);
+        if self.orphans.push(idx).is_err() {
+            self.leaked.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A worker is between bursts: it holds no reference into the table.
+    #[inline]
+    pub fn quiescent(&self, worker: usize) {
+        if let Some(q) = self.quiescent.get(worker) {
+            q.0.store(q.0.load(Relaxed).wrapping_add(1), Release);
+        }
+    }
+
+    fn epochs(&self) -> Vec<u64> {
+        self.quiescent.iter().map(|q| q.0.load(Acquire)).collect()
+    }
+
+    /// Entries ever handed out: live entries have indices below this.
+    pub fn high_water(&self) -> u32 {
+        self.bump.load(Relaxed).min(self.entries.len() as u32)
+    }
+
+    /// A decoded copy of entry `idx`, if it holds a live flow.
+    pub fn info(&self, idx: u32) -> Option<FlowInfo> {
+        let e = self.entries.get(idx as usize)?;
+        (e.state.load(Relaxed) & LIVE != 0).then(|| e.info(idx))
+    }
+}
+
+/// The control thread's side of removal: unlink now, reuse after a grace
+/// period. Only one `Reclaimer` may exist per table.
+#[derive(Debug, Default)]
+pub struct Reclaimer {
+    waiting: VecDeque<(Vec<u64>, Vec<u32>)>,
+    batch: Vec<u32>,
+    removed: u64,
+}
+
+impl Reclaimer {
+    /// A reclaimer.
+    pub fn new() -> Reclaimer {
+        Reclaimer::default()
+    }
+
+    /// Unlinks flow `idx` from both keys; its entry is reused once every
+    /// worker has been quiescent since. False when it was not live.
+    pub fn remove(&mut self, t: &FlowTable, idx: u32) -> bool {
+        let Some(e) = t.entries.get(idx as usize) else {
+            return false;
+        };
+        let st = e.state.fetch_and(!LIVE, Relaxed);
+        if st & LIVE == 0 {
+            return false;
+        }
+        for d in 0..2 {
+            let k = FlowKey::from_words(e.key[d][0].load(Relaxed), e.key[d][1].load(Relaxed));
+            t.unplace(&k, d, idx);
+        }
+        t.live.fetch_sub(1, Relaxed);
+        self.removed += 1;
+        self.batch.push(idx);
+        true
+    }
+
+    /// Flows removed so far.
+    pub fn removed(&self) -> u64 {
+        self.removed
+    }
+
+    /// Ends the current batch and frees every batch whose grace period is
+    /// over. Returns the entries freed.
+    pub fn poll(&mut self, t: &FlowTable) -> usize {
+        while let Some(idx) = t.orphans.pop() {
+            self.batch.push(idx);
+        }
+        if !self.batch.is_empty() {
+            self.waiting
+                .push_back((t.epochs(), std::mem::take(&mut self.batch)));
+        }
+        let now = t.epochs();
+        let mut freed = 0;
+        while let Some((then, _)) = self.waiting.front() {
+            if then.iter().zip(&now).any(|(a, b)| a == b) {
+                break;
+            }
+            let (_, idxs) = self.waiting.pop_front().expect("front exists");
+            for idx in idxs {
+                t.push_free(idx);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Entries waiting for their grace period.
+    pub fn pending(&self) -> usize {
+        self.batch.len() + self.waiting.iter().map(|(_, v)| v.len()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+use super::*;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+fn key(i: u32) -> FlowKey {
+    FlowKey {
+        src: Ipv4Addr::from(0x0a00_0000 | (i >> 8)),
+        dst: Ipv4Addr::new(203, 0, 113, 10),
+        sport: 1024 + (i & 0xff) as u16,
+        dport: 80,
+        proto: 6,
+    }
+}
+
+/// The flow for key `i`: its reply key and next hops derive from `i`, so a
+/// reader can tell a torn or foreign entry from the right one.
+fn flow(i: u32) -> NewFlow {
+    let k0 = key(i);
+    let member = Ipv4Addr::from(0x0a01_0000 | (i % 7));
+    let k1 = FlowKey {
+        src: member,
+        dst: k0.src,
+        sport: 8080,
+        dport: k0.sport,
+        proto: 6,
+    };
+    NewFlow {
+        key: [k0, k1],
+        egress: [1, 0],
+        next_hop: [member, Ipv4Addr::from(i)],
+        state: State::SynSent,
+        tcp_reset: true,
+        idle_timeout: Duration::from_secs(240),
+        rule: 3,
+        member: (i % 7) as u16,
+        now: 5,
+    }
+}
+
+fn check(t: &FlowTable, i: u32) -> bool {
+    let f = flow(i);
+    let Some((idx, 0)) = t.lookup(&f.key[0]) else {
+        return false;
+    };
+    let r = t.entry(idx).rewrite(0);
+    assert_eq!(r.to, f.key[1].reversed(), "torn or foreign entry for {i}");
+    assert_eq!(r.next_hop, f.next_hop[0]);
+    let r1 = t.entry(idx).rewrite(1);
+    assert_eq!(r1.next_hop, Ipv4Addr::from(i), "torn entry for {i}");
+    assert_eq!(t.lookup(&f.key[1]), Some((idx, 1)));
+    true
+}
+
+#[test]
+fn both_keys_find_one_entry_with_each_directions_rewrite() {
+    let t = FlowTable::new(16, 0);
+    let f = flow(42);
+    let idx = t.insert(&f).unwrap();
+    assert_eq!(t.lookup(&f.key[0]), Some((idx, 0)));
+    assert_eq!(t.lookup(&f.key[1]), Some((idx, 1)));
+    let r0 = t.entry(idx).rewrite(0);
+    assert_eq!(r0.to.dst, f.key[1].src, "original goes to the member");
+    assert_eq!(r0.to.dport, 8080);
+    assert_eq!(r0.to.src, f.key[0].src, "client address kept");
+    assert_eq!(r0.egress, 1);
+    let r1 = t.entry(idx).rewrite(1);
+    assert_eq!(r1.to, f.key[0].reversed(), "replies come from the frontend");
+    assert_eq!(r1.egress, 0);
+    let info = t.info(idx).unwrap();
+    assert_eq!((info.rule, info.member, info.tcp_reset), (3, 0, true));
+    assert_eq!(info.idle_timeout, Duration::from_secs(240));
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.lookup(&key(43)), None);
+}
+
+#[test]
+fn a_full_table_fails_the_new_flow_only() {
+    let t = FlowTable::new(4, 0);
+    for i in 0..4 {
+        t.insert(&flow(i)).unwrap();
+    }
+    assert_eq!(t.insert(&flow(99)), Err(InsertError::Full));
+    for i in 0..4 {
+        assert!(check(&t, i));
+    }
+    assert!(t.lookup(&key(99)).is_none());
+}
+
+#[test]
+fn removed_entries_are_reused_only_after_every_worker_was_quiescent() {
+    let t = FlowTable::new(2, 2);
+    let mut r = Reclaimer::new();
+    let a = t.insert(&flow(1)).unwrap();
+    t.insert(&flow(2)).unwrap();
+    assert!(r.remove(&t, a));
+    assert!(!r.remove(&t, a), "removing twice is a no-op");
+    assert!(t.lookup(&key(1)).is_none());
+    assert_eq!(r.poll(&t), 0, "no worker has been quiescent yet");
+    assert_eq!(t.insert(&flow(3)), Err(InsertError::Full));
+    t.quiescent(0);
+    assert_eq!(r.poll(&t), 0, "worker 1 may still hold it");
+    t.quiescent(1);
+    assert_eq!(r.poll(&t), 1);
+    assert_eq!(t.insert(&flow(3)), Ok(a));
+    assert!(check(&t, 3) && check(&t, 2));
+    assert_eq!(t.len(), 2);
+}
+
+#[test]
+fn seq_tracking_keeps_the_latest_modulo_2_32() {
+    let t = FlowTable::new(1, 0);
+    let e = t.entry(t.insert(&flow(1)).unwrap());
+    e.track_seq(0, u32::MAX - 10);
+    e.track_seq(0, 5); // wrapped: later
+    e.track_seq(0, u32::MAX - 3); // a retransmission: earlier
+    assert_eq!(t.info(0).unwrap().next_seq[0], 5);
+}
+
+#[test]
+fn states_move_only_from_the_expected_one() {
+    let t = FlowTable::new(1, 0);
+    let e = t.entry(t.insert(&flow(1)).unwrap());
+    e.set_tcp_state(State::SynSent, State::SynRecv);
+    e.set_tcp_state(State::SynSent, State::Reset);
+    assert_eq!(e.tcp_state(), State::SynRecv);
+    assert!(t.info(0).unwrap().tcp_reset, "flags survive state changes");
+}
+
+/// Four workers insert their own flows and look up everything they have
+/// inserted, while control removes every third flow and reclaims: no flow
+/// is lost, none is torn, removed ones vanish, and entries are recycled.
+#[test]
+fn concurrent_inserts_lookups_and_removals() {
+    const WORKERS: usize = 4;
+    const PER: u32 = 20_000;
+    let t = Arc::new(FlowTable::new(PER * WORKERS as u32 / 2 + 4096, WORKERS));
+    let done = Arc::new(AtomicBool::new(false));
+    let removable = Arc::new(ArrayQueue::<u32>::new(1 << 17));
+    let mut handles = Vec::new();
+    for w in 0..WORKERS {
+        let (t, removable) = (t.clone(), removable.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            let mut full = 0u32;
+            for n in 0..PER {
+                let i = w as u32 * PER + n;
+                t.quiescent(w);
+                match t.insert(&flow(i)) {
+                    Ok(_) => {
+                        if i % 3 == 0 {
+                            removable.push(i).unwrap();
+                        } else {
+                            mine.push(i);
+                        }
+                    }
+                    Err(_) => full += 1,
+                }
+                // Re-check a sample of what this worker owns, every time.
+                if let Some(&j) = mine.get((n as usize * 7919) % mine.len().max(1)) {
+                    assert!(check(&t, j), "flow {j} lost");
+                }
+            }
+            t.quiescent(w);
+            for &j in &mine {
+                assert!(check(&t, j), "flow {j} lost");
+            }
+            (mine, full)
+        }));
+    }
+    let control = {
+        let (t, done, removable) = (t.clone(), done.clone(), removable.clone());
+        std::thread::spawn(move || {
+            let mut r = Reclaimer::new();
+            let mut gone = Vec::new();
+            loop {
+                let finished = done.load(Relaxed);
+                while let Some(i) = removable.pop() {
+                    let (idx, _) = t.lookup(&key(i)).expect("inserted flow is there");
+                    assert!(r.remove(&t, idx));
+                    gone.push(i);
+                }
+                r.poll(&t);
+                if finished {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            (gone, r.removed())
+        })
+    };
+    let mut kept = Vec::new();
+    let mut failed = 0;
+    for h in handles {
+        let (mine, full) = h.join().unwrap();
+        kept.extend(mine);
+        failed += full;
+    }
+    done.store(true, Relaxed);
+    let (gone, removed) = control.join().unwrap();
+    for &i in &kept {
+        assert!(check(&t, i), "flow {i} lost");
+    }
+    for &i in &gone {
+        assert!(t.lookup(&key(i)).is_none(), "removed flow {i} still found");
+    }
+    assert_eq!(removed as usize, gone.len());
+    assert_eq!(t.len(), kept.len());
+    // Capacity is about half the flows: without recycling most would fail.
+    assert!(
+        (failed as usize) < (WORKERS * PER as usize) / 2,
+        "entries were not recycled: {failed} inserts failed"
+    );
+    assert_eq!(t.leaked(), 0);
+}
+
+#[test]
+fn entry_size_fits_the_budget() {
+    let t = FlowTable::new(1 << 20, 1);
+    let per_flow = t.memory_bytes() / t.capacity();
+    assert!(ENTRY_BYTES <= 80, "entry is {ENTRY_BYTES} bytes");
+    assert!(per_flow <= 128, "{per_flow} bytes per flow");
+}
