@@ -37,6 +37,77 @@ address = "203.0.113.10"
 kind = "public"
 "#;
 
+/// [`EXAMPLE_CONFIG`] plus a pool of three backends (10.0.0.11..13, the
+/// third admin-down), a load-balancing rule for TCP port 80 to 8080, a UDP
+/// rule on 53, a NAT rule (port 50001 to the second member's 22), an
+/// internal HA-ports frontend 10.0.0.100, and a security rule allowing
+/// TCP 80 and UDP 53 to the public frontend.
+pub const LB_CONFIG: &str = r#"
+[[frontend]]
+name = "ilb"
+address = "10.0.0.100"
+kind = "internal"
+[[pool]]
+name = "web-pool"
+members = [
+  { address = "10.0.0.11", name = "b1" },
+  { address = "10.0.0.12", name = "b2" },
+  { address = "10.0.0.13", name = "b3", admin_state = "down" },
+]
+[[lb_rule]]
+name = "http"
+frontend = "web"
+protocol = "tcp"
+frontend_port = 80
+backend_port = 8080
+pool = "web-pool"
+tcp_reset = true
+[[lb_rule]]
+name = "dns"
+frontend = "web"
+protocol = "udp"
+frontend_port = 53
+backend_port = 53
+pool = "web-pool"
+[[lb_rule]]
+name = "ha"
+frontend = "ilb"
+protocol = "all"
+frontend_port = 0
+backend_port = 0
+pool = "web-pool"
+[[nat_rule]]
+name = "ssh-b2"
+frontend = "web"
+protocol = "tcp"
+frontend_port = 50001
+member = "b2"
+backend_port = 22
+[[security_rule]]
+name = "allow-web"
+priority = 100
+direction = "inbound"
+action = "allow"
+source = "0.0.0.0/0"
+destination = "203.0.113.10/32"
+protocol = "tcp"
+destination_ports = "80"
+[[security_rule]]
+name = "allow-dns"
+priority = 110
+direction = "inbound"
+action = "allow"
+source = "0.0.0.0/0"
+destination = "203.0.113.10/32"
+protocol = "udp"
+destination_ports = "53"
+"#;
+
+/// [`EXAMPLE_CONFIG`] followed by [`LB_CONFIG`], checked.
+pub fn lb_config() -> Config {
+    Config::from_toml_str(&format!("{EXAMPLE_CONFIG}{LB_CONFIG}")).expect("LB_CONFIG is valid")
+}
+
 /// [`EXAMPLE_CONFIG`] as a data plane with [`EXAMPLE_EXT_MAC`] and
 /// [`EXAMPLE_INT_MAC`].
 pub fn example_dataplane() -> Dataplane {

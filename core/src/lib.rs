@@ -10,6 +10,7 @@
 pub mod config;
 pub mod craft;
 pub mod flow;
+pub mod lb;
 pub mod neigh;
 pub mod pipeline;
 pub mod wire;

@@ -1,0 +1,358 @@
+//! Inbound services compiled from a [`Config`]: what a new flow to a
+//! frontend address, protocol and port becomes. Load-balancing rules carry a
+//! Maglev table per (rule, pool) built from the members that may take new
+//! flows; inbound NAT rules carry their one member; a NAT pool rule becomes
+//! one service per member, on the port its persisted map gives. Security
+//! rules are compiled here too. A [`Services`] is immutable: workers read
+//! the current one through an atomic pointer and a change builds a new one.
+
+pub mod maglev;
+pub mod natmap;
+mod security;
+
+pub use maglev::{flow_hash, Maglev};
+pub use security::Security;
+
+use crate::config::{
+    AdminState, AllDown, Config, ConfigError, Distribution, FrontendKind, Protocol,
+};
+use crate::flow::FlowKey;
+use crate::wire::IpProtocol;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+/// What kind of rule a service came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `[[lb_rule]]`, index in the config.
+    Lb(usize),
+    /// `[[nat_rule]]`
+    Nat(usize),
+    /// `[[nat_pool_rule]]`
+    NatPool(usize),
+}
+
+/// One matchable inbound service.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Rule name.
+    pub name: String,
+    /// Where it came from.
+    pub kind: Kind,
+    /// Frontend address.
+    pub frontend: Ipv4Addr,
+    /// A public frontend: inbound is denied unless a security rule allows.
+    pub public: bool,
+    /// Backend port; 0 keeps the destination port (HA ports).
+    pub backend_port: u16,
+    /// Keep the frontend address as destination.
+    pub floating_ip: bool,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// RST both ends on idle.
+    pub tcp_reset: bool,
+    /// Which tuple picks the member.
+    pub distribution: Distribution,
+    /// Addresses of the pool's members (index = member index).
+    pub members: Vec<Ipv4Addr>,
+    /// Member picker; `None` when no member may take new flows.
+    pub maglev: Option<Maglev>,
+}
+
+impl Service {
+    /// The member for a new flow: its index and address.
+    #[inline]
+    pub fn pick(&self, k: &FlowKey) -> Option<(u16, Ipv4Addr)> {
+        let m = self.maglev.as_ref()?.pick(flow_hash(k, self.distribution));
+        Some((m, self.members[usize::from(m)]))
+    }
+}
+
+/// A fast, fixed hasher for the small integer keys of the match maps.
+#[derive(Default)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+#[inline]
+fn exact_key(addr: Ipv4Addr, proto: u8, port: u16) -> u64 {
+    u64::from(u32::from(addr)) << 24 | u64::from(proto) << 16 | u64::from(port)
+}
+
+/// Every inbound service of a config, and the security rules.
+#[derive(Debug, Clone, Default)]
+pub struct Services {
+    /// Indexed by service id (what flows record as their rule).
+    pub services: Vec<Service>,
+    exact: FxMap<u64, u16>,
+    ha: FxMap<u32, u16>,
+    /// Security rules.
+    pub security: Security,
+    /// NAT pool port maps, by rule name (to persist and to list).
+    pub nat_maps: BTreeMap<String, natmap::PortMap>,
+}
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn protos(p: Protocol) -> &'static [u8] {
+    match p {
+        Protocol::Tcp => &[6],
+        Protocol::Udp => &[17],
+        Protocol::All => &[6, 17],
+    }
+}
+
+impl Services {
+    /// Compiles the services of `cfg`. `eligible(pool, member)` says whether
+    /// a member may take new flows (health; admin state is applied here).
+    /// `nat_maps` are the previous NAT pool port maps by rule name; the
+    /// result holds the new ones. Frontends and members that are not IPv4
+    /// get no data path yet (flows are IPv4), which is checked here.
+    pub fn compile(
+        cfg: &Config,
+        eligible: &dyn Fn(usize, usize) -> bool,
+        nat_maps: &BTreeMap<String, natmap::PortMap>,
+    ) -> Result<Services, Vec<ConfigError>> {
+        let mut s = Services {
+            security: Security::compile(&cfg.security_rules),
+            ..Services::default()
+        };
+        let mut errors = Vec::new();
+        let fe = |i: usize| &cfg.frontends[i];
+        let members_v4 = |pool: usize, obj: &str, errors: &mut Vec<ConfigError>| {
+            cfg.pools[pool]
+                .members
+                .iter()
+                .map(|m| {
+                    v4(m.address).unwrap_or_else(|| {
+                        errors.push(ConfigError::new(
+                            obj,
+                            "pool",
+                            format!(
+                                "member {} is IPv6; forwarding is IPv4 only for now",
+                                m.address
+                            ),
+                        ));
+                        Ipv4Addr::UNSPECIFIED
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let usable = |pool: usize, i: usize| {
+            cfg.pools[pool].members[i].admin_state == AdminState::Up && eligible(pool, i)
+        };
+        let add = |s: &mut Services,
+                   errors: &mut Vec<ConfigError>,
+                   obj: String,
+                   svc: Service,
+                   protocol: Protocol,
+                   port: u16| {
+            let id = s.services.len() as u16;
+            if port == 0 {
+                s.ha.insert(u32::from(svc.frontend), id);
+            } else {
+                for &p in protos(protocol) {
+                    if s.exact
+                        .insert(exact_key(svc.frontend, p, port), id)
+                        .is_some()
+                    {
+                        errors.push(ConfigError::new(
+                            obj.clone(),
+                            "frontend_port",
+                            format!("port {port} is already served on {}", svc.frontend),
+                        ));
+                    }
+                }
+            }
+            s.services.push(svc);
+        };
+        for (i, r) in cfg.lb_rules.iter().enumerate() {
+            let obj = format!("lb_rule \"{}\"", r.name);
+            let f = fe(r.frontend);
+            let Some(addr) = v4(f.address) else {
+                errors.push(ConfigError::new(
+                    obj,
+                    "frontend",
+                    "the frontend is IPv6; forwarding is IPv4 only for now",
+                ));
+                continue;
+            };
+            let members = members_v4(r.pool, &obj, &mut errors);
+            let n = members.len();
+            let all: Vec<IpAddr> = members.iter().map(|&a| IpAddr::V4(a)).collect();
+            let ok: Vec<bool> = (0..n).map(|m| usable(r.pool, m)).collect();
+            let maglev = Maglev::build(&all, &ok).or_else(|| match r.all_down {
+                AllDown::AllUp => Maglev::build(&all, &vec![true; n]),
+                AllDown::NoNewFlows => None,
+            });
+            let svc = Service {
+                name: r.name.clone(),
+                kind: Kind::Lb(i),
+                frontend: addr,
+                public: f.kind == FrontendKind::Public,
+                backend_port: r.backend_port,
+                floating_ip: r.floating_ip,
+                idle_timeout: r.idle_timeout,
+                tcp_reset: r.tcp_reset,
+                distribution: r.distribution,
+                members,
+                maglev,
+            };
+            add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);
+        }
+        for (i, r) in cfg.nat_rules.iter().enumerate() {
+            let obj = format!("nat_rule \"{}\"", r.name);
+            let f = fe(r.frontend);
+            let m = &cfg.pools[r.member.pool].members[r.member.member];
+            let (Some(addr), Some(maddr)) = (v4(f.address), v4(m.address)) else {
+                errors.push(ConfigError::new(
+                    obj,
+                    "frontend",
+                    "IPv6 frontend or member; forwarding is IPv4 only for now",
+                ));
+                continue;
+            };
+            let single = vec![IpAddr::V4(maddr)];
+            let svc = Service {
+                name: r.name.clone(),
+                kind: Kind::Nat(i),
+                frontend: addr,
+                public: f.kind == FrontendKind::Public,
+                backend_port: r.backend_port,
+                floating_ip: false,
+                idle_timeout: Duration::from_secs(240),
+                tcp_reset: false,
+                distribution: Distribution::Default,
+                members: vec![maddr],
+                maglev: Maglev::build(&single, &[m.admin_state == AdminState::Up]),
+            };
+            add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);
+        }
+        for (i, r) in cfg.nat_pool_rules.iter().enumerate() {
+            let obj = format!("nat_pool_rule \"{}\"", r.name);
+            let f = fe(r.frontend);
+            let Some(addr) = v4(f.address) else {
+                errors.push(ConfigError::new(
+                    obj,
+                    "frontend",
+                    "the frontend is IPv6; forwarding is IPv4 only for now",
+                ));
+                continue;
+            };
+            let pool = &cfg.pools[r.pool];
+            let addrs: Vec<IpAddr> = pool.members.iter().map(|m| m.address).collect();
+            let empty = natmap::PortMap::new();
+            let map = match natmap::assign(r, &addrs, nat_maps.get(&r.name).unwrap_or(&empty)) {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            for (mi, m) in pool.members.iter().enumerate() {
+                let Some(maddr) = v4(m.address) else {
+                    errors.push(ConfigError::new(
+                        obj.clone(),
+                        "pool",
+                        format!(
+                            "member {} is IPv6; forwarding is IPv4 only for now",
+                            m.address
+                        ),
+                    ));
+                    continue;
+                };
+                let single = vec![m.address];
+                let svc = Service {
+                    name: format!("{}[{}]", r.name, m.address),
+                    kind: Kind::NatPool(i),
+                    frontend: addr,
+                    public: f.kind == FrontendKind::Public,
+                    backend_port: r.backend_port,
+                    floating_ip: false,
+                    idle_timeout: Duration::from_secs(240),
+                    tcp_reset: false,
+                    distribution: Distribution::Default,
+                    members: vec![maddr],
+                    maglev: Maglev::build(&single, &[usable(r.pool, mi)]),
+                };
+                add(
+                    &mut s,
+                    &mut errors,
+                    obj.clone(),
+                    svc,
+                    r.protocol,
+                    map[&m.address],
+                );
+            }
+            s.nat_maps.insert(r.name.clone(), map);
+        }
+        if errors.is_empty() {
+            Ok(s)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The service for a new flow to `dst`, protocol `proto`, port `dport`:
+    /// an exact port match first, then the frontend's HA-ports rule.
+    #[inline]
+    pub fn lookup(&self, dst: Ipv4Addr, proto: IpProtocol, dport: u16) -> Option<(u16, &Service)> {
+        let p = u8::from(proto);
+        if p == 6 || p == 17 {
+            if let Some(&id) = self.exact.get(&exact_key(dst, p, dport)) {
+                return Some((id, &self.services[usize::from(id)]));
+            }
+        }
+        let &id = self.ha.get(&u32::from(dst))?;
+        Some((id, &self.services[usize::from(id)]))
+    }
+
+    /// Loads the NAT pool maps of `cfg` from `state_dir`.
+    pub fn load_nat_maps(
+        cfg: &Config,
+        state_dir: &Path,
+    ) -> (BTreeMap<String, natmap::PortMap>, Vec<String>) {
+        let mut maps = BTreeMap::new();
+        let mut bad = Vec::new();
+        for r in &cfg.nat_pool_rules {
+            let (m, b) = natmap::load(state_dir, &r.name);
+            bad.extend(b.into_iter().map(|l| format!("{}: {l}", r.name)));
+            maps.insert(r.name.clone(), m);
+        }
+        (maps, bad)
+    }
+
+    /// Writes every NAT pool map to `state_dir`.
+    pub fn store_nat_maps(&self, state_dir: &Path) -> std::io::Result<()> {
+        for (name, m) in &self.nat_maps {
+            natmap::store(state_dir, name, m)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

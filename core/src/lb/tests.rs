@@ -1,0 +1,148 @@
+use super::*;
+use crate::config::Direction;
+use crate::craft::lb_config;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn compile() -> Services {
+    Services::compile(&lb_config(), &|_, _| true, &BTreeMap::new()).unwrap()
+}
+
+fn key(src: &str, sport: u16, dst: &str, dport: u16, proto: u8) -> FlowKey {
+    FlowKey {
+        src: ip(src),
+        dst: ip(dst),
+        sport,
+        dport,
+        proto,
+    }
+}
+
+#[test]
+fn exact_ports_then_ha_ports() {
+    let s = compile();
+    let fe = ip("203.0.113.10");
+    assert_eq!(s.lookup(fe, IpProtocol::Tcp, 80).unwrap().1.name, "http");
+    assert_eq!(s.lookup(fe, IpProtocol::Udp, 53).unwrap().1.name, "dns");
+    assert!(s.lookup(fe, IpProtocol::Udp, 80).is_none());
+    assert!(s.lookup(fe, IpProtocol::Tcp, 81).is_none());
+    assert_eq!(
+        s.lookup(fe, IpProtocol::Tcp, 50001).unwrap().1.name,
+        "ssh-b2"
+    );
+    let ilb = ip("10.0.0.100");
+    for (p, port) in [
+        (IpProtocol::Tcp, 1),
+        (IpProtocol::Udp, 65535),
+        (IpProtocol::Unknown(47), 0),
+    ] {
+        assert_eq!(s.lookup(ilb, p, port).unwrap().1.name, "ha");
+    }
+}
+
+#[test]
+fn admin_down_members_get_no_new_flows() {
+    let s = compile();
+    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let mut seen = [0; 3];
+    for p in 0..3000u16 {
+        let (m, a) = http
+            .pick(&key("198.51.100.7", 1024 + p, "203.0.113.10", 80, 6))
+            .unwrap();
+        assert_eq!(a, http.members[usize::from(m)]);
+        seen[usize::from(m)] += 1;
+    }
+    assert_eq!(seen[2], 0, "b3 is admin down");
+    assert!(seen[0] > 1000 && seen[1] > 1000, "{seen:?}");
+}
+
+#[test]
+fn distributions_hash_the_tuple_they_name() {
+    let mut cfg = lb_config();
+    cfg.lb_rules[0].distribution = Distribution::SourceIp;
+    let s = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap();
+    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let first = http.pick(&key("198.51.100.7", 1024, "203.0.113.10", 80, 6));
+    for p in 0..200 {
+        assert_eq!(
+            http.pick(&key("198.51.100.7", 2000 + p, "203.0.113.10", 80, 6)),
+            first
+        );
+    }
+    let a = flow_hash(
+        &key("1.2.3.4", 5, "6.7.8.9", 80, 6),
+        Distribution::SourceIpProtocol,
+    );
+    let b = flow_hash(
+        &key("1.2.3.4", 9, "6.7.8.9", 81, 6),
+        Distribution::SourceIpProtocol,
+    );
+    let c = flow_hash(
+        &key("1.2.3.4", 9, "6.7.8.9", 81, 17),
+        Distribution::SourceIpProtocol,
+    );
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn every_member_down_follows_all_down() {
+    let down = |_, _| false;
+    let s = Services::compile(&lb_config(), &down, &BTreeMap::new()).unwrap();
+    let k = key("198.51.100.7", 1024, "203.0.113.10", 80, 6);
+    assert!(s.services[0].pick(&k).is_none(), "no_new_flows");
+    let mut cfg = lb_config();
+    cfg.lb_rules[0].all_down = AllDown::AllUp;
+    let s = Services::compile(&cfg, &down, &BTreeMap::new()).unwrap();
+    assert!(s.services[0].pick(&k).is_some(), "all_up uses every member");
+}
+
+#[test]
+fn security_first_match_wins_and_public_defaults_to_deny() {
+    let s = compile();
+    let (c, fe) = (ip("198.51.100.7"), ip("203.0.113.10"));
+    let d = Direction::Inbound;
+    assert!(s.security.allows(d, c, fe, 6, 80, false));
+    assert!(!s.security.allows(d, c, fe, 6, 81, false), "default deny");
+    assert!(s.security.allows(d, c, fe, 17, 53, false));
+    assert!(!s.security.allows(Direction::Outbound, c, fe, 6, 80, false));
+    assert!(
+        s.security.allows(d, c, ip("10.0.0.100"), 6, 81, true),
+        "default applies"
+    );
+}
+
+#[test]
+fn nat_pool_rules_get_one_service_per_member_and_keep_ports() {
+    let mut text = format!(
+        "{}{}",
+        crate::craft::EXAMPLE_CONFIG,
+        crate::craft::LB_CONFIG
+    );
+    text.push_str(
+        "[[nat_pool_rule]]\nname = \"ssh-pool\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+         frontend_port_start = 50010\nmax_members = 3\nbackend_port = 22\npool = \"web-pool\"\n",
+    );
+    let cfg = Config::from_toml_str(&text).unwrap();
+    let s = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap();
+    let map = &s.nat_maps["ssh-pool"];
+    assert_eq!(map.len(), 3);
+    for (a, &port) in map {
+        let (_, svc) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, port).unwrap();
+        assert_eq!(IpAddr::V4(svc.members[0]), *a);
+        assert_eq!(svc.backend_port, 22);
+    }
+    // Same maps in, same ports out; a fourth member does not fit.
+    let again = Services::compile(&cfg, &|_, _| true, &s.nat_maps).unwrap();
+    assert_eq!(again.nat_maps, s.nat_maps);
+    let mut more = cfg.clone();
+    more.pools[0].members.push(crate::config::Member {
+        address: "10.0.0.14".parse().unwrap(),
+        name: None,
+        admin_state: AdminState::Up,
+    });
+    let errs = Services::compile(&more, &|_, _| true, &s.nat_maps).unwrap_err();
+    assert_eq!(errs[0].field, "max_members");
+}
