@@ -40,6 +40,12 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         ("control.to_worker_full", control.to_worker_full),
         ("control.alloc_failed", control.alloc_failed),
         ("control.no_source", control.no_source),
+        ("flows.expired", control.flows_expired),
+        ("flows.reset", control.flows_reset),
+        ("flows.rst_sent", control.rst_sent),
+        ("flows.reclaimed", control.flows_reclaimed),
+        ("flows.live", shared.flows.len() as u64),
+        ("flows.capacity", shared.flows.capacity() as u64),
     ] {
         line(k, v);
     }

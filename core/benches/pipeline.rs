@@ -11,7 +11,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sluice_core::craft;
 use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Context, Counters, Fate, Slowpath};
+use sluice_core::pipeline::{process_burst, Counters, Fate, Slowpath};
 use sluice_core::wire::{tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -88,14 +88,11 @@ fn not_for_us() -> Vec<Vec<u8>> {
 }
 
 fn bench(c: &mut Criterion) {
-    let dp = craft::example_dataplane();
+    let ex = craft::Example::host();
     // The client is resolved, so echo replies take the Tx path, not Hold.
     let neigh =
         NeighView::with_entries([(0, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 100)), CLIENT_MAC)]);
-    let cx = Context {
-        dataplane: &dp,
-        neigh: &neigh,
-    };
+    let cx = ex.cx(&neigh, 0);
     let mut g = c.benchmark_group("burst32");
     g.throughput(Throughput::Elements(32));
     for (name, frames, rewrites) in [

@@ -9,7 +9,7 @@
 
 use sluice_core::craft;
 use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Context, Counters, Fate, Slowpath};
+use sluice_core::pipeline::{process_burst, Counters, Fate, Slowpath};
 use sluice_core::wire::{tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -26,12 +26,9 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
     let ext = craft::EXAMPLE_EXT_MAC;
-    let dp = craft::example_dataplane();
+    let ex = craft::Example::host();
     let neigh = NeighView::default();
-    let cx = Context {
-        dataplane: &dp,
-        neigh: &neigh,
-    };
+    let cx = ex.cx(&neigh, 0);
     let mut frames: Vec<(Vec<u8>, usize)> = (0..32u16)
         .map(|i| {
             let src = Ipv4Addr::new(198, 18, 0, i as u8);

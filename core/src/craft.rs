@@ -3,7 +3,10 @@
 //! harness and traffic generators, so each of them builds packets one way.
 
 use crate::config::Config;
-use crate::pipeline::Dataplane;
+use crate::flow::FlowTable;
+use crate::lb::Services;
+use crate::neigh::NeighView;
+use crate::pipeline::{Context, Dataplane};
 use crate::wire::{
     arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, EtherType, IpProtocol, MacAddr,
 };
@@ -106,6 +109,47 @@ destination_ports = "53"
 /// [`EXAMPLE_CONFIG`] followed by [`LB_CONFIG`], checked.
 pub fn lb_config() -> Config {
     Config::from_toml_str(&format!("{EXAMPLE_CONFIG}{LB_CONFIG}")).expect("LB_CONFIG is valid")
+}
+
+/// A data plane, services and flow table built from an example config, to
+/// hand the pipeline a [`Context`].
+#[derive(Debug)]
+pub struct Example {
+    /// Ports and routes.
+    pub dataplane: Dataplane,
+    /// Services and security rules.
+    pub services: Services,
+    /// An empty flow table.
+    pub flows: FlowTable,
+}
+
+impl Example {
+    /// [`EXAMPLE_CONFIG`]: no rules, Sluice as a host only.
+    pub fn host() -> Example {
+        Example::from_config(&Config::from_toml_str(EXAMPLE_CONFIG).expect("valid"), 1024)
+    }
+    /// [`EXAMPLE_CONFIG`] + [`LB_CONFIG`] with a table of `capacity` flows.
+    pub fn lb(capacity: u32) -> Example {
+        Example::from_config(&lb_config(), capacity)
+    }
+    fn from_config(cfg: &Config, capacity: u32) -> Example {
+        Example {
+            dataplane: Dataplane::new(cfg, &[EXAMPLE_EXT_MAC, EXAMPLE_INT_MAC]),
+            services: Services::compile(cfg, &|_, _| true, &Default::default())
+                .expect("example services compile"),
+            flows: FlowTable::new(capacity, 1),
+        }
+    }
+    /// The pipeline's view of it at tick `now`.
+    pub fn cx<'a>(&'a self, neigh: &'a NeighView, now: u32) -> Context<'a> {
+        Context {
+            dataplane: &self.dataplane,
+            neigh,
+            services: &self.services,
+            flows: &self.flows,
+            now,
+        }
+    }
 }
 
 /// [`EXAMPLE_CONFIG`] as a data plane with [`EXAMPLE_EXT_MAC`] and

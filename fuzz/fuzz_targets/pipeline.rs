@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use sluice_core::craft;
 use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Context, Counters, Dataplane, Fate, Slowpath, Stat};
+use sluice_core::pipeline::{process_burst, Counters, Fate, Slowpath, Stat};
 use sluice_core::wire::MacAddr;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -17,9 +17,9 @@ impl Slowpath for Sink {
     }
 }
 
-fn dataplane() -> &'static Dataplane {
-    static DP: OnceLock<Dataplane> = OnceLock::new();
-    DP.get_or_init(craft::example_dataplane)
+fn example() -> &'static craft::Example {
+    static EX: OnceLock<craft::Example> = OnceLock::new();
+    EX.get_or_init(|| craft::Example::lb(1 << 16))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         room.resize(2048, 0); // usually an mbuf's room; sometimes exactly the frame
     }
     let neigh = NeighView::default();
-    let cx = Context { dataplane: dataplane(), neigh: &neigh };
+    let cx = example().cx(&neigh, 0);
     let mut frames = [(room, len)];
     let mut fates = [Fate::Consumed];
     let mut c = Counters::default();

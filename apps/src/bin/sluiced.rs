@@ -7,6 +7,7 @@ use clap::Parser;
 use sluice::report;
 use sluice_core::config::Config;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
+use sluice_core::lb::Services;
 use sluice_core::neigh::CacheConfig;
 use sluice_core::pipeline::Dataplane;
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
@@ -75,7 +76,13 @@ fn main() -> ExitCode {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
+    let loaded = Config::load(path).and_then(|c| {
+        let (maps, _) = Services::load_nat_maps(&c, &c.control.state_dir);
+        Services::compile(&c, &|_, _| true, &maps)
+            .map(|_| c)
+            .map_err(sluice_core::config::ConfigErrors)
+    });
+    match loaded {
         Ok(c) => {
             println!(
                 "{}: OK ({} ports, {} frontends, {} pools, {} lb rules, {} outbound rules)",
@@ -114,6 +121,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             "--timer-scale divides every protocol timer: for labs and tests only"
         );
     }
+    let services = compile_services(&cfg)?;
     let eal = Eal::init(&cfg.dpdk.eal_args).context("starting DPDK")?;
     info!(version = %eal.version(), "EAL up");
     let main = dpdk::main_lcore();
@@ -134,7 +142,12 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         ports.push(port);
     }
     let macs: Vec<_> = ports.iter().map(Port::mac).collect();
-    let shared = Shared::new(Dataplane::new(&cfg, &macs), cfg.dpdk.workers.len());
+    let shared = Shared::new(
+        Dataplane::new(&cfg, &macs),
+        services,
+        cfg.flow_table.capacity,
+        cfg.dpdk.workers.len(),
+    );
 
     let mut workers: Vec<Worker> = (0..cfg.dpdk.workers.len())
         .map(|i| Worker {
@@ -168,7 +181,12 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, term.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
 
-    let mut control = ControlPlane::new(shared.clone(), pool.clone(), CacheConfig::default());
+    let mut control = ControlPlane::new(
+        shared.clone(),
+        pool.clone(),
+        CacheConfig::default(),
+        args.timer_scale,
+    );
     for (pi, p) in cfg.ports.iter().enumerate() {
         if let Some(gw) = p.gateway {
             control.resolve(pi as u16, gw);
@@ -200,6 +218,36 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     drop(ports);
     eal.cleanup();
     Ok(())
+}
+
+/// Compiles the inbound services with the NAT pool port maps kept in the
+/// state directory, and writes the maps back (new members' ports).
+fn compile_services(cfg: &Config) -> Result<Services> {
+    let dir = &cfg.control.state_dir;
+    let (maps, bad) = Services::load_nat_maps(cfg, dir);
+    for line in bad {
+        warn!(state_dir = %dir.display(), line, "skipping an unreadable NAT pool map line");
+    }
+    let services = Services::compile(cfg, &|_, _| true, &maps).map_err(|errs| {
+        for e in &errs {
+            tracing::error!("{e}");
+        }
+        anyhow::anyhow!("{} error(s) compiling the rules", errs.len())
+    })?;
+    services
+        .store_nat_maps(dir)
+        .with_context(|| format!("writing NAT pool maps to {}", dir.display()))?;
+    for (rule, map) in &services.nat_maps {
+        for (member, port) in map {
+            info!(rule, %member, port, "NAT pool port");
+        }
+    }
+    info!(
+        services = services.services.len(),
+        capacity = cfg.flow_table.capacity,
+        "rules compiled"
+    );
+    Ok(services)
 }
 
 fn wait_for_links(ports: &[Port], cfg: &Config) {

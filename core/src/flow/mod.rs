@@ -14,6 +14,7 @@
 //! Flows are IPv4 for now (see ARCHITECTURE.md): the key is 13 bytes and
 //! an entry with both keys fits the 128-byte budget per flow.
 
+pub mod age;
 mod key;
 mod table;
 pub mod tcp;

@@ -60,7 +60,8 @@ named_enum! {
         NdInvalid => "nd_invalid",
         /// Solicitation for an address Sluice does not own on that port.
         NdNotOurs => "nd_not_ours",
-        /// Fragment addressed to Sluice itself (not reassembled).
+        /// A fragment Sluice does not forward: addressed to Sluice itself, or
+        /// for a rule other than HA ports.
         Fragment => "fragment",
         /// TCP/UDP/other to an owned address that no rule serves.
         NoService => "no_service",
@@ -74,6 +75,25 @@ named_enum! {
         SlowpathFull => "slowpath_full",
         /// The TX queue did not take the packet.
         TxFull => "tx_full",
+        /// TCP/UDP header truncated or inconsistent.
+        L4Malformed => "l4_malformed",
+        /// TCP that is not a SYN and matches no flow.
+        TcpNoFlow => "tcp_no_flow",
+        /// A security rule (or the default deny of public frontends)
+        /// refused a new inbound flow.
+        SecurityDeny => "security_deny",
+        /// No member may take new flows (all down, `no_new_flows`).
+        NoHealthyMember => "no_healthy_member",
+        /// The flow table is full: the new flow is not created.
+        FlowTableFull => "flow_table_full",
+        /// TTL would reach zero.
+        TtlExceeded => "ttl_exceeded",
+        /// An ICMP error about no tracked flow.
+        IcmpNoFlow => "icmp_no_flow",
+        /// A non-first fragment whose first fragment did not come in time.
+        FragmentTimeout => "fragment_timeout",
+        /// A non-first fragment found the early-fragment buffer full.
+        FragmentOverflow => "fragment_overflow",
     }
 }
 
@@ -102,6 +122,14 @@ named_enum! {
         FromControl => "from_control",
         /// Non-empty bursts processed.
         Bursts => "bursts",
+        /// Flows created.
+        FlowsCreated => "flows_created",
+        /// Packets forwarded through a flow.
+        Forwarded => "forwarded",
+        /// ICMP errors translated for a flow.
+        IcmpTranslated => "icmp_translated",
+        /// Fragments forwarded after their first fragment.
+        FragmentsForwarded => "fragments_forwarded",
     }
 }
 

@@ -3,18 +3,22 @@
 //! reason). Pure functions over byte buffers: no EAL, no allocation, no
 //! locks, no logging, so the same code is unit-tested, fuzzed and benchmarked.
 //!
-//! Today the pipeline is Sluice's host side: it answers ARP, neighbour
-//! solicitations and echo for addresses Sluice owns, learns neighbours, and
-//! drops everything else with a reason. Later capabilities (load balancing,
-//! SNAT) add a flow lookup in front of [`host`].
+//! IPv4 goes through [`forward`] first: packets of a tracked flow are
+//! rewritten and sent on, the first packet of an inbound flow matches a
+//! service and creates its flow, ICMP errors of tracked flows are
+//! translated. What is left for Sluice itself goes to [`host`]: ARP,
+//! neighbour solicitations and echo for addresses Sluice owns.
 
 mod counters;
 mod dataplane;
+mod forward;
 mod host;
 
 pub use counters::{Counters, DropReason, SharedCounters, Stat};
 pub use dataplane::{Dataplane, PortView};
 
+use crate::flow::FlowTable;
+use crate::lb::Services;
 use crate::neigh::{NeighView, PortIndex};
 use crate::wire::{ethernet, EtherType, MacAddr};
 use std::net::IpAddr;
@@ -72,6 +76,12 @@ pub struct Context<'a> {
     pub dataplane: &'a Dataplane,
     /// Resolved neighbours.
     pub neigh: &'a NeighView,
+    /// Inbound services and security rules.
+    pub services: &'a Services,
+    /// The shared flow table.
+    pub flows: &'a FlowTable,
+    /// Coarse clock (ms) for last-seen ticks.
+    pub now: u32,
 }
 
 /// Processes one frame received on `rx_port`.
@@ -101,7 +111,7 @@ pub fn process<S: Slowpath>(
     }
     match eth.ethertype() {
         EtherType::Arp => host::arp_input(cx, rx_port, room, len, slow, counters),
-        EtherType::Ipv4 => host::ipv4_input(cx, rx_port, room, len, counters),
+        EtherType::Ipv4 => forward::ipv4_input(cx, rx_port, room, len, counters),
         EtherType::Ipv6 => host::ipv6_input(cx, rx_port, room, len, slow, counters),
         _ => Fate::Drop(DropReason::UnknownEthertype),
     }
@@ -133,3 +143,6 @@ pub fn process_burst<B: FrameBuf, S: Slowpath>(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod forward_tests;

@@ -41,17 +41,14 @@ struct Run {
 }
 
 fn run_with(neigh: &NeighView, port: PortIndex, frame: Vec<u8>) -> Run {
-    let dp = craft::example_dataplane();
+    let ex = craft::Example::host();
     let len = frame.len();
     let mut room = frame;
     room.resize(2048, 0xee);
     let mut learned = Learned::default();
     let mut counters = Counters::default();
     let fate = process(
-        Context {
-            dataplane: &dp,
-            neigh,
-        },
+        ex.cx(neigh, 0),
         port,
         &mut room,
         len,
@@ -481,12 +478,9 @@ fn echo_v6_is_answered() {
 /// frame lands in exactly one counter.
 #[test]
 fn random_and_mangled_frames_are_all_accounted_for() {
-    let dp = craft::example_dataplane();
+    let ex = craft::Example::lb(4096);
     let neigh = resolved(EXT, "203.0.113.100", CLIENT_MAC);
-    let cx = Context {
-        dataplane: &dp,
-        neigh: &neigh,
-    };
+    let cx = ex.cx(&neigh, 0);
     let seeds = [
         craft::arp_request(CLIENT_MAC, v4("203.0.113.100"), v4("203.0.113.1")),
         craft::echo_request_v4(

@@ -5,12 +5,15 @@
 
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Mbuf, Mempool};
+use crate::flow::age::{self, Ager};
+use crate::flow::{FlowInfo, Reclaimer};
 use crate::neigh::{
     build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome,
     PortIndex,
 };
 use crate::wire::{ethernet, MacAddr};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,19 @@ pub struct ControlCounters {
     pub no_source: u64,
     /// Neighbour views published.
     pub views_published: u64,
+    /// Flows removed because they idled out.
+    pub flows_expired: u64,
+    /// Established flows reset at both ends when they idled out.
+    pub flows_reset: u64,
+    /// RST segments sent (two per reset flow, unless one could not be).
+    pub rst_sent: u64,
+    /// Flow entries returned for reuse after their grace period.
+    pub flows_reclaimed: u64,
 }
+
+/// Table entries the ager visits per poll: a 1M-flow table is swept in
+/// about 250 polls.
+const AGE_BUDGET: u32 = 4096;
 
 /// Control's half of the data plane.
 #[derive(Debug)]
@@ -41,11 +56,21 @@ pub struct ControlPlane {
     start: Instant,
     counters: ControlCounters,
     solicit: Vec<(PortIndex, IpAddr)>,
+    ager: Ager,
+    reclaimer: Reclaimer,
+    timer_scale: u32,
+    expired: Vec<FlowInfo>,
 }
 
 impl ControlPlane {
-    /// Control for `shared`, allocating originated frames from `pool`.
-    pub fn new(shared: Arc<Shared>, pool: Arc<Mempool>, cfg: CacheConfig) -> ControlPlane {
+    /// Control for `shared`, allocating originated frames from `pool`;
+    /// flow timeouts are divided by `timer_scale`.
+    pub fn new(
+        shared: Arc<Shared>,
+        pool: Arc<Mempool>,
+        cfg: CacheConfig,
+        timer_scale: u32,
+    ) -> ControlPlane {
         ControlPlane {
             shared,
             pool,
@@ -53,6 +78,10 @@ impl ControlPlane {
             start: Instant::now(),
             counters: ControlCounters::default(),
             solicit: Vec::new(),
+            ager: Ager::new(),
+            reclaimer: Reclaimer::new(),
+            timer_scale: timer_scale.max(1),
+            expired: Vec::new(),
         }
     }
 
@@ -78,7 +107,9 @@ impl ControlPlane {
     /// One round of control work; true when there was something to do.
     pub fn poll(&mut self) -> bool {
         let now = self.now();
-        let mut busy = false;
+        let ms = now.as_millis() as u32;
+        self.shared.now_ms.store(ms, Ordering::Relaxed);
+        let mut busy = self.age_flows(ms, now);
         for _ in 0..DRAIN {
             let Some(ev) = self.shared.to_control.pop() else {
                 break;
@@ -116,6 +147,69 @@ impl ControlPlane {
             busy = true;
         }
         busy
+    }
+
+    /// Removes flows that idled out, resetting established TCP flows of
+    /// rules with `tcp_reset` at both ends, and recycles entries whose grace
+    /// period is over.
+    fn age_flows(&mut self, ms: u32, now: Duration) -> bool {
+        let mut expired = std::mem::take(&mut self.expired);
+        let removed = self.ager.sweep(
+            &self.shared.flows,
+            &mut self.reclaimer,
+            ms,
+            self.timer_scale,
+            AGE_BUDGET,
+            |f| {
+                if age::wants_reset(f) {
+                    expired.push(*f);
+                }
+            },
+        );
+        self.counters.flows_expired += removed as u64;
+        for f in expired.drain(..) {
+            self.counters.flows_reset += 1;
+            for (dir, key, seq, ack) in age::resets(&f) {
+                self.send_rst(&f, dir, &key, seq, ack, now);
+            }
+        }
+        self.expired = expired;
+        let freed = self.reclaimer.poll(&self.shared.flows);
+        self.counters.flows_reclaimed += freed as u64;
+        removed > 0 || freed > 0
+    }
+
+    fn send_rst(
+        &mut self,
+        f: &FlowInfo,
+        dir: usize,
+        key: &crate::flow::FlowKey,
+        seq: u32,
+        ack: u32,
+        now: Duration,
+    ) {
+        let rw = &f.rewrite[dir];
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.alloc_failed += 1;
+            return;
+        };
+        let mac = self.shared.dataplane.load().ports[usize::from(rw.egress)].mac;
+        let (room, _) = m.room_and_len_mut();
+        let len = age::build_rst(room, mac, key, seq, ack);
+        m.set_len(len);
+        self.counters.rst_sent += 1;
+        let nh = IpAddr::V4(rw.next_hop);
+        match self.cache.hold(rw.egress, nh, m, now) {
+            HoldOutcome::Queued { solicit: true } => self.send_request(rw.egress, nh),
+            HoldOutcome::Queued { solicit: false } => {}
+            HoldOutcome::Resolved(mac, m) => self.send_to(rw.egress, mac, m),
+            HoldOutcome::Dropped(m) => drop(m),
+        }
+    }
+
+    /// Flows in the table now.
+    pub fn flows(&self) -> usize {
+        self.shared.flows.len()
     }
 
     /// Fills in the destination MAC and sends through worker 0.

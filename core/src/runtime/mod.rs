@@ -10,13 +10,15 @@ pub use control::{ControlCounters, ControlPlane};
 pub use worker::Worker;
 
 use crate::dpdk::Mbuf;
+use crate::flow::FlowTable;
+use crate::lb::Services;
 use crate::neigh::{NeighView, PortIndex};
 use crate::pipeline::{Dataplane, SharedCounters};
 use crate::wire::MacAddr;
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
 
 /// Slots in the worker -> control ring.
@@ -54,6 +56,13 @@ pub struct Shared {
     pub dataplane: ArcSwap<Dataplane>,
     /// Resolved neighbours.
     pub neigh: ArcSwap<NeighView>,
+    /// Inbound services (rules, Maglev tables, security rules).
+    pub services: ArcSwap<Services>,
+    /// The flow table.
+    pub flows: FlowTable,
+    /// Coarse clock in ms since start, advanced by control; workers stamp
+    /// flows with it.
+    pub now_ms: AtomicU32,
     /// Set by control to stop the workers.
     pub stop: AtomicBool,
     /// One per worker.
@@ -67,11 +76,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for `workers` workers.
-    pub fn new(dataplane: Dataplane, workers: usize) -> Arc<Shared> {
+    /// Shared state for `workers` workers with a table of `capacity` flows.
+    pub fn new(
+        dataplane: Dataplane,
+        services: Services,
+        capacity: u32,
+        workers: usize,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             dataplane: ArcSwap::from_pointee(dataplane),
             neigh: ArcSwap::from_pointee(NeighView::default()),
+            services: ArcSwap::from_pointee(services),
+            flows: FlowTable::new(capacity, workers),
+            now_ms: AtomicU32::new(0),
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),

@@ -47,11 +47,17 @@ impl Worker {
         // Only worker 0 sends what control hands over (see Shared::from_control).
         let from_control = (self.index == 0).then_some(&shared.from_control);
         while !shared.stop.load(Ordering::Relaxed) {
+            // Between iterations the worker holds nothing from the table.
+            shared.flows.quiescent(self.index);
             let dataplane = shared.dataplane.load();
             let neigh = shared.neigh.load();
+            let services = shared.services.load();
             let cx = Context {
                 dataplane: &dataplane,
                 neigh: &neigh,
+                services: &services,
+                flows: &shared.flows,
+                now: shared.now_ms.load(Ordering::Relaxed),
             };
             let mut busy = false;
             for (port, q) in &mut self.rx {

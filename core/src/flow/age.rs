@@ -1,0 +1,218 @@
+//! Flow ageing, run by the control thread with an injected clock: a sweep
+//! visits a slice of the table per call, removes flows idle longer than
+//! their state's timeout (divided by `--timer-scale`), and reports the ones
+//! that should be reset at both ends. Also builds those RST segments.
+
+use super::tcp::{self, State};
+use super::{FlowInfo, FlowKey, FlowTable, Reclaimer};
+use crate::wire::{checksum, ethernet, ipv4, tcp as wtcp, EtherType, IpProtocol, MacAddr};
+
+/// True when `f` has idled out at tick `now` (ms).
+pub fn expired(f: &FlowInfo, now: u32, scale: u32) -> bool {
+    let limit = tcp::timeout(f.state, f.idle_timeout).as_millis() as u64 / u64::from(scale.max(1));
+    u64::from(now.wrapping_sub(f.last_seen)) > limit
+}
+
+/// True when an expiring flow gets a RST at both ends.
+pub fn wants_reset(f: &FlowInfo) -> bool {
+    f.tcp_reset && f.state == State::Established
+}
+
+/// Walks the table a slice at a time.
+#[derive(Debug, Default)]
+pub struct Ager {
+    pos: u32,
+}
+
+impl Ager {
+    /// An ager starting at entry 0.
+    pub fn new() -> Ager {
+        Ager::default()
+    }
+
+    /// Visits up to `budget` entries from where the last sweep stopped,
+    /// removes every expired flow and hands it to `on_expired` first.
+    /// Returns how many were removed.
+    pub fn sweep(
+        &mut self,
+        t: &FlowTable,
+        r: &mut Reclaimer,
+        now: u32,
+        scale: u32,
+        budget: u32,
+        mut on_expired: impl FnMut(&FlowInfo),
+    ) -> usize {
+        let hw = t.high_water();
+        if hw == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        for _ in 0..budget.min(hw) {
+            if self.pos >= hw {
+                self.pos = 0;
+            }
+            let idx = self.pos;
+            self.pos += 1;
+            let Some(f) = t.info(idx) else { continue };
+            if expired(&f, now, scale) {
+                on_expired(&f);
+                if r.remove(t, idx) {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// Frame length of a RST built by [`build_rst`].
+pub const RST_LEN: usize = ethernet::HEADER_LEN + 20 + 20;
+
+/// Writes an Ethernet + IPv4 + TCP RST|ACK with `key`'s addresses and ports
+/// into `buf` (at least [`RST_LEN`] bytes); the destination MAC is left for
+/// whoever resolves the next hop. Returns the frame length.
+pub fn build_rst(buf: &mut [u8], src_mac: MacAddr, key: &FlowKey, seq: u32, ack: u32) -> usize {
+    let buf = &mut buf[..RST_LEN];
+    buf.fill(0);
+    ethernet::Repr {
+        src: src_mac,
+        dst: MacAddr([0; 6]),
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut buf[..]));
+    let ip_at = ethernet::HEADER_LEN;
+    ipv4::Repr {
+        src: key.src,
+        dst: key.dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: 20,
+        ttl: 64,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(&mut buf[ip_at..]));
+    let mut t = wtcp::Packet::new_unchecked(&mut buf[ip_at + 20..]);
+    t.set_src_port(key.sport);
+    t.set_dst_port(key.dport);
+    t.set_seq(seq);
+    t.set_ack(ack);
+    t.set_header_len_and_flags(20, wtcp::Flags::RST | wtcp::Flags::ACK);
+    t.set_window(0);
+    t.fill_checksum(checksum::pseudo_header_v4(key.src, key.dst, 6, 20));
+    RST_LEN
+}
+
+/// The two RSTs for an expiring flow: (direction, key, seq, ack), where
+/// direction 0 goes to the member (as the client's packets do) and 1 to
+/// the client (as the member's replies do). Each carries the sequence number
+/// its receiver expects next and acknowledges what it sent.
+pub fn resets(f: &FlowInfo) -> [(usize, FlowKey, u32, u32); 2] {
+    [
+        (0, f.rewrite[0].to, f.next_seq[0], f.next_seq[1]),
+        (1, f.rewrite[1].to, f.next_seq[1], f.next_seq[0]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::NewFlow;
+    use crate::wire::tcp::Flags;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn flow(i: u8, state: State, idle_s: u64) -> NewFlow {
+        let k0 = FlowKey {
+            src: Ipv4Addr::new(198, 51, 100, i),
+            dst: Ipv4Addr::new(203, 0, 113, 10),
+            sport: 40000,
+            dport: 80,
+            proto: 6,
+        };
+        let k1 = FlowKey {
+            src: Ipv4Addr::new(10, 0, 0, 11),
+            dst: k0.src,
+            sport: 8080,
+            dport: 40000,
+            proto: 6,
+        };
+        NewFlow {
+            key: [k0, k1],
+            egress: [1, 0],
+            next_hop: [k1.src, Ipv4Addr::new(203, 0, 113, 254)],
+            state,
+            tcp_reset: true,
+            idle_timeout: Duration::from_secs(idle_s),
+            rule: 0,
+            member: 0,
+            now: 0,
+        }
+    }
+
+    fn sweep_at(t: &FlowTable, r: &mut Reclaimer, now: u32, scale: u32) -> Vec<FlowInfo> {
+        let mut out = Vec::new();
+        Ager::new().sweep(t, r, now, scale, 1000, |f| out.push(*f));
+        out
+    }
+
+    #[test]
+    fn half_open_flows_go_after_seconds_established_after_the_idle_timeout() {
+        let t = FlowTable::new(8, 0);
+        let mut r = Reclaimer::new();
+        t.insert(&flow(1, State::SynSent, 240)).unwrap();
+        t.insert(&flow(2, State::Established, 240)).unwrap();
+        t.insert(&flow(3, State::Other, 240)).unwrap();
+        assert!(sweep_at(&t, &mut r, 4_000, 1).is_empty());
+        let gone = sweep_at(&t, &mut r, 5_001, 1);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].state, State::SynSent);
+        assert!(!wants_reset(&gone[0]), "a half-open flow is not reset");
+        assert!(sweep_at(&t, &mut r, 240_000, 1).is_empty());
+        let gone = sweep_at(&t, &mut r, 240_001, 1);
+        assert_eq!(gone.len(), 2);
+        let est = gone.iter().find(|f| f.state == State::Established).unwrap();
+        assert!(wants_reset(est));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_timer_scale_divides_and_a_packet_restarts_the_clock() {
+        let t = FlowTable::new(8, 0);
+        let mut r = Reclaimer::new();
+        let idx = t.insert(&flow(1, State::Established, 240)).unwrap();
+        t.entry(idx).touch(0, 2_000);
+        assert!(sweep_at(&t, &mut r, 2_000 + 2_400, 100).is_empty());
+        assert_eq!(sweep_at(&t, &mut r, 2_000 + 2_401, 100).len(), 1);
+    }
+
+    #[test]
+    fn rsts_carry_what_each_end_expects() {
+        let t = FlowTable::new(8, 0);
+        let idx = t.insert(&flow(1, State::Established, 240)).unwrap();
+        t.entry(idx).track_seq(0, 1000);
+        t.entry(idx).track_seq(1, 5000);
+        let f = t.info(idx).unwrap();
+        let [(d0, k0, s0, a0), (d1, k1, s1, a1)] = resets(&f);
+        assert_eq!(
+            (d0, k0.dst, k0.dport, s0, a0),
+            (0, Ipv4Addr::new(10, 0, 0, 11), 8080, 1000, 5000)
+        );
+        assert_eq!(
+            (d1, k1.src, k1.sport, k1.dst, s1, a1),
+            (
+                1,
+                Ipv4Addr::new(203, 0, 113, 10),
+                80,
+                f.key[0].src,
+                5000,
+                1000
+            )
+        );
+        let mut buf = [0u8; 128];
+        let n = build_rst(&mut buf, MacAddr([2, 0, 0, 0, 0, 1]), &k1, s1, a1);
+        let ip = ipv4::Packet::new_checked(&buf[14..n]).unwrap();
+        assert!(ip.verify_checksum());
+        let tcp = wtcp::Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(tcp.flags(), Flags::RST | Flags::ACK);
+        assert_eq!((tcp.seq(), tcp.ack()), (5000, 1000));
+        assert!(tcp.verify_checksum(checksum::pseudo_header_v4(k1.src, k1.dst, 6, 20)));
+    }
+}

@@ -1,0 +1,402 @@
+//! Forwarding through the flow table (IPv4): a tracked flow's packets are
+//! rewritten with the entry's precomputed rewrite and sent to its next hop;
+//! the first packet of a new inbound flow matches a service, passes the
+//! security rules, picks a member and inserts the flow under both keys.
+//! ICMP errors about a tracked flow are translated, outer and embedded
+//! headers both.
+
+use super::{host, Context, Counters, DropReason, Fate, Stat};
+use crate::config::Direction;
+use crate::flow::{tcp, Delta, FlowKey, NewFlow, Rewrite};
+use crate::neigh::PortIndex;
+use crate::wire::{checksum, ethernet, icmpv4, ipv4, IpProtocol};
+use std::net::{IpAddr, Ipv4Addr};
+
+const ETH: usize = ethernet::HEADER_LEN;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+
+/// Offsets of fields in the IPv4 header.
+const IP_TTL: usize = 8;
+const IP_CSUM: usize = 10;
+const IP_SRC: usize = 12;
+const IP_DST: usize = 16;
+
+#[inline]
+fn rd16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+#[inline]
+fn wr16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+#[inline]
+fn rd32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// What the L4 header told us.
+#[derive(Clone, Copy)]
+struct L4 {
+    sport: u16,
+    dport: u16,
+    /// TCP only: flags, sequence number and the sequence after this segment.
+    flags: tcp::Class,
+    seq_end: u32,
+}
+
+/// Reads ports (and TCP flags) at `l4` of a packet whose IP payload is
+/// `payload_len` bytes. `None` when the header does not fit.
+#[inline]
+fn parse_l4(b: &[u8], l4: usize, payload_len: usize, proto: u8) -> Option<L4> {
+    match proto {
+        TCP => {
+            if payload_len < 20 || b.len() < l4 + 20 {
+                return None;
+            }
+            let off = usize::from(b[l4 + 12] >> 4) * 4;
+            if off < 20 || off > payload_len {
+                return None;
+            }
+            let f = crate::wire::tcp::Flags(b[l4 + 13]);
+            let seq = rd32(b, l4 + 4);
+            let syn_fin = u32::from(f.contains(crate::wire::tcp::Flags::SYN))
+                + u32::from(f.contains(crate::wire::tcp::Flags::FIN));
+            Some(L4 {
+                sport: rd16(b, l4),
+                dport: rd16(b, l4 + 2),
+                flags: tcp::classify(f),
+                seq_end: seq
+                    .wrapping_add((payload_len - off) as u32)
+                    .wrapping_add(syn_fin),
+            })
+        }
+        UDP => {
+            if payload_len < 8 || b.len() < l4 + 8 {
+                return None;
+            }
+            Some(L4 {
+                sport: rd16(b, l4),
+                dport: rd16(b, l4 + 2),
+                flags: tcp::Class::Ack,
+                seq_end: 0,
+            })
+        }
+        _ => Some(L4 {
+            sport: 0,
+            dport: 0,
+            flags: tcp::Class::Ack,
+            seq_end: 0,
+        }),
+    }
+}
+
+/// IPv4 that is not ARP/ND: flows first, then new flows, then Sluice's own
+/// services (echo).
+pub(super) fn ipv4_input(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    c: &mut Counters,
+) -> Fate {
+    let Ok(ip) = ipv4::Packet::new_checked(&room[ETH..len]) else {
+        return Fate::Drop(DropReason::Ipv4Malformed);
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let proto = u8::from(ip.protocol());
+    let owned = cx.dataplane.ports[usize::from(rx_port)].owns_v4(dst);
+    if proto == ICMP {
+        if owned && ip.is_fragment() {
+            return Fate::Drop(DropReason::Fragment);
+        }
+        let t = room.get(ETH + ip.header_len()).copied().unwrap_or(0);
+        if !ip.is_fragment() && icmpv4::Message::from(t).is_error() {
+            return icmp_error(cx, room, len, c);
+        }
+        if owned {
+            return host::ipv4_input(cx, rx_port, room, len, c);
+        }
+        return Fate::Drop(DropReason::NoRule);
+    }
+    if !ip.verify_checksum() {
+        return Fate::Drop(DropReason::Ipv4BadChecksum);
+    }
+    if ip.is_fragment() {
+        return Fate::Drop(DropReason::Fragment);
+    }
+    let hl = ip.header_len();
+    let payload_len = usize::from(ip.total_len()) - hl;
+    let Some(l4) = parse_l4(room, ETH + hl, payload_len, proto) else {
+        return Fate::Drop(DropReason::L4Malformed);
+    };
+    let key = FlowKey {
+        src,
+        dst,
+        sport: l4.sport,
+        dport: l4.dport,
+        proto,
+    };
+    if let Some((idx, dir)) = cx.flows.lookup(&key) {
+        return forward(cx, idx, dir, room, len, hl, proto, l4, c);
+    }
+    if !owned {
+        return Fate::Drop(DropReason::NoRule);
+    }
+    new_flow(cx, key, room, len, hl, l4, c)
+}
+
+fn new_flow(
+    cx: Context<'_>,
+    key: FlowKey,
+    room: &mut [u8],
+    len: usize,
+    hl: usize,
+    l4: L4,
+    c: &mut Counters,
+) -> Fate {
+    let proto = key.proto;
+    let Some((sid, svc)) = cx
+        .services
+        .lookup(key.dst, IpProtocol::from(proto), key.dport)
+    else {
+        return Fate::Drop(DropReason::NoService);
+    };
+    if proto == TCP && l4.flags != tcp::Class::Syn {
+        return Fate::Drop(DropReason::TcpNoFlow);
+    }
+    if !cx.services.security.allows(
+        Direction::Inbound,
+        key.src,
+        key.dst,
+        proto,
+        key.dport,
+        !svc.public,
+    ) {
+        return Fate::Drop(DropReason::SecurityDeny);
+    }
+    let Some((member, maddr)) = svc.pick(&key) else {
+        return Fate::Drop(DropReason::NoHealthyMember);
+    };
+    let bport = if svc.backend_port == 0 {
+        key.dport
+    } else {
+        svc.backend_port
+    };
+    let reply = FlowKey {
+        src: if svc.floating_ip { key.dst } else { maddr },
+        dst: key.src,
+        sport: bport,
+        dport: key.sport,
+        proto,
+    };
+    let (Some((p0, IpAddr::V4(nh0))), Some((p1, IpAddr::V4(nh1)))) = (
+        cx.dataplane.route(IpAddr::V4(maddr)),
+        cx.dataplane.route(IpAddr::V4(key.src)),
+    ) else {
+        return Fate::Drop(DropReason::NoRoute);
+    };
+    let f = NewFlow {
+        key: [key, reply],
+        egress: [p0, p1],
+        next_hop: [nh0, nh1],
+        state: if proto == TCP {
+            tcp::State::SynSent
+        } else {
+            tcp::State::Other
+        },
+        tcp_reset: svc.tcp_reset,
+        idle_timeout: svc.idle_timeout,
+        rule: sid,
+        member,
+        now: cx.now,
+    };
+    match cx.flows.insert(&f) {
+        Ok(idx) => {
+            c.add(Stat::FlowsCreated, 1);
+            // The state machine starts at SynSent: the SYN is applied as a
+            // retransmission of itself (no change).
+            forward(cx, idx, 0, room, len, hl, proto, l4, c)
+        }
+        Err(_) => Fate::Drop(DropReason::FlowTableFull),
+    }
+}
+
+/// Rewrites a tracked flow's packet in place and sends it on.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn forward(
+    cx: Context<'_>,
+    idx: u32,
+    dir: usize,
+    room: &mut [u8],
+    len: usize,
+    hl: usize,
+    proto: u8,
+    l4: L4,
+    c: &mut Counters,
+) -> Fate {
+    let e = cx.flows.entry(idx);
+    let ip = &mut room[ETH..];
+    let ttl = ip[IP_TTL];
+    if ttl <= 1 {
+        return Fate::Drop(DropReason::TtlExceeded);
+    }
+    if proto == TCP {
+        let s = e.tcp_state();
+        let n = tcp::next(s, dir, l4.flags);
+        if n != s {
+            e.set_tcp_state(s, n);
+        }
+        e.track_seq(dir, l4.seq_end);
+    }
+    e.touch(dir, cx.now);
+    let rw = e.rewrite(dir);
+    rewrite_headers(ip, hl, proto, &rw);
+    c.add(Stat::Forwarded, 1);
+    send(cx, room, len, rw.egress, rw.next_hop)
+}
+
+/// Writes addresses, TTL and ports, and updates both checksums by the
+/// precomputed deltas.
+#[inline]
+fn rewrite_headers(ip: &mut [u8], hl: usize, proto: u8, rw: &Rewrite) {
+    ip[IP_SRC..IP_SRC + 4].copy_from_slice(&rw.to.src.octets());
+    ip[IP_DST..IP_DST + 4].copy_from_slice(&rw.to.dst.octets());
+    ip[IP_TTL] -= 1;
+    let cs = rd16(ip, IP_CSUM);
+    wr16(ip, IP_CSUM, Delta::apply(cs, rw.delta.ip));
+    let l4 = &mut ip[hl..];
+    match proto {
+        TCP => {
+            wr16(l4, 0, rw.to.sport);
+            wr16(l4, 2, rw.to.dport);
+            let cs = rd16(l4, 16);
+            wr16(l4, 16, Delta::apply(cs, rw.delta.l4));
+        }
+        UDP => {
+            wr16(l4, 0, rw.to.sport);
+            wr16(l4, 2, rw.to.dport);
+            let cs = rd16(l4, 6);
+            if cs != 0 {
+                let n = Delta::apply(cs, rw.delta.l4);
+                wr16(l4, 6, if n == 0 { 0xffff } else { n });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Ethernet addresses for `next_hop` on `port`, or a hold while control
+/// resolves it.
+#[inline]
+fn send(cx: Context<'_>, room: &mut [u8], len: usize, port: PortIndex, nh: Ipv4Addr) -> Fate {
+    let mac = cx.dataplane.ports[usize::from(port)].mac;
+    room[6..12].copy_from_slice(&mac.0);
+    match cx.neigh.lookup(port, IpAddr::V4(nh)) {
+        Some(m) => {
+            room[0..6].copy_from_slice(&m.0);
+            Fate::Tx {
+                port,
+                len: len as u16,
+            }
+        }
+        None => Fate::Hold {
+            port,
+            next_hop: IpAddr::V4(nh),
+            len: len as u16,
+        },
+    }
+}
+
+/// An ICMP error (destination unreachable, fragmentation needed, time
+/// exceeded, parameter problem) whose embedded packet belongs to a tracked
+/// flow: the embedded header is restored to what its sender sent, the outer
+/// destination becomes that sender, and an outer source that was the
+/// rewritten endpoint itself becomes the address its peer knows.
+fn icmp_error(cx: Context<'_>, room: &mut [u8], len: usize, c: &mut Counters) -> Fate {
+    let outer = ipv4::Packet::new_unchecked(&room[ETH..len]);
+    if !outer.verify_checksum() {
+        return Fate::Drop(DropReason::Ipv4BadChecksum);
+    }
+    let hl = outer.header_len();
+    let total = usize::from(outer.total_len());
+    let osrc = outer.src_addr();
+    let icmp_at = ETH + hl;
+    let inner_at = icmp_at + icmpv4::HEADER_LEN;
+    let end = ETH + total;
+    // The embedded IPv4 header and the first 8 bytes of its payload.
+    if end < inner_at + 20 {
+        return Fate::Drop(DropReason::IcmpMalformed);
+    }
+    if checksum::checksum(&room[icmp_at..end]) != 0 {
+        return Fate::Drop(DropReason::IcmpMalformed);
+    }
+    let ihl = usize::from(room[inner_at] & 0x0f) * 4;
+    let l4_at = inner_at + ihl;
+    if room[inner_at] >> 4 != 4 || ihl < 20 || end < l4_at + 8 {
+        return Fate::Drop(DropReason::IcmpMalformed);
+    }
+    let iproto = room[inner_at + 9];
+    let (isport, idport) = match iproto {
+        TCP | UDP => (rd16(room, l4_at), rd16(room, l4_at + 2)),
+        _ => (0, 0),
+    };
+    let inner = FlowKey {
+        src: Ipv4Addr::from(rd32(room, inner_at + IP_SRC)),
+        dst: Ipv4Addr::from(rd32(room, inner_at + IP_DST)),
+        sport: isport,
+        dport: idport,
+        proto: iproto,
+    };
+    let Some((idx, d)) = cx.flows.lookup(&inner.reversed()) else {
+        return Fate::Drop(DropReason::IcmpNoFlow);
+    };
+    let e = cx.flows.entry(idx);
+    let rw = e.rewrite(d);
+    // The embedded packet went the other way, already rewritten; restore it.
+    let original = rw.to.reversed();
+    let this_side = inner.reversed(); // the key of direction d
+    {
+        let ip = &mut room[inner_at..];
+        ip[IP_SRC..IP_SRC + 4].copy_from_slice(&original.src.octets());
+        ip[IP_DST..IP_DST + 4].copy_from_slice(&original.dst.octets());
+        wr16(ip, IP_CSUM, 0);
+        let cs = checksum::checksum(&ip[..ihl]);
+        wr16(ip, IP_CSUM, cs);
+    }
+    if matches!(iproto, TCP | UDP) {
+        let delta = Delta::between(&inner, &original).l4;
+        let quoted = end - l4_at;
+        let l4 = &mut room[l4_at..end];
+        wr16(l4, 0, original.sport);
+        wr16(l4, 2, original.dport);
+        let at = if iproto == TCP { 16 } else { 6 };
+        if quoted >= at + 2 {
+            let cs = rd16(l4, at);
+            if !(iproto == UDP && cs == 0) {
+                wr16(l4, at, Delta::apply(cs, delta));
+            }
+        }
+    }
+    // Outer header.
+    let ip = &mut room[ETH..];
+    if ip[IP_TTL] <= 1 {
+        return Fate::Drop(DropReason::TtlExceeded);
+    }
+    ip[IP_TTL] -= 1;
+    if osrc == this_side.src {
+        ip[IP_SRC..IP_SRC + 4].copy_from_slice(&rw.to.src.octets());
+    }
+    ip[IP_DST..IP_DST + 4].copy_from_slice(&original.src.octets());
+    wr16(ip, IP_CSUM, 0);
+    let cs = checksum::checksum(&ip[..hl]);
+    wr16(ip, IP_CSUM, cs);
+    wr16(room, icmp_at + 2, 0);
+    let cs = checksum::checksum(&room[icmp_at..end]);
+    wr16(room, icmp_at + 2, cs);
+    e.touch(d, cx.now);
+    c.add(Stat::IcmpTranslated, 1);
+    send(cx, room, len, rw.egress, rw.next_hop)
+}

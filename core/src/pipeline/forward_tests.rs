@@ -1,0 +1,304 @@
+//! Forwarding tests: frames built by `craft`, sent through `process` with
+//! the LB example config, checked field by field with full checksum
+//! recomputation.
+
+use super::*;
+use crate::craft::{self, Example};
+use crate::neigh::NeighView;
+use crate::wire::{checksum, icmpv4, ipv4, tcp, udp, MacAddr};
+use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr};
+
+const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
+const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
+const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
+const EXT: PortIndex = 0;
+const INT: PortIndex = 1;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+fn member_mac(a: Ipv4Addr) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 1, a.octets()[3]])
+}
+
+fn neigh() -> NeighView {
+    let mut v = vec![(EXT, IpAddr::V4(ip("203.0.113.254")), GW_MAC)];
+    for m in 11..=13 {
+        let a = Ipv4Addr::new(10, 0, 0, m);
+        v.push((INT, IpAddr::V4(a), member_mac(a)));
+    }
+    NeighView::with_entries(v)
+}
+
+struct Out {
+    fate: Fate,
+    frame: Vec<u8>,
+    c: Counters,
+}
+
+fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> Out {
+    struct Nop;
+    impl Slowpath for Nop {
+        fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
+            true
+        }
+    }
+    let n = neigh();
+    let len = frame.len();
+    let mut room = frame;
+    room.resize(2048, 0);
+    let mut c = Counters::default();
+    let fate = process(ex.cx(&n, 7), port, &mut room, len, &mut Nop, &mut c);
+    room.truncate(len);
+    Out {
+        fate,
+        frame: room,
+        c,
+    }
+}
+
+/// Parses an IPv4 TCP/UDP frame, asserting every checksum.
+fn parsed(f: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16, u8) {
+    let ip4 = ipv4::Packet::new_checked(&f[14..]).unwrap();
+    assert!(ip4.verify_checksum(), "IPv4 header checksum");
+    let (s, d) = (ip4.src_addr(), ip4.dst_addr());
+    let p = ip4.payload();
+    let pseudo = checksum::pseudo_header_v4(s, d, u8::from(ip4.protocol()), p.len() as u32);
+    match u8::from(ip4.protocol()) {
+        6 => {
+            let t = tcp::Packet::new_checked(p).unwrap();
+            assert!(t.verify_checksum(pseudo), "TCP checksum");
+            (s, t.src_port(), d, t.dst_port(), ip4.ttl())
+        }
+        17 => {
+            let u = udp::Packet::new_checked(p).unwrap();
+            assert!(u.verify_checksum(pseudo), "UDP checksum");
+            (s, u.src_port(), d, u.dst_port(), ip4.ttl())
+        }
+        _ => (s, 0, d, 0, ip4.ttl()),
+    }
+}
+
+fn syn(client: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    craft::tcp_v4(GW_MAC, EXT_MAC, client, dst, tcp::Flags::SYN, 1000, 0)
+}
+
+#[test]
+fn a_syn_creates_a_flow_to_a_member_and_the_reply_comes_back_from_the_frontend() {
+    let ex = Example::lb(64);
+    let client = (ip("198.51.100.7"), 40000);
+    let fe = (ip("203.0.113.10"), 80);
+    let o = send(&ex, EXT, syn(client, fe));
+    let Fate::Tx { port: INT, .. } = o.fate else {
+        panic!("{:?}", o.fate)
+    };
+    assert_eq!(o.c.stat(Stat::FlowsCreated), 1);
+    let (s, sp, d, dp, ttl) = parsed(&o.frame);
+    assert_eq!((s, sp), client, "client address and port preserved");
+    assert!(d == ip("10.0.0.11") || d == ip("10.0.0.12"), "{d}");
+    assert_eq!((dp, ttl), (8080, 63));
+    assert_eq!(&o.frame[0..6], &member_mac(d).0);
+    assert_eq!(&o.frame[6..12], &INT_MAC.0);
+
+    let reply = craft::tcp_v4(
+        member_mac(d),
+        INT_MAC,
+        (d, 8080),
+        client,
+        tcp::Flags::SYN | tcp::Flags::ACK,
+        9000,
+        1001,
+    );
+    let o = send(&ex, INT, reply);
+    assert!(matches!(o.fate, Fate::Tx { port: EXT, .. }), "{:?}", o.fate);
+    assert_eq!(parsed(&o.frame), (fe.0, fe.1, client.0, client.1, 63));
+    assert_eq!(&o.frame[0..6], &GW_MAC.0, "to the client via the gateway");
+    let (idx, _) = ex
+        .flows
+        .lookup(&crate::flow::FlowKey {
+            src: client.0,
+            dst: fe.0,
+            sport: client.1,
+            dport: fe.1,
+            proto: 6,
+        })
+        .unwrap();
+    assert_eq!(
+        ex.flows.entry(idx).tcp_state(),
+        crate::flow::tcp::State::SynRecv
+    );
+}
+
+#[test]
+fn tcp_without_a_flow_and_denied_ports_are_dropped_silently() {
+    let ex = Example::lb(64);
+    let c = (ip("198.51.100.7"), 40000);
+    let ack = craft::tcp_v4(
+        GW_MAC,
+        EXT_MAC,
+        c,
+        (ip("203.0.113.10"), 80),
+        tcp::Flags::ACK,
+        1,
+        1,
+    );
+    assert_eq!(send(&ex, EXT, ack).fate, Fate::Drop(DropReason::TcpNoFlow));
+    // ssh-b2 (50001) exists but no security rule allows it on a public frontend.
+    let o = send(&ex, EXT, syn(c, (ip("203.0.113.10"), 50001)));
+    assert_eq!(o.fate, Fate::Drop(DropReason::SecurityDeny));
+    let o = send(&ex, EXT, syn(c, (ip("203.0.113.10"), 81)));
+    assert_eq!(o.fate, Fate::Drop(DropReason::NoService));
+    // A stray reply from a member: no flow.
+    let stray = craft::udp_v4(
+        member_mac(ip("10.0.0.11")),
+        INT_MAC,
+        (ip("10.0.0.11"), 53),
+        c,
+        b"x",
+    );
+    assert_eq!(send(&ex, INT, stray).fate, Fate::Drop(DropReason::NoRule));
+    assert!(ex.flows.is_empty());
+}
+
+#[test]
+fn a_full_table_fails_only_the_new_flow() {
+    let ex = Example::lb(1);
+    let fe = (ip("203.0.113.10"), 53);
+    let a = craft::udp_v4(GW_MAC, EXT_MAC, (ip("198.51.100.7"), 1), fe, b"a");
+    let b = craft::udp_v4(GW_MAC, EXT_MAC, (ip("198.51.100.8"), 1), fe, b"b");
+    assert!(matches!(send(&ex, EXT, a.clone()).fate, Fate::Tx { .. }));
+    assert_eq!(
+        send(&ex, EXT, b).fate,
+        Fate::Drop(DropReason::FlowTableFull)
+    );
+    assert!(
+        matches!(send(&ex, EXT, a).fate, Fate::Tx { .. }),
+        "the old flow goes on"
+    );
+}
+
+#[test]
+fn ha_ports_take_every_port_and_protocol_keeping_the_port() {
+    let ex = Example::lb(64);
+    let client = ip("10.0.0.50");
+    let cmac = MacAddr([2, 0, 0, 0, 0, 0x50]);
+    let ilb = ip("10.0.0.100");
+    for port in [1u16, 443, 65535] {
+        let f = craft::tcp_v4(
+            cmac,
+            INT_MAC,
+            (client, 5555),
+            (ilb, port),
+            tcp::Flags::SYN,
+            1,
+            0,
+        );
+        let o = send(&ex, INT, f);
+        assert!(matches!(o.fate, Fate::Tx { port: INT, .. }), "{:?}", o.fate);
+        let (_, _, d, dp, _) = parsed(&o.frame);
+        assert_eq!(dp, port);
+        assert_ne!(d, ilb);
+    }
+    let gre = craft::ipv4(
+        cmac,
+        INT_MAC,
+        client,
+        ilb,
+        crate::wire::IpProtocol::Unknown(47),
+        &[0u8; 8],
+    );
+    let o = send(&ex, INT, gre);
+    assert!(matches!(o.fate, Fate::Tx { port: INT, .. }), "{:?}", o.fate);
+    // Echo to the frontend is answered, not balanced.
+    let echo = craft::echo_request_v4(cmac, INT_MAC, client, ilb, 1, 1, b"");
+    assert_eq!(send(&ex, INT, echo).c.stat(Stat::EchoReplies), 1);
+}
+
+#[test]
+fn fragmentation_needed_from_a_member_reaches_the_client_translated() {
+    let ex = Example::lb(64);
+    let client = (ip("198.51.100.7"), 40000);
+    let fe = (ip("203.0.113.10"), 80);
+    let o = send(&ex, EXT, syn(client, fe));
+    let (_, _, member, _, _) = parsed(&o.frame);
+    // The member quotes the packet it got (client -> member:8080).
+    let quoted = &o.frame[14..14 + 28];
+    let mut icmp = vec![3u8, 4, 0, 0, 0, 0, 0x05, 0xdc];
+    icmp.extend_from_slice(quoted);
+    icmpv4::Packet::new_unchecked(&mut icmp[..]).fill_checksum();
+    let err = craft::ipv4(
+        member_mac(member),
+        INT_MAC,
+        member,
+        client.0,
+        crate::wire::IpProtocol::Icmp,
+        &icmp,
+    );
+    let o = send(&ex, INT, err);
+    assert!(matches!(o.fate, Fate::Tx { port: EXT, .. }), "{:?}", o.fate);
+    assert_eq!(o.c.stat(Stat::IcmpTranslated), 1);
+    let outer = ipv4::Packet::new_checked(&o.frame[14..]).unwrap();
+    assert!(outer.verify_checksum());
+    assert_eq!((outer.src_addr(), outer.dst_addr()), (fe.0, client.0));
+    let ic = icmpv4::Packet::new_checked(outer.payload()).unwrap();
+    assert!(ic.verify_checksum());
+    assert_eq!((ic.code(), ic.next_hop_mtu()), (4, 1500));
+    // The quote is cut after 8 bytes of TCP: the header claims more.
+    let inner = ipv4::Packet::new_unchecked(ic.data());
+    assert_eq!(
+        checksum::checksum(&ic.data()[..20]),
+        0,
+        "inner header checksum"
+    );
+    assert_eq!((inner.src_addr(), inner.dst_addr()), (client.0, fe.0));
+    let l4 = &ic.data()[20..];
+    assert_eq!(
+        u16::from_be_bytes([l4[2], l4[3]]),
+        80,
+        "inner port restored"
+    );
+    // About no flow: dropped.
+    let mut other = icmp.clone();
+    other[8 + 12] = 1; // inner source changes
+    icmpv4::Packet::new_unchecked(&mut other[..]).fill_checksum();
+    let err = craft::ipv4(
+        member_mac(member),
+        INT_MAC,
+        member,
+        client.0,
+        crate::wire::IpProtocol::Icmp,
+        &other,
+    );
+    assert_eq!(send(&ex, INT, err).fate, Fate::Drop(DropReason::IcmpNoFlow));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// Every translated packet comes back to the original through the
+    /// reverse entry, with valid checksums both ways.
+    #[test]
+    fn translation_round_trips(a in any::<u32>(), sport in 1u16.., udp_proto in any::<bool>(), data in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let ex = Example::lb(16);
+        let client = (Ipv4Addr::from(0xc633_6400 | (a & 0xff)), sport); // 198.51.100.x
+        let (fe, first) = if udp_proto {
+            ((ip("203.0.113.10"), 53), craft::udp_v4(GW_MAC, EXT_MAC, client, (ip("203.0.113.10"), 53), &data))
+        } else {
+            ((ip("203.0.113.10"), 80), syn(client, (ip("203.0.113.10"), 80)))
+        };
+        let o = send(&ex, EXT, first);
+        prop_assert!(matches!(o.fate, Fate::Tx { port: INT, .. }), "{:?}", o.fate);
+        let (s, sp, d, dp, _) = parsed(&o.frame);
+        prop_assert_eq!((s, sp), client);
+        // The member answers the tuple it saw.
+        let back = if udp_proto {
+            craft::udp_v4(member_mac(d), INT_MAC, (d, dp), (s, sp), &data)
+        } else {
+            craft::tcp_v4(member_mac(d), INT_MAC, (d, dp), (s, sp), tcp::Flags::SYN | tcp::Flags::ACK, 5, 1001)
+        };
+        let o = send(&ex, INT, back);
+        prop_assert!(matches!(o.fate, Fate::Tx { port: EXT, .. }), "{:?}", o.fate);
+        let (s2, sp2, d2, dp2, _) = parsed(&o.frame);
+        prop_assert_eq!((s2, sp2, d2, dp2), (fe.0, fe.1, client.0, client.1));
+    }
+}
