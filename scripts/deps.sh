@@ -2,13 +2,14 @@
 # Installs what Sluice needs on Debian 12, only what is missing.
 #   build: DPDK 22.11 (libdpdk-dev), clang/libclang for bindgen, pkg-config,
 #          libsystemd-dev (a static build links it)
-#   labs:  iproute2, ethtool, ping, arping, tcpdump, procps (kill)
+#   labs:  iproute2, ethtool, ping, arping, tcpdump, procps (kill), python3
+#          (test servers), curl, socat
 # Needs root for apt-get; prints what it installs.
 set -euo pipefail
 
 PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev libsystemd-dev
-  iproute2 ethtool iputils-ping arping tcpdump procps
+  iproute2 ethtool iputils-ping arping tcpdump procps python3 curl socat
 )
 
 missing=()

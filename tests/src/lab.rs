@@ -57,6 +57,7 @@ pub struct Lab {
     backends: usize,
     /// Scratch directory for configs and captures.
     pub dir: PathBuf,
+    children: std::sync::Mutex<Vec<std::process::Child>>,
     _lock: MutexGuard<'static, ()>,
 }
 
@@ -83,6 +84,7 @@ impl Lab {
             namespaces: Vec::new(),
             backends,
             dir,
+            children: Default::default(),
             _lock: lock,
         };
         lab.build();
@@ -130,6 +132,45 @@ impl Lab {
     /// Runs a command in a namespace.
     pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
         run(Command::new("ip").args(["netns", "exec", ns]).args(args))
+    }
+
+    /// Starts a background program in a namespace; it is killed with the lab.
+    pub fn spawn(&self, ns: &str, args: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn in namespace");
+        self.children.lock().unwrap().push(child);
+    }
+
+    /// Starts `tests/data/lab_server.py ARGS` in a namespace (see its usage).
+    pub fn server(&self, ns: &str, args: &[&str]) {
+        let script = crate::workspace().join("tests/data/lab_server.py");
+        let mut v = vec!["python3", script.to_str().unwrap()];
+        v.extend_from_slice(args);
+        self.spawn(ns, &v);
+    }
+
+    /// Runs `tests/data/lab_server.py ARGS` in a namespace to completion.
+    pub fn run_script(&self, ns: &str, args: &[&str]) -> Output {
+        let script = crate::workspace().join("tests/data/lab_server.py");
+        let mut v = vec!["python3", script.to_str().unwrap()];
+        v.extend_from_slice(args);
+        self.exec(ns, &v)
+    }
+
+    /// Waits until `cmd` (a shell script) succeeds in `ns`, up to `secs`.
+    pub fn wait_until(&self, ns: &str, cmd: &str, secs: u64) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            if self.sh(ns, cmd).status.success() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
     }
 
     /// Runs a shell script in a namespace.
@@ -271,6 +312,15 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for mut c in self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for ns in self.namespaces.iter().rev() {
             let _ = run(Command::new("ip").args(["netns", "del", ns]));
         }

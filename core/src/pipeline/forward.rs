@@ -141,15 +141,16 @@ pub(super) fn ipv4_input(
     if let Some((idx, dir)) = cx.flows.lookup(&key) {
         return forward(cx, idx, dir, room, len, hl, proto, l4, c);
     }
-    if !owned {
-        return Fate::Drop(DropReason::NoRule);
-    }
-    new_flow(cx, key, room, len, hl, l4, c)
+    // A frontend takes flows on whichever port they arrive (an internal
+    // frontend is often reached through a route via Sluice).
+    new_flow(cx, key, owned, room, len, hl, l4, c)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn new_flow(
     cx: Context<'_>,
     key: FlowKey,
+    owned: bool,
     room: &mut [u8],
     len: usize,
     hl: usize,
@@ -161,7 +162,11 @@ fn new_flow(
         .services
         .lookup(key.dst, IpProtocol::from(proto), key.dport)
     else {
-        return Fate::Drop(DropReason::NoService);
+        return Fate::Drop(if owned {
+            DropReason::NoService
+        } else {
+            DropReason::NoRule
+        });
     };
     if proto == TCP && l4.flags != tcp::Class::Syn {
         return Fate::Drop(DropReason::TcpNoFlow);

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Servers and clients the lab tests run in namespaces.
+
+  http PORT NAME             HTTP: every GET answers "NAME CLIENT_ADDR\n"
+  udp PORT NAME [MTU ADDR]   UDP: answers "NAME CLIENT_ADDR LEN"; with MTU,
+                             also sends the client an ICMP "fragmentation
+                             needed" quoting the datagram it got at ADDR
+  hold PORT OUT              TCP: accepts one connection, waits; writes
+                             "reset", "closed" or "timeout" to OUT
+  hold-client HOST PORT OUT  connects, sends a line, waits; same results
+"""
+import socket
+import struct
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def http(port, name):
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"{name} {self.client_address[0]}\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def frag_needed(me, client, cport, port, data, mtu):
+    """ICMP 3/4 quoting the datagram client:cport -> me:port."""
+    udp_len = 8 + len(data)
+    iph = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0x4000, 63, 17, 0,
+                      socket.inet_aton(client), socket.inet_aton(me))
+    iph = iph[:10] + struct.pack("!H", csum(iph)) + iph[12:]
+    udph = struct.pack("!HHHH", cport, port, udp_len, 0)
+    icmp = struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + iph + udph
+    icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.sendto(icmp, (client, 0))
+
+
+def udp(port, name, mtu=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    while True:
+        data, (addr, cport) = s.recvfrom(65535)
+        s.sendto(f"{name} {addr} {len(data)}\n".encode(), (addr, cport))
+        if mtu:
+            frag_needed(MY_ADDR, addr, cport, port, data, int(mtu))
+
+
+def wait(conn, out):
+    conn.settimeout(30)
+    try:
+        while True:
+            d = conn.recv(100)
+            if not d:
+                r = "closed"
+                break
+    except ConnectionResetError:
+        r = "reset"
+    except socket.timeout:
+        r = "timeout"
+    with open(out, "w") as f:
+        f.write(r + "\n")
+
+
+def hold(port, out):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(8)
+    conn, _ = s.accept()
+    wait(conn, out)
+
+
+def hold_client(host, port, out):
+    c = socket.create_connection((host, port), timeout=5)
+    c.sendall(b"hello\n")
+    wait(c, out)
+
+
+MY_ADDR = None
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "http":
+        http(int(args[0]), args[1])
+    elif cmd == "udp":
+        if len(args) > 3:
+            MY_ADDR = args[3]
+        udp(int(args[0]), args[1], args[2] if len(args) > 2 else None)
+    elif cmd == "hold":
+        hold(int(args[0]), args[1])
+    elif cmd == "hold-client":
+        hold_client(args[0], int(args[1]), args[2])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,331 @@
+//! Inbound lab tests: real Linux clients and servers in namespaces, sluiced
+//! between them on net_af_packet (tests/src/lab.rs). Each test builds its own
+//! lab and tears it down, also when it fails.
+
+use sluice_tests::lab::{backend_addr, Lab, CLIENT, FRONTEND};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Starts the HTTP server of `tests/data/lab_server.py` on `port` in every
+/// backend and waits until each listens.
+fn http_backends(lab: &Lab, n: usize, port: u16) {
+    for i in 0..n {
+        lab.server(
+            &lab.backend(i),
+            &["http", &port.to_string(), &format!("b{}", i + 1)],
+        );
+    }
+    for i in 0..n {
+        assert!(
+            lab.wait_until(
+                &lab.backend(i),
+                &format!("ss -ltn | grep -q ':{port} '"),
+                10
+            ),
+            "backend {i} HTTP server did not start"
+        );
+    }
+}
+
+/// Adds `n` more client addresses (203.0.113.101..) and returns them.
+fn client_addresses(lab: &Lab, n: usize) -> Vec<String> {
+    let addrs: Vec<String> = (0..n).map(|i| format!("203.0.113.{}", 101 + i)).collect();
+    let script: String = addrs
+        .iter()
+        .map(|a| format!("ip addr add {a}/24 dev eth0 && "))
+        .collect::<String>()
+        + "true";
+    assert!(lab.sh(&lab.client(), &script).status.success());
+    addrs
+}
+
+/// `count` curls from each address in turn; returns (backend, seen client) per answer.
+fn curls(lab: &Lab, addrs: &[String], count: usize, url: &str) -> Vec<(String, String, String)> {
+    let mut script = String::new();
+    for a in addrs {
+        for _ in 0..count {
+            script.push_str(&format!(
+                "printf '{a} '; curl -s --max-time 3 --interface {a} {url} || echo FAIL; "
+            ));
+        }
+    }
+    let out = lab.sh(&lab.client(), &script);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            (
+                v.first().copied().unwrap_or("").to_string(),
+                v.get(1).copied().unwrap_or("").to_string(),
+                v.get(2).copied().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn connections_spread_over_the_pool_and_keep_the_client_address() {
+    let lab = Lab::new(3);
+    http_backends(&lab, 3, 80);
+    let addrs = client_addresses(&lab, 30);
+    let d = lab.start_sluiced("");
+    let answers = curls(&lab, &addrs, 10, &format!("http://{FRONTEND}/"));
+    assert_eq!(answers.len(), 300);
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for (from, backend, seen) in &answers {
+        assert_ne!(backend, "FAIL", "a connection from {from} failed");
+        assert_eq!(seen, from, "{backend} saw {seen}, not the client {from}");
+        *per.entry(backend.clone()).or_default() += 1;
+    }
+    for b in ["b1", "b2", "b3"] {
+        let n = per.get(b).copied().unwrap_or(0);
+        assert!((60..=141).contains(&n), "{b} got {n} of 300: {per:?}");
+    }
+    let r = d.stop();
+    assert_eq!(r.get("flows_created"), 300, "{}", r.log);
+    assert_eq!(r.get("drop.tcp_no_flow"), 0);
+}
+
+#[test]
+fn source_ip_distribution_keeps_a_client_on_one_backend() {
+    let lab = Lab::new(3);
+    http_backends(&lab, 3, 80);
+    let addrs = client_addresses(&lab, 30);
+    let (text, prefix) = lab.config("");
+    let text = text.replace(
+        "probe = \"http-health\"",
+        "probe = \"http-health\"\ndistribution = \"source_ip\"",
+    );
+    let _d = lab.start_sluiced_with(&text, &prefix);
+    let one = curls(
+        &lab,
+        &[CLIENT.to_string()],
+        50,
+        &format!("http://{FRONTEND}/"),
+    );
+    let backends: std::collections::HashSet<_> = one.iter().map(|a| a.1.clone()).collect();
+    assert_eq!(backends.len(), 1, "one client, one backend: {backends:?}");
+    assert!(!backends.contains("FAIL"));
+    let many = curls(&lab, &addrs, 1, &format!("http://{FRONTEND}/"));
+    let spread: std::collections::HashSet<_> = many.iter().map(|a| a.1.clone()).collect();
+    assert_eq!(spread.len(), 3, "30 clients over 3 backends: {many:?}");
+}
+
+#[test]
+fn public_ports_need_an_allow_rule() {
+    let lab = Lab::new(3);
+    http_backends(&lab, 3, 8080);
+    let rule = "[[lb_rule]]\nname = \"alt\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+                frontend_port = 8080\nbackend_port = 8080\npool = \"web-pool\"\n";
+    let d = lab.start_sluiced(rule);
+    // No allow rule for 8080: no SYN-ACK, no RST (curl times out, it is not refused).
+    let out = lab.sh(
+        &lab.client(),
+        &format!("curl -s --max-time 2 http://{FRONTEND}:8080/; echo rc=$?"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rc=28"), "expected a timeout, got {text}");
+    let r = d.stop();
+    assert!(r.get("drop.security_deny") >= 1, "{}", r.log);
+    assert_eq!(r.get("flows_created"), 0);
+
+    let allow = format!(
+        "{rule}[[security_rule]]\nname = \"allow-alt\"\npriority = 200\ndirection = \"inbound\"\n\
+         action = \"allow\"\nsource = \"{CLIENT}/32\"\ndestination = \"{FRONTEND}/32\"\n\
+         protocol = \"tcp\"\ndestination_ports = \"8000-8100\"\n"
+    );
+    let _d = lab.start_sluiced(&allow);
+    let out = lab.sh(
+        &lab.client(),
+        &format!("curl -s --max-time 3 http://{FRONTEND}:8080/"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with(&format!(" {CLIENT}\n")), "got {text:?}");
+}
+
+#[test]
+fn floating_ip_delivers_to_the_frontend_address_on_the_backend() {
+    let lab = Lab::new(3);
+    for i in 0..3 {
+        assert!(lab
+            .sh(
+                &lab.backend(i),
+                &format!("ip addr add {FRONTEND}/32 dev lo")
+            )
+            .status
+            .success());
+    }
+    http_backends(&lab, 3, 80);
+    let (text, prefix) = lab.config("");
+    let text = text.replace(
+        "probe = \"http-health\"",
+        "probe = \"http-health\"\nfloating_ip = true",
+    );
+    let _d = lab.start_sluiced_with(&text, &prefix);
+    for i in 0..3 {
+        lab.spawn(
+            &lab.backend(i),
+            &[
+                "tcpdump",
+                "-U",
+                "-nni",
+                "eth0",
+                "-c",
+                "1",
+                "-w",
+                &lab.dir.join(format!("b{i}.pcap")).display().to_string(),
+                &format!("dst host {FRONTEND} and tcp port 80"),
+            ],
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = lab.sh(
+        &lab.client(),
+        &format!("curl -s --max-time 3 http://{FRONTEND}/"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with('b') && text.ends_with(&format!(" {CLIENT}\n")),
+        "got {text:?}"
+    );
+    // The backend that answered got packets addressed to the frontend itself.
+    let b: usize = text[1..2].parse().unwrap();
+    let pcap = lab.dir.join(format!("b{}.pcap", b - 1));
+    // More than the 24-byte pcap file header: a packet was captured.
+    assert!(
+        lab.wait_until(
+            &lab.lb(),
+            &format!("[ $(stat -c %s {}) -gt 24 ]", pcap.display()),
+            5
+        ),
+        "b{b} saw no packet addressed to {FRONTEND}"
+    );
+}
+
+#[test]
+fn nat_rules_forward_single_ports_and_pool_ports_survive_changes_and_restarts() {
+    let lab = Lab::new(4);
+    for i in 0..4 {
+        lab.server(&lab.backend(i), &["http", "22", &format!("b{}", i + 1)]);
+    }
+    for i in 0..4 {
+        assert!(lab.wait_until(&lab.backend(i), "ss -ltn | grep -q ':22 '", 10));
+    }
+    let rules = "[[nat_rule]]\nname = \"ssh-b2\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+                 frontend_port = 50001\nmember = \"b2\"\nbackend_port = 22\n\
+                 [[nat_pool_rule]]\nname = \"ssh-pool\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+                 frontend_port_start = 50010\nmax_members = 3\nbackend_port = 22\npool = \"web-pool\"\n\
+                 [[security_rule]]\nname = \"allow-ssh\"\npriority = 150\ndirection = \"inbound\"\n\
+                 action = \"allow\"\nsource = \"*\"\ndestination = \"203.0.113.10/32\"\n\
+                 protocol = \"tcp\"\ndestination_ports = \"50000-50100\"\n";
+    let get = |port: u16| {
+        let out = lab.sh(
+            &lab.client(),
+            &format!("curl -s --max-time 3 http://{FRONTEND}:{port}/"),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("FAIL")
+            .to_string()
+    };
+    let map = || -> HashMap<u16, String> {
+        (50010..50013u16)
+            .map(|p| (p, get(p)))
+            .filter(|(_, b)| b != "FAIL")
+            .collect()
+    };
+    let (text, prefix) = lab.config(rules);
+    let d = lab.start_sluiced_with(&text, &prefix);
+    assert_eq!(get(50001), "b2", "nat_rule: 50001 goes to b2's port 22");
+    let first = map();
+    assert_eq!(first.len(), 3, "{first:?}");
+    let mut members: Vec<_> = first.values().cloned().collect();
+    members.sort();
+    assert_eq!(members, ["b1", "b2", "b3"]);
+    drop(d);
+
+    // b1 leaves the pool: b2 and b3 keep their ports.
+    let without_b1 = text.replace("  { address = \"10.0.0.11\", name = \"b1\" },\n", "");
+    assert_ne!(without_b1, text);
+    let d = lab.start_sluiced_with(&without_b1, &prefix);
+    let second = map();
+    for (p, b) in &first {
+        if b != "b1" {
+            assert_eq!(second.get(p), Some(b), "{b} moved: {first:?} -> {second:?}");
+        }
+    }
+    assert_eq!(second.len(), 2);
+    drop(d);
+
+    // b4 joins: it takes the free port; a restart keeps every mapping.
+    let with_b4 = without_b1.replace(
+        "  { address = \"10.0.0.13\", name = \"b3\" },\n",
+        "  { address = \"10.0.0.13\", name = \"b3\" },\n  { address = \"10.0.0.14\", name = \"b4\" },\n",
+    );
+    assert_ne!(with_b4, without_b1);
+    let d = lab.start_sluiced_with(&with_b4, &prefix);
+    let third = map();
+    let b1_port = first
+        .iter()
+        .find(|(_, b)| *b == "b1")
+        .map(|(p, _)| *p)
+        .unwrap();
+    assert_eq!(
+        third.get(&b1_port).map(String::as_str),
+        Some("b4"),
+        "{third:?}"
+    );
+    drop(d);
+    let _d = lab.start_sluiced_with(&with_b4, &prefix);
+    assert_eq!(map(), third, "a restart keeps every mapping");
+}
+
+#[test]
+fn idle_connections_are_reset_at_both_ends() {
+    let lab = Lab::new(1);
+    let server_out = lab.dir.join("server.out");
+    let client_out = lab.dir.join("client.out");
+    lab.server(
+        &lab.backend(0),
+        &["hold", "80", server_out.to_str().unwrap()],
+    );
+    assert!(lab.wait_until(&lab.backend(0), "ss -ltn | grep -q ':80 '", 10));
+    let (text, prefix) = lab.config("");
+    let text = text
+        .replace("  { address = \"10.0.0.12\", name = \"b2\" },\n", "")
+        .replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "")
+        .replace(
+            "probe = \"http-health\"",
+            "probe = \"http-health\"\nidle_timeout = \"4m\"\ntcp_reset = true",
+        );
+    let d = sluice_tests::daemon::Daemon::start(
+        &lab.dir.join("daemon"),
+        &text,
+        Some(&lab.lb()),
+        &prefix,
+        &["--timer-scale", "100"],
+    );
+    // 4 minutes / 100 = 2.4 s of silence.
+    let out = lab.run_script(
+        &lab.client(),
+        &["hold-client", FRONTEND, "80", client_out.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(lab.wait_until(&lab.lb(), &format!("test -s {}", server_out.display()), 10));
+    assert_eq!(read(&client_out).trim(), "reset", "the client saw no reset");
+    assert_eq!(
+        read(&server_out).trim(),
+        "reset",
+        "the backend saw no reset"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let r = d.stop();
+    assert_eq!(r.get("flows.reset"), 1, "{}", r.log);
+    assert_eq!(r.get("flows.rst_sent"), 2);
+}
