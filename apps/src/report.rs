@@ -44,6 +44,9 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         ("flows.reset", control.flows_reset),
         ("flows.rst_sent", control.rst_sent),
         ("flows.reclaimed", control.flows_reclaimed),
+        ("frag.released", control.frag_released),
+        ("frag.timeout", control.frag_timeout),
+        ("frag.overflow", control.frag_overflow),
         ("flows.live", shared.flows.len() as u64),
         ("flows.capacity", shared.flows.capacity() as u64),
     ] {

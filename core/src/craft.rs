@@ -121,6 +121,8 @@ pub struct Example {
     pub services: Services,
     /// An empty flow table.
     pub flows: FlowTable,
+    /// An empty fragment table.
+    pub frags: crate::flow::frag::FragTable,
 }
 
 impl Example {
@@ -138,6 +140,7 @@ impl Example {
             services: Services::compile(cfg, &|_, _| true, &Default::default())
                 .expect("example services compile"),
             flows: FlowTable::new(capacity, 1),
+            frags: Default::default(),
         }
     }
     /// The pipeline's view of it at tick `now`.
@@ -147,6 +150,7 @@ impl Example {
             neigh,
             services: &self.services,
             flows: &self.flows,
+            frags: &self.frags,
             now,
         }
     }

@@ -35,5 +35,5 @@ fuzz_target!(|data: &[u8]| {
     let mut fates = [Fate::Consumed];
     let mut c = Counters::default();
     process_burst(cx, PortIndex::from(port & 1), &mut frames, &mut fates, &mut Sink, &mut c);
-    assert_eq!(c.stat(Stat::ToTx) + c.stat(Stat::Held) + c.stat(Stat::Consumed) + c.total_drops(), 1);
+    assert_eq!(c.stat(Stat::ToTx) + c.stat(Stat::Held) + c.stat(Stat::Consumed) + c.stat(Stat::Deferred) + c.total_drops(), 1);
 });

@@ -5,6 +5,7 @@
   udp PORT NAME [MTU ADDR]   UDP: answers "NAME CLIENT_ADDR LEN"; with MTU,
                              also sends the client an ICMP "fragmentation
                              needed" quoting the datagram it got at ADDR
+  many NAME PORT...          HTTP and UDP (as above) on every PORT
   hold PORT OUT              TCP: accepts one connection, waits; writes
                              "reset", "closed" or "timeout" to OUT
   hold-client HOST PORT OUT  connects, sends a line, waits; same results
@@ -30,6 +31,17 @@ def http(port, name):
 
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
+
+
+def many(name, ports):
+    threads = []
+    for p in ports:
+        threads.append(threading.Thread(target=http, args=(p, name), daemon=True))
+        threads.append(threading.Thread(target=udp, args=(p, name), daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def csum(b):
@@ -105,6 +117,8 @@ if __name__ == "__main__":
         if len(args) > 3:
             MY_ADDR = args[3]
         udp(int(args[0]), args[1], args[2] if len(args) > 2 else None)
+    elif cmd == "many":
+        many(args[0], [int(p) for p in args[1:]])
     elif cmd == "hold":
         hold(int(args[0]), args[1])
     elif cmd == "hold-client":

@@ -213,6 +213,14 @@ impl Lab {
             self.ip(sw, "link add br0 type bridge mcast_snooping 0");
             self.ip(sw, "link set br0 up");
             let _ = self.exec(sw, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            // A switch, not a firewall: with br_netfilter loaded, bridged
+            // IPv4 would go through conntrack, which reassembles fragments.
+            for t in ["iptables", "ip6tables", "arptables"] {
+                let _ = self.exec(
+                    sw,
+                    &["sysctl", "-qw", &format!("net.bridge.bridge-nf-call-{t}=0")],
+                );
+            }
         }
         let lb = self.add_ns("lb");
         let _ = self.exec(&lb, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);

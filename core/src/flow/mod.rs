@@ -15,6 +15,7 @@
 //! an entry with both keys fits the 128-byte budget per flow.
 
 pub mod age;
+pub mod frag;
 mod key;
 mod table;
 pub mod tcp;

@@ -60,6 +60,8 @@ pub struct Service {
     pub members: Vec<Ipv4Addr>,
     /// Member picker; `None` when no member may take new flows.
     pub maglev: Option<Maglev>,
+    /// HA ports: every port and protocol; fragments are forwarded.
+    pub ha_ports: bool,
 }
 
 impl Service {
@@ -220,6 +222,7 @@ impl Services {
                 distribution: r.distribution,
                 members,
                 maglev,
+                ha_ports: r.is_ha_ports(),
             };
             add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);
         }
@@ -248,6 +251,7 @@ impl Services {
                 distribution: Distribution::Default,
                 members: vec![maddr],
                 maglev: Maglev::build(&single, &[m.admin_state == AdminState::Up]),
+                ha_ports: false,
             };
             add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);
         }
@@ -297,6 +301,7 @@ impl Services {
                     distribution: Distribution::Default,
                     members: vec![maddr],
                     maglev: Maglev::build(&single, &[usable(r.pool, mi)]),
+                    ha_ports: false,
                 };
                 add(
                     &mut s,
@@ -328,6 +333,14 @@ impl Services {
         }
         let &id = self.ha.get(&u32::from(dst))?;
         Some((id, &self.services[usize::from(id)]))
+    }
+
+    /// True when service `id` is an HA-ports rule.
+    #[inline]
+    pub fn is_ha(&self, id: u16) -> bool {
+        self.services
+            .get(usize::from(id))
+            .is_some_and(|s| s.ha_ports)
     }
 
     /// Loads the NAT pool maps of `cfg` from `state_dir`.

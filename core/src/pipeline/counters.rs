@@ -90,10 +90,7 @@ named_enum! {
         TtlExceeded => "ttl_exceeded",
         /// An ICMP error about no tracked flow.
         IcmpNoFlow => "icmp_no_flow",
-        /// A non-first fragment whose first fragment did not come in time.
-        FragmentTimeout => "fragment_timeout",
-        /// A non-first fragment found the early-fragment buffer full.
-        FragmentOverflow => "fragment_overflow",
+
     }
 }
 
@@ -130,6 +127,8 @@ named_enum! {
         IcmpTranslated => "icmp_translated",
         /// Fragments forwarded after their first fragment.
         FragmentsForwarded => "fragments_forwarded",
+        /// Later fragments handed to control to wait for their first one.
+        Deferred => "deferred",
     }
 }
 

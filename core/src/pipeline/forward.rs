@@ -123,10 +123,13 @@ pub(super) fn ipv4_input(
     if !ip.verify_checksum() {
         return Fate::Drop(DropReason::Ipv4BadChecksum);
     }
-    if ip.is_fragment() {
-        return Fate::Drop(DropReason::Fragment);
-    }
     let hl = ip.header_len();
+    let first_fragment = ip.is_fragment();
+    if first_fragment && ip.frag_offset() != 0 {
+        let id = ip.ident();
+        return later_fragment(cx, room, len, hl, (src, dst, proto, id), c);
+    }
+    let id = ip.ident();
     let payload_len = usize::from(ip.total_len()) - hl;
     let Some(l4) = parse_l4(room, ETH + hl, payload_len, proto) else {
         return Fate::Drop(DropReason::L4Malformed);
@@ -138,7 +141,28 @@ pub(super) fn ipv4_input(
         dport: l4.dport,
         proto,
     };
-    if let Some((idx, dir)) = cx.flows.lookup(&key) {
+    let found = cx.flows.lookup(&key);
+    if first_fragment {
+        // Fragments are forwarded on HA-ports rules only.
+        return match found {
+            Some((idx, dir)) if cx.services.is_ha(cx.flows.entry(idx).rule()) => {
+                cx.frags.record(src, dst, proto, id, idx, dir, cx.now);
+                forward(cx, idx, dir, room, len, hl, proto, l4, c)
+            }
+            Some(_) => Fate::Drop(DropReason::Fragment),
+            None => match cx.services.lookup(dst, IpProtocol::from(proto), key.dport) {
+                Some((_, s)) if s.ha_ports => {
+                    let fate = new_flow(cx, key, owned, room, len, hl, l4, c);
+                    if let Some((idx, dir)) = cx.flows.lookup(&key) {
+                        cx.frags.record(src, dst, proto, id, idx, dir, cx.now);
+                    }
+                    fate
+                }
+                _ => Fate::Drop(DropReason::Fragment),
+            },
+        };
+    }
+    if let Some((idx, dir)) = found {
         return forward(cx, idx, dir, room, len, hl, proto, l4, c);
     }
     // A frontend takes flows on whichever port they arrive (an internal
@@ -261,6 +285,46 @@ fn forward(
     rewrite_headers(ip, hl, proto, &rw);
     c.add(Stat::Forwarded, 1);
     send(cx, room, len, rw.egress, rw.next_hop)
+}
+
+/// A fragment after the first: it follows the flow its first fragment went
+/// with (addresses only: it carries no L4 header), or waits for it.
+fn later_fragment(
+    cx: Context<'_>,
+    room: &mut [u8],
+    len: usize,
+    hl: usize,
+    (src, dst, proto, id): (Ipv4Addr, Ipv4Addr, u8, u16),
+    c: &mut Counters,
+) -> Fate {
+    let Some((idx, dir)) = cx.frags.lookup(src, dst, proto, id, cx.now) else {
+        return Fate::Defer;
+    };
+    let ip = &mut room[ETH..];
+    if ip[IP_TTL] <= 1 {
+        return Fate::Drop(DropReason::TtlExceeded);
+    }
+    let e = cx.flows.entry(idx);
+    e.touch(dir, cx.now);
+    let rw = e.rewrite(dir);
+    rewrite_headers(ip, hl, 0, &rw);
+    c.add(Stat::FragmentsForwarded, 1);
+    send(cx, room, len, rw.egress, rw.next_hop)
+}
+
+/// See [`super::retry_fragment`].
+pub(super) fn retry_fragment(cx: Context<'_>, room: &mut [u8], len: usize) -> Option<Fate> {
+    let ip = ipv4::Packet::new_checked(&room[ETH..len]).ok()?;
+    let key = (
+        ip.src_addr(),
+        ip.dst_addr(),
+        u8::from(ip.protocol()),
+        ip.ident(),
+    );
+    let hl = ip.header_len();
+    cx.frags.lookup(key.0, key.1, key.2, key.3, cx.now)?;
+    let mut c = Counters::default();
+    Some(later_fragment(cx, room, len, hl, key, &mut c))
 }
 
 /// Writes addresses, TTL and ports, and updates both checksums by the

@@ -302,3 +302,89 @@ proptest! {
         prop_assert_eq!((s2, sp2, d2, dp2), (fe.0, fe.1, client.0, client.1));
     }
 }
+
+/// Fragments of `payload` (UDP header included) as IPv4 frames of at most
+/// `chunk` payload bytes each (a multiple of 8).
+fn fragments(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+    let cmac = MacAddr([2, 0, 0, 0, 0, 0x50]);
+    payload
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut f = craft::ipv4(
+                GW_MAC,
+                EXT_MAC,
+                src,
+                dst,
+                crate::wire::IpProtocol::Udp,
+                part,
+            );
+            let _ = cmac;
+            let more = (i + 1) * chunk < payload.len();
+            let mut p = ipv4::Packet::new_unchecked(&mut f[14..]);
+            p.set_ident(id);
+            p.set_frag(false, more, (i * chunk) as u16);
+            p.fill_checksum();
+            f
+        })
+        .collect()
+}
+
+fn udp_datagram(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), data: &[u8]) -> Vec<u8> {
+    let whole = craft::udp_v4(GW_MAC, EXT_MAC, src, dst, data);
+    whole[14 + 20..].to_vec()
+}
+
+#[test]
+fn ha_ports_fragments_follow_the_first_one_and_early_ones_wait() {
+    let ex = Example::lb(64);
+    let (client, ilb) = (ip("198.51.100.7"), ip("10.0.0.100"));
+    let dgram = udp_datagram((client, 4000), (ilb, 9999), &[7u8; 3000]);
+    let frags = fragments(client, ilb, 77, &dgram, 1480);
+    assert_eq!(frags.len(), 3);
+    // The last fragment comes first: it waits.
+    assert_eq!(send(&ex, EXT, frags[2].clone()).fate, Fate::Defer);
+    let o = send(&ex, EXT, frags[0].clone());
+    assert!(matches!(o.fate, Fate::Tx { port: INT, .. }), "{:?}", o.fate);
+    let member = ipv4::Packet::new_checked(&o.frame[14..])
+        .unwrap()
+        .dst_addr();
+    let o = send(&ex, EXT, frags[1].clone());
+    assert!(matches!(o.fate, Fate::Tx { port: INT, .. }), "{:?}", o.fate);
+    let p = ipv4::Packet::new_checked(&o.frame[14..]).unwrap();
+    assert!(p.verify_checksum());
+    assert_eq!((p.dst_addr(), p.frag_offset()), (member, 1480));
+    // The waiting one, retried the way control does.
+    let n = neigh();
+    let mut room = frags[2].clone();
+    let len = room.len();
+    room.resize(2048, 0);
+    let fate = retry_fragment(ex.cx(&n, 7), &mut room, len).expect("first fragment seen");
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }));
+    assert_eq!(
+        ipv4::Packet::new_checked(&room[14..len])
+            .unwrap()
+            .dst_addr(),
+        member
+    );
+    // An unknown datagram's later fragment stays unknown.
+    let other = fragments(client, ilb, 78, &dgram, 1480);
+    let mut room = other[1].clone();
+    let len = room.len();
+    room.resize(2048, 0);
+    assert!(retry_fragment(ex.cx(&n, 7), &mut room, len).is_none());
+}
+
+#[test]
+fn fragments_to_other_rules_are_dropped() {
+    let ex = Example::lb(64);
+    let client = ip("198.51.100.7");
+    let fe = ip("203.0.113.10");
+    let dgram = udp_datagram((client, 4000), (fe, 53), &[7u8; 3000]);
+    let frags = fragments(client, fe, 5, &dgram, 1480);
+    assert_eq!(
+        send(&ex, EXT, frags[0].clone()).fate,
+        Fate::Drop(DropReason::Fragment)
+    );
+    assert!(ex.flows.is_empty());
+}

@@ -17,6 +17,7 @@ mod host;
 pub use counters::{Counters, DropReason, SharedCounters, Stat};
 pub use dataplane::{Dataplane, PortView};
 
+use crate::flow::frag::FragTable;
 use crate::flow::FlowTable;
 use crate::lb::Services;
 use crate::neigh::{NeighView, PortIndex};
@@ -45,6 +46,10 @@ pub enum Fate {
     },
     /// Used up (learned from); nothing to send.
     Consumed,
+    /// A later fragment whose first fragment has not been seen: handed to
+    /// control, which buffers it (bounded, timed) and retries it with
+    /// [`retry_fragment`].
+    Defer,
     /// Dropped.
     Drop(DropReason),
 }
@@ -80,6 +85,8 @@ pub struct Context<'a> {
     pub services: &'a Services,
     /// The shared flow table.
     pub flows: &'a FlowTable,
+    /// Which flow each fragmented datagram follows.
+    pub frags: &'a FragTable,
     /// Coarse clock (ms) for last-seen ticks.
     pub now: u32,
 }
@@ -117,6 +124,12 @@ pub fn process<S: Slowpath>(
     }
 }
 
+/// Retries a deferred fragment (a whole frame as received): `None` while
+/// its first fragment is still unknown.
+pub fn retry_fragment(cx: Context<'_>, room: &mut [u8], len: usize) -> Option<Fate> {
+    forward::retry_fragment(cx, room, len)
+}
+
 /// Processes a burst, writing each frame's fate and counting every frame
 /// exactly once: rx = to_tx + held + consumed + drops.
 pub fn process_burst<B: FrameBuf, S: Slowpath>(
@@ -136,6 +149,7 @@ pub fn process_burst<B: FrameBuf, S: Slowpath>(
             Fate::Tx { .. } => counters.add(Stat::ToTx, 1),
             Fate::Hold { .. } => counters.add(Stat::Held, 1),
             Fate::Consumed => counters.add(Stat::Consumed, 1),
+            Fate::Defer => counters.add(Stat::Deferred, 1),
             Fate::Drop(r) => counters.drop(r),
         }
     }

@@ -553,7 +553,11 @@ fn random_and_mangled_frames_are_all_accounted_for() {
     let c = &counters;
     assert_eq!(c.stat(Stat::Rx), done as u64);
     assert_eq!(
-        c.stat(Stat::ToTx) + c.stat(Stat::Held) + c.stat(Stat::Consumed) + c.total_drops(),
+        c.stat(Stat::ToTx)
+            + c.stat(Stat::Held)
+            + c.stat(Stat::Consumed)
+            + c.stat(Stat::Deferred)
+            + c.total_drops(),
         done as u64,
         "every frame accounted for exactly once: {c:?}"
     );

@@ -41,7 +41,18 @@ pub struct ControlCounters {
     pub rst_sent: u64,
     /// Flow entries returned for reuse after their grace period.
     pub flows_reclaimed: u64,
+    /// Later fragments that waited for their first fragment and went on.
+    pub frag_released: u64,
+    /// Later fragments dropped: their first fragment never came in time.
+    pub frag_timeout: u64,
+    /// Later fragments dropped: the waiting buffer was full.
+    pub frag_overflow: u64,
 }
+
+/// Later fragments that may wait for their first fragment at once.
+pub const FRAG_BUFFER: usize = 256;
+/// How long one may wait.
+pub const FRAG_WAIT: Duration = Duration::from_secs(1);
 
 /// Table entries the ager visits per poll: a 1M-flow table is swept in
 /// about 250 polls.
@@ -60,6 +71,7 @@ pub struct ControlPlane {
     reclaimer: Reclaimer,
     timer_scale: u32,
     expired: Vec<FlowInfo>,
+    fragments: std::collections::VecDeque<(Duration, Mbuf)>,
 }
 
 impl ControlPlane {
@@ -82,6 +94,7 @@ impl ControlPlane {
             reclaimer: Reclaimer::new(),
             timer_scale: timer_scale.max(1),
             expired: Vec::new(),
+            fragments: Default::default(),
         }
     }
 
@@ -116,6 +129,13 @@ impl ControlPlane {
             };
             busy = true;
             match ev {
+                SlowEvent::Fragment { mbuf } => {
+                    if self.fragments.len() >= FRAG_BUFFER {
+                        self.counters.frag_overflow += 1;
+                    } else {
+                        self.fragments.push_back((now, mbuf));
+                    }
+                }
                 SlowEvent::Learn { port, ip, mac } => {
                     for r in self.cache.learn(port, ip, mac, now) {
                         self.send_to(r.port, r.mac, r.packet);
@@ -133,6 +153,7 @@ impl ControlPlane {
                 },
             }
         }
+        busy |= self.retry_fragments(now);
         let mut solicit = std::mem::take(&mut self.solicit);
         let dropped = self.cache.poll(now, &mut solicit);
         busy |= !dropped.is_empty() || !solicit.is_empty();
@@ -145,6 +166,68 @@ impl ControlPlane {
             self.shared.neigh.store(Arc::new(view));
             self.counters.views_published += 1;
             busy = true;
+        }
+        busy
+    }
+
+    /// Sends on the waiting fragments whose first fragment has come; drops
+    /// those that waited too long.
+    fn retry_fragments(&mut self, now: Duration) -> bool {
+        if self.fragments.is_empty() {
+            return false;
+        }
+        let shared = self.shared.clone();
+        let (dp, neigh, services) = (
+            shared.dataplane.load(),
+            shared.neigh.load(),
+            shared.services.load(),
+        );
+        let cx = crate::pipeline::Context {
+            dataplane: &dp,
+            neigh: &neigh,
+            services: &services,
+            flows: &shared.flows,
+            frags: &shared.frags,
+            now: now.as_millis() as u32,
+        };
+        let mut busy = false;
+        for _ in 0..self.fragments.len() {
+            let Some((since, mut m)) = self.fragments.pop_front() else {
+                break;
+            };
+            let (room, len) = m.room_and_len_mut();
+            match crate::pipeline::retry_fragment(cx, room, len) {
+                None if now - since > FRAG_WAIT => {
+                    self.counters.frag_timeout += 1;
+                    busy = true;
+                }
+                None => self.fragments.push_back((since, m)),
+                Some(fate) => {
+                    busy = true;
+                    self.counters.frag_released += 1;
+                    match fate {
+                        crate::pipeline::Fate::Tx { port, len } => {
+                            m.set_len(usize::from(len));
+                            self.transmit(port, m);
+                        }
+                        crate::pipeline::Fate::Hold {
+                            port,
+                            next_hop,
+                            len,
+                        } => {
+                            m.set_len(usize::from(len));
+                            match self.cache.hold(port, next_hop, m, now) {
+                                HoldOutcome::Queued { solicit: true } => {
+                                    self.send_request(port, next_hop)
+                                }
+                                HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
+                                _ => {}
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
         busy
     }

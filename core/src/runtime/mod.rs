@@ -38,6 +38,11 @@ pub enum SlowEvent {
         /// Its MAC.
         mac: MacAddr,
     },
+    /// A later fragment waiting for its first fragment.
+    Fragment {
+        /// The frame as received.
+        mbuf: Mbuf,
+    },
     /// A frame ready to go out of `port` once `next_hop` resolves.
     Hold {
         /// Egress port.
@@ -60,6 +65,8 @@ pub struct Shared {
     pub services: ArcSwap<Services>,
     /// The flow table.
     pub flows: FlowTable,
+    /// Where fragmented datagrams' later fragments go.
+    pub frags: crate::flow::frag::FragTable,
     /// Coarse clock in ms since start, advanced by control; workers stamp
     /// flows with it.
     pub now_ms: AtomicU32,
@@ -88,6 +95,7 @@ impl Shared {
             neigh: ArcSwap::from_pointee(NeighView::default()),
             services: ArcSwap::from_pointee(services),
             flows: FlowTable::new(capacity, workers),
+            frags: Default::default(),
             now_ms: AtomicU32::new(0),
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),

@@ -57,6 +57,7 @@ impl Worker {
                 neigh: &neigh,
                 services: &services,
                 flows: &shared.flows,
+                frags: &shared.frags,
                 now: shared.now_ms.load(Ordering::Relaxed),
             };
             let mut busy = false;
@@ -99,6 +100,15 @@ impl Worker {
                                     next_hop,
                                     mbuf: m,
                                 })
+                                .is_err()
+                            {
+                                c.drop(DropReason::SlowpathFull);
+                            }
+                        }
+                        Fate::Defer => {
+                            if shared
+                                .to_control
+                                .push(SlowEvent::Fragment { mbuf: m })
                                 .is_err()
                             {
                                 c.drop(DropReason::SlowpathFull);

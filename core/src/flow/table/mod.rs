@@ -87,6 +87,12 @@ impl Entry {
         }
     }
 
+    /// The service (rule) that created the flow.
+    #[inline]
+    pub fn rule(&self) -> u16 {
+        self.meta.load(Relaxed) as u16
+    }
+
     /// The TCP state.
     #[inline]
     pub fn tcp_state(&self) -> State {
