@@ -66,14 +66,14 @@ def frag_needed(me, client, cport, port, data, mtu):
     s.sendto(icmp, (client, 0))
 
 
-def udp(port, name, mtu=None):
+def udp(port, name, mtu=None, my_addr=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
     while True:
         data, (addr, cport) = s.recvfrom(65535)
         s.sendto(f"{name} {addr} {len(data)}\n".encode(), (addr, cport))
         if mtu:
-            frag_needed(MY_ADDR, addr, cport, port, data, int(mtu))
+            frag_needed(my_addr, addr, cport, port, data, int(mtu))
 
 
 def wait(conn, out):
@@ -107,16 +107,13 @@ def hold_client(host, port, out):
     wait(c, out)
 
 
-MY_ADDR = None
-
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "http":
         http(int(args[0]), args[1])
     elif cmd == "udp":
-        if len(args) > 3:
-            MY_ADDR = args[3]
-        udp(int(args[0]), args[1], args[2] if len(args) > 2 else None)
+        mtu, addr = (args[2], args[3]) if len(args) > 3 else (None, None)
+        udp(int(args[0]), args[1], mtu, addr)
     elif cmd == "many":
         many(args[0], [int(p) for p in args[1:]])
     elif cmd == "hold":

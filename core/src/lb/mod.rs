@@ -119,6 +119,44 @@ fn v4(a: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
+/// Flows are IPv4 for now: the error for an IPv6 address in a rule.
+fn ipv6_error(obj: &str, field: &str, what: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(
+        obj,
+        field,
+        format!("{what} is IPv6; forwarding is IPv4 only for now"),
+    )
+}
+
+/// Idle timeout of inbound NAT rules' flows (CONFIG.md has no key for it).
+const NAT_IDLE: Duration = Duration::from_secs(240);
+
+/// An inbound NAT rule's service: one member, forwarded, not balanced.
+fn forwarding(
+    name: String,
+    kind: Kind,
+    frontend: Ipv4Addr,
+    public: bool,
+    backend_port: u16,
+    member: Ipv4Addr,
+    up: bool,
+) -> Service {
+    Service {
+        name,
+        kind,
+        frontend,
+        public,
+        backend_port,
+        floating_ip: false,
+        idle_timeout: NAT_IDLE,
+        tcp_reset: false,
+        distribution: Distribution::Default,
+        members: vec![member],
+        maglev: Maglev::build(&[IpAddr::V4(member)], &[up]),
+        ha_ports: false,
+    }
+}
+
 fn protos(p: Protocol) -> &'static [u8] {
     match p {
         Protocol::Tcp => &[6],
@@ -150,14 +188,7 @@ impl Services {
                 .iter()
                 .map(|m| {
                     v4(m.address).unwrap_or_else(|| {
-                        errors.push(ConfigError::new(
-                            obj,
-                            "pool",
-                            format!(
-                                "member {} is IPv6; forwarding is IPv4 only for now",
-                                m.address
-                            ),
-                        ));
+                        errors.push(ipv6_error(obj, "pool", format!("member {}", m.address)));
                         Ipv4Addr::UNSPECIFIED
                     })
                 })
@@ -195,11 +226,7 @@ impl Services {
             let obj = format!("lb_rule \"{}\"", r.name);
             let f = fe(r.frontend);
             let Some(addr) = v4(f.address) else {
-                errors.push(ConfigError::new(
-                    obj,
-                    "frontend",
-                    "the frontend is IPv6; forwarding is IPv4 only for now",
-                ));
+                errors.push(ipv6_error(&obj, "frontend", "the frontend"));
                 continue;
             };
             let members = members_v4(r.pool, &obj, &mut errors);
@@ -231,39 +258,25 @@ impl Services {
             let f = fe(r.frontend);
             let m = &cfg.pools[r.member.pool].members[r.member.member];
             let (Some(addr), Some(maddr)) = (v4(f.address), v4(m.address)) else {
-                errors.push(ConfigError::new(
-                    obj,
-                    "frontend",
-                    "IPv6 frontend or member; forwarding is IPv4 only for now",
-                ));
+                errors.push(ipv6_error(&obj, "frontend", "the frontend or member"));
                 continue;
             };
-            let single = vec![IpAddr::V4(maddr)];
-            let svc = Service {
-                name: r.name.clone(),
-                kind: Kind::Nat(i),
-                frontend: addr,
-                public: f.kind == FrontendKind::Public,
-                backend_port: r.backend_port,
-                floating_ip: false,
-                idle_timeout: Duration::from_secs(240),
-                tcp_reset: false,
-                distribution: Distribution::Default,
-                members: vec![maddr],
-                maglev: Maglev::build(&single, &[m.admin_state == AdminState::Up]),
-                ha_ports: false,
-            };
+            let svc = forwarding(
+                r.name.clone(),
+                Kind::Nat(i),
+                addr,
+                f.kind == FrontendKind::Public,
+                r.backend_port,
+                maddr,
+                usable(r.member.pool, r.member.member),
+            );
             add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);
         }
         for (i, r) in cfg.nat_pool_rules.iter().enumerate() {
             let obj = format!("nat_pool_rule \"{}\"", r.name);
             let f = fe(r.frontend);
             let Some(addr) = v4(f.address) else {
-                errors.push(ConfigError::new(
-                    obj,
-                    "frontend",
-                    "the frontend is IPv6; forwarding is IPv4 only for now",
-                ));
+                errors.push(ipv6_error(&obj, "frontend", "the frontend"));
                 continue;
             };
             let pool = &cfg.pools[r.pool];
@@ -278,31 +291,18 @@ impl Services {
             };
             for (mi, m) in pool.members.iter().enumerate() {
                 let Some(maddr) = v4(m.address) else {
-                    errors.push(ConfigError::new(
-                        obj.clone(),
-                        "pool",
-                        format!(
-                            "member {} is IPv6; forwarding is IPv4 only for now",
-                            m.address
-                        ),
-                    ));
+                    errors.push(ipv6_error(&obj, "pool", format!("member {}", m.address)));
                     continue;
                 };
-                let single = vec![m.address];
-                let svc = Service {
-                    name: format!("{}[{}]", r.name, m.address),
-                    kind: Kind::NatPool(i),
-                    frontend: addr,
-                    public: f.kind == FrontendKind::Public,
-                    backend_port: r.backend_port,
-                    floating_ip: false,
-                    idle_timeout: Duration::from_secs(240),
-                    tcp_reset: false,
-                    distribution: Distribution::Default,
-                    members: vec![maddr],
-                    maglev: Maglev::build(&single, &[usable(r.pool, mi)]),
-                    ha_ports: false,
-                };
+                let svc = forwarding(
+                    format!("{}[{}]", r.name, m.address),
+                    Kind::NatPool(i),
+                    addr,
+                    f.kind == FrontendKind::Public,
+                    r.backend_port,
+                    maddr,
+                    usable(r.pool, mi),
+                );
                 add(
                     &mut s,
                     &mut errors,

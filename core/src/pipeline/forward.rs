@@ -123,6 +123,11 @@ pub(super) fn ipv4_input(
     if !ip.verify_checksum() {
         return Fate::Drop(DropReason::Ipv4BadChecksum);
     }
+    // Checked once here for every forwarded packet (deferred fragments
+    // included), before any flow is created for it.
+    if ip.ttl() <= 1 {
+        return Fate::Drop(DropReason::TtlExceeded);
+    }
     let hl = ip.header_len();
     let first_fragment = ip.is_fragment();
     if first_fragment && ip.frag_offset() != 0 {
@@ -141,59 +146,53 @@ pub(super) fn ipv4_input(
         dport: l4.dport,
         proto,
     };
-    let found = cx.flows.lookup(&key);
+    let (idx, dir) = match cx.flows.lookup(&key) {
+        Some(found) => found,
+        // A frontend takes flows on whichever port they arrive (an internal
+        // frontend is often reached through a route via Sluice).
+        None => match new_flow(cx, &key, owned, first_fragment, l4, c) {
+            Ok(idx) => (idx, 0),
+            Err(reason) => return Fate::Drop(reason),
+        },
+    };
     if first_fragment {
-        // Fragments are forwarded on HA-ports rules only.
-        return match found {
-            Some((idx, dir)) if cx.services.is_ha(cx.flows.entry(idx).rule()) => {
-                cx.frags.record(src, dst, proto, id, idx, dir, cx.now);
-                forward(cx, idx, dir, room, len, hl, proto, l4, c)
-            }
-            Some(_) => Fate::Drop(DropReason::Fragment),
-            None => match cx.services.lookup(dst, IpProtocol::from(proto), key.dport) {
-                Some((_, s)) if s.ha_ports => {
-                    let fate = new_flow(cx, key, owned, room, len, hl, l4, c);
-                    if let Some((idx, dir)) = cx.flows.lookup(&key) {
-                        cx.frags.record(src, dst, proto, id, idx, dir, cx.now);
-                    }
-                    fate
-                }
-                _ => Fate::Drop(DropReason::Fragment),
-            },
-        };
+        // Fragments are forwarded on HA-ports rules only; the later ones
+        // follow this one's flow.
+        if !cx.services.is_ha(cx.flows.entry(idx).rule()) {
+            return Fate::Drop(DropReason::Fragment);
+        }
+        cx.frags.record(src, dst, proto, id, idx, dir, cx.now);
     }
-    if let Some((idx, dir)) = found {
-        return forward(cx, idx, dir, room, len, hl, proto, l4, c);
-    }
-    // A frontend takes flows on whichever port they arrive (an internal
-    // frontend is often reached through a route via Sluice).
-    new_flow(cx, key, owned, room, len, hl, l4, c)
+    forward(cx, idx, dir, room, len, hl, proto, l4, c)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Creates the flow a first packet to a frontend asks for: service, TCP
+/// SYN, security rules, member, routes, insert. The state machine starts
+/// at SynSent, so the SYN itself then applies as no change.
 fn new_flow(
     cx: Context<'_>,
-    key: FlowKey,
+    key: &FlowKey,
     owned: bool,
-    room: &mut [u8],
-    len: usize,
-    hl: usize,
+    fragment: bool,
     l4: L4,
     c: &mut Counters,
-) -> Fate {
+) -> Result<u32, DropReason> {
     let proto = key.proto;
     let Some((sid, svc)) = cx
         .services
         .lookup(key.dst, IpProtocol::from(proto), key.dport)
     else {
-        return Fate::Drop(if owned {
+        return Err(if owned {
             DropReason::NoService
         } else {
             DropReason::NoRule
         });
     };
+    if fragment && !svc.ha_ports {
+        return Err(DropReason::Fragment);
+    }
     if proto == TCP && l4.flags != tcp::Class::Syn {
-        return Fate::Drop(DropReason::TcpNoFlow);
+        return Err(DropReason::TcpNoFlow);
     }
     if !cx.services.security.allows(
         Direction::Inbound,
@@ -203,11 +202,9 @@ fn new_flow(
         key.dport,
         !svc.public,
     ) {
-        return Fate::Drop(DropReason::SecurityDeny);
+        return Err(DropReason::SecurityDeny);
     }
-    let Some((member, maddr)) = svc.pick(&key) else {
-        return Fate::Drop(DropReason::NoHealthyMember);
-    };
+    let (member, maddr) = svc.pick(key).ok_or(DropReason::NoHealthyMember)?;
     let bport = if svc.backend_port == 0 {
         key.dport
     } else {
@@ -224,10 +221,10 @@ fn new_flow(
         cx.dataplane.route(IpAddr::V4(maddr)),
         cx.dataplane.route(IpAddr::V4(key.src)),
     ) else {
-        return Fate::Drop(DropReason::NoRoute);
+        return Err(DropReason::NoRoute);
     };
     let f = NewFlow {
-        key: [key, reply],
+        key: [*key, reply],
         egress: [p0, p1],
         next_hop: [nh0, nh1],
         state: if proto == TCP {
@@ -241,15 +238,9 @@ fn new_flow(
         member,
         now: cx.now,
     };
-    match cx.flows.insert(&f) {
-        Ok(idx) => {
-            c.add(Stat::FlowsCreated, 1);
-            // The state machine starts at SynSent: the SYN is applied as a
-            // retransmission of itself (no change).
-            forward(cx, idx, 0, room, len, hl, proto, l4, c)
-        }
-        Err(_) => Fate::Drop(DropReason::FlowTableFull),
-    }
+    let idx = cx.flows.insert(&f).map_err(|_| DropReason::FlowTableFull)?;
+    c.add(Stat::FlowsCreated, 1);
+    Ok(idx)
 }
 
 /// Rewrites a tracked flow's packet in place and sends it on.
@@ -268,10 +259,6 @@ fn forward(
 ) -> Fate {
     let e = cx.flows.entry(idx);
     let ip = &mut room[ETH..];
-    let ttl = ip[IP_TTL];
-    if ttl <= 1 {
-        return Fate::Drop(DropReason::TtlExceeded);
-    }
     if proto == TCP {
         let s = e.tcp_state();
         let n = tcp::next(s, dir, l4.flags);
@@ -301,9 +288,6 @@ fn later_fragment(
         return Fate::Defer;
     };
     let ip = &mut room[ETH..];
-    if ip[IP_TTL] <= 1 {
-        return Fate::Drop(DropReason::TtlExceeded);
-    }
     let e = cx.flows.entry(idx);
     e.touch(dir, cx.now);
     let rw = e.rewrite(dir);

@@ -162,6 +162,17 @@ fn tcp_without_a_flow_and_denied_ports_are_dropped_silently() {
 }
 
 #[test]
+fn ttl_that_would_reach_zero_is_dropped_before_a_flow_exists() {
+    let ex = Example::lb(64);
+    let mut f = syn((ip("198.51.100.7"), 40000), (ip("203.0.113.10"), 80));
+    let mut p = ipv4::Packet::new_unchecked(&mut f[14..]);
+    p.set_ttl(1);
+    p.fill_checksum();
+    assert_eq!(send(&ex, EXT, f).fate, Fate::Drop(DropReason::TtlExceeded));
+    assert!(ex.flows.is_empty());
+}
+
+#[test]
 fn a_full_table_fails_only_the_new_flow() {
     let ex = Example::lb(1);
     let fe = (ip("203.0.113.10"), 53);
@@ -306,7 +317,6 @@ proptest! {
 /// Fragments of `payload` (UDP header included) as IPv4 frames of at most
 /// `chunk` payload bytes each (a multiple of 8).
 fn fragments(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload: &[u8], chunk: usize) -> Vec<Vec<u8>> {
-    let cmac = MacAddr([2, 0, 0, 0, 0, 0x50]);
     payload
         .chunks(chunk)
         .enumerate()
@@ -319,7 +329,6 @@ fn fragments(src: Ipv4Addr, dst: Ipv4Addr, id: u16, payload: &[u8], chunk: usize
                 crate::wire::IpProtocol::Udp,
                 part,
             );
-            let _ = cmac;
             let more = (i + 1) * chunk < payload.len();
             let mut p = ipv4::Packet::new_unchecked(&mut f[14..]);
             p.set_ident(id);
@@ -355,24 +364,26 @@ fn ha_ports_fragments_follow_the_first_one_and_early_ones_wait() {
     assert!(p.verify_checksum());
     assert_eq!((p.dst_addr(), p.frag_offset()), (member, 1480));
     // The waiting one, retried the way control does.
-    let n = neigh();
-    let mut room = frags[2].clone();
-    let len = room.len();
-    room.resize(2048, 0);
-    let fate = retry_fragment(ex.cx(&n, 7), &mut room, len).expect("first fragment seen");
-    assert!(matches!(fate, Fate::Tx { port: INT, .. }));
+    let (fate, frame) = retry(&ex, frags[2].clone());
+    assert!(matches!(fate, Some(Fate::Tx { port: INT, .. })), "{fate:?}");
     assert_eq!(
-        ipv4::Packet::new_checked(&room[14..len])
-            .unwrap()
-            .dst_addr(),
+        ipv4::Packet::new_checked(&frame[14..]).unwrap().dst_addr(),
         member
     );
     // An unknown datagram's later fragment stays unknown.
     let other = fragments(client, ilb, 78, &dgram, 1480);
-    let mut room = other[1].clone();
-    let len = room.len();
+    assert_eq!(retry(&ex, other[1].clone()).0, None);
+}
+
+/// Retries a deferred frame as control does: (fate, frame afterwards).
+fn retry(ex: &Example, frame: Vec<u8>) -> (Option<Fate>, Vec<u8>) {
+    let n = neigh();
+    let len = frame.len();
+    let mut room = frame;
     room.resize(2048, 0);
-    assert!(retry_fragment(ex.cx(&n, 7), &mut room, len).is_none());
+    let fate = retry_fragment(ex.cx(&n, 7), &mut room, len);
+    room.truncate(len);
+    (fate, room)
 }
 
 #[test]

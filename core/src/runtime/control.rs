@@ -290,11 +290,6 @@ impl ControlPlane {
         }
     }
 
-    /// Flows in the table now.
-    pub fn flows(&self) -> usize {
-        self.shared.flows.len()
-    }
-
     /// Fills in the destination MAC and sends through worker 0.
     fn send_to(&mut self, port: PortIndex, mac: MacAddr, mut m: Mbuf) {
         let (room, len) = m.room_and_len_mut();

@@ -136,7 +136,7 @@ impl Entry {
         }
     }
 
-    /// The packed state word, decoded.
+    /// A decoded copy of the whole entry.
     fn info(&self, idx: u32) -> FlowInfo {
         let st = self.state.load(Relaxed);
         let meta = self.meta.load(Relaxed);
