@@ -47,6 +47,9 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         ("frag.released", control.frag_released),
         ("frag.timeout", control.frag_timeout),
         ("frag.overflow", control.frag_overflow),
+        ("reload.ok", control.reloads),
+        ("reload.rejected", control.reloads_rejected),
+        ("flows.ended_by_reload", control.flows_ended_by_reload),
         ("flows.live", shared.flows.len() as u64),
         ("flows.capacity", shared.flows.capacity() as u64),
     ] {

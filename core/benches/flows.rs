@@ -16,62 +16,18 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_core::craft::{self, Example};
 use sluice_core::flow::FlowTable;
-use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Counters, Fate, Slowpath};
-use sluice_core::wire::{tcp, MacAddr};
-use std::net::{IpAddr, Ipv4Addr};
+use sluice_core::neigh::NeighView;
+use sluice_core::pipeline::{process_burst, Counters, Fate};
+use sluice_core::wire::tcp;
 use std::time::{Duration, Instant};
-
-const GW: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-struct NoLearn;
-impl Slowpath for NoLearn {
-    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
-        true
-    }
-}
-
-fn neigh() -> NeighView {
-    let mut v = vec![(0, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)), GW)];
-    for m in 11..=13 {
-        v.push((
-            1,
-            IpAddr::V4(Ipv4Addr::new(10, 0, 0, m)),
-            MacAddr([2, 0, 0, 0, 1, m]),
-        ));
-    }
-    NeighView::with_entries(v)
-}
-
-/// Client `i`: 198.18.0.0/15 addresses, 32 ports each.
-fn client(i: u32) -> (Ipv4Addr, u16) {
-    (
-        Ipv4Addr::from(0xc612_0000 + (i >> 5)),
-        1024 + (i & 31) as u16,
-    )
-}
-
-fn frame(i: u32, flags: tcp::Flags) -> (Vec<u8>, usize) {
-    let mut f = craft::tcp_v4(
-        GW,
-        craft::EXAMPLE_EXT_MAC,
-        client(i),
-        (Ipv4Addr::new(203, 0, 113, 10), 80),
-        flags,
-        1,
-        0,
-    );
-    let len = f.len();
-    f.resize(2048, 0);
-    (f, len)
-}
 
 fn run(ex: &Example, n: &NeighView, frames: &mut [(Vec<u8>, usize)], fates: &mut [Fate]) {
     let mut c = Counters::default();
-    process_burst(ex.cx(n, 1), 0, frames, fates, &mut NoLearn, &mut c);
+    process_burst(ex.cx(n, 1), 0, frames, fates, &mut craft::NoLearn, &mut c);
 }
 
 fn bench(c: &mut Criterion) {
-    let n = neigh();
+    let n = craft::example_neigh();
     for flows in [1u32 << 20, 1 << 24] {
         let t = FlowTable::new(flows, 1);
         eprintln!(
@@ -89,7 +45,10 @@ fn bench(c: &mut Criterion) {
     let ex = Example::lb(N + 1024);
     let mut fates = [Fate::Consumed; 32];
     for chunk in (0..N).collect::<Vec<_>>().chunks(32) {
-        let mut syns: Vec<_> = chunk.iter().map(|&i| frame(i, tcp::Flags::SYN)).collect();
+        let mut syns: Vec<_> = chunk
+            .iter()
+            .map(|&i| craft::bench_frame(i, tcp::Flags::SYN))
+            .collect();
         let k = syns.len();
         run(&ex, &n, &mut syns, &mut fates[..k]);
     }
@@ -105,7 +64,7 @@ fn bench(c: &mut Criterion) {
         .map(|b| {
             (0..32u32)
                 .map(|k| {
-                    frame(
+                    craft::bench_frame(
                         (b * 32 + k).wrapping_mul(2_654_435_761) % N,
                         tcp::Flags::ACK,
                     )
@@ -140,7 +99,7 @@ fn bench(c: &mut Criterion) {
     let syns: Vec<Vec<(Vec<u8>, usize)>> = (0..M / 32)
         .map(|b| {
             (0..32)
-                .map(|k| frame(b * 32 + k, tcp::Flags::SYN))
+                .map(|k| craft::bench_frame(b * 32 + k, tcp::Flags::SYN))
                 .collect()
         })
         .collect();

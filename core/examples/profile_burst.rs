@@ -8,17 +8,10 @@
 //! It prints nothing; callgrind does the counting.
 
 use sluice_core::craft;
-use sluice_core::neigh::{NeighView, PortIndex};
-use sluice_core::pipeline::{process_burst, Counters, Fate, Slowpath};
+use sluice_core::neigh::NeighView;
+use sluice_core::pipeline::{process_burst, Counters, Fate};
 use sluice_core::wire::{tcp, MacAddr};
-use std::net::{IpAddr, Ipv4Addr};
-
-struct NoLearn;
-impl Slowpath for NoLearn {
-    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
-        true
-    }
-}
+use std::net::Ipv4Addr;
 
 fn main() {
     let bursts: usize = std::env::args()
@@ -65,7 +58,7 @@ fn main() {
             0,
             std::hint::black_box(&mut frames),
             &mut fates,
-            &mut NoLearn,
+            &mut craft::NoLearn,
             &mut c,
         );
     }

@@ -6,11 +6,11 @@ use crate::config::Config;
 use crate::flow::FlowTable;
 use crate::lb::Services;
 use crate::neigh::NeighView;
-use crate::pipeline::{Context, Dataplane};
+use crate::pipeline::{Context, Dataplane, Slowpath};
 use crate::wire::{
     arp, checksum, ethernet, icmpv4, icmpv6, ipv4, ipv6, tcp, udp, EtherType, IpProtocol, MacAddr,
 };
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// MAC of the example data plane's external port (index 0).
 pub const EXAMPLE_EXT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -154,6 +154,63 @@ impl Example {
             now,
         }
     }
+}
+
+/// A [`Slowpath`] that accepts and forgets what the pipeline learns: for
+/// benchmarks and profiles.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLearn;
+
+impl Slowpath for NoLearn {
+    fn learn(&mut self, _: crate::neigh::PortIndex, _: IpAddr, _: MacAddr) -> bool {
+        true
+    }
+}
+
+/// The example's gateway MAC (203.0.113.254 on the external port).
+pub const EXAMPLE_GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
+
+/// A neighbour view with the example's gateway and three backends resolved.
+pub fn example_neigh() -> NeighView {
+    let mut v = vec![(
+        0,
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)),
+        EXAMPLE_GW_MAC,
+    )];
+    for m in 11..=13 {
+        v.push((
+            1,
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, m)),
+            MacAddr([2, 0, 0, 0, 1, m]),
+        ));
+    }
+    NeighView::with_entries(v)
+}
+
+/// Client `i` of the benchmarks and profiles: an address in 198.18.0.0/15
+/// and one of 32 ports, so `i` up to 2^21 names distinct flows.
+pub fn bench_client(i: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::from(0xc612_0000 + (i >> 5)),
+        1024 + (i & 31) as u16,
+    )
+}
+
+/// Client `i`'s 64-byte TCP segment to the example's HTTP rule
+/// (203.0.113.10:80) in a 2048-byte room: (room, frame length).
+pub fn bench_frame(i: u32, flags: tcp::Flags) -> (Vec<u8>, usize) {
+    let mut f = tcp_v4(
+        EXAMPLE_GW_MAC,
+        EXAMPLE_EXT_MAC,
+        bench_client(i),
+        (Ipv4Addr::new(203, 0, 113, 10), 80),
+        flags,
+        1,
+        0,
+    );
+    let len = f.len();
+    f.resize(2048, 0);
+    (f, len)
 }
 
 /// [`EXAMPLE_CONFIG`] as a data plane with [`EXAMPLE_EXT_MAC`] and

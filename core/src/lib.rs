@@ -10,9 +10,12 @@
 pub mod config;
 pub mod craft;
 pub mod flow;
+pub mod fxmap;
 pub mod lb;
 pub mod neigh;
 pub mod pipeline;
+#[path = "dpdk/prefetch.rs"]
+pub mod prefetch;
 pub mod wire;
 
 /// Largest RX/TX burst a worker handles; per-burst arrays are this long.

@@ -101,6 +101,36 @@ impl Daemon {
         }
     }
 
+    /// Writes `config_toml` over its config file, sends SIGHUP and waits up
+    /// to 10 s for the outcome: true when the reload was applied, false
+    /// when it was rejected (the log says why).
+    pub fn reload(&self, config_toml: &str) -> bool {
+        let count = |log: &str, what: &str| log.matches(what).count();
+        let before = self.log();
+        let (ok0, bad0) = (
+            count(&before, "reload applied"),
+            count(&before, "reload rejected"),
+        );
+        std::fs::write(self.dir.join("sluiced.toml"), config_toml).unwrap();
+        let pid = self.child.as_ref().unwrap().id();
+        crate::must(Command::new("kill").args(["-HUP", &pid.to_string()]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if count(&log, "reload applied") > ok0 {
+                return true;
+            }
+            if count(&log, "reload rejected") > bad0 {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload outcome 10 s after SIGHUP:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// What it has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -203,7 +203,7 @@ fn floating_ip_delivers_to_the_frontend_address_on_the_backend() {
 }
 
 #[test]
-fn nat_rules_forward_single_ports_and_pool_ports_survive_changes_and_restarts() {
+fn nat_rules_forward_single_ports_and_pool_ports_survive_reloads_and_restarts() {
     let lab = Lab::new(4);
     for i in 0..4 {
         lab.server(&lab.backend(i), &["http", "22", &format!("b{}", i + 1)]);
@@ -243,12 +243,22 @@ fn nat_rules_forward_single_ports_and_pool_ports_survive_changes_and_restarts() 
     let mut members: Vec<_> = first.values().cloned().collect();
     members.sort();
     assert_eq!(members, ["b1", "b2", "b3"]);
-    drop(d);
 
-    // b1 leaves the pool: b2 and b3 keep their ports.
+    // An invalid config is rejected by reload; the running one stays.
+    let broken = text.replace("backend_port = 22\npool", "backend_port = 0\npool");
+    assert_ne!(broken, text);
+    assert!(!d.reload(&broken), "an invalid config must be rejected");
+    assert!(
+        d.log().contains("nat_pool_rule \"ssh-pool\""),
+        "the rejection names the object:\n{}",
+        d.log()
+    );
+    assert_eq!(map(), first, "a rejected reload changes nothing");
+
+    // b1 leaves the pool by reload: b2 and b3 keep their ports.
     let without_b1 = text.replace("  { address = \"10.0.0.11\", name = \"b1\" },\n", "");
     assert_ne!(without_b1, text);
-    let d = lab.start_sluiced_with(&without_b1, &prefix);
+    assert!(d.reload(&without_b1), "reload failed:\n{}", d.log());
     let second = map();
     for (p, b) in &first {
         if b != "b1" {
@@ -256,15 +266,15 @@ fn nat_rules_forward_single_ports_and_pool_ports_survive_changes_and_restarts() 
         }
     }
     assert_eq!(second.len(), 2);
-    drop(d);
 
-    // b4 joins: it takes the free port; a restart keeps every mapping.
+    // b4 joins by reload: it takes the free port; a restart keeps every
+    // mapping.
     let with_b4 = without_b1.replace(
         "  { address = \"10.0.0.13\", name = \"b3\" },\n",
         "  { address = \"10.0.0.13\", name = \"b3\" },\n  { address = \"10.0.0.14\", name = \"b4\" },\n",
     );
     assert_ne!(with_b4, without_b1);
-    let d = lab.start_sluiced_with(&with_b4, &prefix);
+    assert!(d.reload(&with_b4), "reload failed:\n{}", d.log());
     let third = map();
     let b1_port = first
         .iter()
@@ -276,7 +286,9 @@ fn nat_rules_forward_single_ports_and_pool_ports_survive_changes_and_restarts() 
         Some("b4"),
         "{third:?}"
     );
-    drop(d);
+    let r = d.stop();
+    assert_eq!(r.get("reload.ok"), 2);
+    assert_eq!(r.get("reload.rejected"), 1);
     let _d = lab.start_sluiced_with(&with_b4, &prefix);
     assert_eq!(map(), third, "a restart keeps every mapping");
 }
@@ -327,6 +339,81 @@ fn idle_connections_are_reset_at_both_ends() {
     std::thread::sleep(Duration::from_millis(100));
     let r = d.stop();
     assert_eq!(r.get("flows.reset"), 1, "{}", r.log);
+    assert_eq!(r.get("flows.rst_sent"), 2);
+}
+
+#[test]
+fn a_reload_keeps_flows_of_unchanged_rules_and_resets_flows_of_removed_members() {
+    let lab = Lab::new(2);
+    let outs: Vec<_> = (0..2)
+        .map(|i| lab.dir.join(format!("server{i}.out")))
+        .collect();
+    for (i, out) in outs.iter().enumerate() {
+        lab.server(&lab.backend(i), &["hold", "80", out.to_str().unwrap()]);
+        assert!(lab.wait_until(&lab.backend(i), "ss -ltn | grep -q ':80 '", 10));
+    }
+    let (text, prefix) = lab.config("");
+    let text = text
+        .replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "")
+        .replace(
+            "probe = \"http-health\"",
+            "probe = \"http-health\"\ntcp_reset = true",
+        );
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let client_out = lab.dir.join("client.out");
+    let script = sluice_tests::workspace().join("tests/data/lab_server.py");
+    lab.spawn(
+        &lab.client(),
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "hold-client",
+            FRONTEND,
+            "80",
+            client_out.to_str().unwrap(),
+        ],
+    );
+    let established = "ss -tnH state established '( sport = :80 )' | grep -q .";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let b = loop {
+        if let Some(b) = (0..2).find(|&i| lab.sh(&lab.backend(i), established).status.success()) {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no backend got the connection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let member = ["10.0.0.11", "10.0.0.12"][b];
+
+    // An unrelated change: the connection stays.
+    let more = format!(
+        "{text}\n[[lb_rule]]\nname = \"other\"\nfrontend = \"web\"\nprotocol = \"udp\"\n\
+         frontend_port = 5000\nbackend_port = 5000\npool = \"web-pool\"\n"
+    );
+    assert!(d.reload(&more), "{}", d.log());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        lab.sh(&lab.backend(b), established).status.success(),
+        "the connection to b{} ended on an unrelated reload",
+        b + 1
+    );
+    assert_eq!(std::fs::read_to_string(&client_out).unwrap_or_default(), "");
+
+    // Its member leaves the pool: both ends are reset.
+    let line = format!("  {{ address = \"{member}\", name = \"b{}\" }},\n", b + 1);
+    let without = more.replace(&line, "");
+    assert_ne!(without, more);
+    assert!(d.reload(&without), "{}", d.log());
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(lab.wait_until(&lab.lb(), &format!("test -s {}", client_out.display()), 10));
+    assert!(lab.wait_until(&lab.lb(), &format!("test -s {}", outs[b].display()), 10));
+    assert_eq!(read(&client_out).trim(), "reset", "the client saw no reset");
+    assert_eq!(read(&outs[b]).trim(), "reset", "the backend saw no reset");
+    let r = d.stop();
+    assert_eq!(r.get("reload.ok"), 2);
+    assert_eq!(r.get("flows.ended_by_reload"), 1, "{}", r.log);
     assert_eq!(r.get("flows.rst_sent"), 2);
 }
 

@@ -195,9 +195,23 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     wait_for_links(&ports, &cfg);
     info!(workers = cfg.dpdk.workers.len(), "sluiced ready");
 
+    let mut cfg = cfg;
     while !term.load(Ordering::Relaxed) {
         if hup.swap(false, Ordering::Relaxed) {
-            warn!("SIGHUP: reloading the config is not implemented yet; the running config stays");
+            let path = args.config.as_deref().expect("run() has --config");
+            match reload(path, &cfg, &macs, &shared, &mut control) {
+                Ok(new) => cfg = new,
+                Err(errors) => {
+                    for e in &errors {
+                        tracing::error!("reload: {e}");
+                    }
+                    control.reload_rejected();
+                    warn!(
+                        errors = errors.len(),
+                        "reload rejected; the running config stays"
+                    );
+                }
+            }
         }
         if !control.poll() {
             std::thread::sleep(Duration::from_micros(200));
@@ -220,6 +234,76 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// SIGHUP: reads `path` again and, when it is valid and changes nothing
+/// that needs a restart, publishes its rules and frontends. Every error is
+/// returned; then nothing that runs has changed.
+fn reload(
+    path: &std::path::Path,
+    running: &Config,
+    macs: &[sluice_core::wire::MacAddr],
+    shared: &Shared,
+    control: &mut ControlPlane,
+) -> std::result::Result<Config, Vec<String>> {
+    info!(config = %path.display(), "reload requested");
+    let cfg =
+        Config::load(path).map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    // What the running data plane was built from: ports, queues, lcores,
+    // mempool, table size and control endpoints need a restart.
+    let mut errors = Vec::new();
+    let fixed: [(&str, String, String); 4] = [
+        (
+            "[dpdk]",
+            format!("{:?}", running.dpdk),
+            format!("{:?}", cfg.dpdk),
+        ),
+        (
+            "[[port]]",
+            format!("{:?}", running.ports),
+            format!("{:?}", cfg.ports),
+        ),
+        (
+            "[flow_table]",
+            format!("{:?}", running.flow_table),
+            format!("{:?}", cfg.flow_table),
+        ),
+        (
+            "[control]",
+            format!("{:?}", running.control),
+            format!("{:?}", cfg.control),
+        ),
+    ];
+    for (object, old, new) in fixed {
+        if old != new {
+            errors.push(format!(
+                "{object}: changed; this takes a restart, not a reload"
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let maps = shared.services.load().nat_maps.clone();
+    let services = Services::compile(&cfg, &|_, _| true, &maps)
+        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let dir = &cfg.control.state_dir;
+    services
+        .store_nat_maps(dir)
+        .map_err(|e| vec![format!("writing NAT pool maps to {}: {e}", dir.display())])?;
+    log_nat_maps(&services);
+    let n = services.services.len();
+    control.reload(Dataplane::new(&cfg, macs), services);
+    info!(services = n, "reload applied");
+    Ok(cfg)
+}
+
+fn log_nat_maps(services: &Services) {
+    for (rule, map) in &services.nat_maps {
+        for (member, port) in map {
+            info!(rule, %member, port, "NAT pool port");
+        }
+    }
+}
+
 /// Compiles the inbound services with the NAT pool port maps kept in the
 /// state directory, and writes the maps back (new members' ports).
 fn compile_services(cfg: &Config) -> Result<Services> {
@@ -237,11 +321,7 @@ fn compile_services(cfg: &Config) -> Result<Services> {
     services
         .store_nat_maps(dir)
         .with_context(|| format!("writing NAT pool maps to {}", dir.display()))?;
-    for (rule, map) in &services.nat_maps {
-        for (member, port) in map {
-            info!(rule, %member, port, "NAT pool port");
-        }
-    }
+    log_nat_maps(&services);
     info!(
         services = services.services.len(),
         capacity = cfg.flow_table.capacity,

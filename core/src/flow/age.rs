@@ -144,6 +144,7 @@ mod tests {
             rule: 0,
             member: 0,
             now: 0,
+            generation: false,
         }
     }
 

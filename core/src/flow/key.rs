@@ -62,6 +62,13 @@ impl FlowKey {
     }
 }
 
+/// [`FlowKey::hash`] of a key given as its two words (addresses, then
+/// ports << 24 | ... as in a packet: src port, dst port, protocol).
+#[inline]
+pub fn hash_words(a: u64, b: u64) -> u64 {
+    mix(a, b)
+}
+
 #[inline]
 pub(crate) fn mix(a: u64, b: u64) -> u64 {
     let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
@@ -85,24 +92,26 @@ pub struct Delta {
 impl Delta {
     /// The deltas for rewriting `from` into `to`, decrementing TTL by one.
     pub fn between(from: &FlowKey, to: &FlowKey) -> Delta {
-        let words = |k: &FlowKey| {
-            let s = u32::from(k.src);
-            let d = u32::from(k.dst);
-            [(s >> 16) as u16, s as u16, (d >> 16) as u16, d as u16]
-        };
-        let mut addr = 0u32;
-        for (o, n) in words(from).iter().zip(words(to).iter()) {
-            addr += u32::from(!o) + u32::from(*n);
-        }
-        let ports = u32::from(!from.sport)
-            + u32::from(to.sport)
-            + u32::from(!from.dport)
-            + u32::from(to.dport);
+        Delta::between_words(from.words(), to.reversed().words())
+    }
+
+    /// [`Delta::between`] from `from`'s words to the words of the key
+    /// `to` is the reverse of (the form a flow entry holds both in). Sums
+    /// `!old + new` over the 16-bit address and port words; `!x` of a 16-bit
+    /// word is `0xffff - x`, so each sum is taken in one go.
+    #[inline]
+    pub(crate) fn between_words(from: (u64, u64), to_reversed: (u64, u64)) -> Delta {
+        // Reversing a key swaps its addresses and its ports: the sums of
+        // their 16-bit words are unchanged.
+        let sum4 = |a: u64| (a & 0xffff) + (a >> 16 & 0xffff) + (a >> 32 & 0xffff) + (a >> 48);
+        let ports = |b: u64| (b >> 24 & 0xffff) + (b >> 8 & 0xffff);
+        let addr = 4 * 0xffff - sum4(from.0) + sum4(to_reversed.0);
+        let ports = 2 * 0xffff - ports(from.1) + ports(to_reversed.1);
         // TTL is the high byte of the TTL/protocol word: minus 0x0100.
-        let ttl = u32::from(0xfeffu16);
+        let ttl = 0xfeff;
         Delta {
-            ip: checksum::fold(addr + ttl),
-            l4: checksum::fold(addr + ports),
+            ip: checksum::fold((addr + ttl) as u32),
+            l4: checksum::fold((addr + ports) as u32),
         }
     }
 

@@ -20,7 +20,7 @@ mod key;
 mod table;
 pub mod tcp;
 
-pub use key::{Delta, FlowKey};
+pub use key::{hash_words, Delta, FlowKey};
 pub use table::{
-    Entry, FlowInfo, FlowTable, InsertError, NewFlow, Reclaimer, Rewrite, ENTRY_BYTES,
+    Entry, FlowInfo, FlowTable, InsertError, NewFlow, RawRewrite, Reclaimer, Rewrite, ENTRY_BYTES,
 };

@@ -18,11 +18,69 @@ use crate::config::{
 };
 use crate::flow::FlowKey;
 use crate::wire::IpProtocol;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
+
+/// How the flows of one [`Services`] snapshot carry over to the next after
+/// a reload: a service carries over when the new snapshot has one with the
+/// same identity (rule name, kind of rule, frontend, backend port,
+/// floating IP, and for inbound NAT rules the member), and a flow's member
+/// when the new service still has its address. Anything else ends.
+#[derive(Debug, Clone, Default)]
+pub struct Carry {
+    /// By old service id: the new id and, by old member index, the new one.
+    map: Vec<Option<(u16, Vec<Option<u16>>)>>,
+}
+
+impl Carry {
+    /// What carries over from `old` to `new`.
+    pub fn between(old: &Services, new: &Services) -> Carry {
+        let ident = |s: &Service| {
+            let forwarded = match s.kind {
+                Kind::Lb(_) => None,
+                Kind::Nat(_) | Kind::NatPool(_) => s.members.first().copied(),
+            };
+            (
+                s.name.clone(),
+                std::mem::discriminant(&s.kind),
+                s.frontend,
+                s.backend_port,
+                s.floating_ip,
+                forwarded,
+            )
+        };
+        let by_ident: std::collections::HashMap<_, usize> = new
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (ident(s), i))
+            .collect();
+        let map = old
+            .services
+            .iter()
+            .map(|s| {
+                let &n = by_ident.get(&ident(s))?;
+                let members = &new.services[n].members;
+                let remap = s
+                    .members
+                    .iter()
+                    .map(|a| members.iter().position(|b| b == a).map(|i| i as u16))
+                    .collect();
+                Some((n as u16, remap))
+            })
+            .collect();
+        Carry { map }
+    }
+
+    /// The new (rule, member) of a flow of old `rule` and `member`; `None`
+    /// when the flow should end.
+    pub fn get(&self, rule: u16, member: u16) -> Option<(u16, u16)> {
+        let (n, members) = self.map.get(usize::from(rule))?.as_ref()?;
+        Some((*n, (*members.get(usize::from(member))?)?))
+    }
+}
 
 /// What kind of rule a service came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,26 +131,7 @@ impl Service {
     }
 }
 
-/// A fast, fixed hasher for the small integer keys of the match maps.
-#[derive(Default)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+use crate::fxmap::FxMap;
 
 #[inline]
 fn exact_key(addr: Ipv4Addr, proto: u8, port: u16) -> u64 {
@@ -110,6 +149,10 @@ pub struct Services {
     pub security: Security,
     /// NAT pool port maps, by rule name (to persist and to list).
     pub nat_maps: BTreeMap<String, natmap::PortMap>,
+    /// Parity of this snapshot's generation: flows record it next to their
+    /// rule and member ids, so a reload can tell ids of the old snapshot
+    /// from ids of the new one. Set by whoever publishes the snapshot.
+    pub generation: bool,
 }
 
 fn v4(a: IpAddr) -> Option<Ipv4Addr> {

@@ -146,3 +146,41 @@ fn nat_pool_rules_get_one_service_per_member_and_keep_ports() {
     let errs = Services::compile(&more, &|_, _| true, &s.nat_maps).unwrap_err();
     assert_eq!(errs[0].field, "max_members");
 }
+
+#[test]
+fn a_reload_carries_unchanged_rules_and_remaining_members_only() {
+    let old = compile();
+    let id =
+        |s: &Services, name: &str| s.services.iter().position(|x| x.name == name).unwrap() as u16;
+    // b1 leaves; a rule is added in front (every id shifts); "dns" changes
+    // its backend port.
+    let text = format!(
+        "{}{}",
+        crate::craft::EXAMPLE_CONFIG,
+        crate::craft::LB_CONFIG
+    )
+    .replace("  { address = \"10.0.0.11\", name = \"b1\" },\n", "")
+    .replace(
+        "[[lb_rule]]\nname = \"http\"",
+        "[[lb_rule]]\nname = \"alt\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+             frontend_port = 81\nbackend_port = 8081\npool = \"web-pool\"\n\
+             [[lb_rule]]\nname = \"http\"",
+    )
+    .replace(
+        "frontend_port = 53\nbackend_port = 53",
+        "frontend_port = 53\nbackend_port = 5353",
+    );
+    let cfg = crate::config::Config::from_toml_str(&text).unwrap();
+    let new = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap();
+    let carry = Carry::between(&old, &new);
+    let (http_old, http_new) = (id(&old, "http"), id(&new, "http"));
+    assert_ne!(http_old, http_new, "ids shifted");
+    // Old members: b1 (0), b2 (1), b3 (2); new: b2 (0), b3 (1).
+    assert_eq!(carry.get(http_old, 0), None, "b1's flows end");
+    assert_eq!(carry.get(http_old, 1), Some((http_new, 0)));
+    assert_eq!(carry.get(http_old, 2), Some((http_new, 1)));
+    assert_eq!(carry.get(id(&old, "dns"), 1), None, "a changed rule ends");
+    let nat = id(&old, "ssh-b2");
+    assert_eq!(carry.get(nat, 0), Some((id(&new, "ssh-b2"), 0)));
+    assert_eq!(carry.get(999, 0), None);
+}

@@ -16,36 +16,59 @@ mod solicit;
 pub use cache::{Cache, CacheConfig, CacheCounters, HoldOutcome, Released};
 pub use solicit::{build_arp_request, build_neighbor_solicit, solicited_node};
 
+use crate::fxmap::FxMap;
 use crate::wire::MacAddr;
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Port index as Sluice numbers ports (the config's order).
 pub type PortIndex = u16;
 
-/// The resolved neighbours workers read: (port, IP) -> MAC.
+/// The resolved neighbours workers read: (port, IP) -> MAC. IPv4 entries
+/// sit in their own map under one integer key, since every forwarded
+/// packet looks its next hop up here.
 #[derive(Debug, Clone, Default)]
 pub struct NeighView {
-    map: HashMap<(PortIndex, IpAddr), MacAddr>,
+    v4: FxMap<u64, MacAddr>,
+    v6: FxMap<(PortIndex, IpAddr), MacAddr>,
+}
+
+#[inline]
+fn v4_key(port: PortIndex, ip: Ipv4Addr) -> u64 {
+    u64::from(port) << 32 | u64::from(u32::from(ip))
 }
 
 impl NeighView {
     /// The MAC of `ip` on `port`, if resolved.
     #[inline]
     pub fn lookup(&self, port: PortIndex, ip: IpAddr) -> Option<MacAddr> {
-        self.map.get(&(port, ip)).copied()
+        match ip {
+            IpAddr::V4(a) => self.lookup_v4(port, a),
+            IpAddr::V6(_) => self.v6.get(&(port, ip)).copied(),
+        }
+    }
+    /// The MAC of IPv4 `ip` on `port`, if resolved.
+    #[inline]
+    pub fn lookup_v4(&self, port: PortIndex, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.v4.get(&v4_key(port, ip)).copied()
     }
     /// Number of resolved entries.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.v4.len() + self.v6.len()
     }
     /// True when nothing is resolved.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
     /// Every entry, for listings.
     pub fn iter(&self) -> impl Iterator<Item = (PortIndex, IpAddr, MacAddr)> + '_ {
-        self.map.iter().map(|(&(p, ip), &m)| (p, ip, m))
+        let v4 = self.v4.iter().map(|(&k, &m)| {
+            (
+                (k >> 32) as PortIndex,
+                IpAddr::V4(Ipv4Addr::from(k as u32)),
+                m,
+            )
+        });
+        v4.chain(self.v6.iter().map(|(&(p, ip), &m)| (p, ip, m)))
     }
     /// A view holding `entries` (for tests and benchmarks).
     pub fn with_entries(
@@ -58,6 +81,13 @@ impl NeighView {
         v
     }
     pub(crate) fn insert(&mut self, port: PortIndex, ip: IpAddr, mac: MacAddr) {
-        self.map.insert((port, ip), mac);
+        match ip {
+            IpAddr::V4(a) => {
+                self.v4.insert(v4_key(port, a), mac);
+            }
+            IpAddr::V6(_) => {
+                self.v6.insert((port, ip), mac);
+            }
+        }
     }
 }

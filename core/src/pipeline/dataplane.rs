@@ -61,6 +61,8 @@ pub struct Dataplane {
     pub ports: Vec<PortView>,
     gateway_v4: Option<(PortIndex, IpAddr)>,
     gateway_v6: Option<(PortIndex, IpAddr)>,
+    /// IPv4 connected subnets as (network, mask, port), longest first.
+    routes_v4: Vec<(u32, u32, PortIndex)>,
     internal_nets: Vec<IpNet>,
     owned: Vec<IpAddr>,
 }
@@ -113,8 +115,29 @@ impl Dataplane {
         let owned = (0..cfg.ports.len())
             .flat_map(|i| cfg.owned_addresses(i))
             .collect();
+        let mut routes_v4: Vec<(u32, u32, PortIndex, u8)> = ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.nets.iter().filter_map(move |n| match n {
+                    IpNet::V4(n) => Some((
+                        u32::from(n.network()),
+                        u32::from(n.netmask()),
+                        i as PortIndex,
+                        n.prefix_len(),
+                    )),
+                    IpNet::V6(_) => None,
+                })
+            })
+            .collect();
+        // Longest prefix first; among equals the first port, as `route`.
+        routes_v4.sort_by_key(|r| std::cmp::Reverse(r.3));
         Dataplane {
             ports,
+            routes_v4: routes_v4
+                .into_iter()
+                .map(|(n, m, p, _)| (n, m, p))
+                .collect(),
             gateway_v4,
             gateway_v6,
             internal_nets,
@@ -140,6 +163,22 @@ impl Dataplane {
         }
     }
 
+    /// [`Dataplane::route`] for IPv4, on precomputed masks: what every new
+    /// flow asks twice.
+    #[inline]
+    pub fn route_v4(&self, dst: Ipv4Addr) -> Option<(PortIndex, Ipv4Addr)> {
+        let d = u32::from(dst);
+        for &(net, mask, port) in &self.routes_v4 {
+            if d & mask == net {
+                return Some((port, dst));
+            }
+        }
+        match self.gateway_v4 {
+            Some((port, IpAddr::V4(g))) => Some((port, g)),
+            _ => None,
+        }
+    }
+
     /// True when `a` is one of Sluice's addresses, on any port.
     pub fn is_own(&self, a: IpAddr) -> bool {
         self.owned.contains(&a)
@@ -150,5 +189,32 @@ impl Dataplane {
     pub fn is_spoofed_claim(&self, port: PortIndex, a: IpAddr) -> bool {
         self.ports[usize::from(port)].role == Role::External
             && (self.internal_nets.iter().any(|n| n.contains(&a)) || self.is_own(a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn route_v4_agrees_with_route() {
+        let dp = crate::craft::example_dataplane();
+        for a in [
+            Ipv4Addr::new(203, 0, 113, 7),
+            Ipv4Addr::new(10, 0, 0, 11),
+            Ipv4Addr::new(10, 0, 1, 1),
+            Ipv4Addr::new(198, 51, 100, 1),
+            Ipv4Addr::new(0, 0, 0, 0),
+            Ipv4Addr::new(255, 255, 255, 255),
+        ] {
+            let want = dp.route(IpAddr::V4(a));
+            let got = dp.route_v4(a).map(|(p, nh)| (p, IpAddr::V4(nh)));
+            assert_eq!(got, want, "{a}");
+        }
+        assert_eq!(
+            dp.route_v4(Ipv4Addr::new(198, 51, 100, 1)),
+            Some((0, Ipv4Addr::new(203, 0, 113, 254))),
+            "off-link goes to the gateway"
+        );
     }
 }

@@ -7,9 +7,9 @@
 
 use super::{host, Context, Counters, DropReason, Fate, Stat};
 use crate::config::Direction;
-use crate::flow::{tcp, Delta, FlowKey, NewFlow, Rewrite};
+use crate::flow::{tcp, Delta, FlowKey, NewFlow, RawRewrite};
 use crate::neigh::PortIndex;
-use crate::wire::{checksum, ethernet, icmpv4, ipv4, IpProtocol};
+use crate::wire::{checksum, ethernet, icmpv4, ipv4, IpProtocol, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -92,6 +92,100 @@ fn parse_l4(b: &[u8], l4: usize, payload_len: usize, proto: u8) -> Option<L4> {
     }
 }
 
+/// A flow key read straight from a plain IPv4 frame's bytes (not a
+/// fragment), as [`FlowKey`] words, and its hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Peek {
+    a: u64,
+    b: u64,
+    pub(super) h: u64,
+}
+
+/// The flow key of a plain IPv4 frame, for the burst's lookup pass; `None`
+/// for anything else, which then takes the full path.
+#[inline]
+pub(super) fn peek(room: &[u8], len: usize) -> Option<Peek> {
+    let b = room.get(..len)?;
+    if b.len() < ETH + 20 || b[12] != 0x08 || b[13] != 0x00 || b[ETH] >> 4 != 4 {
+        return None;
+    }
+    let hl = usize::from(b[ETH] & 0x0f) * 4;
+    if rd16(b, ETH + 6) & 0x3fff != 0 {
+        return None;
+    }
+    let proto = b[ETH + 9];
+    let a = u64::from_be_bytes(b[ETH + IP_SRC..ETH + IP_DST + 4].try_into().ok()?);
+    let ports = match proto {
+        TCP | UDP => u64::from(rd32(b.get(..ETH + hl + 4)?, ETH + hl)),
+        _ => 0,
+    };
+    let b = ports << 8 | u64::from(proto);
+    Some(Peek {
+        a,
+        b,
+        h: crate::flow::hash_words(a, b),
+    })
+}
+
+/// The burst's lookup pass: the flow a peeked frame belongs to.
+#[inline]
+pub(super) fn lookup(cx: Context<'_>, p: &Peek) -> Option<(u32, usize)> {
+    cx.flows.lookup_words(p.a, p.b, p.h)
+}
+
+/// The last next hop resolved in this burst: most of a burst's packets
+/// often go to one (the gateway, for replies).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NeighMemo {
+    key: u64,
+    mac: MacAddr,
+}
+
+impl Default for NeighMemo {
+    fn default() -> NeighMemo {
+        NeighMemo {
+            key: u64::MAX,
+            mac: MacAddr([0; 6]),
+        }
+    }
+}
+
+/// The fast path for a TCP or UDP packet of the flow the lookup pass found
+/// for it: the checks of the full path that can fail for such a packet,
+/// then [`forward`]. `None` when any check fails: the caller then runs the
+/// full path, which drops it with the reason.
+#[inline]
+pub(super) fn established(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    (idx, dir): (u32, usize),
+    memo: &mut NeighMemo,
+    c: &mut Counters,
+) -> Option<Fate> {
+    let mac = cx.dataplane.ports.get(usize::from(rx_port))?.mac;
+    let b = room.get(..len)?;
+    // `peek` saw an untagged IPv4 frame, version 4, not a fragment.
+    if b.len() < ETH + 20 || b[..6] != mac.0 || b[6..12] == mac.0 {
+        return None;
+    }
+    let hl = usize::from(b[ETH] & 0x0f) * 4;
+    let total = usize::from(rd16(b, ETH + 2));
+    if hl < 20 || total < hl || ETH + total > b.len() || b[ETH + IP_TTL] <= 1 {
+        return None;
+    }
+    if checksum::checksum(&b[ETH..ETH + hl]) != 0 {
+        return None;
+    }
+    let proto = b[ETH + 9];
+    if proto != TCP && proto != UDP {
+        return None;
+    }
+    let l4 = parse_l4(b, ETH + hl, total - hl, proto)?;
+    Some(forward(cx, idx, dir, room, len, hl, proto, l4, memo, c))
+}
+
 /// IPv4 that is not ARP/ND: flows first, then new flows, then Sluice's own
 /// services (echo).
 pub(super) fn ipv4_input(
@@ -163,7 +257,18 @@ pub(super) fn ipv4_input(
         }
         cx.frags.record(src, dst, proto, id, idx, dir, cx.now);
     }
-    forward(cx, idx, dir, room, len, hl, proto, l4, c)
+    forward(
+        cx,
+        idx,
+        dir,
+        room,
+        len,
+        hl,
+        proto,
+        l4,
+        &mut NeighMemo::default(),
+        c,
+    )
 }
 
 /// Creates the flow a first packet to a frontend asks for: service, TCP
@@ -217,10 +322,9 @@ fn new_flow(
         dport: key.sport,
         proto,
     };
-    let (Some((p0, IpAddr::V4(nh0))), Some((p1, IpAddr::V4(nh1)))) = (
-        cx.dataplane.route(IpAddr::V4(maddr)),
-        cx.dataplane.route(IpAddr::V4(key.src)),
-    ) else {
+    let (Some((p0, nh0)), Some((p1, nh1))) =
+        (cx.dataplane.route_v4(maddr), cx.dataplane.route_v4(key.src))
+    else {
         return Err(DropReason::NoRoute);
     };
     let f = NewFlow {
@@ -237,6 +341,7 @@ fn new_flow(
         rule: sid,
         member,
         now: cx.now,
+        generation: cx.services.generation,
     };
     let idx = cx.flows.insert(&f).map_err(|_| DropReason::FlowTableFull)?;
     c.add(Stat::FlowsCreated, 1);
@@ -255,6 +360,7 @@ fn forward(
     hl: usize,
     proto: u8,
     l4: L4,
+    memo: &mut NeighMemo,
     c: &mut Counters,
 ) -> Fate {
     let e = cx.flows.entry(idx);
@@ -268,10 +374,10 @@ fn forward(
         e.track_seq(dir, l4.seq_end);
     }
     e.touch(dir, cx.now);
-    let rw = e.rewrite(dir);
+    let rw = e.raw_rewrite(dir);
     rewrite_headers(ip, hl, proto, &rw);
     c.add(Stat::Forwarded, 1);
-    send(cx, room, len, rw.egress, rw.next_hop)
+    send(cx, room, len, rw.egress, rw.next_hop, memo)
 }
 
 /// A fragment after the first: it follows the flow its first fragment went
@@ -290,10 +396,17 @@ fn later_fragment(
     let ip = &mut room[ETH..];
     let e = cx.flows.entry(idx);
     e.touch(dir, cx.now);
-    let rw = e.rewrite(dir);
+    let rw = e.raw_rewrite(dir);
     rewrite_headers(ip, hl, 0, &rw);
     c.add(Stat::FragmentsForwarded, 1);
-    send(cx, room, len, rw.egress, rw.next_hop)
+    send(
+        cx,
+        room,
+        len,
+        rw.egress,
+        rw.next_hop,
+        &mut NeighMemo::default(),
+    )
 }
 
 /// See [`super::retry_fragment`].
@@ -314,23 +427,20 @@ pub(super) fn retry_fragment(cx: Context<'_>, room: &mut [u8], len: usize) -> Op
 /// Writes addresses, TTL and ports, and updates both checksums by the
 /// precomputed deltas.
 #[inline]
-fn rewrite_headers(ip: &mut [u8], hl: usize, proto: u8, rw: &Rewrite) {
-    ip[IP_SRC..IP_SRC + 4].copy_from_slice(&rw.to.src.octets());
-    ip[IP_DST..IP_DST + 4].copy_from_slice(&rw.to.dst.octets());
+fn rewrite_headers(ip: &mut [u8], hl: usize, proto: u8, rw: &RawRewrite) {
+    ip[IP_SRC..IP_DST + 4].copy_from_slice(&rw.addrs.to_be_bytes());
     ip[IP_TTL] -= 1;
     let cs = rd16(ip, IP_CSUM);
     wr16(ip, IP_CSUM, Delta::apply(cs, rw.delta.ip));
     let l4 = &mut ip[hl..];
     match proto {
         TCP => {
-            wr16(l4, 0, rw.to.sport);
-            wr16(l4, 2, rw.to.dport);
+            l4[..4].copy_from_slice(&rw.ports.to_be_bytes());
             let cs = rd16(l4, 16);
             wr16(l4, 16, Delta::apply(cs, rw.delta.l4));
         }
         UDP => {
-            wr16(l4, 0, rw.to.sport);
-            wr16(l4, 2, rw.to.dport);
+            l4[..4].copy_from_slice(&rw.ports.to_be_bytes());
             let cs = rd16(l4, 6);
             if cs != 0 {
                 let n = Delta::apply(cs, rw.delta.l4);
@@ -344,10 +454,27 @@ fn rewrite_headers(ip: &mut [u8], hl: usize, proto: u8, rw: &Rewrite) {
 /// Ethernet addresses for `next_hop` on `port`, or a hold while control
 /// resolves it.
 #[inline]
-fn send(cx: Context<'_>, room: &mut [u8], len: usize, port: PortIndex, nh: Ipv4Addr) -> Fate {
+fn send(
+    cx: Context<'_>,
+    room: &mut [u8],
+    len: usize,
+    port: PortIndex,
+    nh: u32,
+    memo: &mut NeighMemo,
+) -> Fate {
     let mac = cx.dataplane.ports[usize::from(port)].mac;
     room[6..12].copy_from_slice(&mac.0);
-    match cx.neigh.lookup(port, IpAddr::V4(nh)) {
+    let key = u64::from(port) << 32 | u64::from(nh);
+    let m = if memo.key == key {
+        Some(memo.mac)
+    } else {
+        let m = cx.neigh.lookup_v4(port, Ipv4Addr::from(nh));
+        if let Some(m) = m {
+            *memo = NeighMemo { key, mac: m };
+        }
+        m
+    };
+    match m {
         Some(m) => {
             room[0..6].copy_from_slice(&m.0);
             Fate::Tx {
@@ -357,7 +484,7 @@ fn send(cx: Context<'_>, room: &mut [u8], len: usize, port: PortIndex, nh: Ipv4A
         }
         None => Fate::Hold {
             port,
-            next_hop: IpAddr::V4(nh),
+            next_hop: IpAddr::V4(Ipv4Addr::from(nh)),
             len: len as u16,
         },
     }
@@ -451,5 +578,12 @@ fn icmp_error(cx: Context<'_>, room: &mut [u8], len: usize, c: &mut Counters) ->
     wr16(room, icmp_at + 2, cs);
     e.touch(d, cx.now);
     c.add(Stat::IcmpTranslated, 1);
-    send(cx, room, len, rw.egress, rw.next_hop)
+    send(
+        cx,
+        room,
+        len,
+        rw.egress,
+        u32::from(rw.next_hop),
+        &mut NeighMemo::default(),
+    )
 }

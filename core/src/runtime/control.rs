@@ -7,10 +7,12 @@ use super::{Shared, SlowEvent};
 use crate::dpdk::{Mbuf, Mempool};
 use crate::flow::age::{self, Ager};
 use crate::flow::{FlowInfo, Reclaimer};
+use crate::lb::{Carry, Services};
 use crate::neigh::{
     build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome,
     PortIndex,
 };
+use crate::pipeline::Dataplane;
 use crate::wire::{ethernet, MacAddr};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -47,6 +49,13 @@ pub struct ControlCounters {
     pub frag_timeout: u64,
     /// Later fragments dropped: the waiting buffer was full.
     pub frag_overflow: u64,
+    /// Rule snapshots published by a reload.
+    pub reloads: u64,
+    /// Flows ended by a reload: their rule changed or went, or their
+    /// member left the pool.
+    pub flows_ended_by_reload: u64,
+    /// Reloads rejected (invalid config, or a change that needs a restart).
+    pub reloads_rejected: u64,
 }
 
 /// Later fragments that may wait for their first fragment at once.
@@ -72,6 +81,10 @@ pub struct ControlPlane {
     timer_scale: u32,
     expired: Vec<FlowInfo>,
     fragments: std::collections::VecDeque<(Duration, Mbuf)>,
+    /// A reload whose flows are still to be carried over: the workers'
+    /// quiescent counters at the swap, what carries over, and the new
+    /// snapshot's generation.
+    carrying: Option<(Vec<u64>, Carry, bool)>,
 }
 
 impl ControlPlane {
@@ -95,6 +108,7 @@ impl ControlPlane {
             timer_scale: timer_scale.max(1),
             expired: Vec::new(),
             fragments: Default::default(),
+            carrying: None,
         }
     }
 
@@ -122,7 +136,8 @@ impl ControlPlane {
         let now = self.now();
         let ms = now.as_millis() as u32;
         self.shared.now_ms.store(ms, Ordering::Relaxed);
-        let mut busy = self.age_flows(ms, now);
+        let mut busy = self.carry_flows(now);
+        busy |= self.age_flows(ms, now);
         for _ in 0..DRAIN {
             let Some(ev) = self.shared.to_control.pop() else {
                 break;
@@ -230,6 +245,75 @@ impl ControlPlane {
             }
         }
         busy
+    }
+
+    /// Publishes a new data plane and rule snapshot (a reload). Flows carry
+    /// over to the new snapshot's ids once every worker has moved to it; a
+    /// flow whose rule changed or went, or whose member left, ends then (RST
+    /// to both ends for established flows of `tcp_reset` rules).
+    pub fn reload(&mut self, dataplane: Dataplane, mut services: Services) {
+        // One reload at a time: the previous one's flows are carried first
+        // (its grace period is one worker loop, microseconds).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.carrying.is_some() && Instant::now() < deadline {
+            if !self.carry_flows(self.now()) {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        let old = self.shared.services.load_full();
+        services.generation = !old.generation;
+        let carry = Carry::between(&old, &services);
+        let generation = services.generation;
+        self.shared.dataplane.store(Arc::new(dataplane));
+        self.shared.services.store(Arc::new(services));
+        self.carrying = Some((self.shared.flows.epochs(), carry, generation));
+        self.counters.reloads += 1;
+    }
+
+    /// Counts a reload that was rejected before anything changed.
+    pub fn reload_rejected(&mut self) {
+        self.counters.reloads_rejected += 1;
+    }
+
+    /// Once every worker uses the snapshot of the last reload: moves each
+    /// flow of the old snapshot to its new rule and member ids, or ends it.
+    fn carry_flows(&mut self, now: Duration) -> bool {
+        let ready = match &self.carrying {
+            Some((then, _, _)) => self.shared.flows.passed_since(then),
+            None => false,
+        };
+        if !ready {
+            return false;
+        }
+        let (_, carry, generation) = self.carrying.take().expect("checked above");
+        let flows = &self.shared.flows;
+        let mut ended = Vec::new();
+        for idx in 0..flows.high_water() {
+            let Some(f) = flows.info(idx) else {
+                continue;
+            };
+            if f.generation == generation {
+                continue; // created by the new snapshot
+            }
+            match carry.get(f.rule, f.member) {
+                Some((rule, member)) => flows.retag(idx, rule, member, generation),
+                None => {
+                    if self.reclaimer.remove(flows, idx) {
+                        ended.push(f);
+                    }
+                }
+            }
+        }
+        self.counters.flows_ended_by_reload += ended.len() as u64;
+        for f in ended {
+            if age::wants_reset(&f) {
+                self.counters.flows_reset += 1;
+                for (dir, key, seq, ack) in age::resets(&f) {
+                    self.send_rst(&f, dir, &key, seq, ack, now);
+                }
+            }
+        }
+        true
     }
 
     /// Removes flows that idled out, resetting established TCP flows of

@@ -24,34 +24,57 @@ const CHOICES: usize = 2;
 #[derive(Default)]
 struct Bucket([AtomicU64; SLOTS]);
 
-/// One flow. Every field is atomic: workers read it while another worker may
-/// update the state, counters or last-seen tick.
+/// One flow in one 64-byte cache line (a packet touches its bucket and this
+/// line, nothing else of the table). Every field is atomic: workers read it
+/// while another worker may update the state, counters or last-seen tick.
+/// Checksum deltas are not stored: [`Entry::rewrite`] derives them from the
+/// two keys it loads anyway, in a few adds.
 #[derive(Debug, Default)]
+#[repr(C, align(64))]
 pub struct Entry {
     /// `[direction][word]`: the key each direction's packets carry. Bits
     /// 40..48 of word 1 hold that direction's egress port.
     key: [[AtomicU64; 2]; 2],
     /// Next hop per direction (direction 1 in the high half).
     next_hop: AtomicU64,
-    /// [`Delta`] per direction: ip | l4 << 16, direction 1 in the high half.
-    csum: AtomicU64,
-    /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 16..32 idle timeout (s).
+    /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 6 generation, 16..32 idle
+    /// timeout (s).
     state: AtomicU32,
     /// Coarse tick (ms) of the last packet; written only when it changes.
     last_seen: AtomicU32,
     /// Rule | member << 16; the free-list link while the entry is free.
     meta: AtomicU32,
+    /// Packets, both directions. Each direction's worker adds without a
+    /// locked instruction, so two workers racing may lose a count.
+    packets: AtomicU32,
     /// Per direction, the sequence number after the last segment seen.
     next_seq: [AtomicU32; 2],
-    /// Packets per direction.
-    packets: [AtomicU32; 2],
 }
 
 /// Bytes one flow costs: its entry.
 pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 
 const LIVE: u32 = 1 << 5;
+/// Which rules snapshot (generation parity) the rule and member ids are of.
+const GENERATION: u32 = 1 << 6;
 const TCP_RESET: u32 = 1 << 4;
+
+/// [`Rewrite`] as packet words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRewrite {
+    /// New source address << 32 | new destination address.
+    pub addrs: u64,
+    /// New source port << 16 | new destination port.
+    pub ports: u32,
+    /// IP protocol.
+    pub proto: u8,
+    /// Checksum deltas.
+    pub delta: Delta,
+    /// Egress port.
+    pub egress: PortIndex,
+    /// Next hop on that port.
+    pub next_hop: u32,
+}
 
 /// What a direction's packets become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,19 +94,37 @@ impl Entry {
     /// other direction's key.
     #[inline]
     pub fn rewrite(&self, dir: usize) -> Rewrite {
+        let r = self.raw_rewrite(dir);
+        Rewrite {
+            to: FlowKey {
+                src: Ipv4Addr::from((r.addrs >> 32) as u32),
+                dst: Ipv4Addr::from(r.addrs as u32),
+                sport: (r.ports >> 16) as u16,
+                dport: r.ports as u16,
+                proto: r.proto,
+            },
+            delta: r.delta,
+            egress: r.egress,
+            next_hop: Ipv4Addr::from(r.next_hop),
+        }
+    }
+
+    /// [`Entry::rewrite`] in the words a packet carries, for the fast path.
+    #[inline]
+    pub fn raw_rewrite(&self, dir: usize) -> RawRewrite {
         let o = &self.key[dir ^ 1];
         let (a, b) = (o[0].load(Relaxed), o[1].load(Relaxed));
-        let eg = (self.key[dir][1].load(Relaxed) >> 40) as u8;
-        let shift = 32 * dir as u32;
-        let cs = (self.csum.load(Relaxed) >> shift) as u32;
-        Rewrite {
-            to: FlowKey::from_words(a, b).reversed(),
-            delta: Delta {
-                ip: cs as u16,
-                l4: (cs >> 16) as u16,
-            },
-            egress: PortIndex::from(eg),
-            next_hop: Ipv4Addr::from((self.next_hop.load(Relaxed) >> shift) as u32),
+        let this = &self.key[dir];
+        let (fa, fb) = (this[0].load(Relaxed), this[1].load(Relaxed));
+        RawRewrite {
+            // The reverse of the other direction's key: addresses and ports
+            // swap places.
+            addrs: a.rotate_left(32),
+            ports: ((b >> 8) as u32).rotate_left(16),
+            proto: b as u8,
+            delta: Delta::between_words((fa, fb), (a, b)),
+            egress: PortIndex::from((fb >> 40) as u8),
+            next_hop: (self.next_hop.load(Relaxed) >> (32 * dir as u32)) as u32,
         }
     }
 
@@ -121,7 +162,8 @@ impl Entry {
         }
         // One worker per direction (RSS), so load + store loses nothing
         // that matters and avoids a locked instruction.
-        let p = &self.packets[dir & 1];
+        let _ = dir;
+        let p = &self.packets;
         p.store(p.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
@@ -148,6 +190,7 @@ impl Entry {
             key: [key(0), key(1)],
             state: State::from_bits(st),
             tcp_reset: st & TCP_RESET != 0,
+            generation: st & GENERATION != 0,
             idle_timeout: Duration::from_secs(u64::from(st >> 16)),
             last_seen: self.last_seen.load(Relaxed),
             rule: meta as u16,
@@ -156,7 +199,7 @@ impl Entry {
                 self.next_seq[0].load(Relaxed),
                 self.next_seq[1].load(Relaxed),
             ],
-            packets: [self.packets[0].load(Relaxed), self.packets[1].load(Relaxed)],
+            packets: self.packets.load(Relaxed),
             rewrite: [self.rewrite(0), self.rewrite(1)],
         }
     }
@@ -184,6 +227,8 @@ pub struct NewFlow {
     pub member: u16,
     /// Tick of the first packet.
     pub now: u32,
+    /// Generation parity of the rules snapshot `rule` and `member` are of.
+    pub generation: bool,
 }
 
 /// A decoded copy of an entry, for the control thread.
@@ -197,6 +242,8 @@ pub struct FlowInfo {
     pub state: State,
     /// RST on idle.
     pub tcp_reset: bool,
+    /// Generation parity of the rules snapshot of `rule` and `member`.
+    pub generation: bool,
     /// The rule's idle timeout.
     pub idle_timeout: Duration,
     /// Tick of the last packet.
@@ -207,8 +254,8 @@ pub struct FlowInfo {
     pub member: u16,
     /// Sequence number after the last segment, per direction.
     pub next_seq: [u32; 2],
-    /// Packets per direction.
-    pub packets: [u32; 2],
+    /// Packets, both directions (approximate: see [`Entry`]).
+    pub packets: u32,
     /// Per-direction rewrite.
     pub rewrite: [Rewrite; 2],
 }
@@ -329,7 +376,13 @@ impl FlowTable {
     #[inline]
     pub fn lookup(&self, k: &FlowKey) -> Option<(u32, usize)> {
         let (a, b) = k.words();
-        let h = mix(a, b);
+        self.lookup_words(a, b, mix(a, b))
+    }
+
+    /// [`FlowTable::lookup`] of a key given as its words (see
+    /// [`crate::flow::hash_words`]) and hash `h`.
+    #[inline]
+    pub fn lookup_words(&self, a: u64, b: u64, h: u64) -> Option<(u32, usize)> {
         let sig = Self::sig(h);
         for bi in Self::candidates(h, self.mask) {
             for s in &self.buckets[bi].0 {
@@ -348,6 +401,15 @@ impl FlowTable {
             }
         }
         None
+    }
+
+    /// Starts loading the buckets of the key whose hash is `h`
+    /// ([`FlowKey::hash`]), ahead of its lookup.
+    #[inline]
+    pub fn prefetch_buckets(&self, h: u64) {
+        for bi in Self::candidates(h, self.mask) {
+            crate::prefetch::prefetch(&self.buckets[bi]);
+        }
     }
 
     fn alloc(&self) -> Option<u32> {
@@ -417,20 +479,19 @@ impl FlowTable {
             e.key[d][0].store(a, Relaxed);
             e.key[d][1].store(b | u64::from(f.egress[d] as u8) << 40, Relaxed);
             e.next_seq[d].store(0, Relaxed);
-            e.packets[d].store(0, Relaxed);
         }
+        e.packets.store(0, Relaxed);
         e.next_hop.store(
             u64::from(u32::from(f.next_hop[0])) | u64::from(u32::from(f.next_hop[1])) << 32,
             Relaxed,
         );
-        let d0 = Delta::between(&f.key[0], &f.key[1].reversed());
-        let d1 = Delta::between(&f.key[1], &f.key[0].reversed());
-        let pack = |d: Delta| u64::from(d.ip) | u64::from(d.l4) << 16;
-        e.csum.store(pack(d0) | pack(d1) << 32, Relaxed);
         let secs = f.idle_timeout.as_secs().min(u64::from(u16::MAX)) as u32;
         let reset = if f.tcp_reset { TCP_RESET } else { 0 };
-        e.state
-            .store(f.state as u32 | reset | LIVE | secs << 16, Relaxed);
+        let generation = if f.generation { GENERATION } else { 0 };
+        e.state.store(
+            f.state as u32 | reset | LIVE | generation | secs << 16,
+            Relaxed,
+        );
         e.last_seen.store(f.now, Relaxed);
         e.meta
             .store(u32::from(f.rule) | u32::from(f.member) << 16, Relaxed);
@@ -464,8 +525,34 @@ impl FlowTable {
         }
     }
 
-    fn epochs(&self) -> Vec<u64> {
+    /// Every worker's quiescent counter now: pass it to
+    /// [`FlowTable::passed_since`] later.
+    pub fn epochs(&self) -> Vec<u64> {
         self.quiescent.iter().map(|q| q.0.load(Acquire)).collect()
+    }
+
+    /// True when every worker has been quiescent since `then` was taken:
+    /// none still uses anything it read before.
+    pub fn passed_since(&self, then: &[u64]) -> bool {
+        then.iter()
+            .zip(self.quiescent.iter())
+            .all(|(a, q)| *a != q.0.load(Acquire))
+    }
+
+    /// Moves live flow `idx` to `rule` and `member` of the rules snapshot
+    /// of `generation` (the ids a reload gave them); control only.
+    pub fn retag(&self, idx: u32, rule: u16, member: u16, generation: bool) {
+        if let Some(e) = self.entries.get(idx as usize) {
+            if e.state.load(Relaxed) & LIVE != 0 {
+                e.meta
+                    .store(u32::from(rule) | u32::from(member) << 16, Relaxed);
+                if generation {
+                    e.state.fetch_or(GENERATION, Relaxed);
+                } else {
+                    e.state.fetch_and(!GENERATION, Relaxed);
+                }
+            }
+        }
     }
 
     /// Entries ever handed out: live entries have indices below this.
@@ -530,10 +617,9 @@ impl Reclaimer {
             self.waiting
                 .push_back((t.epochs(), std::mem::take(&mut self.batch)));
         }
-        let now = t.epochs();
         let mut freed = 0;
         while let Some((then, _)) = self.waiting.front() {
-            if then.iter().zip(&now).any(|(a, b)| a == b) {
+            if !t.passed_since(then) {
                 break;
             }
             let (_, idxs) = self.waiting.pop_front().expect("front exists");

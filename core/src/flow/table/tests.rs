@@ -34,6 +34,7 @@ fn flow(i: u32) -> NewFlow {
         rule: 3,
         member: (i % 7) as u16,
         now: 5,
+        generation: false,
     }
 }
 
@@ -217,6 +218,31 @@ fn concurrent_inserts_lookups_and_removals() {
 fn entry_size_fits_the_budget() {
     let t = FlowTable::new(1 << 20, 1);
     let per_flow = t.memory_bytes() / t.capacity();
-    const { assert!(ENTRY_BYTES <= 80) };
+    const { assert!(ENTRY_BYTES == 64) };
     assert!(per_flow <= 128, "{per_flow} bytes per flow");
+}
+
+#[test]
+fn retag_moves_a_live_flow_to_new_ids_and_generation() {
+    let t = FlowTable::new(16, 1);
+    let idx = t.insert(&flow(1)).unwrap();
+    let before = t.info(idx).unwrap();
+    assert!(!before.generation);
+    t.retag(idx, 9, 4, true);
+    let after = t.info(idx).unwrap();
+    assert_eq!((after.rule, after.member, after.generation), (9, 4, true));
+    assert_eq!(after.key, before.key, "only the ids change");
+    assert_eq!(after.state, before.state);
+    assert_eq!(t.lookup(&before.key[1]), Some((idx, 1)));
+}
+
+#[test]
+fn passed_since_waits_for_every_worker() {
+    let t = FlowTable::new(16, 2);
+    let then = t.epochs();
+    assert!(!t.passed_since(&then));
+    t.quiescent(0);
+    assert!(!t.passed_since(&then), "worker 1 has not passed yet");
+    t.quiescent(1);
+    assert!(t.passed_since(&then));
 }
