@@ -13,12 +13,12 @@ for i in $(seq 1 "$runs"); do
   cargo bench -q -p sluice-core --bench flows -- --warm-up-time 1 --measurement-time 3 \
     2>"$out/flows-memory$i" >/dev/null
   cp -r target/criterion/burst32 "$out/pipeline$i"
-  cp -r target/criterion/flows_burst32 "$out/flows$i"
+  cp -r target/criterion/flows_burst32 "$out/flowsrun$i"
   echo "bench: run $i of $runs done" >&2
 done
 python3 bench/criterion-medians.py burst32 touch_only 32 "$out"/pipeline*
 echo
-python3 bench/criterion-medians.py flows_burst32 copy_only 32 "$out"/flows*
+python3 bench/criterion-medians.py flows_burst32 copy_only 32 "$out"/flowsrun*
 echo
 grep -h '^memory' "$out"/flows-memory1
 rm -rf "$out"

@@ -43,15 +43,27 @@ pub fn load(state_dir: &Path, rule: &str) -> (PortMap, Vec<String>) {
 
 /// Writes a map atomically (temp file, fsync, rename).
 pub fn store(state_dir: &Path, rule: &str, map: &PortMap) -> std::io::Result<()> {
-    std::fs::create_dir_all(state_dir)?;
-    let dst = path(state_dir, rule);
-    let tmp = dst.with_extension("map.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut text = String::new();
     for (a, p) in map {
-        writeln!(f, "{a} {p}")?;
+        text.push_str(&format!("{a} {p}\n"));
     }
+    write_atomic(&path(state_dir, rule), &text)
+}
+
+/// Replaces the file at `dst` with `text` so that a reader (or a restart
+/// after a crash) sees either the old or the new content: a temp file next
+/// to it, fsync, rename. Creates the directory.
+pub fn write_atomic(dst: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut name = dst.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = dst.with_file_name(name);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, &dst)
+    std::fs::rename(&tmp, dst)
 }
 
 /// The map for `rule` given the pool's current `members` and the previous

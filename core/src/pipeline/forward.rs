@@ -194,6 +194,7 @@ pub(super) fn ipv4_input(
     room: &mut [u8],
     len: usize,
     c: &mut Counters,
+    missed: bool,
 ) -> Fate {
     let Ok(ip) = ipv4::Packet::new_checked(&room[ETH..len]) else {
         return Fate::Drop(DropReason::Ipv4Malformed);
@@ -240,7 +241,8 @@ pub(super) fn ipv4_input(
         dport: l4.dport,
         proto,
     };
-    let (idx, dir) = match cx.flows.lookup(&key) {
+    let found = if missed { None } else { cx.flows.lookup(&key) };
+    let (idx, dir) = match found {
         Some(found) => found,
         // A frontend takes flows on whichever port they arrive (an internal
         // frontend is often reached through a route via Sluice).

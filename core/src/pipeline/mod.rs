@@ -100,6 +100,20 @@ pub fn process<S: Slowpath>(
     slow: &mut S,
     counters: &mut Counters,
 ) -> Fate {
+    process_frame(cx, rx_port, room, len, slow, counters, false)
+}
+
+/// [`process`]; `missed`: the burst's lookup pass found no flow for this
+/// frame's key and no flow was created since, so the lookup is not repeated.
+fn process_frame<S: Slowpath>(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    slow: &mut S,
+    counters: &mut Counters,
+    missed: bool,
+) -> Fate {
     let len = len.min(room.len());
     let Ok(eth) = ethernet::Frame::new_checked(&room[..len]) else {
         return Fate::Drop(DropReason::Runt);
@@ -118,7 +132,7 @@ pub fn process<S: Slowpath>(
     }
     match eth.ethertype() {
         EtherType::Arp => host::arp_input(cx, rx_port, room, len, slow, counters),
-        EtherType::Ipv4 => forward::ipv4_input(cx, rx_port, room, len, counters),
+        EtherType::Ipv4 => forward::ipv4_input(cx, rx_port, room, len, counters, missed),
         EtherType::Ipv6 => host::ipv6_input(cx, rx_port, room, len, slow, counters),
         _ => Fate::Drop(DropReason::UnknownEthertype),
     }
@@ -176,6 +190,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
     }
     let mut found = [(0u32, 0usize); crate::MAX_BURST];
     let mut hits = 0u64;
+    let missed = peeked;
     while peeked != 0 {
         let i = peeked.trailing_zeros() as usize;
         peeked &= peeked - 1;
@@ -185,7 +200,9 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             hits |= 1 << i;
         }
     }
+    let missed = missed & !hits;
     let mut memo = forward::NeighMemo::default();
+    let created = counters.stat(Stat::FlowsCreated);
     for (i, (f, fate)) in frames.iter_mut().zip(fates.iter_mut()).enumerate() {
         let (room, len) = f.room_and_len();
         let fast = if hits >> i & 1 != 0 {
@@ -193,9 +210,12 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         } else {
             None
         };
+        // Looked up in pass 2 and not found; still true unless this chunk
+        // has created a flow since (it may be this frame's).
+        let missed = missed >> i & 1 != 0 && counters.stat(Stat::FlowsCreated) == created;
         *fate = match fast {
             Some(fate) => fate,
-            None => process(cx, rx_port, room, len, slow, counters),
+            None => process_frame(cx, rx_port, room, len, slow, counters, missed),
         };
         match *fate {
             Fate::Tx { .. } => counters.add(Stat::ToTx, 1),

@@ -1,0 +1,429 @@
+//! The SNAT port budget and per-member block allocation of outbound rules.
+//!
+//! Each public frontend address gives 64,000 ports less 8 for every aligned
+//! block a load-balancing or inbound NAT rule uses on that address: the
+//! 8-port blocks from port 1024 up, skipping the reserved ones, as many as
+//! that budget allows. A member of an outbound rule's pool gets `ports_per_member` ports
+//! (a multiple of 8, or by pool size) as 8-aligned blocks: one contiguous
+//! run on the first address that has room, else runs taken in address
+//! order. A member keeps its blocks while it stays in the pool, across
+//! reloads and restarts: the assignment lives in the state directory
+//! (`snat-<rule>.map`, written to a temp file and renamed).
+
+use sluice_core::config::{Config, ConfigError, PortsPerMember};
+use sluice_core::lb::natmap::write_atomic;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+/// Ports per block; blocks are aligned to it.
+pub const BLOCK: u16 = 8;
+/// The first SNAT port.
+pub const FIRST_PORT: u16 = 1024;
+/// Ports one address gives at most.
+pub const PORTS_PER_ADDRESS: u32 = 64_000;
+const FIRST_BLOCK: usize = (FIRST_PORT / BLOCK) as usize;
+const BLOCKS: usize = 65536 / BLOCK as usize;
+
+/// A run of SNAT ports on one public address: `start` and `len` are
+/// multiples of [`BLOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Run {
+    /// Public address.
+    pub address: Ipv4Addr,
+    /// First port.
+    pub start: u16,
+    /// Ports.
+    pub len: u16,
+}
+
+impl Run {
+    /// True when `port` on `address` is in the run.
+    pub fn contains(&self, address: Ipv4Addr, port: u16) -> bool {
+        address == self.address && port >= self.start && u32::from(port) < self.end()
+    }
+    fn end(&self) -> u32 {
+        u32::from(self.start) + u32::from(self.len)
+    }
+}
+
+/// Member address -> its runs.
+pub type Assignment = BTreeMap<IpAddr, Vec<Run>>;
+
+/// One outbound rule, compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulePlan {
+    /// Index in `Config::outbound_rules`.
+    pub rule: usize,
+    /// Rule name.
+    pub name: String,
+    /// Ports each member gets.
+    pub ports_per_member: u32,
+    /// The rule's public addresses, in order of use.
+    pub addresses: Vec<Ipv4Addr>,
+    /// Every member's runs.
+    pub members: Assignment,
+}
+
+/// Ports per member for a pool of `n` members when the rule says "auto"
+/// (SPEC.md's table; beyond 1,000 members, 32, which the budget check then
+/// decides on).
+pub fn auto_ports(n: usize) -> u32 {
+    match n {
+        0..=50 => 1024,
+        51..=100 => 512,
+        101..=200 => 256,
+        201..=400 => 128,
+        401..=800 => 64,
+        _ => 32,
+    }
+}
+
+/// The file that holds rule `name`'s assignment.
+pub fn path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join(format!("snat-{name}.map"))
+}
+
+/// Reads an assignment; a missing file is an empty one. Lines are
+/// `member address start len`; lines that do not parse are returned.
+pub fn load(state_dir: &Path, name: &str) -> (Assignment, Vec<String>) {
+    let mut map = Assignment::new();
+    let mut bad = Vec::new();
+    let Ok(text) = std::fs::read_to_string(path(state_dir, name)) else {
+        return (map, bad);
+    };
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let parsed = match w.as_slice() {
+            [m, a, s, l] => (|| {
+                Some((
+                    m.parse::<IpAddr>().ok()?,
+                    Run {
+                        address: a.parse().ok()?,
+                        start: s.parse().ok()?,
+                        len: l.parse().ok()?,
+                    },
+                ))
+            })(),
+            _ => None,
+        };
+        match parsed {
+            Some((m, r)) => map.entry(m).or_default().push(r),
+            None => bad.push(line.to_string()),
+        }
+    }
+    (map, bad)
+}
+
+/// Writes an assignment atomically.
+pub fn store(state_dir: &Path, name: &str, map: &Assignment) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (m, runs) in map {
+        for r in runs {
+            text.push_str(&format!("{m} {} {} {}\n", r.address, r.start, r.len));
+        }
+    }
+    write_atomic(&path(state_dir, name), &text)
+}
+
+/// Which blocks of one address are usable and which are taken.
+struct AddressBlocks {
+    usable: Vec<bool>,
+    taken: Vec<bool>,
+}
+
+impl AddressBlocks {
+    fn new(reserved: &[u16]) -> AddressBlocks {
+        let mut usable: Vec<bool> = (0..BLOCKS).map(|b| b >= FIRST_BLOCK).collect();
+        for &p in reserved {
+            usable[usize::from(p / BLOCK)] = false;
+        }
+        // 64,000 ports less 8 per reserved block, from the bottom up.
+        let reserved_blocks = usable[FIRST_BLOCK..].iter().filter(|u| !**u).count();
+        let cap = (PORTS_PER_ADDRESS / u32::from(BLOCK)) as usize - reserved_blocks;
+        let mut n = 0;
+        for u in usable.iter_mut() {
+            if *u {
+                n += 1;
+                *u = n <= cap;
+            }
+        }
+        AddressBlocks {
+            usable,
+            taken: vec![false; BLOCKS],
+        }
+    }
+    fn free(&self, b: usize) -> bool {
+        self.usable[b] && !self.taken[b]
+    }
+    fn free_ports(&self) -> u32 {
+        (FIRST_BLOCK..BLOCKS).filter(|&b| self.free(b)).count() as u32 * u32::from(BLOCK)
+    }
+    /// Takes `run`'s blocks if every one is free.
+    fn take(&mut self, run: &Run) -> bool {
+        if !run.start.is_multiple_of(BLOCK)
+            || !run.len.is_multiple_of(BLOCK)
+            || run.len == 0
+            || run.end() > 65536
+        {
+            return false;
+        }
+        let blocks = usize::from(run.start / BLOCK)..(run.end() / u32::from(BLOCK)) as usize;
+        if !blocks.clone().all(|b| self.free(b)) {
+            return false;
+        }
+        for b in blocks {
+            self.taken[b] = true;
+        }
+        true
+    }
+    /// The first run of `k` free consecutive blocks.
+    fn first_fit(&self, k: usize) -> Option<usize> {
+        let mut run = 0;
+        for b in FIRST_BLOCK..BLOCKS {
+            run = if self.free(b) { run + 1 } else { 0 };
+            if run == k {
+                return Some(b + 1 - k);
+            }
+        }
+        None
+    }
+}
+
+fn err(obj: &str, field: &str, reason: String) -> ConfigError {
+    ConfigError {
+        object: obj.to_string(),
+        field: field.to_string(),
+        reason,
+    }
+}
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// Ports rules use on `address` (their blocks are reserved).
+fn used_ports(cfg: &Config, address: IpAddr) -> Vec<u16> {
+    let on = |f: usize| cfg.frontends[f].address == address;
+    let mut ports: Vec<u16> = Vec::new();
+    for r in cfg.lb_rules.iter().filter(|r| on(r.frontend)) {
+        ports.push(r.frontend_port);
+    }
+    for r in cfg.nat_rules.iter().filter(|r| on(r.frontend)) {
+        ports.push(r.frontend_port);
+    }
+    for r in cfg.nat_pool_rules.iter().filter(|r| on(r.frontend)) {
+        let end = u32::from(r.frontend_port_start) + u32::from(r.max_members);
+        ports.extend((u32::from(r.frontend_port_start)..end.min(65536)).map(|p| p as u16));
+    }
+    ports
+}
+
+/// Checks every outbound rule's budget and assigns blocks. `previous` holds
+/// each rule's assignment so far (from the state directory or the running
+/// snapshot), by rule name. Every error names the rule and the numbers.
+pub fn plan(
+    cfg: &Config,
+    previous: &BTreeMap<String, Assignment>,
+) -> Result<Vec<RulePlan>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut spaces: BTreeMap<Ipv4Addr, AddressBlocks> = BTreeMap::new();
+    let mut plans = Vec::new();
+    for (ri, r) in cfg.outbound_rules.iter().enumerate() {
+        let obj = format!("outbound_rule \"{}\"", r.name);
+        let mut addresses = Vec::new();
+        for &f in &r.frontends {
+            let fe = &cfg.frontends[f];
+            let Some(a) = v4(fe.address) else {
+                errors.push(err(
+                    &obj,
+                    "frontends",
+                    format!(
+                        "frontend \"{}\" is IPv6; SNAT is IPv4 only for now",
+                        fe.name
+                    ),
+                ));
+                continue;
+            };
+            // An address that balances inbound flows serves SNAT only when
+            // its rules leave outbound to this rule.
+            for lb in cfg.lb_rules.iter().filter(|l| {
+                cfg.frontends[l.frontend].address == fe.address && !l.disable_outbound_snat
+            }) {
+                errors.push(err(
+                    &format!("lb_rule \"{}\"", lb.name),
+                    "disable_outbound_snat",
+                    format!(
+                        "frontend address {a} also serves outbound_rule \"{}\"; set \
+                         disable_outbound_snat = true on this rule",
+                        r.name
+                    ),
+                ));
+            }
+            spaces
+                .entry(a)
+                .or_insert_with(|| AddressBlocks::new(&used_ports(cfg, fe.address)));
+            addresses.push(a);
+        }
+        let pool = &cfg.pools[r.pool];
+        let ppm = match r.ports_per_member {
+            PortsPerMember::Auto => auto_ports(pool.members.len()),
+            PortsPerMember::Fixed(n) => n,
+        };
+        let members: Vec<IpAddr> = pool.members.iter().map(|m| m.address).collect();
+        if let Some(m) = members.iter().find(|m| m.is_ipv6()) {
+            errors.push(err(
+                &obj,
+                "pool",
+                format!("member {m} is IPv6; SNAT is IPv4 only for now"),
+            ));
+        }
+        let budget: u32 = addresses.iter().map(|a| spaces[a].free_ports()).sum();
+        let need = ppm as u64 * members.len() as u64;
+        if need > u64::from(budget) {
+            errors.push(err(
+                &obj,
+                "ports_per_member",
+                format!(
+                    "{} members x {ppm} ports = {need} ports do not fit the {budget} free ports \
+                     of its {} frontend address(es)",
+                    members.len(),
+                    addresses.len()
+                ),
+            ));
+            continue;
+        }
+        plans.push(RulePlan {
+            rule: ri,
+            name: r.name.clone(),
+            ports_per_member: ppm,
+            addresses,
+            members: Assignment::new(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    // Members that stay keep their runs, when those still fit; then the
+    // others take free blocks, in rule and member order.
+    for p in &mut plans {
+        let empty = Assignment::new();
+        let prev = previous.get(&p.name).unwrap_or(&empty);
+        let pool = &cfg.pools[cfg.outbound_rules[p.rule].pool];
+        for m in &pool.members {
+            let Some(runs) = prev.get(&m.address) else {
+                continue;
+            };
+            let total: u32 = runs.iter().map(|r| u32::from(r.len)).sum();
+            let fits = total == p.ports_per_member
+                && runs.iter().all(|r| p.addresses.contains(&r.address));
+            if !fits {
+                continue;
+            }
+            let mut taken = Vec::new();
+            let ok = runs.iter().all(|r| {
+                let s = spaces.get_mut(&r.address).expect("rule address");
+                let t = s.take(r);
+                if t {
+                    taken.push(*r);
+                }
+                t
+            });
+            if ok {
+                p.members.insert(m.address, runs.clone());
+            } else {
+                for r in taken {
+                    let s = spaces.get_mut(&r.address).expect("rule address");
+                    let first = usize::from(r.start / BLOCK);
+                    for b in first..first + usize::from(r.len / BLOCK) {
+                        s.taken[b] = false;
+                    }
+                }
+            }
+        }
+    }
+    for p in &mut plans {
+        let pool = &cfg.pools[cfg.outbound_rules[p.rule].pool];
+        for m in &pool.members {
+            if p.members.contains_key(&m.address) {
+                continue;
+            }
+            match allocate(&mut spaces, &p.addresses, p.ports_per_member) {
+                Some(runs) => {
+                    p.members.insert(m.address, runs);
+                }
+                None => errors.push(err(
+                    &format!("outbound_rule \"{}\"", p.name),
+                    "ports_per_member",
+                    format!(
+                        "no room for member {}'s {} ports on the rule's frontend addresses \
+                         (other outbound rules share them)",
+                        m.address, p.ports_per_member
+                    ),
+                )),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `ports` ports: one contiguous run on the first address with room, else
+/// free blocks in address order.
+fn allocate(
+    spaces: &mut BTreeMap<Ipv4Addr, AddressBlocks>,
+    addresses: &[Ipv4Addr],
+    ports: u32,
+) -> Option<Vec<Run>> {
+    let k = (ports / u32::from(BLOCK)) as usize;
+    for a in addresses {
+        let s = spaces.get_mut(a)?;
+        if let Some(b) = s.first_fit(k) {
+            let run = Run {
+                address: *a,
+                start: (b * usize::from(BLOCK)) as u16,
+                len: ports as u16,
+            };
+            s.take(&run);
+            return Some(vec![run]);
+        }
+    }
+    let free: u32 = addresses.iter().map(|a| spaces[a].free_ports()).sum();
+    if free < ports {
+        return None;
+    }
+    let mut runs: Vec<Run> = Vec::new();
+    let mut left = k;
+    for a in addresses {
+        let s = spaces.get_mut(a)?;
+        for b in FIRST_BLOCK..BLOCKS {
+            if left == 0 {
+                break;
+            }
+            if !s.free(b) {
+                continue;
+            }
+            s.taken[b] = true;
+            left -= 1;
+            let port = (b * usize::from(BLOCK)) as u16;
+            match runs.last_mut() {
+                Some(r) if r.address == *a && r.end() == u32::from(port) => r.len += BLOCK,
+                _ => runs.push(Run {
+                    address: *a,
+                    start: port,
+                    len: BLOCK,
+                }),
+            }
+        }
+    }
+    Some(runs)
+}
+
+#[cfg(test)]
+mod tests;
