@@ -27,6 +27,19 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         line(&format!("drop.{}", r.name()), total.dropped(*r));
     }
     line("drop.total", total.total_drops());
+    let services = shared.services.load();
+    let usage = sluice_core::lb::snat::usage(&shared.flows, &services.snat);
+    for (m, u) in services.snat.members.iter().zip(&usage) {
+        let rule = &services.snat.rules[usize::from(m.rule)].name;
+        let (ok, failed) = m.totals();
+        let p = format!("snat.{rule}.{}", m.address);
+        line(&format!("{p}.ok"), ok);
+        line(&format!("{p}.failed"), failed);
+        line(&format!("{p}.pending"), u.pending);
+        line(&format!("{p}.ports_allocated"), u64::from(m.ports));
+        line(&format!("{p}.ports_used_tcp"), u.tcp_ports);
+        line(&format!("{p}.ports_used_udp"), u.udp_ports);
+    }
     let n = control.neigh;
     for (k, v) in [
         ("neigh.requests", n.requests),

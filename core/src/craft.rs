@@ -152,6 +152,7 @@ impl Example {
             flows: &self.flows,
             frags: &self.frags,
             now,
+            worker: 0,
         }
     }
 }

@@ -25,27 +25,7 @@ pub const PORTS_PER_ADDRESS: u32 = 64_000;
 const FIRST_BLOCK: usize = (FIRST_PORT / BLOCK) as usize;
 const BLOCKS: usize = 65536 / BLOCK as usize;
 
-/// A run of SNAT ports on one public address: `start` and `len` are
-/// multiples of [`BLOCK`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Run {
-    /// Public address.
-    pub address: Ipv4Addr,
-    /// First port.
-    pub start: u16,
-    /// Ports.
-    pub len: u16,
-}
-
-impl Run {
-    /// True when `port` on `address` is in the run.
-    pub fn contains(&self, address: Ipv4Addr, port: u16) -> bool {
-        address == self.address && port >= self.start && u32::from(port) < self.end()
-    }
-    fn end(&self) -> u32 {
-        u32::from(self.start) + u32::from(self.len)
-    }
-}
+pub use sluice_core::lb::snat::Run;
 
 /// Member address -> its runs.
 pub type Assignment = BTreeMap<IpAddr, Vec<Run>>;

@@ -78,9 +78,18 @@ fn main() -> ExitCode {
 fn check_config(path: &std::path::Path) -> ExitCode {
     let loaded = Config::load(path).and_then(|c| {
         let (maps, _) = Services::load_nat_maps(&c, &c.control.state_dir);
-        Services::compile(&c, &|_, _| true, &maps)
-            .map(|_| c)
-            .map_err(sluice_core::config::ConfigErrors)
+        let (snat, _) = sluice_nat::load_assignments(&c, &c.control.state_dir);
+        let mut errors = Services::compile(&c, &|_, _| true, &maps)
+            .err()
+            .unwrap_or_default();
+        if let Err(e) = sluice_nat::blocks::plan(&c, &snat) {
+            errors.extend(e);
+        }
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(sluice_core::config::ConfigErrors(errors))
+        }
     });
     match loaded {
         Ok(c) => {
@@ -282,18 +291,44 @@ fn reload(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let maps = shared.services.load().nat_maps.clone();
-    let services = Services::compile(&cfg, &|_, _| true, &maps)
-        .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let running = shared.services.load();
+    let maps = running.nat_maps.clone();
+    let snat_prev = sluice_nat::assignments(&running.snat);
+    let compiled = Services::compile(&cfg, &|_, _| true, &maps);
+    let planned = sluice_nat::compile(&cfg, &snat_prev, cfg.dpdk.workers.len());
+    let (mut services, (snat, plans)) = match (compiled, planned) {
+        (Ok(s), Ok(p)) => (s, p),
+        (s, p) => {
+            let mut errors: Vec<String> = Vec::new();
+            for e in s.err().into_iter().chain(p.err()).flatten() {
+                errors.push(e.to_string());
+            }
+            return Err(errors);
+        }
+    };
+    services.snat = std::sync::Arc::new(snat);
     let dir = &cfg.control.state_dir;
     services
         .store_nat_maps(dir)
         .map_err(|e| vec![format!("writing NAT pool maps to {}: {e}", dir.display())])?;
+    sluice_nat::store(dir, &plans)
+        .map_err(|e| vec![format!("writing SNAT blocks to {}: {e}", dir.display())])?;
+    log_snat(&plans);
     log_nat_maps(&services);
     let n = services.services.len();
     control.reload(Dataplane::new(&cfg, macs), services);
     info!(services = n, "reload applied");
     Ok(cfg)
+}
+
+fn log_snat(plans: &[sluice_nat::blocks::RulePlan]) {
+    for p in plans {
+        for (member, runs) in &p.members {
+            for r in runs {
+                info!(rule = %p.name, %member, address = %r.address, first = r.start, ports = r.len, "SNAT ports");
+            }
+        }
+    }
 }
 
 fn log_nat_maps(services: &Services) {
@@ -312,15 +347,26 @@ fn compile_services(cfg: &Config) -> Result<Services> {
     for line in bad {
         warn!(state_dir = %dir.display(), line, "skipping an unreadable NAT pool map line");
     }
-    let services = Services::compile(cfg, &|_, _| true, &maps).map_err(|errs| {
+    let (snat_prev, bad) = sluice_nat::load_assignments(cfg, dir);
+    for (rule, line) in bad {
+        warn!(state_dir = %dir.display(), rule, line, "skipping an unreadable SNAT block line");
+    }
+    let fail = |errs: Vec<sluice_core::config::ConfigError>| {
         for e in &errs {
             tracing::error!("{e}");
         }
         anyhow::anyhow!("{} error(s) compiling the rules", errs.len())
-    })?;
+    };
+    let mut services = Services::compile(cfg, &|_, _| true, &maps).map_err(fail)?;
+    let (snat, plans) =
+        sluice_nat::compile(cfg, &snat_prev, cfg.dpdk.workers.len()).map_err(fail)?;
+    services.snat = std::sync::Arc::new(snat);
     services
         .store_nat_maps(dir)
         .with_context(|| format!("writing NAT pool maps to {}", dir.display()))?;
+    sluice_nat::store(dir, &plans)
+        .with_context(|| format!("writing SNAT blocks to {}", dir.display()))?;
+    log_snat(&plans);
     log_nat_maps(&services);
     info!(
         services = services.services.len(),

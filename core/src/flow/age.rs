@@ -9,7 +9,12 @@ use crate::wire::{checksum, ethernet, ipv4, tcp as wtcp, EtherType, IpProtocol, 
 
 /// True when `f` has idled out at tick `now` (ms).
 pub fn expired(f: &FlowInfo, now: u32, scale: u32) -> bool {
-    let limit = tcp::timeout(f.state, f.idle_timeout).as_millis() as u64 / u64::from(scale.max(1));
+    let t = if f.snat {
+        tcp::snat_timeout(f.state, f.idle_timeout)
+    } else {
+        tcp::timeout(f.state, f.idle_timeout)
+    };
+    let limit = t.as_millis() as u64 / u64::from(scale.max(1));
     u64::from(now.wrapping_sub(f.last_seen)) > limit
 }
 
@@ -54,6 +59,17 @@ impl Ager {
             let idx = self.pos;
             self.pos += 1;
             let Some(f) = t.info(idx) else { continue };
+            if f.snat && f.key[0].proto == 17 {
+                // A UDP SNAT flow keeps its cone mapping alive.
+                let cone = FlowKey {
+                    dport: 0,
+                    proto: crate::lb::snat::CONE,
+                    ..f.key[0]
+                };
+                if let Some((m, 0)) = t.lookup(&cone) {
+                    t.entry(m).refresh(f.last_seen);
+                }
+            }
             if expired(&f, now, scale) {
                 on_expired(&f);
                 if r.remove(t, idx) {
@@ -145,6 +161,7 @@ mod tests {
             member: 0,
             now: 0,
             generation: false,
+            snat: false,
         }
     }
 

@@ -160,6 +160,21 @@ pub const CLOSING_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a RST: long enough for a retransmitted RST to find the flow.
 pub const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// SNAT: a port is free again this long after a RST.
+pub const SNAT_RESET_TIMEOUT: Duration = Duration::from_secs(15);
+/// SNAT: a port is free again this long after both FINs.
+pub const SNAT_CLOSING_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// [`timeout`] for outbound SNAT flows, whose end frees a public port: the
+/// release timers of SPEC.md.
+pub fn snat_timeout(state: State, idle: Duration) -> Duration {
+    match state {
+        Closing => SNAT_CLOSING_TIMEOUT,
+        Reset => SNAT_RESET_TIMEOUT,
+        _ => timeout(state, idle),
+    }
+}
+
 /// How long a flow in `state` may idle; `idle` is its rule's idle timeout.
 pub fn timeout(state: State, idle: Duration) -> Duration {
     match state {

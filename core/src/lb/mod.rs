@@ -12,6 +12,7 @@ mod security;
 
 pub use maglev::{flow_hash, Maglev};
 pub use security::Security;
+pub mod snat;
 
 use crate::config::{
     AdminState, AllDown, Config, ConfigError, Distribution, FrontendKind, Protocol,
@@ -32,6 +33,9 @@ use std::time::Duration;
 pub struct Carry {
     /// By old service id: the new id and, by old member index, the new one.
     map: Vec<Option<(u16, Vec<Option<u16>>)>>,
+    /// By old SNAT member index: the new one (same rule name, address and
+    /// ports).
+    snat: Vec<Option<u16>>,
 }
 
 impl Carry {
@@ -71,12 +75,26 @@ impl Carry {
                 Some((n as u16, remap))
             })
             .collect();
-        Carry { map }
+        let snat = old
+            .snat
+            .members
+            .iter()
+            .map(|m| {
+                let name = &old.snat.rules[usize::from(m.rule)].name;
+                let n = new.snat.find(name, m.address)?;
+                (new.snat.members[usize::from(n)].runs == m.runs).then_some(n)
+            })
+            .collect();
+        Carry { map, snat }
     }
 
     /// The new (rule, member) of a flow of old `rule` and `member`; `None`
     /// when the flow should end.
     pub fn get(&self, rule: u16, member: u16) -> Option<(u16, u16)> {
+        if rule >= snat::RULE_BASE {
+            let n = (*self.snat.get(usize::from(rule - snat::RULE_BASE))?)?;
+            return Some((snat::RULE_BASE + n, member));
+        }
         let (n, members) = self.map.get(usize::from(rule))?.as_ref()?;
         Some((*n, (*members.get(usize::from(member))?)?))
     }
@@ -153,6 +171,8 @@ pub struct Services {
     /// rule and member ids, so a reload can tell ids of the old snapshot
     /// from ids of the new one. Set by whoever publishes the snapshot.
     pub generation: bool,
+    /// Outbound rules and their members' ports (built by `sluice-nat`).
+    pub snat: std::sync::Arc<snat::Snat>,
 }
 
 fn v4(a: IpAddr) -> Option<Ipv4Addr> {

@@ -90,6 +90,16 @@ named_enum! {
         TtlExceeded => "ttl_exceeded",
         /// An ICMP error about no tracked flow.
         IcmpNoFlow => "icmp_no_flow",
+        /// From the internal side to off the internal network, from an
+        /// address no outbound rule covers.
+        EgressDenied => "egress_denied",
+        /// Leaving from a member whose outbound rule does not cover the
+        /// protocol (other than TCP/UDP, or not the rule's).
+        SnatProtocol => "snat_protocol",
+        /// A new outbound flow found every port of its member's slice busy.
+        SnatExhausted => "snat_exhausted",
+        /// To a public SNAT address with no flow or cone mapping for it.
+        SnatNoMapping => "snat_no_mapping",
 
     }
 }
@@ -121,6 +131,8 @@ named_enum! {
         Bursts => "bursts",
         /// Flows created.
         FlowsCreated => "flows_created",
+        /// Outbound SNAT flows created (included in `flows_created`).
+        SnatCreated => "snat_created",
         /// Packets forwarded through a flow.
         Forwarded => "forwarded",
         /// ICMP errors translated for a flow.

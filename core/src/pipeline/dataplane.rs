@@ -63,6 +63,8 @@ pub struct Dataplane {
     gateway_v6: Option<(PortIndex, IpAddr)>,
     /// IPv4 connected subnets as (network, mask, port), longest first.
     routes_v4: Vec<(u32, u32, PortIndex)>,
+    /// IPv4 subnets of internal ports as (network, mask).
+    internal_v4: Vec<(u32, u32)>,
     internal_nets: Vec<IpNet>,
     owned: Vec<IpAddr>,
 }
@@ -132,8 +134,14 @@ impl Dataplane {
             .collect();
         // Longest prefix first; among equals the first port, as `route`.
         routes_v4.sort_by_key(|r| std::cmp::Reverse(r.3));
+        let internal_v4 = routes_v4
+            .iter()
+            .filter(|r| ports[usize::from(r.2)].role == Role::Internal)
+            .map(|r| (r.0, r.1))
+            .collect();
         Dataplane {
             ports,
+            internal_v4,
             routes_v4: routes_v4
                 .into_iter()
                 .map(|(n, m, p, _)| (n, m, p))
@@ -177,6 +185,14 @@ impl Dataplane {
             Some((port, IpAddr::V4(g))) => Some((port, g)),
             _ => None,
         }
+    }
+
+    /// True when `a` is on an internal port's subnet: traffic to it stays
+    /// on the internal network (no SNAT).
+    #[inline]
+    pub fn is_internal_v4(&self, a: Ipv4Addr) -> bool {
+        let a = u32::from(a);
+        self.internal_v4.iter().any(|&(n, m)| a & m == n)
     }
 
     /// True when `a` is one of Sluice's addresses, on any port.

@@ -13,8 +13,8 @@ use crate::wire::{checksum, ethernet, icmpv4, ipv4, IpProtocol, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
 const ETH: usize = ethernet::HEADER_LEN;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+pub(super) const TCP: u8 = 6;
+pub(super) const UDP: u8 = 17;
 const ICMP: u8 = 1;
 
 /// Offsets of fields in the IPv4 header.
@@ -38,11 +38,11 @@ fn rd32(b: &[u8], at: usize) -> u32 {
 
 /// What the L4 header told us.
 #[derive(Clone, Copy)]
-struct L4 {
+pub(super) struct L4 {
     sport: u16,
     dport: u16,
     /// TCP only: flags, sequence number and the sequence after this segment.
-    flags: tcp::Class,
+    pub(super) flags: tcp::Class,
     seq_end: u32,
 }
 
@@ -213,7 +213,8 @@ pub(super) fn ipv4_input(
         if owned {
             return host::ipv4_input(cx, rx_port, room, len, c);
         }
-        return Fate::Drop(DropReason::NoRule);
+        // ICMP is never balanced, and outbound rules carry TCP and UDP.
+        return Fate::Drop(super::outbound::not_forwarded(cx, rx_port, src, dst, false));
     }
     if !ip.verify_checksum() {
         return Fate::Drop(DropReason::Ipv4BadChecksum);
@@ -246,8 +247,8 @@ pub(super) fn ipv4_input(
         Some(found) => found,
         // A frontend takes flows on whichever port they arrive (an internal
         // frontend is often reached through a route via Sluice).
-        None => match new_flow(cx, &key, owned, first_fragment, l4, c) {
-            Ok(idx) => (idx, 0),
+        None => match new_flow(cx, rx_port, &key, owned, first_fragment, l4, c) {
+            Ok(found) => found,
             Err(reason) => return Fate::Drop(reason),
         },
     };
@@ -278,22 +279,22 @@ pub(super) fn ipv4_input(
 /// at SynSent, so the SYN itself then applies as no change.
 fn new_flow(
     cx: Context<'_>,
+    rx_port: PortIndex,
     key: &FlowKey,
     owned: bool,
     fragment: bool,
     l4: L4,
     c: &mut Counters,
-) -> Result<u32, DropReason> {
+) -> Result<(u32, usize), DropReason> {
     let proto = key.proto;
     let Some((sid, svc)) = cx
         .services
         .lookup(key.dst, IpProtocol::from(proto), key.dport)
     else {
-        return Err(if owned {
-            DropReason::NoService
-        } else {
-            DropReason::NoRule
-        });
+        if fragment {
+            return Err(DropReason::Fragment);
+        }
+        return super::outbound::no_service(cx, rx_port, key, owned, &l4, c);
     };
     if fragment && !svc.ha_ports {
         return Err(DropReason::Fragment);
@@ -344,10 +345,11 @@ fn new_flow(
         member,
         now: cx.now,
         generation: cx.services.generation,
+        snat: false,
     };
     let idx = cx.flows.insert(&f).map_err(|_| DropReason::FlowTableFull)?;
     c.add(Stat::FlowsCreated, 1);
-    Ok(idx)
+    Ok((idx, 0))
 }
 
 /// Rewrites a tracked flow's packet in place and sends it on.

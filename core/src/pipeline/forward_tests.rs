@@ -38,6 +38,11 @@ struct Out {
 }
 
 fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> Out {
+    send_on(ex, port, frame, 0)
+}
+
+/// [`send`] as worker `worker` (its slice of SNAT ports).
+fn send_on(ex: &Example, port: PortIndex, frame: Vec<u8>, worker: usize) -> Out {
     struct Nop;
     impl Slowpath for Nop {
         fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
@@ -49,7 +54,11 @@ fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> Out {
     let mut room = frame;
     room.resize(2048, 0);
     let mut c = Counters::default();
-    let fate = process(ex.cx(&n, 7), port, &mut room, len, &mut Nop, &mut c);
+    let cx = Context {
+        worker,
+        ..ex.cx(&n, 7)
+    };
+    let fate = process(cx, port, &mut room, len, &mut Nop, &mut c);
     room.truncate(len);
     Out {
         fate,
@@ -157,7 +166,11 @@ fn tcp_without_a_flow_and_denied_ports_are_dropped_silently() {
         c,
         b"x",
     );
-    assert_eq!(send(&ex, INT, stray).fate, Fate::Drop(DropReason::NoRule));
+    // Headed off the internal network, and no outbound rule covers b1.
+    assert_eq!(
+        send(&ex, INT, stray).fate,
+        Fate::Drop(DropReason::EgressDenied)
+    );
     assert!(ex.flows.is_empty());
 }
 
@@ -399,3 +412,6 @@ fn fragments_to_other_rules_are_dropped() {
     );
     assert!(ex.flows.is_empty());
 }
+
+#[path = "outbound_tests.rs"]
+mod outbound;

@@ -13,6 +13,7 @@ mod counters;
 mod dataplane;
 mod forward;
 mod host;
+mod outbound;
 
 pub use counters::{Counters, DropReason, SharedCounters, Stat};
 pub use dataplane::{Dataplane, PortView};
@@ -89,6 +90,8 @@ pub struct Context<'a> {
     pub frags: &'a FragTable,
     /// Coarse clock (ms) for last-seen ticks.
     pub now: u32,
+    /// Index of the worker processing the burst (its slice of SNAT ports).
+    pub worker: usize,
 }
 
 /// Processes one frame received on `rx_port`.

@@ -204,6 +204,7 @@ impl ControlPlane {
             flows: &shared.flows,
             frags: &shared.frags,
             now: now.as_millis() as u32,
+            worker: 0,
         };
         let mut busy = false;
         for _ in 0..self.fragments.len() {

@@ -59,6 +59,7 @@ impl Worker {
                 flows: &shared.flows,
                 frags: &shared.frags,
                 now: shared.now_ms.load(Ordering::Relaxed),
+                worker: self.index,
             };
             let mut busy = false;
             for (port, q) in &mut self.rx {

@@ -37,8 +37,8 @@ pub struct Entry {
     key: [[AtomicU64; 2]; 2],
     /// Next hop per direction (direction 1 in the high half).
     next_hop: AtomicU64,
-    /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 6 generation, 16..32 idle
-    /// timeout (s).
+    /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 6 generation, 7 SNAT,
+    /// 16..32 idle timeout (s).
     state: AtomicU32,
     /// Coarse tick (ms) of the last packet; written only when it changes.
     last_seen: AtomicU32,
@@ -57,6 +57,8 @@ pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 const LIVE: u32 = 1 << 5;
 /// Which rules snapshot (generation parity) the rule and member ids are of.
 const GENERATION: u32 = 1 << 6;
+/// An outbound SNAT flow (or cone mapping): its own release timers.
+const SNAT: u32 = 1 << 7;
 const TCP_RESET: u32 = 1 << 4;
 
 /// [`Rewrite`] as packet words.
@@ -128,6 +130,22 @@ impl Entry {
         }
     }
 
+    /// The key packets of direction `dir` carry.
+    #[inline]
+    pub fn key(&self, dir: usize) -> FlowKey {
+        let k = &self.key[dir & 1];
+        FlowKey::from_words(k[0].load(Relaxed), k[1].load(Relaxed))
+    }
+
+    /// Moves the last-seen tick forward to `tick` (control: a cone mapping
+    /// lives as long as the flows that use it).
+    pub fn refresh(&self, tick: u32) {
+        let cur = self.last_seen.load(Relaxed);
+        if (tick.wrapping_sub(cur) as i32) > 0 {
+            self.last_seen.store(tick, Relaxed);
+        }
+    }
+
     /// The service (rule) that created the flow.
     #[inline]
     pub fn rule(&self) -> u16 {
@@ -191,6 +209,7 @@ impl Entry {
             state: State::from_bits(st),
             tcp_reset: st & TCP_RESET != 0,
             generation: st & GENERATION != 0,
+            snat: st & SNAT != 0,
             idle_timeout: Duration::from_secs(u64::from(st >> 16)),
             last_seen: self.last_seen.load(Relaxed),
             rule: meta as u16,
@@ -229,6 +248,8 @@ pub struct NewFlow {
     pub now: u32,
     /// Generation parity of the rules snapshot `rule` and `member` are of.
     pub generation: bool,
+    /// An outbound SNAT flow or cone mapping.
+    pub snat: bool,
 }
 
 /// A decoded copy of an entry, for the control thread.
@@ -244,6 +265,8 @@ pub struct FlowInfo {
     pub tcp_reset: bool,
     /// Generation parity of the rules snapshot of `rule` and `member`.
     pub generation: bool,
+    /// An outbound SNAT flow or cone mapping.
+    pub snat: bool,
     /// The rule's idle timeout.
     pub idle_timeout: Duration,
     /// Tick of the last packet.
@@ -488,8 +511,9 @@ impl FlowTable {
         let secs = f.idle_timeout.as_secs().min(u64::from(u16::MAX)) as u32;
         let reset = if f.tcp_reset { TCP_RESET } else { 0 };
         let generation = if f.generation { GENERATION } else { 0 };
+        let snat = if f.snat { SNAT } else { 0 };
         e.state.store(
-            f.state as u32 | reset | LIVE | generation | secs << 16,
+            f.state as u32 | reset | LIVE | generation | snat | secs << 16,
             Relaxed,
         );
         e.last_seen.store(f.now, Relaxed);

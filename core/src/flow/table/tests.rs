@@ -35,6 +35,7 @@ fn flow(i: u32) -> NewFlow {
         member: (i % 7) as u16,
         now: 5,
         generation: false,
+        snat: false,
     }
 }
 

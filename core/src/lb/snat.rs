@@ -1,0 +1,260 @@
+//! Outbound SNAT as the data path reads it: which members may leave the
+//! internal network through which outbound rule, the public ports each
+//! member holds, and per-member counters. `sluice-nat` computes the port
+//! blocks (budget, allocation, persistence) and builds this; workers only
+//! read it, through the rules snapshot.
+//!
+//! A new outbound flow takes a public port from its member's ports that
+//! belong to the worker handling it (index `i` of the member's ports with
+//! `i % workers == worker`), so workers never contend for a port. The flow
+//! table itself says which ports are in use: a TCP port is free for a
+//! destination (address, port) when the reply key of that 5-tuple is not in
+//! the table; a UDP port is free for a destination address when no cone
+//! mapping for (destination, public address, port) is.
+
+use crate::fxmap::FxMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// A run of SNAT ports on one public address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Run {
+    /// Public address.
+    pub address: Ipv4Addr,
+    /// First port.
+    pub start: u16,
+    /// Ports.
+    pub len: u16,
+}
+
+impl Run {
+    /// True when `port` on `address` is in the run.
+    pub fn contains(&self, address: Ipv4Addr, port: u16) -> bool {
+        address == self.address && port >= self.start && u32::from(port) < self.end()
+    }
+    /// One past the last port.
+    pub fn end(&self) -> u32 {
+        u32::from(self.start) + u32::from(self.len)
+    }
+}
+
+/// Protocol number of the table entries that hold UDP cone mappings
+/// (253: reserved for experimentation, RFC 3692). Their keys carry port 0
+/// where a packet's would carry the remote port, so no packet matches one.
+pub const CONE: u8 = 253;
+
+/// Flows of SNAT members record `RULE_BASE + member index` as their rule.
+pub const RULE_BASE: u16 = 0x8000;
+
+/// One outbound rule.
+#[derive(Debug, Clone)]
+pub struct SnatRule {
+    /// Rule name.
+    pub name: String,
+    /// Covers TCP.
+    pub tcp: bool,
+    /// Covers UDP.
+    pub udp: bool,
+    /// Idle timeout of its flows.
+    pub idle_timeout: Duration,
+    /// RST both ends of an established TCP flow that idles out.
+    pub tcp_reset: bool,
+}
+
+/// What one worker counted for one member.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct MemberCounters {
+    /// New flows that got a port.
+    pub ok: AtomicU64,
+    /// New flows that found every port of the worker's slice in use.
+    pub failed: AtomicU64,
+}
+
+/// One member of an outbound rule's pool.
+#[derive(Debug)]
+pub struct SnatMember {
+    /// Index in [`Snat::rules`].
+    pub rule: u16,
+    /// Member address.
+    pub address: Ipv4Addr,
+    /// Its public ports.
+    pub runs: Vec<Run>,
+    /// Ports in all runs.
+    pub ports: u32,
+    /// Per worker.
+    pub counters: Box<[MemberCounters]>,
+}
+
+impl SnatMember {
+    /// Port `i` of the member's ports (0..ports), in run order.
+    #[inline]
+    pub fn port_at(&self, mut i: u32) -> Option<(Ipv4Addr, u16)> {
+        for r in &self.runs {
+            if i < u32::from(r.len) {
+                return Some((r.address, r.start + i as u16));
+            }
+            i -= u32::from(r.len);
+        }
+        None
+    }
+
+    /// True when `port` on `address` is one of the member's.
+    pub fn holds(&self, address: Ipv4Addr, port: u16) -> bool {
+        self.runs.iter().any(|r| r.contains(address, port))
+    }
+
+    /// Sums of the workers' counters: (ok, failed).
+    pub fn totals(&self) -> (u64, u64) {
+        self.counters.iter().fold((0, 0), |(o, f), c| {
+            (o + c.ok.load(Relaxed), f + c.failed.load(Relaxed))
+        })
+    }
+}
+
+/// Every outbound rule of a snapshot.
+#[derive(Debug, Default)]
+pub struct Snat {
+    /// Outbound rules.
+    pub rules: Vec<SnatRule>,
+    /// Members of their pools.
+    pub members: Vec<SnatMember>,
+    /// (member address << 8 | protocol) -> index in `members`.
+    by_member: FxMap<u64, u16>,
+    /// Member addresses with any outbound rule.
+    any_rule: FxMap<u32, ()>,
+    /// Public addresses SNAT uses.
+    public: FxMap<u32, ()>,
+    /// Workers that share each member's ports.
+    workers: u32,
+}
+
+impl Snat {
+    /// Outbound rules and their members, for `workers` workers (each
+    /// member's counters are per worker).
+    pub fn new(
+        rules: Vec<SnatRule>,
+        members: Vec<(u16, Ipv4Addr, Vec<Run>)>,
+        workers: usize,
+    ) -> Snat {
+        let workers = workers.max(1);
+        let mut s = Snat {
+            workers: workers as u32,
+            ..Snat::default()
+        };
+        for (rule, address, runs) in members {
+            let r = &rules[usize::from(rule)];
+            let idx = s.members.len() as u16;
+            for (on, proto) in [(r.tcp, 6u8), (r.udp, 17u8)] {
+                if on {
+                    s.by_member
+                        .insert(u64::from(u32::from(address)) << 8 | u64::from(proto), idx);
+                }
+            }
+            s.any_rule.insert(u32::from(address), ());
+            for run in &runs {
+                s.public.insert(u32::from(run.address), ());
+            }
+            s.members.push(SnatMember {
+                rule,
+                address,
+                ports: runs.iter().map(|r| u32::from(r.len)).sum(),
+                runs,
+                counters: (0..workers).map(|_| MemberCounters::default()).collect(),
+            });
+        }
+        s.rules = rules;
+        s
+    }
+
+    /// Workers the ports are split between.
+    pub fn workers(&self) -> u32 {
+        self.workers
+    }
+
+    /// The member entry that SNATs `proto` (6 or 17) from `src`.
+    #[inline]
+    pub fn member(&self, src: Ipv4Addr, proto: u8) -> Option<(u16, &SnatMember)> {
+        let &i = self
+            .by_member
+            .get(&(u64::from(u32::from(src)) << 8 | u64::from(proto)))?;
+        Some((i, &self.members[usize::from(i)]))
+    }
+
+    /// True when some outbound rule covers `src` (for any protocol).
+    #[inline]
+    pub fn has_rule(&self, src: Ipv4Addr) -> bool {
+        self.any_rule.contains_key(&u32::from(src))
+    }
+
+    /// True when `a` is a public address SNAT uses.
+    #[inline]
+    pub fn is_public(&self, a: Ipv4Addr) -> bool {
+        self.public.contains_key(&u32::from(a))
+    }
+
+    /// Member `i`.
+    pub fn get(&self, i: u16) -> Option<&SnatMember> {
+        self.members.get(usize::from(i))
+    }
+
+    /// Index of the member of rule `name` at `address`.
+    pub fn find(&self, name: &str, address: Ipv4Addr) -> Option<u16> {
+        self.members
+            .iter()
+            .position(|m| m.address == address && self.rules[usize::from(m.rule)].name == name)
+            .map(|i| i as u16)
+    }
+}
+
+/// What a member's flows hold now, counted by control from the table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Public ports used by TCP flows.
+    pub tcp_ports: u64,
+    /// Public ports held by UDP cone mappings.
+    pub udp_ports: u64,
+    /// TCP flows whose handshake has not completed.
+    pub pending: u64,
+}
+
+/// Per member of `snat` (same order), what the live flows of `flows` use.
+/// A walk over the table: for the control thread (reports, metrics).
+pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> Vec<Usage> {
+    use crate::flow::tcp::State;
+    let mut ports: Vec<[std::collections::HashSet<(Ipv4Addr, u16)>; 2]> =
+        snat.members.iter().map(|_| Default::default()).collect();
+    let mut out = vec![Usage::default(); snat.members.len()];
+    for idx in 0..flows.high_water() {
+        let Some(f) = flows.info(idx) else { continue };
+        if !f.snat || f.rule < RULE_BASE {
+            continue;
+        }
+        let mi = usize::from(f.rule - RULE_BASE);
+        let Some(m) = snat.members.get(mi) else {
+            continue;
+        };
+        let public = (f.key[1].dst, f.key[1].dport);
+        if !m.holds(public.0, public.1) {
+            continue; // a flow of the previous snapshot not carried yet
+        }
+        match f.key[0].proto {
+            6 => {
+                ports[mi][0].insert(public);
+                if matches!(f.state, State::SynSent | State::SynRecv) {
+                    out[mi].pending += 1;
+                }
+            }
+            CONE => {
+                ports[mi][1].insert(public);
+            }
+            _ => {}
+        }
+    }
+    for (u, p) in out.iter_mut().zip(&ports) {
+        u.tcp_ports = p[0].len() as u64;
+        u.udp_ports = p[1].len() as u64;
+    }
+    out
+}

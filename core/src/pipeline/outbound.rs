@@ -1,0 +1,293 @@
+//! Outbound SNAT in the pipeline: a new flow from the internal side to an
+//! address off the internal network leaves from a public port of its
+//! member's blocks when an outbound rule covers the member and protocol,
+//! and is dropped otherwise; a UDP datagram to a public port from a new
+//! port of an address the port's cone mapping was made for gets in.
+//!
+//! The flow table is the port allocator: see `lb::snat`.
+
+use super::forward::{L4, TCP, UDP};
+use super::{Context, Counters, DropReason, Stat};
+use crate::config::{Direction, Role};
+use crate::flow::{hash_words, tcp, FlowKey, NewFlow};
+use crate::lb::snat::{SnatMember, CONE, RULE_BASE};
+use crate::neigh::PortIndex;
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Ports tried per new flow at most before it fails as exhausted: bounds
+/// the work a member whose ports are all busy towards one destination can
+/// cause per packet.
+pub const MAX_PROBES: u32 = 4096;
+
+/// A new flow no inbound rule serves: SNAT, a cone reply, or the drop that
+/// says why not. `Ok` is (entry, direction of this packet).
+pub(super) fn no_service(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    key: &FlowKey,
+    owned: bool,
+    l4: &L4,
+    c: &mut Counters,
+) -> Result<(u32, usize), DropReason> {
+    let snat = &cx.services.snat;
+    if snat.is_public(key.dst) {
+        if key.proto == UDP {
+            return cone_reply(cx, key, c);
+        }
+        return Err(DropReason::SnatNoMapping);
+    }
+    if !owned && leaves(cx, rx_port, key.dst) && (key.proto == TCP || key.proto == UDP) {
+        if let Some((mi, m)) = snat.member(key.src, key.proto) {
+            return snat_flow(cx, key, l4, mi, m, c);
+        }
+    }
+    Err(not_forwarded(cx, rx_port, key.src, key.dst, owned))
+}
+
+/// From the internal side to an address off the internal network.
+#[inline]
+fn leaves(cx: Context<'_>, rx_port: PortIndex, dst: Ipv4Addr) -> bool {
+    cx.dataplane.ports[usize::from(rx_port)].role == Role::Internal
+        && !cx.dataplane.is_internal_v4(dst)
+}
+
+/// Why a packet that creates no flow is dropped: leaving without an
+/// outbound rule for it (`egress_denied`, or `snat_protocol` when the
+/// member's rule does not cover the protocol), for Sluice with no service
+/// there, or for no one.
+pub(super) fn not_forwarded(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    owned: bool,
+) -> DropReason {
+    if owned {
+        DropReason::NoService
+    } else if !leaves(cx, rx_port, dst) {
+        DropReason::NoRule
+    } else if cx.services.snat.has_rule(src) {
+        DropReason::SnatProtocol
+    } else {
+        DropReason::EgressDenied
+    }
+}
+
+/// The cone mapping key of a member's (address, port) towards `remote`
+/// (direction 0), and of `remote` towards the public (address, port)
+/// (direction 1).
+fn cone_keys(member: (Ipv4Addr, u16), remote: Ipv4Addr, public: (Ipv4Addr, u16)) -> [FlowKey; 2] {
+    [
+        FlowKey {
+            src: member.0,
+            dst: remote,
+            sport: member.1,
+            dport: 0,
+            proto: CONE,
+        },
+        FlowKey {
+            src: remote,
+            dst: public.0,
+            sport: 0,
+            dport: public.1,
+            proto: CONE,
+        },
+    ]
+}
+
+/// The cone mapping of an outbound UDP flow's key, if one exists: its
+/// public (address, port).
+pub fn cone_of(cx: Context<'_>, k: &FlowKey) -> Option<(u32, Ipv4Addr, u16)> {
+    let probe = cone_keys((k.src, k.sport), k.dst, (Ipv4Addr::UNSPECIFIED, 0))[0];
+    let (idx, dir) = cx.flows.lookup(&probe)?;
+    (dir == 0).then_some(())?;
+    let public = cx.flows.entry(idx).key(1);
+    Some((idx, public.dst, public.dport))
+}
+
+/// A free public port of member `m` in this worker's slice for `key`'s
+/// destination: for TCP, no flow has the public 5-tuple; for UDP, no cone
+/// mapping holds (destination address, public address, port).
+fn pick(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(Ipv4Addr, u16)> {
+    let n = cx.services.snat.workers();
+    let w = (cx.worker as u32) % n;
+    if m.ports <= w {
+        return None;
+    }
+    let slice = (m.ports - 1 - w) / n + 1;
+    let (a, b) = (
+        u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst)),
+        u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto),
+    );
+    let start = ((hash_words(a, b) >> 32) as u32) % slice;
+    for j in 0..slice.min(MAX_PROBES) {
+        let i = w + n * ((start + j) % slice);
+        let (pa, pp) = m.port_at(i)?;
+        let probe = if key.proto == UDP {
+            cone_keys((key.src, key.sport), key.dst, (pa, pp))[1]
+        } else {
+            FlowKey {
+                src: key.dst,
+                dst: pa,
+                sport: key.dport,
+                dport: pp,
+                proto: key.proto,
+            }
+        };
+        if cx.flows.lookup(&probe).is_none() {
+            return Some((pa, pp));
+        }
+    }
+    None
+}
+
+/// Inserts the SNAT flow of `key` leaving from (`pa`, `pp`).
+fn insert(
+    cx: Context<'_>,
+    key: &FlowKey,
+    (pa, pp): (Ipv4Addr, u16),
+    mi: u16,
+    m: &SnatMember,
+    state: tcp::State,
+) -> Result<u32, DropReason> {
+    let rule = &cx.services.snat.rules[usize::from(m.rule)];
+    let reply = FlowKey {
+        src: key.dst,
+        dst: pa,
+        sport: key.dport,
+        dport: pp,
+        proto: key.proto,
+    };
+    let (Some((p0, nh0)), Some((p1, nh1))) = (
+        cx.dataplane.route_v4(key.dst),
+        cx.dataplane.route_v4(key.src),
+    ) else {
+        return Err(DropReason::NoRoute);
+    };
+    let f = NewFlow {
+        key: [*key, reply],
+        egress: [p0, p1],
+        next_hop: [nh0, nh1],
+        state,
+        tcp_reset: rule.tcp_reset,
+        idle_timeout: rule.idle_timeout,
+        rule: RULE_BASE + mi,
+        member: 0,
+        now: cx.now,
+        generation: cx.services.generation,
+        snat: true,
+    };
+    cx.flows.insert(&f).map_err(|_| DropReason::FlowTableFull)
+}
+
+/// A new flow from a member that an outbound rule covers.
+fn snat_flow(
+    cx: Context<'_>,
+    key: &FlowKey,
+    l4: &L4,
+    mi: u16,
+    m: &SnatMember,
+    c: &mut Counters,
+) -> Result<(u32, usize), DropReason> {
+    if key.proto == TCP && l4.flags != tcp::Class::Syn {
+        return Err(DropReason::TcpNoFlow);
+    }
+    if !cx.services.security.allows(
+        Direction::Outbound,
+        key.src,
+        key.dst,
+        key.proto,
+        key.dport,
+        true,
+    ) {
+        return Err(DropReason::SecurityDeny);
+    }
+    let counters = &m.counters[cx.worker % m.counters.len()];
+    let existing = if key.proto == UDP {
+        cone_of(cx, key).map(|(_, a, p)| (a, p))
+    } else {
+        None
+    };
+    let public = match existing.or_else(|| pick(cx, key, m)) {
+        Some(p) => p,
+        None => {
+            counters
+                .failed
+                .store(counters.failed.load(Relaxed) + 1, Relaxed);
+            return Err(DropReason::SnatExhausted);
+        }
+    };
+    if key.proto == UDP && existing.is_none() {
+        let rule = &cx.services.snat.rules[usize::from(m.rule)];
+        let (Some((p0, nh0)), Some((p1, nh1))) = (
+            cx.dataplane.route_v4(key.dst),
+            cx.dataplane.route_v4(key.src),
+        ) else {
+            return Err(DropReason::NoRoute);
+        };
+        let mapping = NewFlow {
+            key: cone_keys((key.src, key.sport), key.dst, public),
+            egress: [p0, p1],
+            next_hop: [nh0, nh1],
+            state: tcp::State::Other,
+            tcp_reset: false,
+            idle_timeout: rule.idle_timeout,
+            rule: RULE_BASE + mi,
+            member: 0,
+            now: cx.now,
+            generation: cx.services.generation,
+            snat: true,
+        };
+        cx.flows
+            .insert(&mapping)
+            .map_err(|_| DropReason::FlowTableFull)?;
+    }
+    let state = if key.proto == TCP {
+        tcp::State::SynSent
+    } else {
+        tcp::State::Other
+    };
+    let idx = insert(cx, key, public, mi, m, state)?;
+    counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
+    c.add(Stat::FlowsCreated, 1);
+    c.add(Stat::SnatCreated, 1);
+    Ok((idx, 0))
+}
+
+/// UDP to a public SNAT port from a port of an address whose cone mapping
+/// holds that port: a new flow to the mapping's member. From any other
+/// address: dropped.
+fn cone_reply(
+    cx: Context<'_>,
+    key: &FlowKey,
+    c: &mut Counters,
+) -> Result<(u32, usize), DropReason> {
+    let probe = cone_keys((Ipv4Addr::UNSPECIFIED, 0), key.src, (key.dst, key.dport))[1];
+    let Some((idx, 1)) = cx.flows.lookup(&probe) else {
+        return Err(DropReason::SnatNoMapping);
+    };
+    let e = cx.flows.entry(idx);
+    let mi = e.rule().wrapping_sub(RULE_BASE);
+    let Some(m) = cx.services.snat.get(mi) else {
+        return Err(DropReason::SnatNoMapping);
+    };
+    let member = e.key(0);
+    let original = FlowKey {
+        src: member.src,
+        dst: key.src,
+        sport: member.sport,
+        dport: key.sport,
+        proto: UDP,
+    };
+    let idx = insert(
+        cx,
+        &original,
+        (key.dst, key.dport),
+        mi,
+        m,
+        tcp::State::Other,
+    )?;
+    c.add(Stat::FlowsCreated, 1);
+    Ok((idx, 1))
+}
