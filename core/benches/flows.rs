@@ -7,6 +7,9 @@
 //! - `new_flows`: SYNs of flows never seen: rule match, security, Maglev
 //!   pick, insert under both keys, rewrite. The table is refilled outside
 //!   the timing when it gets full.
+//! - `snat_established_1m`, `snat_new_flows_1000_members`: the same for
+//!   outbound SNAT flows from 1,000 members (64 ports each) arriving on the
+//!   internal port.
 //! - Memory per flow (entries + buckets) at 1M and 16M flows is printed.
 //!
 //! Run: `cargo bench -p sluice-core --bench flows`
@@ -21,9 +24,121 @@ use sluice_core::pipeline::{process_burst, Counters, Fate};
 use sluice_core::wire::tcp;
 use std::time::{Duration, Instant};
 
-fn run(ex: &Example, n: &NeighView, frames: &mut [(Vec<u8>, usize)], fates: &mut [Fate]) {
+type Frames = Vec<(Vec<u8>, usize)>;
+
+fn run(
+    ex: &Example,
+    n: &NeighView,
+    port: u16,
+    frames: &mut [(Vec<u8>, usize)],
+    fates: &mut [Fate],
+) {
     let mut c = Counters::default();
-    process_burst(ex.cx(n, 1), 0, frames, fates, &mut craft::NoLearn, &mut c);
+    process_burst(
+        ex.cx(n, 1),
+        port,
+        frames,
+        fates,
+        &mut craft::NoLearn,
+        &mut c,
+    );
+}
+
+/// Fills `ex` with `count` flows from `frame(i, SYN)` received on `port`,
+/// then benches 64 bursts of `frame(i, ACK)` spread over them as `name`
+/// (and, when `baseline`, the copy alone as `copy_only`).
+#[allow(clippy::too_many_arguments)]
+fn established(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    ex: &Example,
+    n: &NeighView,
+    port: u16,
+    count: u32,
+    frame: impl Fn(u32, tcp::Flags) -> (Vec<u8>, usize),
+    baseline: bool,
+) {
+    let mut fates = [Fate::Consumed; 32];
+    for chunk in (0..count).collect::<Vec<_>>().chunks(32) {
+        let mut syns: Frames = chunk.iter().map(|&i| frame(i, tcp::Flags::SYN)).collect();
+        let k = syns.len();
+        run(ex, n, port, &mut syns, &mut fates[..k]);
+    }
+    // Two-choice buckets without displacement refuse a few inserts (both
+    // buckets full) as the table nears capacity: about 0.05% at 1M.
+    assert!(
+        ex.flows.len() >= count as usize * 999 / 1000,
+        "{name}: {} flows inserted",
+        ex.flows.len()
+    );
+    // 64 bursts of packets spread over the table (a stride coprime to N).
+    let bursts: Vec<Frames> = (0..64u32)
+        .map(|b| {
+            (0..32u32)
+                .map(|k| {
+                    frame(
+                        (b * 32 + k).wrapping_mul(2_654_435_761) % count,
+                        tcp::Flags::ACK,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let mut work = bursts.clone();
+    let mut which = 0;
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            which = (which + 1) % bursts.len();
+            for (w, p) in work[which].iter_mut().zip(&bursts[which]) {
+                w.0[..64].copy_from_slice(&p.0[..64]);
+            }
+            run(ex, n, port, &mut work[which], &mut fates);
+        })
+    });
+    if baseline {
+        g.bench_function("copy_only", |b| {
+            b.iter(|| {
+                which = (which + 1) % bursts.len();
+                for (w, p) in work[which].iter_mut().zip(&bursts[which]) {
+                    w.0[..64].copy_from_slice(&p.0[..64]);
+                }
+                std::hint::black_box(&work[which]);
+            })
+        });
+    }
+}
+
+/// Benches bursts of never-seen SYNs (`syns`, received on `port`) as
+/// `name`, with a fresh `Example` from `fresh` whenever they run out.
+fn new_flows(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    n: &NeighView,
+    port: u16,
+    syns: &[Frames],
+    fresh: impl Fn() -> Example,
+) {
+    let mut fates = [Fate::Consumed; 32];
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0u64;
+            while done < iters {
+                let ex = fresh();
+                let mut work = syns.to_vec();
+                for burst in work.iter_mut() {
+                    if done == iters {
+                        break;
+                    }
+                    let t = Instant::now();
+                    run(&ex, n, port, burst, &mut fates);
+                    total += t.elapsed();
+                    done += 1;
+                }
+            }
+            total
+        })
+    });
 }
 
 fn bench(c: &mut Criterion) {
@@ -40,88 +155,55 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("flows_burst32");
     g.throughput(Throughput::Elements(32));
 
-    // 1M established flows.
+    // 1M established inbound flows, then 1M established SNAT flows (1,000
+    // members, 1,049 remote addresses).
     const N: u32 = 1 << 20;
+    const MEMBERS: u32 = 1000;
     let ex = Example::lb(N + 1024);
-    let mut fates = [Fate::Consumed; 32];
-    for chunk in (0..N).collect::<Vec<_>>().chunks(32) {
-        let mut syns: Vec<_> = chunk
-            .iter()
-            .map(|&i| craft::bench_frame(i, tcp::Flags::SYN))
-            .collect();
-        let k = syns.len();
-        run(&ex, &n, &mut syns, &mut fates[..k]);
-    }
-    // Two-choice buckets without displacement refuse a few inserts (both
-    // buckets full) as the table nears capacity: about 0.05% at 1M.
-    assert!(
-        ex.flows.len() >= N as usize * 999 / 1000,
-        "{} flows inserted",
-        ex.flows.len()
+    established(
+        &mut g,
+        "established_1m",
+        &ex,
+        &n,
+        0,
+        N,
+        craft::bench_frame,
+        true,
     );
-    // 64 bursts of packets spread over the table (a stride coprime to N).
-    let bursts: Vec<Vec<(Vec<u8>, usize)>> = (0..64u32)
-        .map(|b| {
-            (0..32u32)
-                .map(|k| {
-                    craft::bench_frame(
-                        (b * 32 + k).wrapping_mul(2_654_435_761) % N,
-                        tcp::Flags::ACK,
-                    )
-                })
-                .collect()
-        })
-        .collect();
-    let mut work = bursts.clone();
-    let mut which = 0;
-    g.bench_function("established_1m", |b| {
-        b.iter(|| {
-            which = (which + 1) % bursts.len();
-            for (w, p) in work[which].iter_mut().zip(&bursts[which]) {
-                w.0[..64].copy_from_slice(&p.0[..64]);
-            }
-            run(&ex, &n, &mut work[which], &mut fates);
-        })
-    });
-    g.bench_function("copy_only", |b| {
-        b.iter(|| {
-            which = (which + 1) % bursts.len();
-            for (w, p) in work[which].iter_mut().zip(&bursts[which]) {
-                w.0[..64].copy_from_slice(&p.0[..64]);
-            }
-            std::hint::black_box(&work[which]);
-        })
-    });
+    drop(ex);
+    let ex = craft::snat_example(MEMBERS, 64, N + 1024);
+    let snat_frame = |i, f| craft::snat_bench_frame(i, MEMBERS, f);
+    established(
+        &mut g,
+        "snat_established_1m",
+        &ex,
+        &n,
+        1,
+        N,
+        snat_frame,
+        false,
+    );
     drop(ex);
 
-    // New flows: fresh SYNs, a fresh table whenever it fills.
+    // New flows: fresh SYNs, a fresh table whenever they run out.
     const M: u32 = 1 << 18;
-    let syns: Vec<Vec<(Vec<u8>, usize)>> = (0..M / 32)
+    let syns: Vec<Frames> = (0..M / 32)
         .map(|b| {
             (0..32)
                 .map(|k| craft::bench_frame(b * 32 + k, tcp::Flags::SYN))
                 .collect()
         })
         .collect();
-    g.bench_function("new_flows", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0u64;
-            while done < iters {
-                let ex = Example::lb(M);
-                let mut work = syns.clone();
-                for burst in work.iter_mut() {
-                    if done == iters {
-                        break;
-                    }
-                    let t = Instant::now();
-                    run(&ex, &n, burst, &mut fates);
-                    total += t.elapsed();
-                    done += 1;
-                }
-            }
-            total
+    new_flows(&mut g, "new_flows", &n, 0, &syns, || Example::lb(M));
+    let syns: Vec<Frames> = (0..M / 32)
+        .map(|b| {
+            (0..32)
+                .map(|k| snat_frame(b * 32 + k, tcp::Flags::SYN))
+                .collect()
         })
+        .collect();
+    new_flows(&mut g, "snat_new_flows_1000_members", &n, 1, &syns, || {
+        craft::snat_example(MEMBERS, 64, 2 * M)
     });
     g.finish();
 }

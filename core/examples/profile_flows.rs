@@ -10,6 +10,7 @@
 //! `established N`: 65,536 flows are created, then N bursts of ACKs spread
 //! over them. `new N`: N bursts of SYNs of flows never seen. Only
 //! `measured` is counted, so the total over N x 32 is the cost per packet.
+//! `snat-new N`: N bursts of SYNs from 1,000 SNAT members (64 ports each).
 
 use sluice_core::craft::{self, Example};
 use sluice_core::pipeline::{process_burst, Context, Counters, Fate};
@@ -67,7 +68,21 @@ fn main() {
                 measured(cx, b, &mut fates, &mut c);
             }
         }
-        m => panic!("mode {m}: established or new"),
+        "snat-new" => {
+            let ex = craft::snat_example(1000, 64, FLOWS + bursts * 32 + 64);
+            let cx = ex.cx(&neigh, 1);
+            let mut all: Vec<Frames> = (0..bursts)
+                .map(|b| {
+                    (0..32)
+                        .map(|k| craft::snat_bench_frame(b * 32 + k, 1000, tcp::Flags::SYN))
+                        .collect()
+                })
+                .collect();
+            for b in &mut all {
+                measured_on(cx, 1, b, &mut fates, &mut c);
+            }
+        }
+        m => panic!("mode {m}: established, new or snat-new"),
     }
     std::hint::black_box(&c);
 }
@@ -75,9 +90,21 @@ fn main() {
 /// One counted burst; never inlined, so callgrind can count it alone.
 #[inline(never)]
 fn measured(cx: Context<'_>, frames: &mut Frames, fates: &mut [Fate; 32], c: &mut Counters) {
+    measured_on(cx, 0, frames, fates, c)
+}
+
+/// [`measured`] for frames received on `port`.
+#[inline(never)]
+fn measured_on(
+    cx: Context<'_>,
+    port: u16,
+    frames: &mut Frames,
+    fates: &mut [Fate; 32],
+    c: &mut Counters,
+) {
     process_burst(
         cx,
-        0,
+        port,
         std::hint::black_box(frames),
         fates,
         &mut craft::NoLearn,

@@ -134,7 +134,9 @@ impl Example {
     pub fn lb(capacity: u32) -> Example {
         Example::from_config(&lb_config(), capacity)
     }
-    fn from_config(cfg: &Config, capacity: u32) -> Example {
+    /// A data plane, services (no SNAT) and a table of `capacity` flows for
+    /// `cfg`.
+    pub fn from_config(cfg: &Config, capacity: u32) -> Example {
         Example {
             dataplane: Dataplane::new(cfg, &[EXAMPLE_EXT_MAC, EXAMPLE_INT_MAC]),
             services: Services::compile(cfg, &|_, _| true, &Default::default())
@@ -205,6 +207,59 @@ pub fn bench_frame(i: u32, flags: tcp::Flags) -> (Vec<u8>, usize) {
         EXAMPLE_EXT_MAC,
         bench_client(i),
         (Ipv4Addr::new(203, 0, 113, 10), 80),
+        flags,
+        1,
+        0,
+    );
+    let len = f.len();
+    f.resize(2048, 0);
+    (f, len)
+}
+
+/// Members of [`snat_example`]: 10.0.0.0/16 from 10.0.1.0.
+pub fn snat_member(m: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a00_0100 + m)
+}
+
+/// [`EXAMPLE_CONFIG`] with a /16 internal subnet, a table of `capacity`
+/// flows, and an outbound rule (TCP and UDP, one worker) giving each of
+/// `members` members (from [`snat_member`]) `ports` ports on 203.0.113.10.
+pub fn snat_example(members: u32, ports: u16, capacity: u32) -> Example {
+    use crate::lb::snat::{Run, Snat, SnatRule};
+    let text = EXAMPLE_CONFIG.replace("10.0.0.1/24", "10.0.0.1/16");
+    let cfg = Config::from_toml_str(&text).expect("valid");
+    let mut ex = Example::from_config(&cfg, capacity);
+    let rule = SnatRule {
+        name: "egress".into(),
+        tcp: true,
+        udp: true,
+        idle_timeout: std::time::Duration::from_secs(240),
+        tcp_reset: false,
+    };
+    let list = (0..members)
+        .map(|m| {
+            let run = Run {
+                address: Ipv4Addr::new(203, 0, 113, 10),
+                start: 1024 + (m * u32::from(ports)) as u16,
+                len: ports,
+            };
+            (0, snat_member(m), vec![run])
+        })
+        .collect();
+    ex.services.snat = std::sync::Arc::new(Snat::new(vec![rule], list, 1));
+    ex
+}
+
+/// Outbound flow `i` of the SNAT benchmarks: member `i % members` to
+/// remote 198.18.0.0 + `i / members`, port 443, as a 64-byte TCP segment
+/// arriving on the internal port, in a 2048-byte room.
+pub fn snat_bench_frame(i: u32, members: u32, flags: tcp::Flags) -> (Vec<u8>, usize) {
+    let m = snat_member(i % members);
+    let mut f = tcp_v4(
+        MacAddr([2, 0, 0, 0, 1, 1]),
+        EXAMPLE_INT_MAC,
+        (m, 40000),
+        (Ipv4Addr::from(0xc612_0000 + i / members), 443),
         flags,
         1,
         0,

@@ -233,4 +233,93 @@ mod tests {
         assert_eq!((tcp.seq(), tcp.ack()), (5000, 1000));
         assert!(tcp.verify_checksum(checksum::pseudo_header_v4(k1.src, k1.dst, 6, 20)));
     }
+
+    #[test]
+    fn snat_ports_are_released_15s_after_a_rst_240s_after_both_fins_else_when_idle() {
+        let t = FlowTable::new(8, 0);
+        let mut r = Reclaimer::new();
+        let snat = |i, state, idle| NewFlow {
+            snat: true,
+            ..flow(i, state, idle)
+        };
+        t.insert(&snat(1, State::Reset, 1200)).unwrap();
+        t.insert(&snat(2, State::Closing, 1200)).unwrap();
+        t.insert(&snat(3, State::Established, 1200)).unwrap();
+        // Inbound flows in the same states go sooner (5 s and 10 s).
+        t.insert(&flow(4, State::Reset, 1200)).unwrap();
+        assert_eq!(sweep_at(&t, &mut r, 5_001, 1).len(), 1, "the inbound reset");
+        assert!(sweep_at(&t, &mut r, 15_000, 1).is_empty());
+        let gone = sweep_at(&t, &mut r, 15_001, 1);
+        assert_eq!((gone.len(), gone[0].state), (1, State::Reset));
+        assert!(sweep_at(&t, &mut r, 240_000, 1).is_empty());
+        let gone = sweep_at(&t, &mut r, 240_001, 1);
+        assert_eq!((gone.len(), gone[0].state), (1, State::Closing));
+        assert!(sweep_at(&t, &mut r, 1_200_000, 1).is_empty());
+        let gone = sweep_at(&t, &mut r, 1_200_001, 1);
+        assert_eq!(gone.len(), 1);
+        assert!(
+            wants_reset(&gone[0]),
+            "tcp_reset: an idle SNAT flow is reset"
+        );
+        // Scaled for labs: 15 s / 100.
+        t.insert(&snat(5, State::Reset, 1200)).unwrap();
+        assert_eq!(sweep_at(&t, &mut r, 151, 100).len(), 1);
+    }
+
+    #[test]
+    fn a_udp_snat_flow_keeps_its_cone_mapping_alive() {
+        let t = FlowTable::new(8, 0);
+        let mut r = Reclaimer::new();
+        let member = FlowKey {
+            src: Ipv4Addr::new(10, 0, 0, 11),
+            dst: Ipv4Addr::new(198, 51, 100, 7),
+            sport: 5000,
+            dport: 53,
+            proto: 17,
+        };
+        let public = FlowKey {
+            src: member.dst,
+            dst: Ipv4Addr::new(203, 0, 113, 10),
+            sport: 53,
+            dport: 1024,
+            proto: 17,
+        };
+        let base = NewFlow {
+            snat: true,
+            tcp_reset: false,
+            ..flow(1, State::Other, 60)
+        };
+        let mapping = NewFlow {
+            key: [
+                FlowKey {
+                    dport: 0,
+                    proto: crate::lb::snat::CONE,
+                    ..member
+                },
+                FlowKey {
+                    sport: 0,
+                    proto: crate::lb::snat::CONE,
+                    ..public
+                },
+            ],
+            ..base
+        };
+        let m = t.insert(&mapping).unwrap();
+        let f = t
+            .insert(&NewFlow {
+                key: [member, public],
+                ..base
+            })
+            .unwrap();
+        // The flow sees a packet at 50 s; the mapping saw none since 0.
+        t.entry(f).touch(0, 50_000);
+        assert!(sweep_at(&t, &mut r, 59_000, 1).is_empty());
+        assert_eq!(
+            t.info(m).unwrap().last_seen,
+            50_000,
+            "refreshed by its flow"
+        );
+        assert!(sweep_at(&t, &mut r, 61_000, 1).is_empty(), "both live on");
+        assert_eq!(sweep_at(&t, &mut r, 110_001, 1).len(), 2, "then both go");
+    }
 }

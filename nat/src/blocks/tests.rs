@@ -214,3 +214,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_conf_file_plans() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if let Err(e) = plan(&cfg, &BTreeMap::new()) {
+                panic!("{}: {e:?}", path.display());
+            }
+        }
+    }
+}
