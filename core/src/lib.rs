@@ -12,6 +12,8 @@ pub mod craft;
 pub mod flow;
 pub mod fxmap;
 pub mod lb;
+#[path = "dpdk/memory.rs"]
+pub mod memory;
 pub mod neigh;
 pub mod pipeline;
 #[path = "dpdk/prefetch.rs"]

@@ -9,6 +9,7 @@
 
 use super::key::{mix, Delta, FlowKey, KEY_MASK};
 use super::tcp::State;
+use crate::memory::huge_vec;
 use crate::neigh::PortIndex;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -337,9 +338,9 @@ impl FlowTable {
         let keys = 2 * capacity as usize;
         let nbuckets = (keys * 5 / 4).div_ceil(SLOTS).next_power_of_two().max(2);
         FlowTable {
-            buckets: (0..nbuckets).map(|_| Bucket::default()).collect(),
+            buckets: huge_vec(nbuckets, |_| Bucket::default()).into_boxed_slice(),
             mask: nbuckets - 1,
-            entries: (0..capacity).map(|_| Entry::default()).collect(),
+            entries: huge_vec(capacity as usize, |_| Entry::default()).into_boxed_slice(),
             bump: AtomicU32::new(0),
             free: AtomicU64::new(0),
             orphans: ArrayQueue::new(1024),
