@@ -29,7 +29,7 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
     line("drop.total", total.total_drops());
     let services = shared.services.load();
     let usage = sluice_core::lb::snat::usage(&shared.flows, &services.snat);
-    for (m, u) in services.snat.members.iter().zip(&usage) {
+    for (m, u) in services.snat.members.iter().zip(&usage.members) {
         let rule = &services.snat.rules[usize::from(m.rule)].name;
         let (ok, failed) = m.totals();
         let p = format!("snat.{rule}.{}", m.address);
@@ -39,6 +39,13 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         line(&format!("{p}.ports_allocated"), u64::from(m.ports));
         line(&format!("{p}.ports_used_tcp"), u.tcp_ports);
         line(&format!("{p}.ports_used_udp"), u.udp_ports);
+    }
+    for (a, (allocated, u)) in &usage.addresses {
+        let p = format!("snat.address.{a}");
+        line(&format!("{p}.ports_allocated"), *allocated);
+        line(&format!("{p}.ports_used_tcp"), u.tcp_ports);
+        line(&format!("{p}.ports_used_udp"), u.udp_ports);
+        line(&format!("{p}.pending"), u.pending);
     }
     let n = control.neigh;
     for (k, v) in [

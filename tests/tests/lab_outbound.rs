@@ -150,6 +150,11 @@ fn udp_is_port_restricted_cone() {
     let r = d.stop();
     assert!(r.get("drop.snat_no_mapping") >= 1, "{}", r.log);
     assert_eq!(r.get("snat.egress.10.0.0.11.ports_used_udp"), 1);
+    assert_eq!(r.get(&format!("snat.address.{FRONTEND}.ports_used_udp")), 1);
+    assert_eq!(
+        r.get(&format!("snat.address.{FRONTEND}.ports_allocated")),
+        64 * 3
+    );
     let _ = CLIENT;
 }
 

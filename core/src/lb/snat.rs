@@ -219,13 +219,24 @@ pub struct Usage {
     pub pending: u64,
 }
 
-/// Per member of `snat` (same order), what the live flows of `flows` use.
-/// A walk over the table: for the control thread (reports, metrics).
-pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> Vec<Usage> {
+/// What the live flows use, per member (in `Snat::members` order) and per
+/// public address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnatUsage {
+    /// Per member.
+    pub members: Vec<Usage>,
+    /// Per public address: ports allocated to members, and their use.
+    pub addresses: std::collections::BTreeMap<Ipv4Addr, (u64, Usage)>,
+}
+
+/// What the live flows of `flows` use of `snat`'s ports. A walk over the
+/// table: for the control thread (reports, metrics).
+pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> SnatUsage {
     use crate::flow::tcp::State;
     let mut ports: Vec<[std::collections::HashSet<(Ipv4Addr, u16)>; 2]> =
         snat.members.iter().map(|_| Default::default()).collect();
     let mut out = vec![Usage::default(); snat.members.len()];
+    let mut pending = Vec::new();
     for idx in 0..flows.high_water() {
         let Some(f) = flows.info(idx) else { continue };
         if !f.snat || f.rule < RULE_BASE {
@@ -244,6 +255,7 @@ pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> Vec<Usage> {
                 ports[mi][0].insert(public);
                 if matches!(f.state, State::SynSent | State::SynRecv) {
                     out[mi].pending += 1;
+                    pending.push(public.0);
                 }
             }
             CONE => {
@@ -252,9 +264,27 @@ pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> Vec<Usage> {
             _ => {}
         }
     }
+    let mut addresses: std::collections::BTreeMap<Ipv4Addr, (u64, Usage)> = Default::default();
+    for m in &snat.members {
+        for r in &m.runs {
+            addresses.entry(r.address).or_default().0 += u64::from(r.len);
+        }
+    }
+    for a in pending {
+        addresses.entry(a).or_default().1.pending += 1;
+    }
     for (u, p) in out.iter_mut().zip(&ports) {
         u.tcp_ports = p[0].len() as u64;
         u.udp_ports = p[1].len() as u64;
+        for (a, _) in &p[0] {
+            addresses.entry(*a).or_default().1.tcp_ports += 1;
+        }
+        for (a, _) in &p[1] {
+            addresses.entry(*a).or_default().1.udp_ports += 1;
+        }
     }
-    out
+    SnatUsage {
+        members: out,
+        addresses,
+    }
 }

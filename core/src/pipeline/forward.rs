@@ -101,6 +101,13 @@ pub(super) struct Peek {
     pub(super) h: u64,
 }
 
+impl Peek {
+    /// The key it read.
+    pub(super) fn key(&self) -> FlowKey {
+        FlowKey::from_words(self.a, self.b)
+    }
+}
+
 /// The flow key of a plain IPv4 frame, for the burst's lookup pass; `None`
 /// for anything else, which then takes the full path.
 #[inline]

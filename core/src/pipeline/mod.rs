@@ -204,6 +204,16 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         }
     }
     let missed = missed & !hits;
+    if cx.dataplane.ports[usize::from(rx_port)].role == crate::config::Role::Internal {
+        // New flows from the inside may be SNAT flows: start loading the
+        // buckets of the public tuple their first port probe will look up.
+        let mut m = missed;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            outbound::prefetch_probe(cx, &peeks[i].key());
+        }
+    }
     let mut memo = forward::NeighMemo::default();
     let created = counters.stat(Stat::FlowsCreated);
     for (i, (f, fate)) in frames.iter_mut().zip(fates.iter_mut()).enumerate() {

@@ -106,37 +106,66 @@ pub fn cone_of(cx: Context<'_>, k: &FlowKey) -> Option<(u32, Ipv4Addr, u16)> {
     Some((idx, public.dst, public.dport))
 }
 
-/// A free public port of member `m` in this worker's slice for `key`'s
-/// destination: for TCP, no flow has the public 5-tuple; for UDP, no cone
-/// mapping holds (destination address, public address, port).
-fn pick(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(Ipv4Addr, u16)> {
+/// This worker's slice of member `m`'s ports for `key`: (first index,
+/// stride, slice length, where in the slice the probe starts).
+#[inline]
+fn slice(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(u32, u32, u32, u32)> {
     let n = cx.services.snat.workers();
     let w = (cx.worker as u32) % n;
     if m.ports <= w {
         return None;
     }
-    let slice = (m.ports - 1 - w) / n + 1;
+    let len = (m.ports - 1 - w) / n + 1;
     let (a, b) = (
         u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst)),
         u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto),
     );
-    let start = ((hash_words(a, b) >> 32) as u32) % slice;
-    for j in 0..slice.min(MAX_PROBES) {
-        let i = w + n * ((start + j) % slice);
-        let (pa, pp) = m.port_at(i)?;
-        let probe = if key.proto == UDP {
-            cone_keys((key.src, key.sport), key.dst, (pa, pp))[1]
-        } else {
-            FlowKey {
-                src: key.dst,
-                dst: pa,
-                sport: key.dport,
-                dport: pp,
-                proto: key.proto,
-            }
-        };
-        if cx.flows.lookup(&probe).is_none() {
-            return Some((pa, pp));
+    Some((w, n, len, ((hash_words(a, b) >> 32) as u32) % len))
+}
+
+/// The key whose absence makes public (`pa`, `pp`) free for `key`: the
+/// public 5-tuple for TCP, the cone mapping for UDP.
+#[inline]
+fn probe_key(key: &FlowKey, (pa, pp): (Ipv4Addr, u16)) -> FlowKey {
+    if key.proto == UDP {
+        cone_keys((key.src, key.sport), key.dst, (pa, pp))[1]
+    } else {
+        FlowKey {
+            src: key.dst,
+            dst: pa,
+            sport: key.dport,
+            dport: pp,
+            proto: key.proto,
+        }
+    }
+}
+
+/// For the burst's prefetch pass: starts loading the buckets the first
+/// port probe of `key` will read, if `key` would be an SNAT flow.
+#[inline]
+pub(super) fn prefetch_probe(cx: Context<'_>, key: &FlowKey) {
+    if key.proto != TCP && key.proto != UDP {
+        return;
+    }
+    let Some((_, m)) = cx.services.snat.member(key.src, key.proto) else {
+        return;
+    };
+    if let Some((w, n, _, start)) = slice(cx, key, m) {
+        if let Some(public) = m.port_at(w + n * start) {
+            cx.flows.prefetch_buckets(probe_key(key, public).hash());
+        }
+    }
+}
+
+/// A free public port of member `m` in this worker's slice for `key`'s
+/// destination: for TCP, no flow has the public 5-tuple; for UDP, no cone
+/// mapping holds (destination address, public address, port).
+fn pick(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(Ipv4Addr, u16)> {
+    let (w, n, len, start) = slice(cx, key, m)?;
+    for j in 0..len.min(MAX_PROBES) {
+        let public = m.port_at(w + n * ((start + j) % len))?;
+        if cx.flows.lookup(&probe_key(key, public)).is_none() {
+            return Some(public);
         }
     }
     None
