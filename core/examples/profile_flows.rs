@@ -9,7 +9,7 @@
 //!
 //! `established N`: 65,536 flows are created, then N bursts of ACKs spread
 //! over them. `new N`: N bursts of SYNs of flows never seen. Only
-//! `measured` is counted, so the total over N x 32 is the cost per packet.
+//! `measured_on` is counted, so the total over N x 32 is the cost per packet.
 //! `snat-new N`: N bursts of SYNs from 1,000 SNAT members (64 ports each).
 
 use sluice_core::craft::{self, Example};
@@ -57,7 +57,7 @@ fn main() {
                 for (f, p) in w.iter_mut().zip(&acks[b % 64]) {
                     f.0[..64].copy_from_slice(&p.0[..64]);
                 }
-                measured(cx, w, &mut fates, &mut c);
+                measured_on(cx, 0, w, &mut fates, &mut c);
             }
         }
         "new" => {
@@ -65,7 +65,7 @@ fn main() {
                 .map(|b| burst(FLOWS + b * 32, tcp::Flags::SYN, false))
                 .collect();
             for b in &mut all {
-                measured(cx, b, &mut fates, &mut c);
+                measured_on(cx, 0, b, &mut fates, &mut c);
             }
         }
         "snat-new" => {
@@ -87,13 +87,8 @@ fn main() {
     std::hint::black_box(&c);
 }
 
-/// One counted burst; never inlined, so callgrind can count it alone.
-#[inline(never)]
-fn measured(cx: Context<'_>, frames: &mut Frames, fates: &mut [Fate; 32], c: &mut Counters) {
-    measured_on(cx, 0, frames, fates, c)
-}
-
-/// [`measured`] for frames received on `port`.
+/// One counted burst of frames received on `port`; never inlined, so
+/// callgrind can count it alone.
 #[inline(never)]
 fn measured_on(
     cx: Context<'_>,

@@ -259,30 +259,16 @@ fn reload(
     // What the running data plane was built from: ports, queues, lcores,
     // mempool, table size and control endpoints need a restart.
     let mut errors = Vec::new();
-    let fixed: [(&str, String, String); 4] = [
-        (
-            "[dpdk]",
-            format!("{:?}", running.dpdk),
-            format!("{:?}", cfg.dpdk),
-        ),
-        (
-            "[[port]]",
-            format!("{:?}", running.ports),
-            format!("{:?}", cfg.ports),
-        ),
-        (
-            "[flow_table]",
-            format!("{:?}", running.flow_table),
-            format!("{:?}", cfg.flow_table),
-        ),
-        (
-            "[control]",
-            format!("{:?}", running.control),
-            format!("{:?}", cfg.control),
-        ),
+    let same =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
+    let fixed = [
+        ("[dpdk]", same(&running.dpdk, &cfg.dpdk)),
+        ("[[port]]", same(&running.ports, &cfg.ports)),
+        ("[flow_table]", same(&running.flow_table, &cfg.flow_table)),
+        ("[control]", same(&running.control, &cfg.control)),
     ];
-    for (object, old, new) in fixed {
-        if old != new {
+    for (object, unchanged) in fixed {
+        if !unchanged {
             errors.push(format!(
                 "{object}: changed; this takes a restart, not a reload"
             ));

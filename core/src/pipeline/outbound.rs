@@ -180,7 +180,6 @@ fn insert(
     m: &SnatMember,
     state: tcp::State,
 ) -> Result<u32, DropReason> {
-    let rule = &cx.services.snat.rules[usize::from(m.rule)];
     let reply = FlowKey {
         src: key.dst,
         dst: pa,
@@ -188,18 +187,33 @@ fn insert(
         dport: pp,
         proto: key.proto,
     };
+    insert_entry(cx, [*key, reply], key, mi, m, state)
+}
+
+/// Inserts a table entry under `keys` for member `m` (a flow, or a cone
+/// mapping), routed as `flow`: towards its destination, and back to the
+/// member.
+fn insert_entry(
+    cx: Context<'_>,
+    keys: [FlowKey; 2],
+    flow: &FlowKey,
+    mi: u16,
+    m: &SnatMember,
+    state: tcp::State,
+) -> Result<u32, DropReason> {
+    let rule = &cx.services.snat.rules[usize::from(m.rule)];
     let (Some((p0, nh0)), Some((p1, nh1))) = (
-        cx.dataplane.route_v4(key.dst),
-        cx.dataplane.route_v4(key.src),
+        cx.dataplane.route_v4(flow.dst),
+        cx.dataplane.route_v4(flow.src),
     ) else {
         return Err(DropReason::NoRoute);
     };
     let f = NewFlow {
-        key: [*key, reply],
+        key: keys,
         egress: [p0, p1],
         next_hop: [nh0, nh1],
         state,
-        tcp_reset: rule.tcp_reset,
+        tcp_reset: rule.tcp_reset && flow.proto == TCP,
         idle_timeout: rule.idle_timeout,
         rule: RULE_BASE + mi,
         member: 0,
@@ -248,29 +262,8 @@ fn snat_flow(
         }
     };
     if key.proto == UDP && existing.is_none() {
-        let rule = &cx.services.snat.rules[usize::from(m.rule)];
-        let (Some((p0, nh0)), Some((p1, nh1))) = (
-            cx.dataplane.route_v4(key.dst),
-            cx.dataplane.route_v4(key.src),
-        ) else {
-            return Err(DropReason::NoRoute);
-        };
-        let mapping = NewFlow {
-            key: cone_keys((key.src, key.sport), key.dst, public),
-            egress: [p0, p1],
-            next_hop: [nh0, nh1],
-            state: tcp::State::Other,
-            tcp_reset: false,
-            idle_timeout: rule.idle_timeout,
-            rule: RULE_BASE + mi,
-            member: 0,
-            now: cx.now,
-            generation: cx.services.generation,
-            snat: true,
-        };
-        cx.flows
-            .insert(&mapping)
-            .map_err(|_| DropReason::FlowTableFull)?;
+        let mapping = cone_keys((key.src, key.sport), key.dst, public);
+        insert_entry(cx, mapping, key, mi, m, tcp::State::Other)?;
     }
     let state = if key.proto == TCP {
         tcp::State::SynSent

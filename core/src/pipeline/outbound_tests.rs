@@ -105,7 +105,11 @@ fn tcp_ports_are_reused_per_destination_and_exhaustion_fails_only_the_new_flow()
     let u = crate::lb::snat::usage(&ex.flows, &ex.services.snat);
     assert_eq!((u.members[0].tcp_ports, u.members[0].pending), (8, 8));
     assert_eq!(u.members[1], Default::default());
-    assert_eq!(u.addresses[&ip(PUBLIC)].0, 8 + 16, "allocated on the address");
+    assert_eq!(
+        u.addresses[&ip(PUBLIC)].0,
+        8 + 16,
+        "allocated on the address"
+    );
     assert_eq!(u.addresses[&ip(PUBLIC)].1.tcp_ports, 8);
     let o = send(&ex, INT, out_syn("10.0.0.11", 40100, (REMOTE, 443)));
     assert_eq!(o.fate, Fate::Drop(DropReason::SnatExhausted));
