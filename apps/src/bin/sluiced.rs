@@ -7,10 +7,13 @@ use clap::Parser;
 use sluice::report;
 use sluice_core::config::Config;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
+use sluice_core::lb::natmap::PortMap;
 use sluice_core::lb::Services;
 use sluice_core::neigh::CacheConfig;
 use sluice_core::pipeline::Dataplane;
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
+use sluice_nat::blocks::Assignment;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -278,18 +281,30 @@ fn reload(
         return Err(errors);
     }
     let running = shared.services.load();
-    let maps = running.nat_maps.clone();
     let snat_prev = sluice_nat::assignments(&running.snat);
-    let compiled = Services::compile(&cfg, &|_, _| true, &maps);
-    let planned = sluice_nat::compile(&cfg, &snat_prev, cfg.dpdk.workers.len());
+    let services = compile_rules(&cfg, &running.nat_maps, &snat_prev)?;
+    let n = services.services.len();
+    control.reload(Dataplane::new(&cfg, macs), services);
+    info!(services = n, "reload applied");
+    Ok(cfg)
+}
+
+/// Compiles `cfg`'s inbound services and outbound rules from the previous
+/// NAT pool port maps and SNAT block assignments, writes both back to the
+/// state directory (new members' ports) and logs them. Every error is
+/// returned.
+fn compile_rules(
+    cfg: &Config,
+    maps: &BTreeMap<String, PortMap>,
+    snat_prev: &BTreeMap<String, Assignment>,
+) -> std::result::Result<Services, Vec<String>> {
+    let compiled = Services::compile(cfg, &|_, _| true, maps);
+    let planned = sluice_nat::compile(cfg, snat_prev, cfg.dpdk.workers.len());
     let (mut services, (snat, plans)) = match (compiled, planned) {
         (Ok(s), Ok(p)) => (s, p),
         (s, p) => {
-            let mut errors: Vec<String> = Vec::new();
-            for e in s.err().into_iter().chain(p.err()).flatten() {
-                errors.push(e.to_string());
-            }
-            return Err(errors);
+            let errors = s.err().into_iter().chain(p.err()).flatten();
+            return Err(errors.map(|e| e.to_string()).collect());
         }
     };
     services.snat = std::sync::Arc::new(snat);
@@ -299,34 +314,23 @@ fn reload(
         .map_err(|e| vec![format!("writing NAT pool maps to {}: {e}", dir.display())])?;
     sluice_nat::store(dir, &plans)
         .map_err(|e| vec![format!("writing SNAT blocks to {}: {e}", dir.display())])?;
-    log_snat(&plans);
-    log_nat_maps(&services);
-    let n = services.services.len();
-    control.reload(Dataplane::new(&cfg, macs), services);
-    info!(services = n, "reload applied");
-    Ok(cfg)
-}
-
-fn log_snat(plans: &[sluice_nat::blocks::RulePlan]) {
-    for p in plans {
+    for p in &plans {
         for (member, runs) in &p.members {
             for r in runs {
                 info!(rule = %p.name, %member, address = %r.address, first = r.start, ports = r.len, "SNAT ports");
             }
         }
     }
-}
-
-fn log_nat_maps(services: &Services) {
     for (rule, map) in &services.nat_maps {
         for (member, port) in map {
             info!(rule, %member, port, "NAT pool port");
         }
     }
+    Ok(services)
 }
 
-/// Compiles the inbound services with the NAT pool port maps kept in the
-/// state directory, and writes the maps back (new members' ports).
+/// The rules at start: NAT pool port maps and SNAT blocks come from the
+/// state directory.
 fn compile_services(cfg: &Config) -> Result<Services> {
     let dir = &cfg.control.state_dir;
     let (maps, bad) = Services::load_nat_maps(cfg, dir);
@@ -337,23 +341,12 @@ fn compile_services(cfg: &Config) -> Result<Services> {
     for (rule, line) in bad {
         warn!(state_dir = %dir.display(), rule, line, "skipping an unreadable SNAT block line");
     }
-    let fail = |errs: Vec<sluice_core::config::ConfigError>| {
+    let services = compile_rules(cfg, &maps, &snat_prev).map_err(|errs| {
         for e in &errs {
             tracing::error!("{e}");
         }
         anyhow::anyhow!("{} error(s) compiling the rules", errs.len())
-    };
-    let mut services = Services::compile(cfg, &|_, _| true, &maps).map_err(fail)?;
-    let (snat, plans) =
-        sluice_nat::compile(cfg, &snat_prev, cfg.dpdk.workers.len()).map_err(fail)?;
-    services.snat = std::sync::Arc::new(snat);
-    services
-        .store_nat_maps(dir)
-        .with_context(|| format!("writing NAT pool maps to {}", dir.display()))?;
-    sluice_nat::store(dir, &plans)
-        .with_context(|| format!("writing SNAT blocks to {}", dir.display()))?;
-    log_snat(&plans);
-    log_nat_maps(&services);
+    })?;
     info!(
         services = services.services.len(),
         capacity = cfg.flow_table.capacity,

@@ -199,6 +199,22 @@ impl Snat {
         self.members.get(usize::from(i))
     }
 
+    /// Starts each member's counters from what `old` counted for the same
+    /// member of the same rule, so counters stay monotonic across reloads.
+    pub fn inherit_counters(&mut self, old: &Snat) {
+        for i in 0..self.members.len() {
+            let m = &self.members[i];
+            let name = &self.rules[usize::from(m.rule)].name;
+            let Some(o) = old.find(name, m.address) else {
+                continue;
+            };
+            let (ok, failed) = old.members[usize::from(o)].totals();
+            let c = &self.members[i].counters[0];
+            c.ok.fetch_add(ok, Relaxed);
+            c.failed.fetch_add(failed, Relaxed);
+        }
+    }
+
     /// Index of the member of rule `name` at `address`.
     pub fn find(&self, name: &str, address: Ipv4Addr) -> Option<u16> {
         self.members

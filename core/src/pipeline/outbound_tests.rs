@@ -245,3 +245,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn counters_carry_over_to_the_same_member_of_a_new_snapshot() {
+    let ex = snat_example(1);
+    send(&ex, INT, out_syn("10.0.0.11", 40000, (REMOTE, 443)));
+    let mut new = match Arc::try_unwrap(snat_example(2).services.snat) {
+        Ok(s) => s,
+        Err(_) => unreachable!("a fresh snapshot is not shared"),
+    };
+    new.inherit_counters(&ex.services.snat);
+    assert_eq!(new.members[0].totals(), (1, 0));
+    assert_eq!(new.members[1].totals(), (0, 0));
+}

@@ -263,6 +263,9 @@ impl ControlPlane {
         }
         let old = self.shared.services.load_full();
         services.generation = !old.generation;
+        if let Some(snat) = Arc::get_mut(&mut services.snat) {
+            snat.inherit_counters(&old.snat);
+        }
         let carry = Carry::between(&old, &services);
         let generation = services.generation;
         self.shared.dataplane.store(Arc::new(dataplane));
