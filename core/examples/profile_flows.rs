@@ -10,7 +10,8 @@
 //! `established N`: 65,536 flows are created, then N bursts of ACKs spread
 //! over them. `new N`: N bursts of SYNs of flows never seen. Only
 //! `measured_on` is counted, so the total over N x 32 is the cost per packet.
-//! `snat-new N`: N bursts of SYNs from 1,000 SNAT members (64 ports each).
+//! `snat-established N` and `snat-new N`: the same for SNAT flows from
+//! 1,000 members (64 ports each).
 
 use sluice_core::craft::{self, Example};
 use sluice_core::pipeline::{process_burst, Context, Counters, Fate};
@@ -68,6 +69,37 @@ fn main() {
                 measured_on(cx, 0, b, &mut fates, &mut c);
             }
         }
+        "snat-established" => {
+            let ex = craft::snat_example(1000, 64, FLOWS + 64);
+            let cx = ex.cx(&neigh, 1);
+            let frame = |i: u32, f| craft::snat_bench_frame(i, 1000, f);
+            for b in 0..FLOWS / 32 {
+                let mut syns: Frames = (b * 32..b * 32 + 32)
+                    .map(|i| frame(i, tcp::Flags::SYN))
+                    .collect();
+                process_burst(cx, 1, &mut syns, &mut fates, &mut craft::NoLearn, &mut c);
+            }
+            let acks: Vec<Frames> = (0..64u32)
+                .map(|b| {
+                    (0..32u32)
+                        .map(|k| {
+                            frame(
+                                (b * 32 + k).wrapping_mul(2_654_435_761) % FLOWS,
+                                tcp::Flags::ACK,
+                            )
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut work = acks.clone();
+            for b in 0..bursts as usize {
+                let w = &mut work[b % 64];
+                for (f, p) in w.iter_mut().zip(&acks[b % 64]) {
+                    f.0[..64].copy_from_slice(&p.0[..64]);
+                }
+                measured_on(cx, 1, w, &mut fates, &mut c);
+            }
+        }
         "snat-new" => {
             let ex = craft::snat_example(1000, 64, FLOWS + bursts * 32 + 64);
             let cx = ex.cx(&neigh, 1);
@@ -82,7 +114,7 @@ fn main() {
                 measured_on(cx, 1, b, &mut fates, &mut c);
             }
         }
-        m => panic!("mode {m}: established, new or snat-new"),
+        m => panic!("mode {m}: established, new, snat-established or snat-new"),
     }
     std::hint::black_box(&c);
 }
