@@ -1,7 +1,10 @@
 //! sluice-probe: health probing. A smoltcp interface on the control thread,
 //! TCP/HTTP/HTTPS probes and the up/down state machine feeding distribution.
 //!
-//! Empty until the health-probe issue; the crate exists so the workspace has
-//! its final shape and dependency direction (`probe` -> `core`, never back).
+//! So far: the state machine and the schedule ([`state`]), pure logic over an
+//! injected clock. The smoltcp interface, the probes themselves and their
+//! effect on distribution are still to come (issue #5).
 
 #![forbid(unsafe_code)]
+
+pub mod state;
