@@ -8,20 +8,24 @@
 //!         target/release/examples/profile_flows new 2000
 //!
 //! `established N`: 65,536 flows are created, then N bursts of ACKs spread
-//! over them. `new N`: N bursts of SYNs of flows never seen. Only
-//! `measured_on` is counted, so the total over N x 32 is the cost per packet.
+//! over them. `new N`: N bursts of SYNs of flows never seen.
 //! `snat-established N` and `snat-new N`: the same for SNAT flows from
-//! 1,000 members (64 ports each).
+//! 1,000 members (64 ports each). Only `measured_on` is counted, so the
+//! total over N x 32 is the cost per packet.
 
 use sluice_core::craft::{self, Example};
 use sluice_core::pipeline::{process_burst, Context, Counters, Fate};
 use sluice_core::wire::tcp;
 
 const FLOWS: u32 = 1 << 16;
+const MEMBERS: u32 = 1000;
 
 type Frames = Vec<(Vec<u8>, usize)>;
+type Frame = dyn Fn(u32, tcp::Flags) -> (Vec<u8>, usize);
 
-fn burst(first: u32, flags: tcp::Flags, spread: bool) -> Frames {
+/// Frames `first..first + 32` (or, `spread`, 32 flows scattered over the
+/// `FLOWS` created ones).
+fn burst(frame: &Frame, first: u32, flags: tcp::Flags, spread: bool) -> Frames {
     (first..first + 32)
         .map(|i| {
             let i = if spread {
@@ -29,9 +33,41 @@ fn burst(first: u32, flags: tcp::Flags, spread: bool) -> Frames {
             } else {
                 i
             };
-            craft::bench_frame(i, flags)
+            frame(i, flags)
         })
         .collect()
+}
+
+/// Creates `FLOWS` flows uncounted, then counts `bursts` bursts of ACKs
+/// spread over them, each restored from a copy first (as the benches do).
+fn established(cx: Context<'_>, port: u16, frame: &Frame, bursts: u32) {
+    let (mut fates, mut c) = ([Fate::Consumed; 32], Counters::default());
+    for b in 0..FLOWS / 32 {
+        let mut syns = burst(frame, b * 32, tcp::Flags::SYN, false);
+        process_burst(cx, port, &mut syns, &mut fates, &mut craft::NoLearn, &mut c);
+    }
+    let acks: Vec<Frames> = (0..64)
+        .map(|b| burst(frame, b * 32, tcp::Flags::ACK, true))
+        .collect();
+    let mut work = acks.clone();
+    for b in 0..bursts as usize {
+        let w = &mut work[b % 64];
+        for (f, p) in w.iter_mut().zip(&acks[b % 64]) {
+            f.0[..64].copy_from_slice(&p.0[..64]);
+        }
+        measured_on(cx, port, w, &mut fates, &mut c);
+    }
+}
+
+/// Counts `bursts` bursts of SYNs of flows never seen.
+fn new_flows(cx: Context<'_>, port: u16, frame: &Frame, bursts: u32) {
+    let (mut fates, mut c) = ([Fate::Consumed; 32], Counters::default());
+    let mut all: Vec<Frames> = (0..bursts)
+        .map(|b| burst(frame, FLOWS + b * 32, tcp::Flags::SYN, false))
+        .collect();
+    for b in &mut all {
+        measured_on(cx, port, b, &mut fates, &mut c);
+    }
 }
 
 fn main() {
@@ -39,84 +75,23 @@ fn main() {
     let mode = args.next().unwrap_or_else(|| "established".into());
     let bursts: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let neigh = craft::example_neigh();
-    let mut fates = [Fate::Consumed; 32];
-    let mut c = Counters::default();
-    let ex = Example::lb(FLOWS + bursts * 32 + 64);
-    let cx = ex.cx(&neigh, 1);
+    let capacity = FLOWS + bursts * 32 + 64;
+    let inbound = |i, f| craft::bench_frame(i, f);
+    let snat = |i, f| craft::snat_bench_frame(i, MEMBERS, f);
     match mode.as_str() {
-        "established" => {
-            for b in 0..FLOWS / 32 {
-                let mut syns = burst(b * 32, tcp::Flags::SYN, false);
-                process_burst(cx, 0, &mut syns, &mut fates, &mut craft::NoLearn, &mut c);
-            }
-            let acks: Vec<Frames> = (0..64)
-                .map(|b| burst(b * 32, tcp::Flags::ACK, true))
-                .collect();
-            let mut work = acks.clone();
-            for b in 0..bursts as usize {
-                let w = &mut work[b % 64];
-                for (f, p) in w.iter_mut().zip(&acks[b % 64]) {
-                    f.0[..64].copy_from_slice(&p.0[..64]);
-                }
-                measured_on(cx, 0, w, &mut fates, &mut c);
-            }
-        }
-        "new" => {
-            let mut all: Vec<Frames> = (0..bursts)
-                .map(|b| burst(FLOWS + b * 32, tcp::Flags::SYN, false))
-                .collect();
-            for b in &mut all {
-                measured_on(cx, 0, b, &mut fates, &mut c);
-            }
-        }
-        "snat-established" => {
-            let ex = craft::snat_example(1000, 64, FLOWS + 64);
+        "established" => established(Example::lb(capacity).cx(&neigh, 1), 0, &inbound, bursts),
+        "new" => new_flows(Example::lb(capacity).cx(&neigh, 1), 0, &inbound, bursts),
+        "snat-established" | "snat-new" => {
+            let ex = craft::snat_example(MEMBERS, 64, capacity);
             let cx = ex.cx(&neigh, 1);
-            let frame = |i: u32, f| craft::snat_bench_frame(i, 1000, f);
-            for b in 0..FLOWS / 32 {
-                let mut syns: Frames = (b * 32..b * 32 + 32)
-                    .map(|i| frame(i, tcp::Flags::SYN))
-                    .collect();
-                process_burst(cx, 1, &mut syns, &mut fates, &mut craft::NoLearn, &mut c);
-            }
-            let acks: Vec<Frames> = (0..64u32)
-                .map(|b| {
-                    (0..32u32)
-                        .map(|k| {
-                            frame(
-                                (b * 32 + k).wrapping_mul(2_654_435_761) % FLOWS,
-                                tcp::Flags::ACK,
-                            )
-                        })
-                        .collect()
-                })
-                .collect();
-            let mut work = acks.clone();
-            for b in 0..bursts as usize {
-                let w = &mut work[b % 64];
-                for (f, p) in w.iter_mut().zip(&acks[b % 64]) {
-                    f.0[..64].copy_from_slice(&p.0[..64]);
-                }
-                measured_on(cx, 1, w, &mut fates, &mut c);
-            }
-        }
-        "snat-new" => {
-            let ex = craft::snat_example(1000, 64, FLOWS + bursts * 32 + 64);
-            let cx = ex.cx(&neigh, 1);
-            let mut all: Vec<Frames> = (0..bursts)
-                .map(|b| {
-                    (0..32)
-                        .map(|k| craft::snat_bench_frame(b * 32 + k, 1000, tcp::Flags::SYN))
-                        .collect()
-                })
-                .collect();
-            for b in &mut all {
-                measured_on(cx, 1, b, &mut fates, &mut c);
+            if mode == "snat-new" {
+                new_flows(cx, 1, &snat, bursts);
+            } else {
+                established(cx, 1, &snat, bursts);
             }
         }
         m => panic!("mode {m}: established, new, snat-established or snat-new"),
     }
-    std::hint::black_box(&c);
 }
 
 /// One counted burst of frames received on `port`; never inlined, so
@@ -137,4 +112,5 @@ fn measured_on(
         &mut craft::NoLearn,
         c,
     );
+    std::hint::black_box(c);
 }
