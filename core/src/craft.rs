@@ -134,6 +134,34 @@ impl Example {
     pub fn lb(capacity: u32) -> Example {
         Example::from_config(&lb_config(), capacity)
     }
+    /// [`Example::lb`] plus an outbound rule (TCP and UDP, 4-minute idle
+    /// timeout, no reset) over `workers` workers: b1 (10.0.0.11) has 8
+    /// ports on 203.0.113.10 from 1024, b2 (10.0.0.12) 16 from 1032; b3 has
+    /// none.
+    pub fn lb_snat(capacity: u32, workers: usize) -> Example {
+        use crate::lb::snat::{Run, Snat, SnatRule};
+        let mut ex = Example::lb(capacity);
+        let run = |start, len| Run {
+            address: Ipv4Addr::new(203, 0, 113, 10),
+            start,
+            len,
+        };
+        ex.services.snat = std::sync::Arc::new(Snat::new(
+            vec![SnatRule {
+                name: "egress".into(),
+                tcp: true,
+                udp: true,
+                idle_timeout: std::time::Duration::from_secs(240),
+                tcp_reset: false,
+            }],
+            vec![
+                (0, Ipv4Addr::new(10, 0, 0, 11), vec![run(1024, 8)]),
+                (0, Ipv4Addr::new(10, 0, 0, 12), vec![run(1032, 16)]),
+            ],
+            workers,
+        ));
+        ex
+    }
     /// A data plane, services (no SNAT) and a table of `capacity` flows for
     /// `cfg`.
     pub fn from_config(cfg: &Config, capacity: u32) -> Example {

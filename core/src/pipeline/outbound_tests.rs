@@ -1,38 +1,16 @@
-//! Outbound SNAT through the pipeline: b1 (10.0.0.11) has 8 ports on
-//! 203.0.113.10 from 1024 (TCP and UDP), b2 16 from 1032; b3 has no
-//! outbound rule. Two workers split each member's ports.
+//! Outbound SNAT through the pipeline, on `Example::lb_snat`: b1
+//! (10.0.0.11) has 8 ports on 203.0.113.10 from 1024 (TCP and UDP), b2 16
+//! from 1032; b3 has no outbound rule.
 
 use super::*;
 use crate::flow::{FlowKey, Reclaimer};
-use crate::lb::snat::{Run, Snat, SnatRule};
 use std::sync::Arc;
-use std::time::Duration;
 
 const PUBLIC: &str = "203.0.113.10";
 const REMOTE: &str = "198.51.100.7";
 
 fn snat_example(workers: usize) -> Example {
-    let mut ex = Example::lb(4096);
-    let run = |start, len| Run {
-        address: ip(PUBLIC),
-        start,
-        len,
-    };
-    ex.services.snat = Arc::new(Snat::new(
-        vec![SnatRule {
-            name: "egress".into(),
-            tcp: true,
-            udp: true,
-            idle_timeout: Duration::from_secs(240),
-            tcp_reset: false,
-        }],
-        vec![
-            (0, ip("10.0.0.11"), vec![run(1024, 8)]),
-            (0, ip("10.0.0.12"), vec![run(1032, 16)]),
-        ],
-        workers,
-    ));
-    ex
+    Example::lb_snat(4096, workers)
 }
 
 fn out_syn(member: &str, sport: u16, dst: (&str, u16)) -> Vec<u8> {
