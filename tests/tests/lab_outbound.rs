@@ -3,7 +3,7 @@
 //! (curl, Python sockets). Each test builds its own lab and tears it down,
 //! also when it fails.
 
-use sluice_tests::lab::{Lab, CLIENT, FRONTEND, INTERNET};
+use sluice_tests::lab::{Lab, FRONTEND, INTERNET};
 use std::time::Duration;
 
 /// `tests/data/snat_lab.py` with `args`, as a background program in `ns`.
@@ -155,7 +155,6 @@ fn udp_is_port_restricted_cone() {
         r.get(&format!("snat.address.{FRONTEND}.ports_allocated")),
         64 * 3
     );
-    let _ = CLIENT;
 }
 
 #[test]
