@@ -308,12 +308,18 @@ impl Lab {
 
     /// Starts sluiced on a config made from [`Lab::config`] and then edited.
     pub fn start_sluiced_with(&self, config: &str, prefix: &str) -> Daemon {
+        self.start_sluiced_args(config, prefix, &[])
+    }
+
+    /// [`Lab::start_sluiced_with`] with extra command-line arguments (for
+    /// example `--timer-scale 100`).
+    pub fn start_sluiced_args(&self, config: &str, prefix: &str, extra: &[&str]) -> Daemon {
         Daemon::start(
             &self.dir.join("daemon"),
             config,
             Some(&self.lb()),
             prefix,
-            &[],
+            extra,
         )
     }
 }

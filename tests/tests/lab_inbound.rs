@@ -311,13 +311,7 @@ fn idle_connections_are_reset_at_both_ends() {
             "probe = \"http-health\"",
             "probe = \"http-health\"\nidle_timeout = \"4m\"\ntcp_reset = true",
         );
-    let d = sluice_tests::daemon::Daemon::start(
-        &lab.dir.join("daemon"),
-        &text,
-        Some(&lab.lb()),
-        &prefix,
-        &["--timer-scale", "100"],
-    );
+    let d = lab.start_sluiced_args(&text, &prefix, &["--timer-scale", "100"]);
     // 4 minutes / 100 = 2.4 s of silence.
     let out = lab.run_script(
         &lab.client(),

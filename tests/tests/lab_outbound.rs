@@ -164,13 +164,7 @@ fn tcp_reuses_ports_per_destination_and_fails_only_new_flows_when_exhausted() {
     spawn(&lab, &lab.internet(), &["tcp-echo", "9001"]);
     assert!(lab.wait_until(&lab.internet(), "ss -ltn | grep -q ':9001 '", 10));
     let (text, prefix) = egress_config(&lab, &outbound_rule("tcp", "8"));
-    let d = sluice_tests::daemon::Daemon::start(
-        &lab.dir.join("daemon"),
-        &text,
-        Some(&lab.lb()),
-        &prefix,
-        &["--timer-scale", "100"],
-    );
+    let d = lab.start_sluiced_args(&text, &prefix, &["--timer-scale", "100"]);
     let out = lab.dir.join("exhaust.out");
     let o = run(
         &lab,
