@@ -9,7 +9,7 @@ set -euo pipefail
 
 PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev libsystemd-dev
-  iproute2 ethtool iputils-ping arping tcpdump procps python3 curl socat
+  iproute2 ethtool iputils-ping arping tcpdump procps python3 curl socat nginx-light openssl
 )
 
 missing=()

@@ -6,11 +6,19 @@ use sluice_core::config::Config;
 use sluice_core::dpdk::Port;
 use sluice_core::pipeline::{Counters, DropReason, Stat};
 use sluice_core::runtime::{ControlCounters, Shared};
+use sluice_probe::state::Outcome;
+use sluice_probe::Prober;
 use std::fmt::Write as _;
 
 /// Formats every counter (zeros included for totals, so a missing line is
 /// never ambiguous).
-pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &[Port]) -> String {
+pub fn format(
+    cfg: &Config,
+    shared: &Shared,
+    control: &ControlCounters,
+    prober: &Prober,
+    ports: &[Port],
+) -> String {
     let mut out = String::new();
     let per_worker: Vec<Counters> = shared.counters.iter().map(|c| c.read()).collect();
     let mut total = Counters::default();
@@ -70,10 +78,52 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
         ("reload.ok", control.reloads),
         ("reload.rejected", control.reloads_rejected),
         ("flows.ended_by_reload", control.flows_ended_by_reload),
+        ("flows.moved_by_health", control.flows_moved_by_health),
+        ("health.published", control.health_published),
+        ("control.originated", control.originated),
+        ("control.originated_no_route", control.originated_no_route),
         ("flows.live", shared.flows.len() as u64),
         ("flows.capacity", shared.flows.capacity() as u64),
     ] {
         line(k, v);
+    }
+    let pc = prober.counters();
+    for (k, v) in [
+        ("probe.started", pc.started),
+        ("probe.succeeded", pc.succeeded),
+        ("probe.timeouts", pc.timeouts),
+        ("probe.refused", pc.refused),
+        ("probe.skipped", pc.skipped),
+        ("probe.changes", pc.changes),
+        ("probe.rx_packets", pc.rx_packets),
+        ("probe.rx_dropped", pc.rx_dropped),
+        ("probe.tx_packets", pc.tx_packets),
+    ] {
+        line(k, v);
+    }
+    for m in prober.status() {
+        let p = format!("probe.{}.{}", m.probe, m.address);
+        line(&format!("{p}.up"), u64::from(m.health.up));
+        line(&format!("{p}.consecutive"), u64::from(m.health.consecutive));
+        line(&format!("{p}.probes"), m.probes);
+        let last = match m.health.last {
+            None => 0,
+            Some(Outcome::Success) => 200,
+            Some(Outcome::Timeout) => 1,
+            Some(Outcome::Refused(code)) => 1000 + u64::from(code),
+        };
+        line(&format!("{p}.last"), last);
+    }
+    for s in &services.services {
+        let sluice_core::lb::Kind::Lb(_) = s.kind else {
+            continue;
+        };
+        let healthy = s.eligible.iter().filter(|e| **e).count() as u64;
+        line(&format!("rule.{}.eligible_members", s.name), healthy);
+        line(
+            &format!("rule.{}.available", s.name),
+            u64::from(s.maglev.is_some()),
+        );
     }
     for (i, c) in per_worker.iter().enumerate() {
         for s in Stat::ALL.iter().filter(|s| c.stat(**s) > 0) {
@@ -108,6 +158,12 @@ pub fn format(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &
 }
 
 /// Prints the report on stdout.
-pub fn print(cfg: &Config, shared: &Shared, control: &ControlCounters, ports: &[Port]) {
-    print!("{}", format(cfg, shared, control, ports));
+pub fn print(
+    cfg: &Config,
+    shared: &Shared,
+    control: &ControlCounters,
+    prober: &Prober,
+    ports: &[Port],
+) {
+    print!("{}", format(cfg, shared, control, prober, ports));
 }

@@ -1,10 +1,13 @@
-//! sluice-probe: health probing. A smoltcp interface on the control thread,
-//! TCP/HTTP/HTTPS probes and the up/down state machine feeding distribution.
-//!
-//! So far: the state machine and the schedule ([`state`]), pure logic over an
-//! injected clock. The smoltcp interface, the probes themselves and their
-//! effect on distribution are still to come (issue #5).
+//! sluice-probe: health probing. A smoltcp interface on the control thread
+//! ([`prober`]), TCP/HTTP/HTTPS probes over it (HTTPS through rustls,
+//! [`tls`]), and the up/down state machine and schedule ([`state`]) whose
+//! verdicts the daemon turns into the Maglev tables workers read.
 
 #![forbid(unsafe_code)]
 
+pub mod device;
+pub mod prober;
 pub mod state;
+pub mod tls;
+
+pub use prober::{Change, MemberStatus, Prober, ProberCounters, Spec};

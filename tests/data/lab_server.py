@@ -9,6 +9,10 @@
   hold PORT OUT              TCP: accepts one connection, waits; writes
                              "reset", "closed" or "timeout" to OUT
   hold-client HOST PORT OUT  connects, sends a line, waits; same results
+  udp-client HOST PORT SECS OUT
+                             from one socket, a datagram every 100 ms for
+                             SECS; each reply ("NAME CLIENT LEN") is
+                             appended to OUT as it comes
 """
 import socket
 import struct
@@ -107,6 +111,24 @@ def hold_client(host, port, out):
     wait(c, out)
 
 
+def udp_client(host, port, secs, out):
+    import time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.1)
+    end = time.time() + secs
+    with open(out, "a") as f:
+        n = 0
+        while time.time() < end:
+            s.sendto(f"ping {n}".encode(), (host, port))
+            n += 1
+            try:
+                f.write(s.recv(2048).decode().strip() + "\n")
+                f.flush()
+                time.sleep(0.1)
+            except socket.timeout:
+                pass
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "http":
@@ -120,5 +142,7 @@ if __name__ == "__main__":
         hold(int(args[0]), args[1])
     elif cmd == "hold-client":
         hold_client(args[0], int(args[1]), args[2])
+    elif cmd == "udp-client":
+        udp_client(args[0], int(args[1]), float(args[2]), args[3])
     else:
         sys.exit(__doc__)

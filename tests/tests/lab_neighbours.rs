@@ -5,6 +5,19 @@
 
 use sluice_tests::lab::*;
 
+/// conf/lab.toml without its health probe: these tests count every ARP
+/// request and held packet, and probes to backends would add theirs.
+fn unprobed(lab: &Lab) -> (String, String) {
+    let (text, prefix) = lab.config("");
+    assert!(text.contains("probe = \"http-health\"\n"));
+    (text.replace("probe = \"http-health\"\n", ""), prefix)
+}
+
+fn start(lab: &Lab) -> sluice_tests::daemon::Daemon {
+    let (text, prefix) = unprobed(lab);
+    lab.start_sluiced_with(&text, &prefix)
+}
+
 fn ok(out: &std::process::Output) -> bool {
     out.status.success()
 }
@@ -20,7 +33,7 @@ fn show(out: &std::process::Output) -> String {
 #[test]
 fn client_and_backend_get_arp_and_ping_answers() {
     let lab = Lab::new(1);
-    let d = lab.start_sluiced("");
+    let d = start(&lab);
     let c = lab.client();
     let b = lab.backend(0);
 
@@ -80,7 +93,7 @@ fn client_and_backend_get_arp_and_ping_answers() {
 #[test]
 fn address_sluice_does_not_own_is_not_answered_and_counted() {
     let lab = Lab::new(0);
-    let d = lab.start_sluiced("");
+    let d = start(&lab);
     let c = lab.client();
     // Nobody answers ARP for .77...
     let out = lab.exec(
@@ -125,7 +138,7 @@ fn address_sluice_does_not_own_is_not_answered_and_counted() {
 #[test]
 fn sluice_resolves_a_neighbour_it_has_not_heard_from() {
     let lab = Lab::new(1);
-    let d = lab.start_sluiced("");
+    let d = start(&lab);
     let b = lab.backend(0);
     // The backend knows Sluice's MAC already, so Sluice never sees its ARP
     // request: to answer the ping, Sluice must resolve the backend itself.
@@ -160,7 +173,7 @@ fn sluice_resolves_a_neighbour_it_has_not_heard_from() {
 #[test]
 fn external_arp_claiming_an_internal_address_is_ignored() {
     let lab = Lab::new(1);
-    let d = lab.start_sluiced("");
+    let d = start(&lab);
     let c = lab.client();
     // An ARP request from outside whose sender claims backend 10.0.0.11.
     let out = lab.exec(
@@ -193,7 +206,7 @@ fn external_arp_claiming_an_internal_address_is_ignored() {
 fn gateway_is_resolved_at_start() {
     let lab = Lab::new(0);
     // The internet host plays the gateway of the external port.
-    let (config, prefix) = lab.config("");
+    let (config, prefix) = unprobed(&lab);
     let config = config.replacen(
         "role = \"external\"",
         &format!("role = \"external\"\ngateway = \"{INTERNET}\""),
@@ -225,7 +238,7 @@ fn gateway_is_resolved_at_start() {
 #[test]
 fn replies_to_a_silent_neighbour_are_dropped_after_retries() {
     let lab = Lab::new(0);
-    let d = lab.start_sluiced("");
+    let d = start(&lab);
     let c = lab.client();
     let mac = lab.mac(&lab.lb(), "ext0");
     // The client pings from an extra address it will not answer ARP for, so
@@ -272,7 +285,7 @@ fn replies_to_a_silent_neighbour_are_dropped_after_retries() {
 fn two_workers_with_two_queues_per_port() {
     let lab = Lab::new(1);
     // Three lcores on this machine's two CPUs: control on 0, workers 1 and 2.
-    let (config, prefix) = lab.config("");
+    let (config, prefix) = unprobed(&lab);
     let config = config
         .replace("\"-l\", \"0-1\"", "\"--lcores=0@0,1@1,2@1\"")
         .replace("iface=ext0\"", "iface=ext0,qpairs=2\"")

@@ -6,14 +6,18 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use sluice::report;
 use sluice_core::config::Config;
+use sluice_core::config::Role;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
 use sluice_core::lb::natmap::PortMap;
 use sluice_core::lb::Services;
 use sluice_core::neigh::CacheConfig;
 use sluice_core::pipeline::Dataplane;
+use sluice_core::pipeline::PROBE_PORTS;
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
 use sluice_nat::blocks::Assignment;
+use sluice_probe::Prober;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,12 +211,25 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     wait_for_links(&ports, &cfg);
     info!(workers = cfg.dpdk.workers.len(), "sluiced ready");
 
+    let clock = Instant::now();
+    let mut prober = Prober::new(&cfg, &probe_sources(&cfg), seed(), 0);
+    info!(
+        probed = prober.status().len(),
+        "health probes from {:?}, local ports {}-{}",
+        probe_sources(&cfg),
+        PROBE_PORTS.start(),
+        PROBE_PORTS.end()
+    );
+
     let mut cfg = cfg;
     while !term.load(Ordering::Relaxed) {
         if hup.swap(false, Ordering::Relaxed) {
             let path = args.config.as_deref().expect("run() has --config");
-            match reload(path, &cfg, &macs, &shared, &mut control) {
-                Ok(new) => cfg = new,
+            match reload(path, &cfg, &macs, &shared, &mut control, &prober) {
+                Ok(new) => {
+                    cfg = new;
+                    prober.reconfigure(&cfg, clock.elapsed().as_millis() as u64);
+                }
                 Err(errors) => {
                     for e in &errors {
                         tracing::error!("reload: {e}");
@@ -225,7 +242,9 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
                 }
             }
         }
-        if !control.poll() {
+        let busy = control.poll();
+        let probed = run_probes(&cfg, &shared, &mut control, &mut prober, clock);
+        if !busy && !probed {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -239,7 +258,8 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         }
     }
     control.poll();
-    report::print(&cfg, &shared, &control.counters(), &ports);
+    while shared.to_prober.pop().is_some() {}
+    report::print(&cfg, &shared, &control.counters(), &prober, &ports);
     drop(control);
     drop(ports);
     eal.cleanup();
@@ -255,6 +275,7 @@ fn reload(
     macs: &[sluice_core::wire::MacAddr],
     shared: &Shared,
     control: &mut ControlPlane,
+    prober: &Prober,
 ) -> std::result::Result<Config, Vec<String>> {
     info!(config = %path.display(), "reload requested");
     let cfg =
@@ -282,7 +303,9 @@ fn reload(
     }
     let running = shared.services.load();
     let snat_prev = sluice_nat::assignments(&running.snat);
-    let services = compile_rules(&cfg, &running.nat_maps, &snat_prev)?;
+    // Members keep the health their probe (by name) found.
+    let eligible = |p: usize, a: IpAddr| prober.health(&cfg.probes[p].name, a).is_none_or(|h| h.up);
+    let services = compile_rules(&cfg, &eligible, &running.nat_maps, &snat_prev)?;
     let n = services.services.len();
     control.reload(Dataplane::new(&cfg, macs), services);
     info!(services = n, "reload applied");
@@ -295,10 +318,11 @@ fn reload(
 /// returned.
 fn compile_rules(
     cfg: &Config,
+    eligible: &dyn Fn(usize, IpAddr) -> bool,
     maps: &BTreeMap<String, PortMap>,
     snat_prev: &BTreeMap<String, Assignment>,
 ) -> std::result::Result<Services, Vec<String>> {
-    let compiled = Services::compile(cfg, &|_, _| true, maps);
+    let compiled = Services::compile(cfg, eligible, maps);
     let planned = sluice_nat::compile(cfg, snat_prev, cfg.dpdk.workers.len());
     let (mut services, (snat, plans)) = match (compiled, planned) {
         (Ok(s), Ok(p)) => (s, p),
@@ -341,7 +365,8 @@ fn compile_services(cfg: &Config) -> Result<Services> {
     for (rule, line) in bad {
         warn!(state_dir = %dir.display(), rule, line, "skipping an unreadable SNAT block line");
     }
-    let services = compile_rules(cfg, &maps, &snat_prev).map_err(|errs| {
+    // Members start up: probes take them out.
+    let services = compile_rules(cfg, &|_, _| true, &maps, &snat_prev).map_err(|errs| {
         for e in &errs {
             tracing::error!("{e}");
         }
@@ -353,6 +378,82 @@ fn compile_services(cfg: &Config) -> Result<Services> {
         "rules compiled"
     );
     Ok(services)
+}
+
+/// Where probes come from: the internal ports' own IPv4 addresses, with
+/// their prefix lengths.
+fn probe_sources(cfg: &Config) -> Vec<(Ipv4Addr, u8)> {
+    cfg.ports
+        .iter()
+        .filter(|p| p.role == Role::Internal)
+        .flat_map(|p| p.addresses.iter())
+        .filter_map(|n| match n {
+            ipnet::IpNet::V4(n) => Some((n.addr(), n.prefix_len())),
+            ipnet::IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
+/// Varies TCP sequence numbers and probe ports between runs.
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ u64::from(std::process::id()) << 32
+}
+
+/// Probe replies per round handed from the workers' ring to the prober.
+const PROBE_DRAIN: usize = 1024;
+
+/// One round of health probing: replies in, probes run, probe packets out.
+/// A member whose verdict changed republishes the rules with the new
+/// health (same rule and member ids). True when replies came in.
+fn run_probes(
+    cfg: &Config,
+    shared: &Shared,
+    control: &mut ControlPlane,
+    prober: &mut Prober,
+    clock: Instant,
+) -> bool {
+    let mut busy = false;
+    for _ in 0..PROBE_DRAIN {
+        let Some(m) = shared.to_prober.pop() else {
+            break;
+        };
+        busy = true;
+        let frame = m.data();
+        let Some(ip) = frame.get(14..) else { continue };
+        // Trim Ethernet padding: the IP total length says where it ends.
+        let total = ip
+            .get(2..4)
+            .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        prober.push_rx(&ip[..total.min(ip.len())]);
+    }
+    let changes = prober.poll(clock.elapsed().as_millis() as u64);
+    for c in &changes {
+        let verdict = if c.up { "up" } else { "down" };
+        info!(
+            "member {} {verdict} (probe {}: {:?})",
+            c.address, c.probe, c.outcome
+        );
+    }
+    if !changes.is_empty() {
+        let eligible = |p: usize, a: IpAddr| prober.eligible(p, a);
+        let maps = shared.services.load().nat_maps.clone();
+        match Services::compile(cfg, &eligible, &maps) {
+            Ok(services) => control.publish_health(services),
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("health: recompiling the rules: {e}");
+                }
+            }
+        }
+    }
+    prober.drain_tx(|p| {
+        control.send_ipv4(p);
+    });
+    busy
 }
 
 fn wait_for_links(ports: &[Port], cfg: &Config) {

@@ -136,6 +136,9 @@ pub struct Service {
     pub members: Vec<Ipv4Addr>,
     /// Member picker; `None` when no member may take new flows.
     pub maglev: Option<Maglev>,
+    /// By member index: may take new flows (admin state and health; every
+    /// member when all are down and the rule says `all_up`).
+    pub eligible: Vec<bool>,
     /// HA ports: every port and protocol; fragments are forwarded.
     pub ha_ports: bool,
 }
@@ -216,6 +219,7 @@ fn forwarding(
         distribution: Distribution::Default,
         members: vec![member],
         maglev: Maglev::build(&[IpAddr::V4(member)], &[up]),
+        eligible: vec![up],
         ha_ports: false,
     }
 }
@@ -229,14 +233,16 @@ fn protos(p: Protocol) -> &'static [u8] {
 }
 
 impl Services {
-    /// Compiles the services of `cfg`. `eligible(pool, member)` says whether
-    /// a member may take new flows (health; admin state is applied here).
+    /// Compiles the services of `cfg`. `eligible(probe, address)` says
+    /// whether the member at `address` passes probe `probe` (an index in
+    /// `cfg.probes`), for load-balancing rules that have a probe; admin
+    /// state is applied here. Inbound NAT rules have no probe.
     /// `nat_maps` are the previous NAT pool port maps by rule name; the
     /// result holds the new ones. Frontends and members that are not IPv4
     /// get no data path yet (flows are IPv4), which is checked here.
     pub fn compile(
         cfg: &Config,
-        eligible: &dyn Fn(usize, usize) -> bool,
+        eligible: &dyn Fn(usize, IpAddr) -> bool,
         nat_maps: &BTreeMap<String, natmap::PortMap>,
     ) -> Result<Services, Vec<ConfigError>> {
         let mut s = Services {
@@ -257,9 +263,8 @@ impl Services {
                 })
                 .collect::<Vec<_>>()
         };
-        let usable = |pool: usize, i: usize| {
-            cfg.pools[pool].members[i].admin_state == AdminState::Up && eligible(pool, i)
-        };
+        let usable =
+            |pool: usize, i: usize| cfg.pools[pool].members[i].admin_state == AdminState::Up;
         let add = |s: &mut Services,
                    errors: &mut Vec<ConfigError>,
                    obj: String,
@@ -295,9 +300,18 @@ impl Services {
             let members = members_v4(r.pool, &obj, &mut errors);
             let n = members.len();
             let all: Vec<IpAddr> = members.iter().map(|&a| IpAddr::V4(a)).collect();
-            let ok: Vec<bool> = (0..n).map(|m| usable(r.pool, m)).collect();
+            let mut ok: Vec<bool> = (0..n)
+                .map(|m| {
+                    usable(r.pool, m)
+                        && r.probe
+                            .is_none_or(|p| eligible(p, cfg.pools[r.pool].members[m].address))
+                })
+                .collect();
             let maglev = Maglev::build(&all, &ok).or_else(|| match r.all_down {
-                AllDown::AllUp => Maglev::build(&all, &vec![true; n]),
+                AllDown::AllUp => {
+                    ok = vec![true; n];
+                    Maglev::build(&all, &ok)
+                }
                 AllDown::NoNewFlows => None,
             });
             let svc = Service {
@@ -312,6 +326,7 @@ impl Services {
                 distribution: r.distribution,
                 members,
                 maglev,
+                eligible: ok,
                 ha_ports: r.is_ha_ports(),
             };
             add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);

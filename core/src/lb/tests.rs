@@ -88,18 +88,6 @@ fn distributions_hash_the_tuple_they_name() {
 }
 
 #[test]
-fn every_member_down_follows_all_down() {
-    let down = |_, _| false;
-    let s = Services::compile(&lb_config(), &down, &BTreeMap::new()).unwrap();
-    let k = key("198.51.100.7", 1024, "203.0.113.10", 80, 6);
-    assert!(s.services[0].pick(&k).is_none(), "no_new_flows");
-    let mut cfg = lb_config();
-    cfg.lb_rules[0].all_down = AllDown::AllUp;
-    let s = Services::compile(&cfg, &down, &BTreeMap::new()).unwrap();
-    assert!(s.services[0].pick(&k).is_some(), "all_up uses every member");
-}
-
-#[test]
 fn security_first_match_wins_and_public_defaults_to_deny() {
     let s = compile();
     let (c, fe) = (ip("198.51.100.7"), ip("203.0.113.10"));
@@ -183,4 +171,77 @@ fn a_reload_carries_unchanged_rules_and_remaining_members_only() {
     let nat = id(&old, "ssh-b2");
     assert_eq!(carry.get(nat, 0), Some((id(&new, "ssh-b2"), 0)));
     assert_eq!(carry.get(999, 0), None);
+}
+
+/// lb_config with a probe on the "http" rule; `down` are the addresses it
+/// says are down.
+fn compile_with_health(down: &[&str], all_down: AllDown) -> Services {
+    let mut cfg = lb_config();
+    cfg.probes.push(crate::config::Probe {
+        name: "pr".into(),
+        protocol: crate::config::ProbeProtocol::Tcp,
+        port: 8080,
+        path: None,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        threshold: 1,
+    });
+    cfg.lb_rules[0].probe = Some(0);
+    cfg.lb_rules[0].all_down = all_down;
+    let down: Vec<IpAddr> = down.iter().map(|a| a.parse().unwrap()).collect();
+    let eligible = |p: usize, a: IpAddr| {
+        assert_eq!(p, 0);
+        !down.contains(&a)
+    };
+    Services::compile(&cfg, &eligible, &BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn a_member_its_probe_says_is_down_gets_no_new_flows_of_that_rule_only() {
+    let s = compile_with_health(&["10.0.0.11"], AllDown::NoNewFlows);
+    let (hid, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    assert_eq!(
+        http.eligible,
+        [false, true, false],
+        "b1 down, b3 admin down"
+    );
+    for p in 0..500u16 {
+        let (m, _) = http
+            .pick(&key("198.51.100.7", 1024 + p, "203.0.113.10", 80, 6))
+            .unwrap();
+        assert_eq!(m, 1);
+    }
+    // The UDP rule has no probe: b1 still takes its flows.
+    let (_, dns) = s.lookup(ip("203.0.113.10"), IpProtocol::Udp, 53).unwrap();
+    assert_eq!(dns.eligible, [true, true, false]);
+    // Ids are those of a snapshot compiled with every member up.
+    let (hid_up, _) = compile()
+        .lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80)
+        .unwrap();
+    assert_eq!(hid, hid_up);
+}
+
+#[test]
+fn every_member_down_admits_no_new_flows_or_uses_all_with_all_up() {
+    let s = compile_with_health(&["10.0.0.11", "10.0.0.12"], AllDown::NoNewFlows);
+    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    assert!(http.maglev.is_none());
+    assert!(http
+        .pick(&key("198.51.100.7", 1, "203.0.113.10", 80, 6))
+        .is_none());
+    let s = compile_with_health(&["10.0.0.11", "10.0.0.12"], AllDown::AllUp);
+    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    assert_eq!(
+        http.eligible,
+        [true, true, true],
+        "all_up uses every member"
+    );
+    let mut seen = [0; 3];
+    for p in 0..3000u16 {
+        let (m, _) = http
+            .pick(&key("198.51.100.7", 1024 + p, "203.0.113.10", 80, 6))
+            .unwrap();
+        seen[usize::from(m)] += 1;
+    }
+    assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
 }

@@ -100,6 +100,8 @@ named_enum! {
         SnatExhausted => "snat_exhausted",
         /// To a public SNAT address with no flow or cone mapping for it.
         SnatNoMapping => "snat_no_mapping",
+        /// A probe reply found the ring to the prober full.
+        ProbeRingFull => "probe_ring_full",
 
     }
 }
@@ -141,6 +143,8 @@ named_enum! {
         FragmentsForwarded => "fragments_forwarded",
         /// Later fragments handed to control to wait for their first one.
         Deferred => "deferred",
+        /// Replies to health probes handed to the prober.
+        ToProber => "to_prober",
     }
 }
 

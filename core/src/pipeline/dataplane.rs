@@ -67,6 +67,8 @@ pub struct Dataplane {
     internal_v4: Vec<(u32, u32)>,
     internal_nets: Vec<IpNet>,
     owned: Vec<IpAddr>,
+    /// Own IPv4 addresses of internal ports: where probes come from.
+    probe_v4: Vec<Ipv4Addr>,
 }
 
 impl Dataplane {
@@ -139,8 +141,10 @@ impl Dataplane {
             .filter(|r| ports[usize::from(r.2)].role == Role::Internal)
             .map(|r| (r.0, r.1))
             .collect();
+        let probe_v4 = internal_sources_v4(cfg);
         Dataplane {
             ports,
+            probe_v4,
             internal_v4,
             routes_v4: routes_v4
                 .into_iter()
@@ -195,6 +199,14 @@ impl Dataplane {
         self.internal_v4.iter().any(|&(n, m)| a & m == n)
     }
 
+    /// True when TCP to `dst` port `dport` is a reply to a health probe:
+    /// `dst` is an internal port's own address and `dport` in
+    /// [`super::PROBE_PORTS`].
+    #[inline]
+    pub fn is_probe_reply(&self, dst: Ipv4Addr, dport: u16) -> bool {
+        super::PROBE_PORTS.contains(&dport) && self.probe_v4.contains(&dst)
+    }
+
     /// True when `a` is one of Sluice's addresses, on any port.
     pub fn is_own(&self, a: IpAddr) -> bool {
         self.owned.contains(&a)
@@ -206,6 +218,20 @@ impl Dataplane {
         self.ports[usize::from(port)].role == Role::External
             && (self.internal_nets.iter().any(|n| n.contains(&a)) || self.is_own(a))
     }
+}
+
+/// The own IPv4 addresses of internal ports (with their prefixes' order in
+/// the config): the addresses health probes come from.
+pub fn internal_sources_v4(cfg: &Config) -> Vec<Ipv4Addr> {
+    cfg.ports
+        .iter()
+        .filter(|p| p.role == Role::Internal)
+        .flat_map(|p| p.addresses.iter())
+        .filter_map(|n| match n {
+            IpNet::V4(n) => Some(n.addr()),
+            IpNet::V6(_) => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

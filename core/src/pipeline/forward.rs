@@ -242,6 +242,13 @@ pub(super) fn ipv4_input(
     let Some(l4) = parse_l4(room, ETH + hl, payload_len, proto) else {
         return Fate::Drop(DropReason::L4Malformed);
     };
+    if owned && proto == TCP && cx.dataplane.is_probe_reply(dst, l4.dport) {
+        return if first_fragment {
+            Fate::Drop(DropReason::Fragment)
+        } else {
+            Fate::Probe
+        };
+    }
     let key = FlowKey {
         src,
         dst,

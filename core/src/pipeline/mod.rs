@@ -51,9 +51,17 @@ pub enum Fate {
     /// control, which buffers it (bounded, timed) and retries it with
     /// [`retry_fragment`].
     Defer,
+    /// A reply to a health probe (to Sluice's own internal address, on a
+    /// port of [`PROBE_PORTS`]): handed to the prober on control.
+    Probe,
     /// Dropped.
     Drop(DropReason),
 }
+
+/// Local ports health probes leave from, on Sluice's own internal
+/// addresses. TCP to one of those addresses on these ports is a probe reply
+/// ([`Fate::Probe`]) and never a flow.
+pub const PROBE_PORTS: std::ops::RangeInclusive<u16> = 61000..=61999;
 
 /// Where the pipeline reports what it learned; the worker forwards it to the
 /// control thread over a bounded ring.
@@ -235,6 +243,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             Fate::Hold { .. } => counters.add(Stat::Held, 1),
             Fate::Consumed => counters.add(Stat::Consumed, 1),
             Fate::Defer => counters.add(Stat::Deferred, 1),
+            Fate::Probe => counters.add(Stat::ToProber, 1),
             Fate::Drop(r) => counters.drop(r),
         }
     }

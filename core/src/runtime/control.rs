@@ -56,6 +56,15 @@ pub struct ControlCounters {
     pub flows_ended_by_reload: u64,
     /// Reloads rejected (invalid config, or a change that needs a restart).
     pub reloads_rejected: u64,
+    /// Rule snapshots published because a member's health changed.
+    pub health_published: u64,
+    /// UDP flows ended because their member went down (their next
+    /// datagram goes to a healthy member).
+    pub flows_moved_by_health: u64,
+    /// IPv4 packets control originated (health probes) and sent on.
+    pub originated: u64,
+    /// Originated packets with no route to their destination.
+    pub originated_no_route: u64,
 }
 
 /// Later fragments that may wait for their first fragment at once.
@@ -85,6 +94,9 @@ pub struct ControlPlane {
     /// quiescent counters at the swap, what carries over, and the new
     /// snapshot's generation.
     carrying: Option<(Vec<u64>, Carry, bool)>,
+    /// A health change whose UDP flows are still to move: the workers'
+    /// quiescent counters when it was published.
+    moving: Option<Vec<u64>>,
 }
 
 impl ControlPlane {
@@ -109,6 +121,7 @@ impl ControlPlane {
             expired: Vec::new(),
             fragments: Default::default(),
             carrying: None,
+            moving: None,
         }
     }
 
@@ -137,6 +150,7 @@ impl ControlPlane {
         let ms = now.as_millis() as u32;
         self.shared.now_ms.store(ms, Ordering::Relaxed);
         let mut busy = self.carry_flows(now);
+        busy |= self.move_udp_flows();
         busy |= self.age_flows(ms, now);
         for _ in 0..DRAIN {
             let Some(ev) = self.shared.to_control.pop() else {
@@ -272,6 +286,93 @@ impl ControlPlane {
         self.shared.services.store(Arc::new(services));
         self.carrying = Some((self.shared.flows.epochs(), carry, generation));
         self.counters.reloads += 1;
+    }
+
+    /// Publishes `services`, compiled from the running config with new
+    /// member health: rule and member ids are those of the running
+    /// snapshot, so flows keep theirs. Once every worker uses it, UDP flows
+    /// of members that may no longer take new flows end, and their next
+    /// datagram makes a flow to a healthy member; TCP flows stay.
+    pub fn publish_health(&mut self, mut services: Services) {
+        let old = self.shared.services.load_full();
+        services.generation = old.generation;
+        services.snat = old.snat.clone();
+        self.shared.services.store(Arc::new(services));
+        self.moving = Some(self.shared.flows.epochs());
+        self.counters.health_published += 1;
+    }
+
+    /// After [`ControlPlane::publish_health`]'s grace period: ends the UDP
+    /// flows of members that may not take new flows, when their rule has a
+    /// member that may (with none, there is nowhere to move them).
+    fn move_udp_flows(&mut self) -> bool {
+        let ready = match &self.moving {
+            Some(then) => self.shared.flows.passed_since(then),
+            None => false,
+        };
+        if !ready {
+            return false;
+        }
+        self.moving = None;
+        let services = self.shared.services.load();
+        let flows = &self.shared.flows;
+        for idx in 0..flows.high_water() {
+            let Some(f) = flows.info(idx) else {
+                continue;
+            };
+            if f.snat || f.key[0].proto != 17 || f.generation != services.generation {
+                continue;
+            }
+            let Some(s) = services.services.get(usize::from(f.rule)) else {
+                continue;
+            };
+            let down = s.eligible.get(usize::from(f.member)) == Some(&false);
+            if down && s.maglev.is_some() && self.reclaimer.remove(flows, idx) {
+                self.counters.flows_moved_by_health += 1;
+            }
+        }
+        true
+    }
+
+    /// Sends an IPv4 packet control originated (a health probe): routed as
+    /// any other, from the egress port's MAC, through the neighbour cache.
+    /// False when it could not go (no route, no mbuf, too long).
+    pub fn send_ipv4(&mut self, packet: &[u8]) -> bool {
+        let Some(dst) = packet.get(16..20) else {
+            return false;
+        };
+        let dst = std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
+        let Some((port, nh)) = self.shared.dataplane.load().route_v4(dst) else {
+            self.counters.originated_no_route += 1;
+            return false;
+        };
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.alloc_failed += 1;
+            return false;
+        };
+        let mac = self.shared.dataplane.load().ports[usize::from(port)].mac;
+        let (room, _) = m.room_and_len_mut();
+        let len = ethernet::HEADER_LEN + packet.len();
+        if room.len() < len {
+            return false;
+        }
+        ethernet::Repr {
+            src: mac,
+            dst: MacAddr([0; 6]),
+            ethertype: ethernet::EtherType::Ipv4,
+        }
+        .emit(&mut ethernet::Frame::new_unchecked(&mut room[..len]));
+        room[ethernet::HEADER_LEN..len].copy_from_slice(packet);
+        m.set_len(len);
+        self.counters.originated += 1;
+        let nh = IpAddr::V4(nh);
+        match self.cache.hold(port, nh, m, self.now()) {
+            HoldOutcome::Queued { solicit: true } => self.send_request(port, nh),
+            HoldOutcome::Queued { solicit: false } => {}
+            HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
+            HoldOutcome::Dropped(m) => drop(m),
+        }
+        true
     }
 
     /// Counts a reload that was rejected before anything changed.

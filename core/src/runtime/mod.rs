@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 /// Slots in the worker -> control ring.
 pub const TO_CONTROL_SLOTS: usize = 4096;
+/// Slots in the workers -> prober ring (probe replies).
+pub const TO_PROBER_SLOTS: usize = 4096;
 /// Slots in the control -> worker 0 ring.
 pub const FROM_CONTROL_SLOTS: usize = 1024;
 
@@ -80,6 +82,9 @@ pub struct Shared {
     /// control originates or releases, so frames for one next hop stay in
     /// order.
     pub from_control: ArrayQueue<(PortIndex, Mbuf)>,
+    /// Workers -> the prober on control (multi-producer): replies to health
+    /// probes, whole frames as received.
+    pub to_prober: ArrayQueue<Mbuf>,
 }
 
 impl Shared {
@@ -101,6 +106,7 @@ impl Shared {
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
             from_control: ArrayQueue::new(FROM_CONTROL_SLOTS),
+            to_prober: ArrayQueue::new(TO_PROBER_SLOTS),
         })
     }
 }

@@ -115,6 +115,11 @@ impl Worker {
                                 c.drop(DropReason::SlowpathFull);
                             }
                         }
+                        Fate::Probe => {
+                            if shared.to_prober.push(m).is_err() {
+                                c.drop(DropReason::ProbeRingFull);
+                            }
+                        }
                         Fate::Consumed | Fate::Drop(_) => {
                             if let Err(m) = free.push(m) {
                                 free.clear();

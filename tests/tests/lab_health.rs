@@ -1,0 +1,538 @@
+//! Health-probe lab tests: nginx (HTTP and HTTPS with a certificate openssl
+//! makes here), socat and Python servers on the backends, real clients,
+//! sluiced between them. conf/lab.toml probes `/health` on port 80 every
+//! second with a threshold of 2.
+
+use sluice_tests::lab::{backend_addr, Lab, FRONTEND, SLUICE_INT};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Interval x threshold + 1 s of conf/lab.toml's probe, plus half a second
+/// for the test's own polling.
+const TAKE_OUT: Duration = Duration::from_millis(3500);
+
+/// An nginx in backend `i`'s namespace: `/health` answers `health`, every
+/// other path "bN CLIENT"; with `tls`, port 443 serves the same over TLS.
+struct Nginx {
+    dir: PathBuf,
+    ns: String,
+    name: String,
+}
+
+impl Nginx {
+    fn new(lab: &Lab, i: usize) -> Nginx {
+        let dir = lab.dir.join(format!("nginx-b{}", i + 1));
+        std::fs::create_dir_all(&dir).unwrap();
+        Nginx {
+            dir,
+            ns: lab.backend(i),
+            name: format!("b{}", i + 1),
+        }
+    }
+
+    /// Writes the config: `/health` answers `health`; `tls`: 443 speaks TLS
+    /// with `cert` (else plain HTTP, if `plain_443`).
+    fn configure(&self, health: u16, tls: Option<&(PathBuf, PathBuf)>, plain_443: bool) {
+        let d = self.dir.display();
+        let listen_443 = match (tls, plain_443) {
+            (Some((cert, key)), _) => format!(
+                "listen 443 ssl; ssl_certificate {}; ssl_certificate_key {};",
+                cert.display(),
+                key.display()
+            ),
+            (None, true) => "listen 443;".into(),
+            (None, false) => String::new(),
+        };
+        let conf = format!(
+            "worker_processes 1; daemon off; user root; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+  access_log off; default_type text/plain;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen 80; {listen_443}
+    location = /health {{ return {health} \"health\\n\"; }}
+    location / {{ return 200 \"{} $remote_addr\\n\"; }}
+  }}
+}}
+",
+            self.name
+        );
+        std::fs::write(self.dir.join("nginx.conf"), conf).unwrap();
+    }
+
+    fn conf(&self) -> String {
+        self.dir.join("nginx.conf").display().to_string()
+    }
+
+    fn start(&self, lab: &Lab) {
+        lab.spawn(
+            &self.ns,
+            &[
+                "nginx",
+                "-c",
+                &self.conf(),
+                "-p",
+                &self.dir.display().to_string(),
+            ],
+        );
+        assert!(
+            lab.wait_until(&self.ns, "ss -ltn | grep -q ':80 '", 10),
+            "nginx did not start in {}: {}",
+            self.ns,
+            std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+        );
+    }
+
+    fn stop(&self, lab: &Lab) {
+        let out = lab.exec(&self.ns, &["nginx", "-c", &self.conf(), "-s", "stop"]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            lab.wait_until(&self.ns, "! ss -ltn | grep -q ':80 '", 10),
+            "nginx did not stop in {}",
+            self.ns
+        );
+    }
+
+    /// Rereads the config (a new one written with [`Nginx::configure`]).
+    fn reload(&self, lab: &Lab) {
+        let out = lab.exec(&self.ns, &["nginx", "-c", &self.conf(), "-s", "reload"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+/// nginx on backends 0..n, `/health` answering 200.
+fn nginx_all(lab: &Lab, n: usize) -> Vec<Nginx> {
+    (0..n)
+        .map(|i| {
+            let x = Nginx::new(lab, i);
+            x.configure(200, None, false);
+            x.start(lab);
+            x
+        })
+        .collect()
+}
+
+/// A line-echo server on `port` in every backend: each line comes back
+/// prefixed with the backend's name ("b1=hello").
+fn echo_all(lab: &Lab, n: usize, port: u16) {
+    for i in 0..n {
+        lab.spawn(
+            &lab.backend(i),
+            &[
+                "socat",
+                &format!("TCP-LISTEN:{port},fork,reuseaddr"),
+                &format!("SYSTEM:sed -u s/^/b{}=/", i + 1),
+            ],
+        );
+    }
+    for i in 0..n {
+        assert!(lab.wait_until(
+            &lab.backend(i),
+            &format!("ss -ltn | grep -q ':{port} '"),
+            10
+        ));
+    }
+}
+
+/// A rule `name` on TCP (or UDP) `port` over the lab pool, probed by
+/// `probe`, with its security rule; `extra` goes into the rule.
+fn rule(name: &str, proto: &str, port: u16, probe: &str, extra: &str) -> String {
+    format!(
+        "[[lb_rule]]\nname = \"{name}\"\nfrontend = \"web\"\nprotocol = \"{proto}\"\n\
+         frontend_port = {port}\nbackend_port = {port}\npool = \"web-pool\"\nprobe = \"{probe}\"\n{extra}\n\
+         [[security_rule]]\nname = \"allow-{name}\"\npriority = {}\ndirection = \"inbound\"\n\
+         action = \"allow\"\nsource = \"*\"\ndestination = \"{FRONTEND}/32\"\nprotocol = \"{proto}\"\n\
+         destination_ports = \"{port}\"\n",
+        200 + port % 1000
+    )
+}
+
+/// A socat session from the client to the frontend: lines written, lines
+/// read back.
+struct Session {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Session {
+    fn open(lab: &Lab, port: u16) -> Session {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.client(), "socat", "-"])
+            .arg(format!("TCP:{FRONTEND}:{port},connect-timeout=3"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Session { child, lines }
+    }
+
+    /// Sends `line`; the echo, if it comes within 3 s.
+    fn say(&mut self, line: &str) -> Option<String> {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").ok()?;
+        stdin.flush().ok()?;
+        self.lines.recv_timeout(Duration::from_secs(3)).ok()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `n` one-line connections to the frontend's `port`: the backend that
+/// echoed each, or "FAIL".
+fn echo_connections(lab: &Lab, port: u16, n: usize) -> Vec<String> {
+    let script = format!(
+        "for i in $(seq {n}); do r=$(echo x | socat -T2 - TCP:{FRONTEND}:{port},connect-timeout=2 2>/dev/null); \
+         echo \"${{r:-FAIL}}\" | cut -d= -f1; done"
+    );
+    let out = lab.sh(&lab.client(), &script);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `n` curls to the frontend's `port`: the backend that answered each, or
+/// "FAIL".
+fn curls(lab: &Lab, port: u16, n: usize) -> Vec<String> {
+    let script = format!(
+        "for i in $(seq {n}); do curl -s --max-time 2 http://{FRONTEND}:{port}/ || echo FAIL; done"
+    );
+    let out = lab.sh(&lab.client(), &script);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn count(v: &[String], what: &str) -> usize {
+    v.iter().filter(|s| *s == what).count()
+}
+
+/// Waits up to `within` for the daemon to log `text`; how long it took.
+fn wait_log(d: &sluice_tests::daemon::Daemon, text: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if d.log().contains(text) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "no \"{text}\" within {within:?}:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_member_whose_nginx_stops_leaves_new_connections_keeps_its_old_ones_and_returns() {
+    let lab = Lab::new(3);
+    let nginx = nginx_all(&lab, 3);
+    echo_all(&lab, 3, 7000);
+    let d = lab.start_sluiced(&rule("echo", "tcp", 7000, "http-health", ""));
+
+    // Probes come from Sluice's internal address, from the probe ports.
+    let dump = lab.sh(
+        &lab.backend(0),
+        "timeout 5 tcpdump -i eth0 -n -l -c 2 'tcp dst port 80 and tcp[tcpflags] & tcp-syn != 0' 2>/dev/null",
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let want = format!(" {SLUICE_INT}.61");
+    assert!(
+        dump.lines().count() == 2
+            && dump
+                .lines()
+                .all(|l| l.contains(&want) && l.contains("> 10.0.0.11.80:")),
+        "probes seen on b1:\n{dump}"
+    );
+
+    let mut session = Session::open(&lab, 7000);
+    let first = session.say("hello").expect("the session echoes");
+    let b: usize = first
+        .strip_prefix('b')
+        .and_then(|r| r.split('=').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("echo {first:?}"));
+    let member = backend_addr(b - 1);
+    let name = format!("b{b}");
+
+    nginx[b - 1].stop(&lab);
+    let took = wait_log(&d, &format!("member {member} down"), TAKE_OUT);
+    eprintln!("{member} down {took:?} after nginx stopped");
+    let answers = echo_connections(&lab, 7000, 30);
+    assert_eq!(answers.len(), 30);
+    assert_eq!(count(&answers, "FAIL"), 0, "{answers:?}");
+    assert_eq!(
+        count(&answers, &name),
+        0,
+        "a down member took new connections (its echo server still runs): {answers:?}"
+    );
+    assert_eq!(
+        session.say("again").as_deref(),
+        Some(format!("{name}=again").as_str()),
+        "the connection opened before the member went down goes on"
+    );
+
+    nginx[b - 1].start(&lab);
+    wait_log(&d, &format!("member {member} up"), TAKE_OUT);
+    let answers = echo_connections(&lab, 7000, 30);
+    assert_eq!(count(&answers, "FAIL"), 0, "{answers:?}");
+    assert!(count(&answers, &name) > 0, "{name} is back: {answers:?}");
+    drop(session);
+
+    let r = d.stop();
+    let p = format!("probe.http-health.{member}");
+    assert_eq!(r.get(&format!("{p}.up")), 1);
+    assert!(r.get(&format!("{p}.probes")) >= 3, "{:?}", r.counters);
+    assert_eq!(r.get("rule.echo.eligible_members"), 3);
+    assert!(r.get("health.published") >= 2);
+    assert_eq!(r.get("probe.rx_dropped"), 0);
+    assert!(r.get("to_prober") > 0 && r.get("flows_created") >= 61);
+}
+
+#[test]
+fn a_503_health_page_or_a_closed_tcp_port_takes_a_member_out() {
+    let lab = Lab::new(3);
+    let nginx = nginx_all(&lab, 3);
+    nginx[1].configure(503, None, false);
+    nginx[1].reload(&lab);
+    // The TCP probe's port listens on b1 and b2 only.
+    for i in 0..2 {
+        lab.spawn(
+            &lab.backend(i),
+            &["socat", "TCP-LISTEN:9000,fork,reuseaddr", "SYSTEM:true"],
+        );
+        assert!(lab.wait_until(&lab.backend(i), "ss -ltn | grep -q ':9000 '", 10));
+    }
+    let tcp_probe = "[[probe]]\nname = \"tcp-9000\"\nprotocol = \"tcp\"\nport = 9000\ninterval = \"1s\"\nthreshold = 2\n";
+    // Port 8080 of the frontend reaches nginx's port 80 under the TCP probe.
+    let alt = rule("alt", "tcp", 8080, "tcp-9000", "")
+        .replace("backend_port = 8080", "backend_port = 80");
+    let d = lab.start_sluiced(&format!("{tcp_probe}\n{alt}"));
+
+    // A 503 is a refusal: down at the first probe; a RST likewise.
+    wait_log(
+        &d,
+        "member 10.0.0.12 down (probe http-health: Refused(503))",
+        TAKE_OUT,
+    );
+    wait_log(
+        &d,
+        "member 10.0.0.13 down (probe tcp-9000: Refused(0))",
+        TAKE_OUT,
+    );
+    let web = curls(&lab, 80, 30);
+    assert_eq!(count(&web, "FAIL"), 0, "{web:?}");
+    assert_eq!(count(&web, "b2"), 0, "b2's /health says 503: {web:?}");
+    assert!(count(&web, "b3") > 0, "b3 passes the HTTP probe: {web:?}");
+    let alt = curls(&lab, 8080, 30);
+    assert_eq!(count(&alt, "FAIL"), 0, "{alt:?}");
+    assert_eq!(
+        count(&alt, "b3"),
+        0,
+        "nothing listens on b3's 9000: {alt:?}"
+    );
+    assert!(count(&alt, "b2") > 0, "b2 passes the TCP probe: {alt:?}");
+
+    let r = d.stop();
+    assert_eq!(r.get("probe.http-health.10.0.0.12.up"), 0);
+    assert_eq!(r.get("probe.http-health.10.0.0.12.last"), 1503);
+    assert_eq!(r.get("probe.http-health.10.0.0.13.up"), 1);
+    assert_eq!(r.get("probe.tcp-9000.10.0.0.13.up"), 0);
+    assert_eq!(r.get("probe.tcp-9000.10.0.0.13.last"), 1000);
+    assert_eq!(r.get("probe.tcp-9000.10.0.0.12.last"), 200);
+    assert_eq!(r.get("rule.http.eligible_members"), 2);
+    assert_eq!(r.get("rule.alt.eligible_members"), 2);
+}
+
+#[test]
+fn an_https_probe_passes_a_self_signed_nginx_and_fails_once_tls_stops() {
+    let lab = Lab::new(3);
+    let (cert, key) = (lab.dir.join("cert.pem"), lab.dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=backend.lab"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pair = (cert, key);
+    let nginx: Vec<Nginx> = (0..3)
+        .map(|i| {
+            let x = Nginx::new(&lab, i);
+            x.configure(200, Some(&pair), false);
+            x.start(&lab);
+            x
+        })
+        .collect();
+    assert!(lab.wait_until(&lab.backend(0), "ss -ltn | grep -q ':443 '", 10));
+    let https = "[[probe]]\nname = \"tls-health\"\nprotocol = \"https\"\nport = 443\npath = \"/health\"\ninterval = \"1s\"\nthreshold = 2\n";
+    let (text, prefix) = lab.config(https);
+    let text = text.replace("probe = \"http-health\"", "probe = \"tls-health\"");
+    let d = lab.start_sluiced_with(&text, &prefix);
+
+    // Two intervals: every member answers its probes over TLS.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!d.log().contains(" down (probe"), "{}", d.log());
+    let web = curls(&lab, 80, 30);
+    assert_eq!(count(&web, "FAIL"), 0, "{web:?}");
+    for b in ["b1", "b2", "b3"] {
+        assert!(count(&web, b) > 0, "{b}: {web:?}");
+    }
+
+    // b1's port 443 now speaks plain HTTP: the TLS handshake fails.
+    nginx[0].configure(200, None, true);
+    nginx[0].reload(&lab);
+    wait_log(&d, "member 10.0.0.11 down (probe tls-health", TAKE_OUT);
+    let web = curls(&lab, 80, 30);
+    assert_eq!(count(&web, "FAIL"), 0, "{web:?}");
+    assert_eq!(count(&web, "b1"), 0, "{web:?}");
+
+    let r = d.stop();
+    assert_eq!(r.get("probe.tls-health.10.0.0.11.up"), 0);
+    for m in ["10.0.0.12", "10.0.0.13"] {
+        assert_eq!(r.get(&format!("probe.tls-health.{m}.up")), 1);
+        assert_eq!(r.get(&format!("probe.tls-health.{m}.last")), 200);
+        assert!(r.get(&format!("probe.tls-health.{m}.consecutive")) >= 3);
+    }
+}
+
+#[test]
+fn with_every_member_down_no_new_flows_are_admitted_until_all_up_is_configured() {
+    let lab = Lab::new(2);
+    let nginx = nginx_all(&lab, 2);
+    echo_all(&lab, 2, 7000);
+    let (text, prefix) = lab.config(&rule("echo", "tcp", 7000, "http-health", ""));
+    let text = text.replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "");
+    let d = lab.start_sluiced_with(&text, &prefix);
+
+    let mut session = Session::open(&lab, 7000);
+    let first = session.say("hello").expect("the session echoes");
+    for x in &nginx {
+        x.stop(&lab);
+    }
+    wait_log(&d, "member 10.0.0.11 down", TAKE_OUT);
+    wait_log(&d, "member 10.0.0.12 down", TAKE_OUT);
+    let answers = echo_connections(&lab, 7000, 5);
+    assert_eq!(count(&answers, "FAIL"), 5, "no_new_flows: {answers:?}");
+    let b = first.split('=').next().unwrap().to_string();
+    assert_eq!(
+        session.say("still").as_deref(),
+        Some(format!("{b}=still").as_str()),
+        "the established connection goes on"
+    );
+
+    // all_up: every member takes new flows although all are down.
+    let all_up = text.replace(
+        "probe = \"http-health\"\n\n[[security_rule]]\nname = \"allow-echo\"",
+        "probe = \"http-health\"\nall_down = \"all_up\"\n\n[[security_rule]]\nname = \"allow-echo\"",
+    );
+    assert_ne!(all_up, text);
+    assert!(d.reload(&all_up), "{}", d.log());
+    let answers = echo_connections(&lab, 7000, 20);
+    assert_eq!(count(&answers, "FAIL"), 0, "all_up: {answers:?}");
+    assert!(
+        count(&answers, "b1") > 0 && count(&answers, "b2") > 0,
+        "spread over every member: {answers:?}"
+    );
+    assert!(
+        session.say("after").is_some(),
+        "the session survives the reload"
+    );
+    drop(session);
+    let r = d.stop();
+    assert_eq!(
+        r.get("probe.http-health.10.0.0.11.up"),
+        0,
+        "health kept across the reload"
+    );
+    assert_eq!(r.get("rule.echo.available"), 1);
+    assert!(r.get("drop.no_healthy_member") >= 5);
+}
+
+#[test]
+fn a_udp_flow_moves_off_a_member_that_goes_down() {
+    let lab = Lab::new(3);
+    let nginx = nginx_all(&lab, 3);
+    for i in 0..3 {
+        lab.server(&lab.backend(i), &["udp", "5000", &format!("b{}", i + 1)]);
+        assert!(lab.wait_until(&lab.backend(i), "ss -lun | grep -q ':5000 '", 10));
+    }
+    let d = lab.start_sluiced(&rule("dgram", "udp", 5000, "http-health", ""));
+    let out = lab.dir.join("udp-client.out");
+    let script = sluice_tests::workspace().join("tests/data/lab_server.py");
+    lab.spawn(
+        &lab.client(),
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "udp-client",
+            FRONTEND,
+            "5000",
+            "12",
+            out.to_str().unwrap(),
+        ],
+    );
+    let read = || -> Vec<String> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
+    let start = Instant::now();
+    let first = loop {
+        if let Some(b) = read().first() {
+            break b.clone();
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no UDP reply");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let b: usize = first[1..].parse().unwrap();
+    nginx[b - 1].stop(&lab);
+    wait_log(
+        &d,
+        &format!("member {} down", backend_addr(b - 1)),
+        TAKE_OUT,
+    );
+    let seen = read().len();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after: Vec<String> = read().split_off(seen);
+    assert!(after.len() >= 5, "replies kept coming: {after:?}");
+    let moved = &after[2..];
+    assert!(
+        moved.iter().all(|x| *x != first),
+        "datagrams still reach {first} after it went down: {after:?}"
+    );
+    assert!(
+        moved.windows(2).all(|w| w[0] == w[1]),
+        "they moved to one healthy member: {after:?}"
+    );
+    let r = d.stop();
+    assert!(r.get("flows.moved_by_health") >= 1, "{:?}", r.counters);
+}
