@@ -34,6 +34,7 @@ lab: deps
 
 bench: deps
 	./bench/pipeline.sh 3
+	./bench/probes.sh 3
 
 # Short fuzzing runs of both targets (needs `cargo install cargo-fuzz`).
 fuzz:

@@ -106,6 +106,10 @@ pub fn format(
         line(&format!("{p}.up"), u64::from(m.health.up));
         line(&format!("{p}.consecutive"), u64::from(m.health.consecutive));
         line(&format!("{p}.probes"), m.probes);
+        line(
+            &format!("{p}.last_change_ms"),
+            m.health.last_change.unwrap_or(0),
+        );
         let last = match m.health.last {
             None => 0,
             Some(Outcome::Success) => 200,

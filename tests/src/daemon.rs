@@ -29,6 +29,7 @@ impl Report {
 /// A running sluiced.
 pub struct Daemon {
     child: Option<Child>,
+    report: Option<std::thread::JoinHandle<String>>,
     log: Arc<Mutex<String>>,
     file_prefix: String,
     dir: PathBuf,
@@ -75,8 +76,17 @@ impl Daemon {
                 l.push('\n');
             }
         });
+        // The report may be larger than a pipe holds: read it as it comes,
+        // or sluiced would block writing it and never exit.
+        let stdout = child.stdout.take().unwrap();
+        let report = std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = BufReader::new(stdout).read_to_string(&mut out);
+            out
+        });
         let mut d = Daemon {
             child: Some(child),
+            report: Some(report),
             log,
             file_prefix: file_prefix.into(),
             dir: dir.into(),
@@ -131,6 +141,11 @@ impl Daemon {
         }
     }
 
+    /// sluiced's process id (also its main thread's, where control runs).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// What it has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -156,13 +171,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = self.report.take().unwrap().join().unwrap();
         std::thread::sleep(Duration::from_millis(50)); // let the log reader finish
         let log = self.log();
         assert!(status.success(), "sluiced exited with {status}:\n{log}");

@@ -336,9 +336,20 @@ impl Drop for Lab {
             let _ = c.wait();
         }
         for ns in self.namespaces.iter().rev() {
+            kill_all_in(ns);
             let _ = run(Command::new("ip").args(["netns", "del", ns]));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kills every process left in namespace `ns`: servers fork (nginx workers,
+/// socat children) and a killed parent leaves them behind, holding the
+/// test's stdout open.
+fn kill_all_in(ns: &str) {
+    let out = run(Command::new("ip").args(["netns", "pids", ns]));
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = run(Command::new("kill").args(["-9", pid]));
     }
 }
 
@@ -356,6 +367,7 @@ fn sweep_stale() {
             continue;
         };
         if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            kill_all_in(name);
             let _ = run(Command::new("ip").args(["netns", "del", name]));
         }
     }

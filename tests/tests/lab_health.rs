@@ -47,7 +47,7 @@ impl Nginx {
             (None, false) => String::new(),
         };
         let conf = format!(
-            "worker_processes 1; daemon off; user root; pid {d}/nginx.pid; error_log {d}/error.log;
+            "daemon off; master_process off; user root; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 256; }}
 http {{
   access_log off; default_type text/plain;
@@ -105,16 +105,21 @@ http {{
     }
 }
 
-/// nginx on backends 0..n, `/health` answering 200.
-fn nginx_all(lab: &Lab, n: usize) -> Vec<Nginx> {
+/// nginx on backends 0..n, `/health` answering `health(i)`.
+fn nginx_with(lab: &Lab, n: usize, health: impl Fn(usize) -> u16) -> Vec<Nginx> {
     (0..n)
         .map(|i| {
             let x = Nginx::new(lab, i);
-            x.configure(200, None, false);
+            x.configure(health(i), None, false);
             x.start(lab);
             x
         })
         .collect()
+}
+
+/// nginx on backends 0..n, `/health` answering 200.
+fn nginx_all(lab: &Lab, n: usize) -> Vec<Nginx> {
+    nginx_with(lab, n, |_| 200)
 }
 
 /// A line-echo server on `port` in every backend: each line comes back
@@ -313,9 +318,8 @@ fn a_member_whose_nginx_stops_leaves_new_connections_keeps_its_old_ones_and_retu
 #[test]
 fn a_503_health_page_or_a_closed_tcp_port_takes_a_member_out() {
     let lab = Lab::new(3);
-    let nginx = nginx_all(&lab, 3);
-    nginx[1].configure(503, None, false);
-    nginx[1].reload(&lab);
+    // b2's /health says 503 from the start.
+    let _nginx = nginx_with(&lab, 3, |i| if i == 1 { 503 } else { 200 });
     // The TCP probe's port listens on b1 and b2 only.
     for i in 0..2 {
         lab.spawn(
