@@ -480,14 +480,15 @@ fn with_every_member_down_no_new_flows_are_admitted_until_all_up_is_configured()
 }
 
 #[test]
-fn a_udp_flow_moves_off_a_member_that_goes_down() {
+fn a_udp_flow_moves_off_a_member_that_goes_down_or_is_set_admin_down() {
     let lab = Lab::new(3);
     let nginx = nginx_all(&lab, 3);
     for i in 0..3 {
         lab.server(&lab.backend(i), &["udp", "5000", &format!("b{}", i + 1)]);
         assert!(lab.wait_until(&lab.backend(i), "ss -lun | grep -q ':5000 '", 10));
     }
-    let d = lab.start_sluiced(&rule("dgram", "udp", 5000, "http-health", ""));
+    let (text, prefix) = lab.config(&rule("dgram", "udp", 5000, "http-health", ""));
+    let d = lab.start_sluiced_with(&text, &prefix);
     let out = lab.dir.join("udp-client.out");
     let script = sluice_tests::workspace().join("tests/data/lab_server.py");
     lab.spawn(
@@ -537,6 +538,27 @@ fn a_udp_flow_moves_off_a_member_that_goes_down() {
         moved.windows(2).all(|w| w[0] == w[1]),
         "they moved to one healthy member: {after:?}"
     );
+
+    // Admin down by reload acts as a probe saying down: the flow moves on
+    // to the third member.
+    let second = moved[0].clone();
+    let c: usize = second[1..].parse().unwrap();
+    let line = format!(
+        "{{ address = \"{}\", name = \"{second}\" }}",
+        backend_addr(c - 1)
+    );
+    assert!(text.contains(&line), "{line}");
+    let drained = text.replace(&line, &line.replace(" }", ", admin_state = \"down\" }"));
+    let seen = read().len();
+    assert!(d.reload(&drained), "{}", d.log());
+    std::thread::sleep(Duration::from_millis(1500));
+    let after: Vec<String> = read().split_off(seen);
+    assert!(after.len() >= 5, "replies kept coming: {after:?}");
+    let third = &after[after.len() - 3..];
+    assert!(
+        third.iter().all(|x| *x != first && *x != second),
+        "datagrams still reach {second} after it was set admin down: {after:?}"
+    );
     let r = d.stop();
-    assert!(r.get("flows.moved_by_health") >= 1, "{:?}", r.counters);
+    assert!(r.get("flows.moved_by_health") >= 2, "{:?}", r.counters);
 }

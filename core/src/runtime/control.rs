@@ -284,7 +284,11 @@ impl ControlPlane {
         let generation = services.generation;
         self.shared.dataplane.store(Arc::new(dataplane));
         self.shared.services.store(Arc::new(services));
-        self.carrying = Some((self.shared.flows.epochs(), carry, generation));
+        let epochs = self.shared.flows.epochs();
+        self.carrying = Some((epochs.clone(), carry, generation));
+        // Members the reload made ineligible (admin down) lose their UDP
+        // flows as a probe-down member does; carried first, same grace.
+        self.moving = Some(epochs);
         self.counters.reloads += 1;
     }
 
@@ -302,7 +306,8 @@ impl ControlPlane {
         self.counters.health_published += 1;
     }
 
-    /// After [`ControlPlane::publish_health`]'s grace period: ends the UDP
+    /// After the grace period of [`ControlPlane::publish_health`] (or of a
+    /// reload, once its flows are carried): ends the UDP
     /// flows of members that may not take new flows, when their rule has a
     /// member that may (with none, there is nowhere to move them).
     fn move_udp_flows(&mut self) -> bool {
@@ -342,15 +347,16 @@ impl ControlPlane {
             return false;
         };
         let dst = std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
-        let Some((port, nh)) = self.shared.dataplane.load().route_v4(dst) else {
+        let dp = self.shared.dataplane.load();
+        let Some((port, nh)) = dp.route_v4(dst) else {
             self.counters.originated_no_route += 1;
             return false;
         };
+        let mac = dp.ports[usize::from(port)].mac;
         let Some(mut m) = self.pool.alloc() else {
             self.counters.alloc_failed += 1;
             return false;
         };
-        let mac = self.shared.dataplane.load().ports[usize::from(port)].mac;
         let (room, _) = m.room_and_len_mut();
         let len = ethernet::HEADER_LEN + packet.len();
         if room.len() < len {
