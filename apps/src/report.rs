@@ -66,6 +66,8 @@ pub fn format(
         ("neigh.expired", n.expired),
         ("neigh.table_full", n.table_full),
         ("control.to_worker_full", control.to_worker_full),
+        ("control.tx_own", control.tx_own),
+        ("control.tx_own_full", control.tx_own_full),
         ("control.alloc_failed", control.alloc_failed),
         ("control.no_source", control.no_source),
         ("flows.expired", control.flows_expired),

@@ -562,3 +562,40 @@ fn a_udp_flow_moves_off_a_member_that_goes_down_or_is_set_admin_down() {
     let r = d.stop();
     assert!(r.get("flows.moved_by_health") >= 2, "{:?}", r.counters);
 }
+
+#[test]
+fn probes_leave_on_controls_own_tx_queue_when_the_port_has_a_spare_one() {
+    let lab = Lab::new(1);
+    let _nginx = nginx_all(&lab, 1);
+    let (text, prefix) = lab.config("");
+    // Two queue pairs per port (net_af_packet fans received frames out
+    // over both: the one worker polls both RX queues) and one worker: TX
+    // queue 1 is control's.
+    let text = text
+        .replace("iface=ext0\"", "iface=ext0,qpairs=2\"")
+        .replace("iface=int0\"", "iface=int0,qpairs=2\"")
+        .replace("role = \"external\"", "role = \"external\"\nrx_queues = 2")
+        .replace("role = \"internal\"", "role = \"internal\"\nrx_queues = 2")
+        .replace("  { address = \"10.0.0.12\", name = \"b2\" },\n", "")
+        .replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "");
+    assert!(text.contains("qpairs=2"), "conf/lab.toml changed shape");
+    let d = lab.start_sluiced_with(&text, &prefix);
+    assert!(
+        d.log()
+            .contains("control sends on its own TX queue port=int"),
+        "{}",
+        d.log()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let web = curls(&lab, 80, 5);
+    assert_eq!(web, vec!["b1"; 5]);
+    let r = d.stop();
+    assert!(r.get("probe.succeeded") >= 2, "{:?}", r.counters);
+    assert_eq!(r.get("probe.http-health.10.0.0.11.up"), 1);
+    assert!(r.get("port.int.txq1.packets") >= r.get("probe.tx_packets"));
+    assert_eq!(
+        r.get("control.tx_own"),
+        r.get("port.int.txq1.packets") + r.get("port.ext.txq1.packets")
+    );
+    assert_eq!(r.get("from_control"), 0, "nothing went through worker 0");
+}

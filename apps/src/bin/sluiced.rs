@@ -152,7 +152,9 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     let nworkers = cfg.dpdk.workers.len() as u16;
     let mut ports = Vec::new();
     for p in &cfg.ports {
-        let port = Port::start(&p.device, p.rx_queues, nworkers, p.mtu, &pool)
+        // One TX queue per worker, and one for control where the device
+        // has it (else control sends through worker 0).
+        let port = Port::start(&p.device, p.rx_queues, nworkers, 1, p.mtu, &pool)
             .with_context(|| format!("port \"{}\"", p.name))?;
         info!(port = %p.name, device = %port.name(), mac = %port.mac(), addresses = ?p.addresses, "port started");
         ports.push(port);
@@ -203,6 +205,12 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         CacheConfig::default(),
         args.timer_scale,
     );
+    for (pi, port) in ports.iter().enumerate() {
+        if port.tx_queue_count() > nworkers {
+            control.own_tx(pi as u16, port.tx_queue(nworkers));
+            info!(port = %cfg.ports[pi].name, queue = nworkers, "control sends on its own TX queue");
+        }
+    }
     for (pi, p) in cfg.ports.iter().enumerate() {
         if let Some(gw) = p.gateway {
             control.resolve(pi as u16, gw);

@@ -115,11 +115,13 @@ pub fn lookup(device: &Device) -> Result<u16, DpdkError> {
 
 impl Port {
     /// Configures and starts `device` with `rx_queues` RX queues (RSS over
-    /// them when the device hashes) and `tx_queues` TX queues, promiscuous.
+    /// them when the device hashes) and `tx_queues` TX queues, plus up to
+    /// `spare_tx` more when the device has them; promiscuous.
     pub fn start(
         device: &Device,
         rx_queues: u16,
         tx_queues: u16,
+        spare_tx: u16,
         mtu: u16,
         pool: &Mempool,
     ) -> Result<Port, DpdkError> {
@@ -145,6 +147,7 @@ impl Port {
                 });
             }
         }
+        let with_spares = tx_queues + spare_tx.min(info.max_tx_queues.saturating_sub(tx_queues));
         let mut conf = sys::rte_eth_conf::default();
         let rss = RSS_WANTED & info.flow_type_rss_offloads;
         if rx_queues > 1 && rss != 0 {
@@ -152,7 +155,16 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
         // SAFETY: `conf` lives across the call; DPDK copies it.
-        let rc = unsafe { sys::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf) };
+        let mut rc = unsafe { sys::rte_eth_dev_configure(id, rx_queues, with_spares, &conf) };
+        let tx_queues = if rc == 0 {
+            with_spares
+        } else {
+            // Some drivers (net_tap) want as many TX queues as RX queues:
+            // then no spares.
+            // SAFETY: as above.
+            rc = unsafe { sys::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf) };
+            tx_queues
+        };
         check(rc, &name, "rte_eth_dev_configure")?;
         // SAFETY: plain call on a configured port. Virtual devices may refuse
         // an MTU change; the frame size they carry is then the kernel's.
@@ -201,6 +213,12 @@ impl Port {
             rx_queues,
             tx_queues,
         })
+    }
+
+    /// TX queues configured (the ones asked for and the spares the device
+    /// had).
+    pub fn tx_queue_count(&self) -> u16 {
+        self.tx_queues
     }
 
     /// DPDK port id.

@@ -29,6 +29,10 @@ pub struct ControlCounters {
     pub neigh: CacheCounters,
     /// Frames dropped because the ring to worker 0 was full.
     pub to_worker_full: u64,
+    /// Frames sent on control's own TX queues.
+    pub tx_own: u64,
+    /// Frames control's own TX queue did not take (dropped).
+    pub tx_own_full: u64,
     /// Requests not sent: no mbuf.
     pub alloc_failed: u64,
     /// Requests not sent: no address of that family on the port.
@@ -97,6 +101,9 @@ pub struct ControlPlane {
     /// A health change whose UDP flows are still to move: the workers'
     /// quiescent counters when it was published.
     moving: Option<Vec<u64>>,
+    /// Control's own TX queue per port, where the device had a spare one.
+    own_tx: Vec<Option<crate::dpdk::TxQueue>>,
+    burst: crate::dpdk::Burst,
 }
 
 impl ControlPlane {
@@ -122,7 +129,19 @@ impl ControlPlane {
             fragments: Default::default(),
             carrying: None,
             moving: None,
+            own_tx: Vec::new(),
+            burst: Default::default(),
         }
+    }
+
+    /// Gives control its own TX queue on `port`: what it sends there no
+    /// longer goes through worker 0.
+    pub fn own_tx(&mut self, port: PortIndex, q: crate::dpdk::TxQueue) {
+        let i = usize::from(port);
+        if self.own_tx.len() <= i {
+            self.own_tx.resize_with(i + 1, || None);
+        }
+        self.own_tx[i] = Some(q);
     }
 
     /// Counters so far.
@@ -495,6 +514,15 @@ impl ControlPlane {
     }
 
     fn transmit(&mut self, port: PortIndex, m: Mbuf) {
+        if let Some(Some(q)) = self.own_tx.get_mut(usize::from(port)) {
+            // A burst of one: control sends little, and at once.
+            let _ = self.burst.push(m);
+            let sent = q.tx(&mut self.burst);
+            self.counters.tx_own += sent as u64;
+            self.counters.tx_own_full += (self.burst.len()) as u64;
+            self.burst.clear();
+            return;
+        }
         if self.shared.from_control.push((port, m)).is_err() {
             self.counters.to_worker_full += 1;
         }
