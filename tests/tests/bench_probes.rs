@@ -8,6 +8,7 @@
 //! valid (probes not at the rate asked, or failing).
 
 use sluice_tests::lab::Lab;
+use sluice_tests::nginx::Nginx;
 use std::time::{Duration, Instant};
 
 const MEMBERS: usize = 1000;
@@ -76,32 +77,10 @@ fn main() {
     std::fs::write(&file, batch).unwrap();
     let out = lab.exec(&b, &["ip", "-batch", file.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
-    let d = lab.dir.join("nginx");
-    std::fs::create_dir_all(&d).unwrap();
-    let dd = d.display();
-    std::fs::write(
-        d.join("nginx.conf"),
-        format!(
-            "daemon off; master_process off; user root; pid {dd}/nginx.pid; error_log {dd}/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path {dd}/body; proxy_temp_path {dd}/proxy;
-  fastcgi_temp_path {dd}/fcgi; uwsgi_temp_path {dd}/uwsgi; scgi_temp_path {dd}/scgi;
-  server {{ listen 80 backlog=4096; location / {{ return 200 \"ok\\n\"; }} }} }}
-"
-        ),
-    )
-    .unwrap();
-    lab.spawn(
-        &b,
-        &[
-            "nginx",
-            "-c",
-            d.join("nginx.conf").to_str().unwrap(),
-            "-p",
-            &dd.to_string(),
-        ],
-    );
-    assert!(lab.wait_until(&b, "ss -ltn | grep -q ':80 '", 10));
+    // One nginx answers /health on all 1,000 addresses.
+    let nginx = Nginx::new(&lab, 0);
+    nginx.configure(200, None, false);
+    nginx.start(&lab);
 
     let (idle, _) = measure(&lab, false);
     let (busy, r) = measure(&lab, true);

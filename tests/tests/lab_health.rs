@@ -4,8 +4,8 @@
 //! second with a threshold of 2.
 
 use sluice_tests::lab::{backend_addr, Lab, FRONTEND, SLUICE_INT};
+use sluice_tests::nginx::Nginx;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -13,97 +13,6 @@ use std::time::{Duration, Instant};
 /// Interval x threshold + 1 s of conf/lab.toml's probe, plus half a second
 /// for the test's own polling.
 const TAKE_OUT: Duration = Duration::from_millis(3500);
-
-/// An nginx in backend `i`'s namespace: `/health` answers `health`, every
-/// other path "bN CLIENT"; with `tls`, port 443 serves the same over TLS.
-struct Nginx {
-    dir: PathBuf,
-    ns: String,
-    name: String,
-}
-
-impl Nginx {
-    fn new(lab: &Lab, i: usize) -> Nginx {
-        let dir = lab.dir.join(format!("nginx-b{}", i + 1));
-        std::fs::create_dir_all(&dir).unwrap();
-        Nginx {
-            dir,
-            ns: lab.backend(i),
-            name: format!("b{}", i + 1),
-        }
-    }
-
-    /// Writes the config: `/health` answers `health`; `tls`: 443 speaks TLS
-    /// with `cert` (else plain HTTP, if `plain_443`).
-    fn configure(&self, health: u16, tls: Option<&(PathBuf, PathBuf)>, plain_443: bool) {
-        let d = self.dir.display();
-        let listen_443 = match (tls, plain_443) {
-            (Some((cert, key)), _) => format!(
-                "listen 443 ssl; ssl_certificate {}; ssl_certificate_key {};",
-                cert.display(),
-                key.display()
-            ),
-            (None, true) => "listen 443;".into(),
-            (None, false) => String::new(),
-        };
-        let conf = format!(
-            "daemon off; master_process off; user root; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log off; default_type text/plain;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  server {{
-    listen 80; {listen_443}
-    location = /health {{ return {health} \"health\\n\"; }}
-    location / {{ return 200 \"{} $remote_addr\\n\"; }}
-  }}
-}}
-",
-            self.name
-        );
-        std::fs::write(self.dir.join("nginx.conf"), conf).unwrap();
-    }
-
-    fn conf(&self) -> String {
-        self.dir.join("nginx.conf").display().to_string()
-    }
-
-    fn start(&self, lab: &Lab) {
-        lab.spawn(
-            &self.ns,
-            &[
-                "nginx",
-                "-c",
-                &self.conf(),
-                "-p",
-                &self.dir.display().to_string(),
-            ],
-        );
-        assert!(
-            lab.wait_until(&self.ns, "ss -ltn | grep -q ':80 '", 10),
-            "nginx did not start in {}: {}",
-            self.ns,
-            std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-        );
-    }
-
-    fn stop(&self, lab: &Lab) {
-        let out = lab.exec(&self.ns, &["nginx", "-c", &self.conf(), "-s", "stop"]);
-        assert!(out.status.success(), "{out:?}");
-        assert!(
-            lab.wait_until(&self.ns, "! ss -ltn | grep -q ':80 '", 10),
-            "nginx did not stop in {}",
-            self.ns
-        );
-    }
-
-    /// Rereads the config (a new one written with [`Nginx::configure`]).
-    fn reload(&self, lab: &Lab) {
-        let out = lab.exec(&self.ns, &["nginx", "-c", &self.conf(), "-s", "reload"]);
-        assert!(out.status.success(), "{out:?}");
-    }
-}
 
 /// nginx on backends 0..n, `/health` answering `health(i)`.
 fn nginx_with(lab: &Lab, n: usize, health: impl Fn(usize) -> u16) -> Vec<Nginx> {

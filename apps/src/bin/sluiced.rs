@@ -6,18 +6,17 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use sluice::report;
 use sluice_core::config::Config;
-use sluice_core::config::Role;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
 use sluice_core::lb::natmap::PortMap;
 use sluice_core::lb::Services;
 use sluice_core::neigh::CacheConfig;
 use sluice_core::pipeline::Dataplane;
-use sluice_core::pipeline::PROBE_PORTS;
+use sluice_core::pipeline::{internal_sources_v4, PROBE_PORTS};
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
 use sluice_nat::blocks::Assignment;
 use sluice_probe::Prober;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -220,11 +219,11 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     info!(workers = cfg.dpdk.workers.len(), "sluiced ready");
 
     let clock = Instant::now();
-    let mut prober = Prober::new(&cfg, &probe_sources(&cfg), seed(), 0);
+    let sources = internal_sources_v4(&cfg);
+    let mut prober = Prober::new(&cfg, &sources, seed(), 0);
     info!(
         probed = prober.status().len(),
-        "health probes from {:?}, local ports {}-{}",
-        probe_sources(&cfg),
+        "health probes from {sources:?}, local ports {}-{}",
         PROBE_PORTS.start(),
         PROBE_PORTS.end()
     );
@@ -386,20 +385,6 @@ fn compile_services(cfg: &Config) -> Result<Services> {
         "rules compiled"
     );
     Ok(services)
-}
-
-/// Where probes come from: the internal ports' own IPv4 addresses, with
-/// their prefix lengths.
-fn probe_sources(cfg: &Config) -> Vec<(Ipv4Addr, u8)> {
-    cfg.ports
-        .iter()
-        .filter(|p| p.role == Role::Internal)
-        .flat_map(|p| p.addresses.iter())
-        .filter_map(|n| match n {
-            ipnet::IpNet::V4(n) => Some((n.addr(), n.prefix_len())),
-            ipnet::IpNet::V6(_) => None,
-        })
-        .collect()
 }
 
 /// Varies TCP sequence numbers and probe ports between runs.

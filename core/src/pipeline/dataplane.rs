@@ -141,7 +141,10 @@ impl Dataplane {
             .filter(|r| ports[usize::from(r.2)].role == Role::Internal)
             .map(|r| (r.0, r.1))
             .collect();
-        let probe_v4 = internal_sources_v4(cfg);
+        let probe_v4 = internal_sources_v4(cfg)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
         Dataplane {
             ports,
             probe_v4,
@@ -220,15 +223,15 @@ impl Dataplane {
     }
 }
 
-/// The own IPv4 addresses of internal ports (with their prefixes' order in
-/// the config): the addresses health probes come from.
-pub fn internal_sources_v4(cfg: &Config) -> Vec<Ipv4Addr> {
+/// The own IPv4 addresses of internal ports with their prefix lengths, in
+/// config order: where health probes come from.
+pub fn internal_sources_v4(cfg: &Config) -> Vec<(Ipv4Addr, u8)> {
     cfg.ports
         .iter()
         .filter(|p| p.role == Role::Internal)
         .flat_map(|p| p.addresses.iter())
         .filter_map(|n| match n {
-            IpNet::V4(n) => Some(n.addr()),
+            IpNet::V4(n) => Some((n.addr(), n.prefix_len())),
             IpNet::V6(_) => None,
         })
         .collect()

@@ -16,7 +16,7 @@ mod host;
 mod outbound;
 
 pub use counters::{Counters, DropReason, SharedCounters, Stat};
-pub use dataplane::{Dataplane, PortView};
+pub use dataplane::{internal_sources_v4, Dataplane, PortView};
 
 use crate::flow::frag::FragTable;
 use crate::flow::FlowTable;
