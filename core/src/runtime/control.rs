@@ -193,12 +193,7 @@ impl ControlPlane {
                     port,
                     next_hop,
                     mbuf,
-                } => match self.cache.hold(port, next_hop, mbuf, now) {
-                    HoldOutcome::Queued { solicit: true } => self.send_request(port, next_hop),
-                    HoldOutcome::Queued { solicit: false } => {}
-                    HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
-                    HoldOutcome::Dropped(m) => drop(m),
-                },
+                } => self.send_via(port, next_hop, mbuf, now),
             }
         }
         busy |= self.retry_fragments(now);
@@ -265,13 +260,7 @@ impl ControlPlane {
                             len,
                         } => {
                             m.set_len(usize::from(len));
-                            match self.cache.hold(port, next_hop, m, now) {
-                                HoldOutcome::Queued { solicit: true } => {
-                                    self.send_request(port, next_hop)
-                                }
-                                HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
-                                _ => {}
-                            }
+                            self.send_via(port, next_hop, m, now);
                         }
                         _ => {}
                     }
@@ -390,13 +379,7 @@ impl ControlPlane {
         room[ethernet::HEADER_LEN..len].copy_from_slice(packet);
         m.set_len(len);
         self.counters.originated += 1;
-        let nh = IpAddr::V4(nh);
-        match self.cache.hold(port, nh, m, self.now()) {
-            HoldOutcome::Queued { solicit: true } => self.send_request(port, nh),
-            HoldOutcome::Queued { solicit: false } => {}
-            HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
-            HoldOutcome::Dropped(m) => drop(m),
-        }
+        self.send_via(port, IpAddr::V4(nh), m, self.now());
         true
     }
 
@@ -495,11 +478,16 @@ impl ControlPlane {
         let len = age::build_rst(room, mac, key, seq, ack);
         m.set_len(len);
         self.counters.rst_sent += 1;
-        let nh = IpAddr::V4(rw.next_hop);
-        match self.cache.hold(rw.egress, nh, m, now) {
-            HoldOutcome::Queued { solicit: true } => self.send_request(rw.egress, nh),
+        self.send_via(rw.egress, IpAddr::V4(rw.next_hop), m, now);
+    }
+
+    /// Sends a frame out of `port` to `next_hop`'s MAC, or holds it while
+    /// the neighbour resolves (asking for it when this is the first).
+    fn send_via(&mut self, port: PortIndex, next_hop: IpAddr, m: Mbuf, now: Duration) {
+        match self.cache.hold(port, next_hop, m, now) {
+            HoldOutcome::Queued { solicit: true } => self.send_request(port, next_hop),
             HoldOutcome::Queued { solicit: false } => {}
-            HoldOutcome::Resolved(mac, m) => self.send_to(rw.egress, mac, m),
+            HoldOutcome::Resolved(mac, m) => self.send_to(port, mac, m),
             HoldOutcome::Dropped(m) => drop(m),
         }
     }
