@@ -120,6 +120,10 @@ pub fn format(
         };
         line(&format!("{p}.last"), last);
     }
+    for (pool, healthy, members) in prober.pool_health(cfg) {
+        line(&format!("pool.{pool}.healthy"), healthy as u64);
+        line(&format!("pool.{pool}.members"), members as u64);
+    }
     for s in &services.services {
         let sluice_core::lb::Kind::Lb(_) = s.kind else {
             continue;

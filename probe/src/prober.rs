@@ -337,6 +337,33 @@ impl Prober {
         Some(self.groups[gi].targets[ti].health)
     }
 
+    /// Per pool of `cfg` (the config the prober follows): (pool name,
+    /// healthy members, members). A member is healthy when it is admin up
+    /// and every probe of a rule over the pool says up.
+    pub fn pool_health(&self, cfg: &Config) -> Vec<(String, usize, usize)> {
+        cfg.pools
+            .iter()
+            .enumerate()
+            .map(|(pi, pool)| {
+                let probes: Vec<usize> = cfg
+                    .lb_rules
+                    .iter()
+                    .filter(|r| r.pool == pi)
+                    .filter_map(|r| r.probe)
+                    .collect();
+                let healthy = pool
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        m.admin_state == sluice_core::config::AdminState::Up
+                            && probes.iter().all(|&p| self.eligible(p, m.address))
+                    })
+                    .count();
+                (pool.name.clone(), healthy, pool.members.len())
+            })
+            .collect()
+    }
+
     /// Every probed member's status.
     pub fn status(&self) -> Vec<MemberStatus> {
         self.groups
@@ -965,6 +992,7 @@ probe = "pr"
         assert!(!health(&p, B2).up);
         p.reconfigure(&config(HTTP), 1000);
         assert!(!health(&p, B2).up, "kept across a reconfigure");
+        assert_eq!(p.pool_health(&config(HTTP)), [("p".to_string(), 2, 3)]);
         // A member that leaves and comes back starts again, up.
         let mut without = config(HTTP);
         without.pools[0].members.remove(1);

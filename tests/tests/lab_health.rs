@@ -276,6 +276,9 @@ fn a_503_health_page_or_a_closed_tcp_port_takes_a_member_out() {
     assert_eq!(r.get("probe.tcp-9000.10.0.0.12.last"), 200);
     assert_eq!(r.get("rule.http.eligible_members"), 2);
     assert_eq!(r.get("rule.alt.eligible_members"), 2);
+    // b2 fails one probe, b3 the other: only b1 passes both.
+    assert_eq!(r.get("pool.web-pool.healthy"), 1);
+    assert_eq!(r.get("pool.web-pool.members"), 3);
 }
 
 #[test]
