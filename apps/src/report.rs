@@ -35,6 +35,11 @@ pub fn format(
         line(&format!("drop.{}", r.name()), total.dropped(*r));
     }
     line("drop.total", total.total_drops());
+    line("tsc_hz", sluice_core::dpdk::tsc_hz());
+    line(
+        "cycles_per_packet",
+        total.stat(Stat::BusyCycles) / total.stat(Stat::Rx).max(1),
+    );
     let services = shared.services.load();
     let usage = sluice_core::lb::snat::usage(&shared.flows, &services.snat);
     for (m, u) in services.snat.members.iter().zip(&usage.members) {

@@ -44,5 +44,15 @@ state_dir = "{}"
         r.counters
     );
     assert!(r.get("port.junk.ipackets") >= rx);
+    // The worker's TSC count: a drop costs tens to hundreds of cycles, not
+    // none and not a millisecond's worth.
+    let cpp = r.get("cycles_per_packet");
+    assert!(r.get("tsc_hz") > 100_000_000, "{:?}", r.counters);
+    assert!(
+        (5..100_000).contains(&cpp),
+        "cycles per packet {cpp}: {:?}",
+        r.counters
+    );
+    assert_eq!(cpp, r.get("busy_cycles") / rx);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -145,6 +145,10 @@ named_enum! {
         Deferred => "deferred",
         /// Replies to health probes handed to the prober.
         ToProber => "to_prober",
+        /// TSC cycles of loop iterations that received frames (RX burst,
+        /// processing, TX), read once per iteration: divided by `rx`, the
+        /// cost per packet.
+        BusyCycles => "busy_cycles",
     }
 }
 

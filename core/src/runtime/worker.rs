@@ -62,6 +62,7 @@ impl Worker {
                 worker: self.index,
             };
             let mut busy = false;
+            let started = crate::dpdk::rdtsc();
             for (port, q) in &mut self.rx {
                 if q.rx(&mut rx, self.burst) == 0 {
                     continue;
@@ -147,6 +148,7 @@ impl Worker {
                 flush(q, b, &mut c);
             }
             if busy {
+                c.add(Stat::BusyCycles, crate::dpdk::rdtsc() - started);
                 shared.counters[self.index].publish(&c);
             }
         }
