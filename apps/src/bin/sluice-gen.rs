@@ -17,7 +17,7 @@ use clap::Parser;
 use sluice_core::config::Device;
 use sluice_core::craft;
 use sluice_core::dpdk::{self, Burst, Eal, Mempool, Port};
-use sluice_core::wire::MacAddr;
+use sluice_core::wire::{arp, ethernet, MacAddr};
 use std::net::Ipv4Addr;
 
 #[derive(Parser, Debug)]
@@ -56,6 +56,10 @@ struct Args {
     /// First source address; flow i adds i / 1024 to it.
     #[arg(long, default_value = "198.18.0.1")]
     src: Ipv4Addr,
+    /// Answer ARP requests for this address on the receiving port (to play
+    /// the backend behind a load balancer).
+    #[arg(long)]
+    answer_arp: Option<Ipv4Addr>,
 }
 
 fn mac(s: &str) -> Result<MacAddr> {
@@ -71,6 +75,18 @@ fn mac(s: &str) -> Result<MacAddr> {
 /// Marker the sink looks for in every payload, so a frame that comes back
 /// mangled (or is not ours) is counted as bad.
 const MAGIC: &[u8; 8] = b"SLUICEGN";
+
+/// The reply to an ARP request for `ip`, from `mac`.
+fn arp_answer(frame: &[u8], ip: Ipv4Addr, mac: MacAddr) -> Option<Vec<u8>> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != ethernet::EtherType::Arp {
+        return None;
+    }
+    let p = arp::Packet::new_checked(eth.payload()).ok()?;
+    let r = arp::Repr::parse(&p);
+    (r.operation == arp::Operation::Request && r.target_ip == ip)
+        .then(|| craft::arp_reply(mac, ip, r.sender_hw, r.sender_ip))
+}
 
 fn main() -> Result<()> {
     let a = Args::parse();
@@ -117,7 +133,12 @@ fn main() -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut txq = tx_port.tx_queue(0);
-    let mut rxq = rx_port.as_ref().unwrap_or(&tx_port).rx_queue(0);
+    let sink = rx_port.as_ref().unwrap_or(&tx_port);
+    let mut rxq = sink.rx_queue(0);
+    let mut arp_txq = rx_port.as_ref().map(|p| p.tx_queue(0));
+    let sink_mac = sink.mac();
+    let mut arp_out = Burst::default();
+    let mut arp_answered = 0u64;
     let hz = dpdk::tsc_hz() as f64;
     let per_packet = hz / a.rate.max(1) as f64;
     let start = dpdk::rdtsc();
@@ -156,6 +177,19 @@ fn main() -> Result<()> {
         if rxq.rx(&mut rx, 32) > 0 {
             for i in 0..rx.len() {
                 if let Some(m) = rx.get(i) {
+                    if let Some(reply) = a
+                        .answer_arp
+                        .and_then(|ip| arp_answer(m.data(), ip, sink_mac))
+                    {
+                        if let Some(mut r) = pool.alloc() {
+                            let (room, _) = r.room_and_len_mut();
+                            room[..reply.len()].copy_from_slice(&reply);
+                            r.set_len(reply.len());
+                            let _ = arp_out.push(r);
+                            arp_answered += 1;
+                        }
+                        continue;
+                    }
                     received += 1;
                     // Check every 64th frame's payload marker.
                     if received % 64 == 0 {
@@ -166,11 +200,15 @@ fn main() -> Result<()> {
                 }
             }
             rx.clear();
+            if !arp_out.is_empty() {
+                arp_txq.as_mut().unwrap_or(&mut txq).tx(&mut arp_out);
+                arp_out.clear();
+            }
         }
     }
     let secs = a.seconds;
     println!(
-        "{{\"offered\":{offered},\"sent\":{sent},\"received\":{received},\"bad_sampled\":{bad},\"alloc_failed\":{alloc_failed},\"seconds\":{secs},\"offered_pps\":{:.0},\"received_pps\":{:.0},\"loss\":{:.6}}}",
+        "{{\"offered\":{offered},\"sent\":{sent},\"received\":{received},\"bad_sampled\":{bad},\"alloc_failed\":{alloc_failed},\"arp_answered\":{arp_answered},\"seconds\":{secs},\"offered_pps\":{:.0},\"received_pps\":{:.0},\"loss\":{:.6}}}",
         offered as f64 / secs,
         received as f64 / secs,
         1.0 - received as f64 / (offered.max(1)) as f64

@@ -31,7 +31,7 @@ pub struct ControlCounters {
     pub to_worker_full: u64,
     /// Frames sent on control's own TX queues.
     pub tx_own: u64,
-    /// Frames control's own TX queue did not take (dropped).
+    /// Frames control's own TX queue did not take (handed to worker 0).
     pub tx_own_full: u64,
     /// Requests not sent: no mbuf.
     pub alloc_failed: u64,
@@ -502,14 +502,22 @@ impl ControlPlane {
     }
 
     fn transmit(&mut self, port: PortIndex, m: Mbuf) {
+        let mut m = m;
         if let Some(Some(q)) = self.own_tx.get_mut(usize::from(port)) {
             // A burst of one: control sends little, and at once.
             let _ = self.burst.push(m);
-            let sent = q.tx(&mut self.burst);
-            self.counters.tx_own += sent as u64;
-            self.counters.tx_own_full += (self.burst.len()) as u64;
+            if q.tx(&mut self.burst) == 1 {
+                self.counters.tx_own += 1;
+                return;
+            }
+            // Refused (full, or a queue the peer never connected, as a
+            // net_memif peer with fewer rings leaves it): worker 0 sends it.
+            self.counters.tx_own_full += 1;
+            match self.burst.take(0) {
+                Some(back) => m = back,
+                None => return,
+            }
             self.burst.clear();
-            return;
         }
         if self.shared.from_control.push((port, m)).is_err() {
             self.counters.to_worker_full += 1;
