@@ -38,9 +38,13 @@ struct Args {
     /// Packets per second offered.
     #[arg(long, default_value_t = 1_000_000)]
     rate: u64,
-    /// How long to send.
+    /// How long to send (measured).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Send at the rate this long first, uncounted (flows are created and
+    /// neighbours resolved), then pause 50 ms and start counting.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Distinct flows (UDP source ports and addresses vary).
     #[arg(long, default_value_t = 1024)]
     flows: u32,
@@ -141,9 +145,10 @@ fn main() -> Result<()> {
     let mut arp_answered = 0u64;
     let hz = dpdk::tsc_hz() as f64;
     let per_packet = hz / a.rate.max(1) as f64;
-    let start = dpdk::rdtsc();
-    let stop = start + (a.seconds * hz) as u64;
-    let drain_until = stop + (0.5 * hz) as u64;
+    let mut warming = a.warmup > 0.0;
+    let mut start = dpdk::rdtsc();
+    let mut stop = start + ((if warming { a.warmup } else { a.seconds }) * hz) as u64;
+    let mut drain_until = stop + ((if warming { 0.05 } else { 0.5 }) * hz) as u64;
     let (mut offered, mut sent, mut received, mut bad, mut alloc_failed) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut next = 0u32;
@@ -152,7 +157,16 @@ fn main() -> Result<()> {
     loop {
         let now = dpdk::rdtsc();
         if now >= drain_until {
-            break;
+            if !warming {
+                break;
+            }
+            // Warm-up over, after 50 ms of quiet: count from here.
+            warming = false;
+            (offered, sent, received, bad, alloc_failed) = (0, 0, 0, 0, 0);
+            start = dpdk::rdtsc();
+            stop = start + (a.seconds * hz) as u64;
+            drain_until = stop + (0.5 * hz) as u64;
+            continue;
         }
         if now < stop {
             // Packets due by now, at most one burst at a time.
@@ -207,8 +221,10 @@ fn main() -> Result<()> {
         }
     }
     let secs = a.seconds;
+    // The loop kept up when it offered what the rate asked for.
+    let on_time = offered as f64 >= 0.99 * a.rate as f64 * secs;
     println!(
-        "{{\"offered\":{offered},\"sent\":{sent},\"received\":{received},\"bad_sampled\":{bad},\"alloc_failed\":{alloc_failed},\"arp_answered\":{arp_answered},\"seconds\":{secs},\"offered_pps\":{:.0},\"received_pps\":{:.0},\"loss\":{:.6}}}",
+        "{{\"offered\":{offered},\"sent\":{sent},\"received\":{received},\"bad_sampled\":{bad},\"alloc_failed\":{alloc_failed},\"arp_answered\":{arp_answered},\"on_time\":{on_time},\"seconds\":{secs},\"offered_pps\":{:.0},\"received_pps\":{:.0},\"loss\":{:.6}}}",
         offered as f64 / secs,
         received as f64 / secs,
         1.0 - received as f64 / (offered.max(1)) as f64
