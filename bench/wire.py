@@ -28,52 +28,9 @@ REL = os.path.join(ROOT, "target", "release")
 TMP = tempfile.mkdtemp(prefix="sluice-wire-")
 EXT, INT = os.path.join(TMP, "ext.sock"), os.path.join(TMP, "int.sock")
 
-SLUICED_TOML = f"""
-[dpdk]
-eal_args = ["--lcores=0@0,1@1", "--no-huge", "-m", "512", "--no-pci", "--file-prefix=wbsl",
-            "--vdev=net_memif0,role=server,socket={EXT},mac=02:00:00:00:00:01",
-            "--vdev=net_memif1,role=server,socket={INT},mac=02:00:00:00:00:02"]
-workers = [1]
-mbufs = 16383
-[[port]]
-name = "ext"
-device = "net_memif0"
-role = "external"
-addresses = ["203.0.113.1/24"]
-[[port]]
-name = "int"
-device = "net_memif1"
-role = "internal"
-addresses = ["10.0.0.1/24"]
-[[frontend]]
-name = "web"
-address = "203.0.113.10"
-kind = "public"
-[[pool]]
-name = "p"
-members = [{{ address = "10.0.0.11" }}]
-[[lb_rule]]
-name = "dns"
-frontend = "web"
-protocol = "udp"
-frontend_port = 53
-backend_port = 53
-pool = "p"
-[[security_rule]]
-name = "allow"
-priority = 100
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "203.0.113.10/32"
-protocol = "udp"
-destination_ports = "53"
-[flow_table]
-capacity = 1048576
-[control]
-state_dir = "{TMP}/state"
-socket = "{TMP}/ctl.sock"
-"""
+with open(os.path.join(ROOT, "conf", "memif-bench.toml")) as f:
+    SLUICED_TOML = (f.read().replace("/tmp/sluice-bench", TMP)
+                    .replace("--file-prefix=sluice-bench", "--file-prefix=wbsl"))
 
 
 def start_forwarder(kind):
@@ -173,4 +130,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        import shutil
+        shutil.rmtree(TMP, ignore_errors=True)

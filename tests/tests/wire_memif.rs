@@ -21,57 +21,19 @@ fn field(json: &str, key: &str) -> f64 {
 fn inbound_udp_through_sluiced_on_memif_arrives_whole() {
     let id = std::process::id();
     let dir = std::env::temp_dir().join(format!("sluice-wire-{id}"));
+    // conf/memif-bench.toml's socket paths, under this test's directory.
     let (ext, int) = (dir.join("ext.sock"), dir.join("int.sock"));
     let prefix = format!("slwire{id}");
-    let config = format!(
-        r#"
-[dpdk]
-eal_args = ["--lcores=0@0,1@1", "--no-huge", "-m", "512", "--no-pci", "--file-prefix={prefix}",
-            "--vdev=net_memif0,role=server,socket={},mac=02:00:00:00:00:01",
-            "--vdev=net_memif1,role=server,socket={},mac=02:00:00:00:00:02"]
-workers = [1]
-mbufs = 16383
-[[port]]
-name = "ext"
-device = "net_memif0"
-role = "external"
-addresses = ["203.0.113.1/24"]
-[[port]]
-name = "int"
-device = "net_memif1"
-role = "internal"
-addresses = ["10.0.0.1/24"]
-[[frontend]]
-name = "web"
-address = "203.0.113.10"
-kind = "public"
-[[pool]]
-name = "p"
-members = [{{ address = "10.0.0.11" }}]
-[[lb_rule]]
-name = "dns"
-frontend = "web"
-protocol = "udp"
-frontend_port = 53
-backend_port = 53
-pool = "p"
-[[security_rule]]
-name = "allow"
-priority = 100
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "203.0.113.10/32"
-protocol = "udp"
-destination_ports = "53"
-[control]
-state_dir = "{}"
-socket = "{}"
-"#,
-        ext.display(),
-        int.display(),
-        dir.join("state").display(),
-        dir.join("ctl.sock").display()
+    let config = std::fs::read_to_string(sluice_tests::workspace().join("conf/memif-bench.toml"))
+        .unwrap()
+        .replace("/tmp/sluice-bench", &dir.display().to_string())
+        .replace(
+            "--file-prefix=sluice-bench",
+            &format!("--file-prefix={prefix}"),
+        );
+    assert!(
+        config.contains(&prefix),
+        "conf/memif-bench.toml changed shape"
     );
     let d = Daemon::start(&dir.join("daemon"), &config, None, &prefix, &[]);
     let gen = sluice_tests::sluiced_path().with_file_name("sluice-gen");
