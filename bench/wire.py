@@ -37,8 +37,8 @@ def start_forwarder(kind):
     if kind == "testpmd":
         p = subprocess.Popen(
             ["dpdk-testpmd", "--lcores=0@1,1@1", "--no-huge", "-m", "512", "--no-pci",
-             "--file-prefix=wbtp", f"--vdev=net_memif0,role=server,socket={EXT}",
-             f"--vdev=net_memif1,role=server,socket={INT}", "--", "--forward-mode=io",
+             "--file-prefix=wbtp", f"--vdev=net_memif0,role=server,socket={EXT},rsize=12",
+             f"--vdev=net_memif1,role=server,socket={INT},rsize=12", "--", "--forward-mode=io",
              "--auto-start", "--nb-cores=1", "--total-num-mbufs=16384"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.5)
@@ -76,7 +76,7 @@ def trial(kind, rate):
         g = subprocess.run(
             [os.path.join(REL, "sluice-gen"),
              f"--eal=--lcores=0@0 --no-huge -m 256 --no-pci --file-prefix=wbgen "
-             f"--vdev=net_memif0,role=client,socket={EXT} --vdev=net_memif1,role=client,socket={INT}",
+             f"--vdev=net_memif0,role=client,socket={EXT},rsize=12 --vdev=net_memif1,role=client,socket={INT},rsize=12",
              "--tx", "net_memif0", "--rx", "net_memif1", "--dst-mac", "02:00:00:00:00:01",
              "--src", "203.0.113.100", "--answer-arp", "10.0.0.11", "--flows", str(FLOWS),
              "--rate", str(int(rate)), "--seconds", str(SECONDS), "--warmup", "1"],
