@@ -1,7 +1,7 @@
 //! Test harness for Sluice's integration tests and the `make run` demo:
 //! network-namespace labs with real Linux hosts ([`lab`]), the daemon as a
 //! child process with its counter report ([`daemon`]), and pcap files built
-//! and checked by tests ([`pcap`]), nginx backends ([`nginx`]).
+//! and checked by tests ([`pcap`]), nginx backends ([`nginx`]), the sluice-gen generator ([`gen`]).
 //!
 //! Everything a lab creates is removed when its value drops, also when a
 //! test fails or panics. Labs run one at a time (a process-wide lock): each
@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod gen;
 pub mod lab;
 pub mod nginx;
 pub mod pcap;

@@ -62,12 +62,16 @@ impl Worker {
                 worker: self.index,
             };
             let mut busy = false;
+            // Cycles of iterations that received frames (not of those that
+            // only sent what control handed over).
+            let mut received = false;
             let started = crate::dpdk::rdtsc();
             for (port, q) in &mut self.rx {
                 if q.rx(&mut rx, self.burst) == 0 {
                     continue;
                 }
                 busy = true;
+                received = true;
                 drop_chained(&mut rx, &mut c);
                 let n = rx.len();
                 process_burst(
@@ -147,8 +151,10 @@ impl Worker {
             for (q, b) in self.tx.iter_mut().zip(tx.iter_mut()) {
                 flush(q, b, &mut c);
             }
-            if busy {
+            if received {
                 c.add(Stat::BusyCycles, crate::dpdk::rdtsc() - started);
+            }
+            if busy {
                 shared.counters[self.index].publish(&c);
             }
         }
