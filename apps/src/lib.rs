@@ -2,4 +2,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ctl;
+pub mod metrics;
 pub mod report;
+pub mod server;
+pub mod traffic;
+pub mod views;
+pub mod watch;

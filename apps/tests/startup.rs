@@ -24,8 +24,11 @@ role = "external"
 addresses = ["203.0.113.1/24"]
 [control]
 state_dir = "{}"
+socket = "{}"
+metrics = "127.0.0.1:0"
 "#,
-            dir.join("state").display()
+            dir.join("state").display(),
+            dir.join("ctl.sock").display()
         ),
     )
     .unwrap();

@@ -123,6 +123,8 @@ pub struct Example {
     pub flows: FlowTable,
     /// An empty fragment table.
     pub frags: crate::flow::frag::FragTable,
+    /// Per-rule traffic counters.
+    pub traffic: crate::pipeline::Traffic,
 }
 
 impl Example {
@@ -171,6 +173,7 @@ impl Example {
                 .expect("example services compile"),
             flows: FlowTable::new(capacity, 1),
             frags: Default::default(),
+            traffic: Default::default(),
         }
     }
     /// The pipeline's view of it at tick `now`.
@@ -183,6 +186,7 @@ impl Example {
             frags: &self.frags,
             now,
             worker: 0,
+            traffic: &self.traffic,
         }
     }
 }

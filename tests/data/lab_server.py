@@ -13,6 +13,20 @@
                              from one socket, a datagram every 100 ms for
                              SECS; each reply ("NAME CLIENT LEN") is
                              appended to OUT as it comes
+  echo PORT OUT              UDP and TCP echo on PORT; OUT holds the counts
+                             received so far: "udp=N tcp=M" (TCP: lines)
+  udp-stream HOST PORT SECS INTERVAL OUT
+                             numbered datagrams every INTERVAL s for SECS,
+                             then 1 s for the last echoes; OUT gets
+                             "sent=N echoed=M"
+  tcp-stream HOST PORT SECS INTERVAL OUT
+                             one connection, a numbered line every INTERVAL
+                             s for SECS, each echo read; OUT gets
+                             "sent=N echoed=M error=E"
+  udp-burst HOST PORT COUNT SIZE
+                             COUNT datagrams of SIZE bytes, one at a time
+                             (waits up to 1 s for each reply); prints
+                             "sent=N sent_bytes=B replies=R reply_bytes=RB"
 """
 import socket
 import struct
@@ -129,6 +143,117 @@ def udp_client(host, port, secs, out):
                 pass
 
 
+def echo(port, out):
+    import time
+    counts = {"udp": 0, "tcp": 0}
+    lock = threading.Lock()
+
+    def note(kind):
+        with lock:
+            counts[kind] += 1
+            with open(out + ".tmp", "w") as f:
+                f.write(f"udp={counts['udp']} tcp={counts['tcp']}\n")
+            import os
+            os.replace(out + ".tmp", out)
+
+    def udp_echo():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", port))
+        while True:
+            data, peer = s.recvfrom(65535)
+            s.sendto(data, peer)
+            note("udp")
+
+    def tcp_conn(c):
+        f = c.makefile("rb")
+        for line in f:
+            c.sendall(line)
+            note("tcp")
+
+    def tcp_echo():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.listen(64)
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=tcp_conn, args=(c,), daemon=True).start()
+
+    threading.Thread(target=tcp_echo, daemon=True).start()
+    udp_echo()
+
+
+def udp_stream(host, port, secs, interval, out):
+    import time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setblocking(False)
+    seen = set()
+    sent = 0
+    end = time.time() + secs
+    nxt = time.time()
+
+    def drain():
+        while True:
+            try:
+                d = s.recv(2048)
+            except BlockingIOError:
+                return
+            seen.add(d)
+
+    while time.time() < end:
+        if time.time() >= nxt:
+            s.sendto(f"seq {sent}".encode(), (host, port))
+            sent += 1
+            nxt += interval
+        drain()
+        time.sleep(0.002)
+    stop = time.time() + 1
+    while time.time() < stop and len(seen) < sent:
+        drain()
+        time.sleep(0.01)
+    with open(out, "w") as f:
+        f.write(f"sent={sent} echoed={len(seen)}\n")
+
+
+def tcp_stream(host, port, secs, interval, out):
+    import time
+    sent = echoed = 0
+    err = "none"
+    try:
+        c = socket.create_connection((host, port), timeout=5)
+        f = c.makefile("rb")
+        end = time.time() + secs
+        while time.time() < end:
+            c.sendall(f"line {sent}\n".encode())
+            sent += 1
+            if f.readline() == f"line {sent - 1}\n".encode():
+                echoed += 1
+            time.sleep(interval)
+        c.close()
+    except Exception as e:  # noqa: BLE001 - the test reads what went wrong
+        err = type(e).__name__
+    with open(out, "w") as f:
+        f.write(f"sent={sent} echoed={echoed} error={err}\n")
+
+
+def udp_burst(host, port, count, size):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1)
+    sent = sent_bytes = replies = reply_bytes = 0
+    for i in range(count):
+        payload = (f"{i:08d}" + "x" * size)[:size].encode()
+        s.sendto(payload, (host, port))
+        sent += 1
+        sent_bytes += len(payload)
+        try:
+            d = s.recv(65535)
+            replies += 1
+            reply_bytes += len(d)
+        except socket.timeout:
+            pass
+    print(f"sent={sent} sent_bytes={sent_bytes} replies={replies} reply_bytes={reply_bytes}")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "http":
@@ -144,5 +269,13 @@ if __name__ == "__main__":
         hold_client(args[0], int(args[1]), args[2])
     elif cmd == "udp-client":
         udp_client(args[0], int(args[1]), float(args[2]), args[3])
+    elif cmd == "echo":
+        echo(int(args[0]), args[1])
+    elif cmd == "udp-stream":
+        udp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
+    elif cmd == "tcp-stream":
+        tcp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
+    elif cmd == "udp-burst":
+        udp_burst(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:
         sys.exit(__doc__)

@@ -26,6 +26,17 @@ impl Report {
     }
 }
 
+/// What makes a running sluiced read its config file again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `kill -HUP`.
+    Sighup,
+    /// `sluicectl reload`.
+    Sluicectl,
+    /// Nothing but the new file: the daemon's file watcher.
+    FileChange,
+}
+
 /// A running sluiced.
 pub struct Daemon {
     child: Option<Child>,
@@ -115,15 +126,34 @@ impl Daemon {
     /// to 10 s for the outcome: true when the reload was applied, false
     /// when it was rejected (the log says why).
     pub fn reload(&self, config_toml: &str) -> bool {
+        self.reload_by(config_toml, Trigger::Sighup, None)
+    }
+
+    /// Writes `config_toml` over its config file and has it reloaded by
+    /// `how` (for [`Trigger::Sluicectl`], through `socket`); waits up to
+    /// 10 s for the outcome: true when applied, false when rejected.
+    pub fn reload_by(&self, config_toml: &str, how: Trigger, socket: Option<&Path>) -> bool {
         let count = |log: &str, what: &str| log.matches(what).count();
         let before = self.log();
         let (ok0, bad0) = (
             count(&before, "reload applied"),
             count(&before, "reload rejected"),
         );
-        std::fs::write(self.dir.join("sluiced.toml"), config_toml).unwrap();
-        let pid = self.child.as_ref().unwrap().id();
-        crate::must(Command::new("kill").args(["-HUP", &pid.to_string()]));
+        // Whole or not at all: the file watcher must never read half a file.
+        let tmp = self.dir.join("sluiced.toml.new");
+        std::fs::write(&tmp, config_toml).unwrap();
+        std::fs::rename(&tmp, self.config_path()).unwrap();
+        match how {
+            Trigger::Sighup => {
+                let pid = self.child.as_ref().unwrap().id();
+                crate::must(Command::new("kill").args(["-HUP", &pid.to_string()]));
+            }
+            Trigger::Sluicectl => {
+                let socket = socket.expect("sluicectl reload needs the socket");
+                let _ = crate::sluicectl(socket, &["reload"]);
+            }
+            Trigger::FileChange => {}
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();
@@ -135,10 +165,15 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "no reload outcome 10 s after SIGHUP:\n{log}"
+                "no reload outcome 10 s after {how:?}:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Its config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("sluiced.toml")
     }
 
     /// sluiced's process id (also its main thread's, where control runs).

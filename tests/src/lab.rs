@@ -300,6 +300,52 @@ impl Lab {
         (format!("{text}\n{extra}\n"), prefix)
     }
 
+    /// The control socket of the lab's sluiced (see [`Lab::config`]).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("sluiced.sock")
+    }
+
+    /// Runs `sluicectl ARGS` against the lab's sluiced.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        crate::sluicectl(&self.socket(), args)
+    }
+
+    /// `sluicectl --json ARGS`, which must succeed, parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut v = vec!["--json"];
+        v.extend_from_slice(args);
+        let out = self.ctl(&v);
+        assert!(
+            out.status.success(),
+            "sluicectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("sluicectl {args:?}: not JSON ({e})"))
+    }
+
+    /// What the lab's sluiced serves at /metrics (its default
+    /// 127.0.0.1:9100, inside the Sluice namespace).
+    pub fn metrics(&self) -> String {
+        let out = self.exec(
+            &self.lb(),
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:9100/metrics",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "scraping /metrics: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Starts sluiced in the lab's Sluice namespace on conf/lab.toml + `extra`.
     pub fn start_sluiced(&self, extra: &str) -> Daemon {
         let (text, prefix) = self.config(extra);

@@ -38,6 +38,68 @@ pub fn sluiced_path() -> PathBuf {
     p
 }
 
+/// The sluicectl binary next to sluiced (or `$SLUICECTL`).
+pub fn sluicectl_path() -> PathBuf {
+    if let Ok(p) = std::env::var("SLUICECTL") {
+        return p.into();
+    }
+    sluiced_path().with_file_name("sluicectl")
+}
+
+/// Runs `sluicectl --socket SOCKET ARGS`.
+pub fn sluicectl(socket: &std::path::Path, args: &[&str]) -> Output {
+    run(Command::new(sluicectl_path())
+        .arg("--socket")
+        .arg(socket)
+        .args(args))
+}
+
+/// A `[control]` section for a daemon run outside a namespace: its own
+/// socket and state under `dir`, and metrics on a free local port (so
+/// tests running side by side do not collide). Returns (section, port).
+pub fn control_section(dir: &std::path::Path) -> (String, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port");
+    let text = format!(
+        "[control]\nsocket = \"{}\"\nstate_dir = \"{}\"\nmetrics = \"127.0.0.1:{port}\"\n",
+        dir.join("sluiced.sock").display(),
+        dir.join("state").display()
+    );
+    (text, port)
+}
+
+/// The sum of the samples of metric `name` (Prometheus text format) whose
+/// labels include every `labels` pair; `None` when no sample matches.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut sum = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (set, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once("} ") {
+                Some((set, v)) => (set, v),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(v) => ("", v),
+                None => continue,
+            },
+        };
+        let all = labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        if all {
+            if let Ok(v) = value.trim().parse::<f64>() {
+                *sum.get_or_insert(0.0) += v;
+            }
+        }
+    }
+    sum
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

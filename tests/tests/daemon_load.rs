@@ -20,10 +20,9 @@ name = "junk"
 device = 0
 role = "external"
 addresses = ["203.0.113.1/24"]
-[control]
-state_dir = "{}"
+{}
 "#,
-        dir.join("state").display()
+        sluice_tests::control_section(&dir).0
     );
     let d = Daemon::start(&dir.join("daemon"), &config, None, &prefix, &[]);
     std::thread::sleep(std::time::Duration::from_millis(1500));

@@ -106,12 +106,11 @@ name = "ext"
 device = "net_pcap0"
 role = "external"
 addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
-[control]
-state_dir = "{}"
+{}
 "#,
         input.display(),
         output.display(),
-        dir.join("state").display()
+        sluice_tests::control_section(&dir).0
     );
     let d = Daemon::start(&dir.join("daemon"), &config, None, &prefix, &[]);
     assert!(

@@ -15,13 +15,15 @@ fn inbound_udp_through_sluiced_on_memif_arrives_whole() {
     // conf/memif-bench.toml's socket paths, under this test's directory.
     let (ext, int) = (dir.join("ext.sock"), dir.join("int.sock"));
     let prefix = format!("slwire{id}");
+    let metrics = format!("127.0.0.1:{}", sluice_tests::control_section(&dir).1);
     let config = std::fs::read_to_string(sluice_tests::workspace().join("conf/memif-bench.toml"))
         .unwrap()
         .replace("/tmp/sluice-bench", &dir.display().to_string())
         .replace(
             "--file-prefix=sluice-bench",
             &format!("--file-prefix={prefix}"),
-        );
+        )
+        .replace("127.0.0.1:9101", &metrics);
     assert!(
         config.contains(&prefix),
         "conf/memif-bench.toml changed shape"

@@ -4,7 +4,12 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use sluice::report;
+use sluice::ctl::{self, Request};
+use sluice::server::Server;
+use sluice::traffic::TrafficBook;
+use sluice::views::{find_member, FlowFilter, View};
+use sluice::watch::Watch;
+use sluice::{metrics, report};
 use sluice_core::config::Config;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
 use sluice_core::lb::natmap::PortMap;
@@ -15,7 +20,7 @@ use sluice_core::pipeline::{internal_sources_v4, PROBE_PORTS};
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
 use sluice_nat::blocks::Assignment;
 use sluice_probe::Prober;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -145,6 +150,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             bail!("[dpdk] workers: lcore {w} is not a worker lcore of eal_args' core list (main lcore is {main})");
         }
     }
+    // After EAL: these threads inherit the main lcore's pinning, so they
+    // share control's core and never a worker's.
+    let server = Server::start(&cfg.control.socket)?;
+    metrics::install(cfg.control.metrics)?;
     let pool = Arc::new(
         Mempool::new("sluice_mbufs", cfg.dpdk.mbufs, -1).context("creating the mbuf pool")?,
     );
@@ -216,77 +225,324 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         }
     }
     wait_for_links(&ports, &cfg);
-    info!(workers = cfg.dpdk.workers.len(), "sluiced ready");
 
     let clock = Instant::now();
     let sources = internal_sources_v4(&cfg);
-    let mut prober = Prober::new(&cfg, &sources, seed(), 0);
+    let prober = Prober::new(&cfg, &sources, seed(), 0);
     info!(
         probed = prober.status().len(),
         "health probes from {sources:?}, local ports {}-{}",
         PROBE_PORTS.start(),
         PROBE_PORTS.end()
     );
+    let path = args.config.clone().expect("run() has --config");
+    let watch = match Watch::start(&path) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(
+                "not watching {} for changes ({e}); SIGHUP and sluicectl reload still work",
+                path.display()
+            );
+            None
+        }
+    };
+    let mut book = TrafficBook::default();
+    book.remap(&shared, &shared.services.load(), &cfg);
+    let mut d = Daemon {
+        last_text: std::fs::read(&path).unwrap_or_default(),
+        path,
+        file_cfg: cfg.clone(),
+        cfg,
+        drained: BTreeSet::new(),
+        macs,
+        shared,
+        control,
+        prober,
+        ports,
+        clock,
+        book,
+    };
+    info!(
+        workers = d.cfg.dpdk.workers.len(),
+        socket = %d.cfg.control.socket.display(),
+        metrics = %d.cfg.control.metrics,
+        "sluiced ready"
+    );
 
-    let mut cfg = cfg;
+    let mut metrics_at = Instant::now();
     while !term.load(Ordering::Relaxed) {
-        if hup.swap(false, Ordering::Relaxed) {
-            let path = args.config.as_deref().expect("run() has --config");
-            match reload(path, &cfg, &macs, &shared, &mut control, &prober) {
-                Ok(new) => {
-                    cfg = new;
-                    prober.reconfigure(&cfg, clock.elapsed().as_millis() as u64);
-                }
-                Err(errors) => {
-                    for e in &errors {
-                        tracing::error!("reload: {e}");
-                    }
-                    control.reload_rejected();
-                    warn!(
-                        errors = errors.len(),
-                        "reload rejected; the running config stays"
-                    );
-                }
+        let signalled = hup.swap(false, Ordering::Relaxed);
+        if signalled {
+            if let Some(w) = &watch {
+                w.clear();
+            }
+            let _ = d.reload("SIGHUP");
+        } else if watch.as_ref().is_some_and(Watch::due) {
+            let text = std::fs::read(&d.path).unwrap_or_default();
+            if text != d.last_text {
+                let _ = d.reload("file change");
             }
         }
-        let busy = control.poll();
-        let probed = run_probes(&cfg, &shared, &mut control, &mut prober, clock);
+        for p in server.requests.try_iter() {
+            let reply = d.handle(&p.request);
+            p.answer(reply);
+        }
+        if metrics_at.elapsed() >= metrics::UPDATE {
+            metrics_at = Instant::now();
+            d.book.update(&d.shared);
+            metrics::update(&d.view());
+        }
+        let busy = d.control.poll();
+        let probed = d.run_probes();
         if !busy && !probed {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
 
     info!("stopping");
+    drop(server);
+    let shared = d.shared.clone();
     shared.stop.store(true, Ordering::Relaxed);
-    for &lcore in &cfg.dpdk.workers {
+    for &lcore in &d.cfg.dpdk.workers {
         let rc = dpdk::wait(lcore);
         if rc != 0 {
             warn!(lcore, rc, "worker returned an error");
         }
     }
-    control.poll();
+    d.control.poll();
     while shared.to_prober.pop().is_some() {}
-    report::print(&cfg, &shared, &control.counters(), &prober, &ports);
+    report::print(&d.cfg, &shared, &d.control.counters(), &d.prober, &d.ports);
+    let Daemon { control, ports, .. } = d;
     drop(control);
     drop(ports);
     eal.cleanup();
     Ok(())
 }
 
-/// SIGHUP: reads `path` again and, when it is valid and changes nothing
-/// that needs a restart, publishes its rules and frontends. Every error is
-/// returned; then nothing that runs has changed.
+/// The running daemon as the control loop sees it.
+struct Daemon {
+    /// The config file.
+    path: PathBuf,
+    /// Its bytes at the last load: a file event that changed nothing is
+    /// not a reload.
+    last_text: Vec<u8>,
+    /// The config as loaded from the file.
+    file_cfg: Config,
+    /// What runs: `file_cfg` with drained members admin down.
+    cfg: Config,
+    /// Members `sluicectl drain` took out (until undrain or restart).
+    drained: BTreeSet<IpAddr>,
+    macs: Vec<sluice_core::wire::MacAddr>,
+    shared: Arc<Shared>,
+    control: ControlPlane,
+    prober: Prober,
+    ports: Vec<Port>,
+    clock: Instant,
+    book: TrafficBook,
+}
+
+impl Daemon {
+    fn view(&self) -> View<'_> {
+        View {
+            cfg: &self.cfg,
+            shared: &self.shared,
+            control: self.control.counters(),
+            prober: &self.prober,
+            ports: &self.ports,
+            drained: &self.drained,
+            uptime: self.clock.elapsed(),
+            config_path: &self.path,
+            traffic: &self.book,
+        }
+    }
+
+    /// Answers one control socket request.
+    fn handle(&mut self, r: &Request) -> serde_json::Value {
+        match r.cmd.as_str() {
+            "status" => ctl::ok(self.view().status()),
+            "flows" => {
+                let f = FlowFilter {
+                    frontend: r.frontend.clone(),
+                    member: r.member.clone(),
+                    protocol: r.protocol.clone(),
+                    limit: r.limit.unwrap_or(100),
+                };
+                match self.view().flows(&f) {
+                    Ok(v) => ctl::ok(v),
+                    Err(e) => ctl::fail(vec![e]),
+                }
+            }
+            "snat" => ctl::ok(self.view().snat()),
+            "health" => ctl::ok(self.view().health()),
+            "nat-map" => ctl::ok(self.view().nat_map()),
+            "counters" => {
+                self.book.update(&self.shared);
+                ctl::ok(self.view().counters())
+            }
+            "reload" => match self.reload("sluicectl") {
+                Ok(services) => ctl::ok(serde_json::json!({"applied": true, "services": services})),
+                Err(errors) => ctl::fail(errors),
+            },
+            "drain" | "undrain" => {
+                let Some(which) = r.member.as_deref() else {
+                    return ctl::fail(vec![format!("{}: which member (name or address)?", r.cmd)]);
+                };
+                let Some(a) = find_member(&self.file_cfg, which) else {
+                    return ctl::fail(vec![format!(
+                        "{} {which}: no pool member has that name or address",
+                        r.cmd
+                    )]);
+                };
+                let changed = if r.cmd == "drain" {
+                    self.drained.insert(a)
+                } else {
+                    self.drained.remove(&a)
+                };
+                if changed {
+                    self.cfg = effective(&self.file_cfg, &self.drained);
+                    self.republish();
+                    info!(member = %a, "{}ed by sluicectl", r.cmd);
+                }
+                ctl::ok(serde_json::json!({
+                    "member": a.to_string(),
+                    "drained": self.drained.contains(&a),
+                    "changed": changed,
+                }))
+            }
+            other => ctl::fail(vec![format!(
+                "unknown command \"{other}\" (status, flows, snat, health, nat-map, counters, reload, drain, undrain)"
+            )]),
+        }
+    }
+
+    /// Recompiles the rules with the running config's admin states and the
+    /// prober's health, and publishes them (same ids: flows keep theirs).
+    fn republish(&mut self) {
+        let prober = &self.prober;
+        let eligible = |p: usize, a: IpAddr| prober.eligible(p, a);
+        let maps = self.shared.services.load().nat_maps.clone();
+        match Services::compile(&self.cfg, &eligible, &maps) {
+            Ok(services) => self.control.publish_health(services),
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("recompiling the rules: {e}");
+                }
+            }
+        }
+    }
+
+    /// Reads the config file again and applies it, or rejects it with
+    /// every error; logged and counted either way. Ok: services compiled.
+    fn reload(&mut self, trigger: &str) -> std::result::Result<usize, Vec<String>> {
+        info!(config = %self.path.display(), trigger, "reload requested");
+        self.last_text = std::fs::read(&self.path).unwrap_or_default();
+        let loaded = Config::load(&self.path)
+            .map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())
+            .and_then(|file_cfg| {
+                // Drains of members still in the pools carry over.
+                let drained: BTreeSet<IpAddr> = self
+                    .drained
+                    .iter()
+                    .copied()
+                    .filter(|a| find_member(&file_cfg, &a.to_string()).is_some())
+                    .collect();
+                let cfg = effective(&file_cfg, &drained);
+                self.book.update(&self.shared);
+                let n = reload(
+                    &cfg,
+                    &self.cfg,
+                    &self.macs,
+                    &self.shared,
+                    &mut self.control,
+                    &self.prober,
+                )?;
+                Ok((file_cfg, cfg, drained, n))
+            });
+        match loaded {
+            Ok((file_cfg, cfg, drained, n)) => {
+                self.file_cfg = file_cfg;
+                self.cfg = cfg;
+                self.drained = drained;
+                self.prober
+                    .reconfigure(&self.cfg, self.clock.elapsed().as_millis() as u64);
+                self.book
+                    .remap(&self.shared, &self.shared.services.load(), &self.cfg);
+                info!(services = n, trigger, "reload applied");
+                Ok(n)
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!("reload: {e}");
+                }
+                self.control.reload_rejected();
+                warn!(
+                    errors = errors.len(),
+                    trigger, "reload rejected; the running config stays"
+                );
+                Err(errors)
+            }
+        }
+    }
+
+    /// One round of health probing: replies in, probes run, probe packets
+    /// out. A member whose verdict changed republishes the rules with the
+    /// new health (same rule and member ids). True when replies came in.
+    fn run_probes(&mut self) -> bool {
+        let mut busy = false;
+        for _ in 0..PROBE_DRAIN {
+            let Some(m) = self.shared.to_prober.pop() else {
+                break;
+            };
+            busy = true;
+            let frame = m.data();
+            let Some(ip) = frame.get(14..) else { continue };
+            // Trim Ethernet padding: the IP total length says where it ends.
+            let total = ip
+                .get(2..4)
+                .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            self.prober.push_rx(&ip[..total.min(ip.len())]);
+        }
+        let changes = self.prober.poll(self.clock.elapsed().as_millis() as u64);
+        for c in &changes {
+            let verdict = if c.up { "up" } else { "down" };
+            info!(
+                "member {} {verdict} (probe {}: {:?})",
+                c.address, c.probe, c.outcome
+            );
+        }
+        if !changes.is_empty() {
+            self.republish();
+        }
+        let control = &mut self.control;
+        self.prober.drain_tx(|p| {
+            control.send_ipv4(p);
+        });
+        busy
+    }
+}
+
+/// `cfg` with the `drained` members admin down.
+fn effective(cfg: &Config, drained: &BTreeSet<IpAddr>) -> Config {
+    let mut c = cfg.clone();
+    for m in c.pools.iter_mut().flat_map(|p| p.members.iter_mut()) {
+        if drained.contains(&m.address) {
+            m.admin_state = sluice_core::config::AdminState::Down;
+        }
+    }
+    c
+}
+
+/// Applies `cfg` (loaded again) when it changes nothing that needs a
+/// restart: publishes its rules and frontends. Every error is returned;
+/// then nothing that runs has changed.
 fn reload(
-    path: &std::path::Path,
+    cfg: &Config,
     running: &Config,
     macs: &[sluice_core::wire::MacAddr],
     shared: &Shared,
     control: &mut ControlPlane,
     prober: &Prober,
-) -> std::result::Result<Config, Vec<String>> {
-    info!(config = %path.display(), "reload requested");
-    let cfg =
-        Config::load(path).map_err(|e| e.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+) -> std::result::Result<usize, Vec<String>> {
     // What the running data plane was built from: ports, queues, lcores,
     // mempool, table size and control endpoints need a restart.
     let mut errors = Vec::new();
@@ -312,11 +568,10 @@ fn reload(
     let snat_prev = sluice_nat::assignments(&running.snat);
     // Members keep the health their probe (by name) found.
     let eligible = |p: usize, a: IpAddr| prober.health(&cfg.probes[p].name, a).is_none_or(|h| h.up);
-    let services = compile_rules(&cfg, &eligible, &running.nat_maps, &snat_prev)?;
+    let services = compile_rules(cfg, &eligible, &running.nat_maps, &snat_prev)?;
     let n = services.services.len();
-    control.reload(Dataplane::new(&cfg, macs), services);
-    info!(services = n, "reload applied");
-    Ok(cfg)
+    control.reload(Dataplane::new(cfg, macs), services);
+    Ok(n)
 }
 
 /// Compiles `cfg`'s inbound services and outbound rules from the previous
@@ -398,56 +653,6 @@ fn seed() -> u64 {
 
 /// Probe replies per round handed from the workers' ring to the prober.
 const PROBE_DRAIN: usize = 1024;
-
-/// One round of health probing: replies in, probes run, probe packets out.
-/// A member whose verdict changed republishes the rules with the new
-/// health (same rule and member ids). True when replies came in.
-fn run_probes(
-    cfg: &Config,
-    shared: &Shared,
-    control: &mut ControlPlane,
-    prober: &mut Prober,
-    clock: Instant,
-) -> bool {
-    let mut busy = false;
-    for _ in 0..PROBE_DRAIN {
-        let Some(m) = shared.to_prober.pop() else {
-            break;
-        };
-        busy = true;
-        let frame = m.data();
-        let Some(ip) = frame.get(14..) else { continue };
-        // Trim Ethernet padding: the IP total length says where it ends.
-        let total = ip
-            .get(2..4)
-            .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-        prober.push_rx(&ip[..total.min(ip.len())]);
-    }
-    let changes = prober.poll(clock.elapsed().as_millis() as u64);
-    for c in &changes {
-        let verdict = if c.up { "up" } else { "down" };
-        info!(
-            "member {} {verdict} (probe {}: {:?})",
-            c.address, c.probe, c.outcome
-        );
-    }
-    if !changes.is_empty() {
-        let eligible = |p: usize, a: IpAddr| prober.eligible(p, a);
-        let maps = shared.services.load().nat_maps.clone();
-        match Services::compile(cfg, &eligible, &maps) {
-            Ok(services) => control.publish_health(services),
-            Err(errors) => {
-                for e in errors {
-                    tracing::error!("health: recompiling the rules: {e}");
-                }
-            }
-        }
-    }
-    prober.drain_tx(|p| {
-        control.send_ipv4(p);
-    });
-    busy
-}
 
 fn wait_for_links(ports: &[Port], cfg: &Config) {
     let deadline = Instant::now() + Duration::from_secs(3);

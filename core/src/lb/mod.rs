@@ -141,6 +141,10 @@ pub struct Service {
     pub eligible: Vec<bool>,
     /// HA ports: every port and protocol; fragments are forwarded.
     pub ha_ports: bool,
+    /// Protocol it serves (as configured).
+    pub protocol: Protocol,
+    /// Frontend port it serves; 0 for HA ports.
+    pub frontend_port: u16,
 }
 
 impl Service {
@@ -221,6 +225,8 @@ fn forwarding(
         maglev: Maglev::build(&[IpAddr::V4(member)], &[up]),
         eligible: vec![up],
         ha_ports: false,
+        protocol: Protocol::All,
+        frontend_port: 0,
     }
 }
 
@@ -268,9 +274,11 @@ impl Services {
         let add = |s: &mut Services,
                    errors: &mut Vec<ConfigError>,
                    obj: String,
-                   svc: Service,
+                   mut svc: Service,
                    protocol: Protocol,
                    port: u16| {
+            svc.protocol = protocol;
+            svc.frontend_port = port;
             let id = s.services.len() as u16;
             if port == 0 {
                 s.ha.insert(u32::from(svc.frontend), id);
@@ -328,6 +336,8 @@ impl Services {
                 maglev,
                 eligible: ok,
                 ha_ports: r.is_ha_ports(),
+                protocol: r.protocol,
+                frontend_port: r.frontend_port,
             };
             add(&mut s, &mut errors, obj, svc, r.protocol, r.frontend_port);
         }

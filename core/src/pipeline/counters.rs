@@ -239,3 +239,87 @@ impl SharedCounters {
         }
     }
 }
+
+/// Rule ids a [`Traffic`] has a slot for: every `u16`, so a flow's rule id
+/// (services below [`crate::lb::snat::RULE_BASE`], SNAT members above)
+/// always has one.
+pub const TRAFFIC_SLOTS: usize = 1 << 16;
+
+/// One rule's traffic in one worker, by direction (0: as the flow's first
+/// packet went, client to member or member to internet; 1: the replies).
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+struct TrafficSlot {
+    /// packets, bytes, SYNs (SYN or SYN-ACK) per direction.
+    v: [[AtomicU64; 3]; 2],
+}
+
+/// What one rule's flows carried in one worker, or summed over workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficCount {
+    /// Packets per direction.
+    pub packets: [u64; 2],
+    /// IP bytes (header included) per direction.
+    pub bytes: [u64; 2],
+    /// SYN and SYN-ACK segments per direction.
+    pub syns: [u64; 2],
+}
+
+impl TrafficCount {
+    /// Adds another count (for totals over workers).
+    pub fn merge(&mut self, o: &TrafficCount) {
+        for d in 0..2 {
+            self.packets[d] += o.packets[d];
+            self.bytes[d] += o.bytes[d];
+            self.syns[d] += o.syns[d];
+        }
+    }
+}
+
+/// A worker's per-rule traffic counters, written by that worker only (plain
+/// load and store, no locked instruction) and read by control. One 64-byte
+/// slot per rule id: 4 MiB per worker, of which a packet touches the one
+/// line of its flow's rule.
+#[derive(Debug)]
+pub struct Traffic {
+    slots: Box<[TrafficSlot]>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            slots: (0..TRAFFIC_SLOTS).map(|_| TrafficSlot::default()).collect(),
+        }
+    }
+}
+
+impl Traffic {
+    /// Counts one forwarded packet of `ip_bytes` of rule `rule`, direction
+    /// `dir`. Single writer: the owning worker.
+    #[inline]
+    pub fn count(&self, rule: u16, dir: usize, ip_bytes: usize, syn: bool) {
+        let Some(s) = self.slots.get(usize::from(rule)) else {
+            return;
+        };
+        let v = &s.v[dir & 1];
+        let add = |a: &AtomicU64, n: u64| a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&v[0], 1);
+        add(&v[1], ip_bytes as u64);
+        if syn {
+            add(&v[2], 1);
+        }
+    }
+
+    /// Rule `rule`'s counts so far.
+    pub fn read(&self, rule: u16) -> TrafficCount {
+        let mut c = TrafficCount::default();
+        if let Some(s) = self.slots.get(usize::from(rule)) {
+            for d in 0..2 {
+                c.packets[d] = s.v[d][0].load(Ordering::Relaxed);
+                c.bytes[d] = s.v[d][1].load(Ordering::Relaxed);
+                c.syns[d] = s.v[d][2].load(Ordering::Relaxed);
+            }
+        }
+        c
+    }
+}

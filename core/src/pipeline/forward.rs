@@ -393,6 +393,9 @@ fn forward(
     }
     e.touch(dir, cx.now);
     let rw = e.raw_rewrite(dir);
+    let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
+    cx.traffic
+        .count(e.rule(), dir, usize::from(rd16(ip, 2)), syn);
     rewrite_headers(ip, hl, proto, &rw);
     c.add(Stat::Forwarded, 1);
     send(cx, room, len, rw.egress, rw.next_hop, memo)
@@ -415,6 +418,8 @@ fn later_fragment(
     let e = cx.flows.entry(idx);
     e.touch(dir, cx.now);
     let rw = e.raw_rewrite(dir);
+    cx.traffic
+        .count(e.rule(), dir, usize::from(rd16(ip, 2)), false);
     rewrite_headers(ip, hl, 0, &rw);
     c.add(Stat::FragmentsForwarded, 1);
     send(

@@ -140,6 +140,45 @@ fn a_syn_creates_a_flow_to_a_member_and_the_reply_comes_back_from_the_frontend()
 }
 
 #[test]
+fn forwarded_packets_count_per_rule_and_direction() {
+    let ex = Example::lb(64);
+    let client = (ip("198.51.100.7"), 40001);
+    let fe = (ip("203.0.113.10"), 80);
+    let first = syn(client, fe);
+    // The IP length, not the frame's: the crafted frame is padded to 60 bytes.
+    let ip_len = usize::from(u16::from_be_bytes([first[16], first[17]]));
+    assert!(ip_len < first.len() - 14);
+    let o = send(&ex, EXT, first);
+    let (_, _, d, ..) = parsed(&o.frame);
+    let reply = craft::tcp_v4(
+        member_mac(d),
+        INT_MAC,
+        (d, 8080),
+        client,
+        tcp::Flags::SYN | tcp::Flags::ACK,
+        9000,
+        1001,
+    );
+    assert!(matches!(send(&ex, INT, reply).fate, Fate::Tx { .. }));
+    let ack = craft::tcp_v4(GW_MAC, EXT_MAC, client, fe, tcp::Flags::ACK, 1001, 9001);
+    assert!(matches!(send(&ex, EXT, ack).fate, Fate::Tx { .. }));
+    let key = crate::flow::FlowKey {
+        src: client.0,
+        dst: fe.0,
+        sport: client.1,
+        dport: fe.1,
+        proto: 6,
+    };
+    let (idx, _) = ex.flows.lookup(&key).unwrap();
+    let t = ex.traffic.read(ex.flows.entry(idx).rule());
+    assert_eq!(t.packets, [2, 1]);
+    assert_eq!(t.bytes, [2 * ip_len as u64, ip_len as u64]);
+    assert_eq!(t.syns, [1, 1], "the SYN in, the SYN-ACK back");
+    let other = ex.traffic.read(ex.flows.entry(idx).rule() + 1);
+    assert_eq!(other, Default::default());
+}
+
+#[test]
 fn tcp_without_a_flow_and_denied_ports_are_dropped_silently() {
     let ex = Example::lb(64);
     let c = (ip("198.51.100.7"), 40000);

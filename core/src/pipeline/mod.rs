@@ -15,7 +15,9 @@ mod forward;
 mod host;
 mod outbound;
 
-pub use counters::{Counters, DropReason, SharedCounters, Stat};
+pub use counters::{
+    Counters, DropReason, SharedCounters, Stat, Traffic, TrafficCount, TRAFFIC_SLOTS,
+};
 pub use dataplane::{internal_sources_v4, Dataplane, PortView};
 
 use crate::flow::frag::FragTable;
@@ -100,6 +102,8 @@ pub struct Context<'a> {
     pub now: u32,
     /// Index of the worker processing the burst (its slice of SNAT ports).
     pub worker: usize,
+    /// That worker's per-rule traffic counters.
+    pub traffic: &'a Traffic,
 }
 
 /// Processes one frame received on `rx_port`.

@@ -233,6 +233,7 @@ impl ControlPlane {
             frags: &shared.frags,
             now: now.as_millis() as u32,
             worker: 0,
+            traffic: &shared.traffic[shared.traffic.len() - 1],
         };
         let mut busy = false;
         for _ in 0..self.fragments.len() {

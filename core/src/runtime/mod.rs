@@ -76,6 +76,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// One per worker.
     pub counters: Vec<SharedCounters>,
+    /// Per-rule traffic: one per worker, then one for what control sends
+    /// on (fragments that waited).
+    pub traffic: Vec<crate::pipeline::Traffic>,
     /// Worker -> control (multi-producer).
     pub to_control: ArrayQueue<SlowEvent>,
     /// Control -> worker 0: (egress port, frame). One worker sends what
@@ -104,6 +107,7 @@ impl Shared {
             now_ms: AtomicU32::new(0),
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),
+            traffic: (0..=workers).map(|_| Default::default()).collect(),
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
             from_control: ArrayQueue::new(FROM_CONTROL_SLOTS),
             to_prober: ArrayQueue::new(TO_PROBER_SLOTS),

@@ -60,6 +60,7 @@ impl Worker {
                 frags: &shared.frags,
                 now: shared.now_ms.load(Ordering::Relaxed),
                 worker: self.index,
+                traffic: &shared.traffic[self.index],
             };
             let mut busy = false;
             // Cycles of iterations that received frames (not of those that

@@ -1,0 +1,349 @@
+//! sluicectl: asks a running sluiced over its control socket. Tables for
+//! people, `--json` for scripts.
+//!
+//! Exit status: 0 done; 1 the daemon refused (a reload's config errors, an
+//! unknown member); 2 the daemon could not be reached or answered nonsense.
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use sluice::ctl::{self, table, CallError, Request};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "sluicectl", version, about = "Control a running sluiced")]
+struct Args {
+    /// The daemon's control socket ([control] socket in its config).
+    #[arg(long, global = true, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's answer as JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Version, uptime, ports, rules, pools, flows.
+    Status,
+    /// Tracked flows (newest entries last).
+    Flows {
+        /// Only flows to this frontend (name or address; outbound: the
+        /// public address).
+        #[arg(long)]
+        frontend: Option<String>,
+        /// Only flows of this member (name or address).
+        #[arg(long)]
+        member: Option<String>,
+        /// Only tcp or udp flows.
+        #[arg(long)]
+        protocol: Option<String>,
+        /// Show at most N flows (all matching ones are still counted).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Outbound SNAT: each member's ports, their use, connections.
+    Snat,
+    /// Health of every pool member: probe verdicts and admin state.
+    Health,
+    /// Inbound NAT rules and NAT pool rules: frontend port to member port.
+    NatMap,
+    /// Every counter (the exit report's, and traffic per rule).
+    Counters {
+        /// Only counters whose name starts with this.
+        prefix: Option<String>,
+    },
+    /// Read the config file again and apply it (errors are listed, and the
+    /// running config stays).
+    Reload,
+    /// Take a member out of new flows (until undrain or restart).
+    Drain {
+        /// Member name or address.
+        member: String,
+    },
+    /// Let a drained member take new flows again.
+    Undrain {
+        /// Member name or address.
+        member: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut req = Request::default();
+    let mut prefix = None;
+    req.cmd = match &args.cmd {
+        Cmd::Status => "status",
+        Cmd::Flows {
+            frontend,
+            member,
+            protocol,
+            limit,
+        } => {
+            req.frontend = frontend.clone();
+            req.member = member.clone();
+            req.protocol = protocol.clone();
+            req.limit = Some(*limit);
+            "flows"
+        }
+        Cmd::Snat => "snat",
+        Cmd::Health => "health",
+        Cmd::NatMap => "nat-map",
+        Cmd::Counters { prefix: p } => {
+            prefix = p.clone();
+            "counters"
+        }
+        Cmd::Reload => "reload",
+        Cmd::Drain { member } | Cmd::Undrain { member } => {
+            req.member = Some(member.clone());
+            if matches!(args.cmd, Cmd::Drain { .. }) {
+                "drain"
+            } else {
+                "undrain"
+            }
+        }
+    }
+    .to_string();
+    let reply = match ctl::call(&args.socket, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluicectl: {e}");
+            return match e {
+                CallError::Unreachable(_) | CallError::Protocol(_) => ExitCode::from(2),
+            };
+        }
+    };
+    if reply["ok"] != Value::Bool(true) {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&reply).unwrap_or_default()
+            );
+        }
+        let errors = reply["errors"].as_array().cloned().unwrap_or_default();
+        for e in &errors {
+            eprintln!("error: {}", e.as_str().unwrap_or_default());
+        }
+        eprintln!("sluicectl {}: refused ({} error(s))", req.cmd, errors.len());
+        return ExitCode::from(1);
+    }
+    let mut data = reply["data"].clone();
+    if let (Some(p), Value::Object(map)) = (&prefix, &mut data) {
+        map.retain(|k, _| k.starts_with(p.as_str()));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&data).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(&req.cmd, &data));
+    }
+    ExitCode::SUCCESS
+}
+
+/// A JSON value as a table cell.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Rows of `items`, one column per key.
+fn rows(items: &Value, keys: &[&str]) -> Vec<Vec<String>> {
+    items
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|it| keys.iter().map(|k| cell(&it[*k])).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn render(cmd: &str, d: &Value) -> String {
+    let mut out = String::new();
+    match cmd {
+        "status" => {
+            out.push_str(&format!(
+                "sluiced {}  pid {}  up {}s  config {}\nworkers {}  flows {}/{}  reloads {} (rejected {})  drops {}  drained {}\n\n",
+                cell(&d["version"]),
+                cell(&d["pid"]),
+                cell(&d["uptime_s"]),
+                cell(&d["config"]),
+                cell(&d["workers"]),
+                cell(&d["flows"]),
+                cell(&d["flow_capacity"]),
+                cell(&d["reloads"]),
+                cell(&d["reloads_rejected"]),
+                cell(&d["drops"]),
+                cell(&d["drained"]),
+            ));
+            let k = [
+                "name",
+                "device",
+                "role",
+                "mac",
+                "link",
+                "addresses",
+                "rx_packets",
+                "tx_packets",
+                "rx_missed",
+            ];
+            out.push_str(&table(
+                &[
+                    "port",
+                    "device",
+                    "role",
+                    "mac",
+                    "link",
+                    "addresses",
+                    "rx",
+                    "tx",
+                    "missed",
+                ],
+                &rows(&d["ports"], &k),
+            ));
+            out.push('\n');
+            let k = [
+                "rule",
+                "kind",
+                "frontend",
+                "protocol",
+                "port",
+                "members",
+                "eligible",
+                "available",
+            ];
+            out.push_str(&table(&k, &rows(&d["rules"], &k)));
+            out.push('\n');
+            let k = ["pool", "healthy", "members"];
+            out.push_str(&table(&k, &rows(&d["pools"], &k)));
+        }
+        "flows" => {
+            let flows = d["flows"].as_array().cloned().unwrap_or_default();
+            let (inbound, outbound): (Vec<Value>, Vec<Value>) =
+                flows.into_iter().partition(|f| f["direction"] == "inbound");
+            if !inbound.is_empty() {
+                let k = [
+                    "rule", "protocol", "client", "frontend", "member", "state", "idle_ms",
+                    "packets",
+                ];
+                out.push_str(&table(&k, &rows(&Value::Array(inbound), &k)));
+            }
+            if !outbound.is_empty() {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                let k = [
+                    "rule", "protocol", "member", "public", "remote", "state", "idle_ms", "packets",
+                ];
+                out.push_str(&table(&k, &rows(&Value::Array(outbound), &k)));
+            }
+            out.push_str(&format!(
+                "{} of {} matching flows shown\n",
+                cell(&d["shown"]),
+                cell(&d["matched"])
+            ));
+        }
+        "snat" => {
+            let k = [
+                "rule",
+                "member",
+                "name",
+                "ports_allocated",
+                "ports_used_tcp",
+                "ports_used_udp",
+                "successful",
+                "failed",
+                "pending",
+                "blocks",
+            ];
+            out.push_str(&table(
+                &[
+                    "rule",
+                    "member",
+                    "name",
+                    "allocated",
+                    "used_tcp",
+                    "used_udp",
+                    "successful",
+                    "failed",
+                    "pending",
+                    "blocks",
+                ],
+                &rows(&d["members"], &k),
+            ));
+            out.push('\n');
+            let k = [
+                "address",
+                "ports_allocated",
+                "ports_used_tcp",
+                "ports_used_udp",
+                "pending",
+            ];
+            out.push_str(&table(
+                &[
+                    "public address",
+                    "allocated",
+                    "used_tcp",
+                    "used_udp",
+                    "pending",
+                ],
+                &rows(&d["addresses"], &k),
+            ));
+        }
+        "health" => {
+            let k = [
+                "member",
+                "name",
+                "probe",
+                "state",
+                "admin",
+                "consecutive",
+                "last",
+                "probes",
+                "last_change_ms",
+            ];
+            out.push_str(&table(&k, &rows(&d["members"], &k)));
+            out.push('\n');
+            let k = ["pool", "healthy", "members"];
+            out.push_str(&table(&k, &rows(&d["pools"], &k)));
+        }
+        "nat-map" => {
+            let k = ["rule", "kind", "protocol", "frontend", "member", "name"];
+            out.push_str(&table(&k, &rows(&d["mappings"], &k)));
+        }
+        "counters" => {
+            let r: Vec<Vec<String>> = d
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| vec![k.clone(), cell(v)]).collect())
+                .unwrap_or_default();
+            out.push_str(&table(&["counter", "value"], &r));
+        }
+        "reload" => out.push_str(&format!(
+            "reload applied ({} services)\n",
+            cell(&d["services"])
+        )),
+        "drain" | "undrain" => {
+            let state = if d["drained"] == Value::Bool(true) {
+                "drained"
+            } else {
+                "not drained"
+            };
+            let note = if d["changed"] == Value::Bool(true) {
+                ""
+            } else {
+                " (already)"
+            };
+            out.push_str(&format!("{} {state}{note}\n", cell(&d["member"])));
+        }
+        _ => out.push_str(&format!("{d}\n")),
+    }
+    out
+}

@@ -1,0 +1,216 @@
+//! Prometheus metrics at `[control] metrics` /metrics, through the
+//! `metrics` facade and `metrics-exporter-prometheus` (its HTTP listener
+//! runs on a thread of its own, pinned with control to the main lcore).
+//!
+//! Workers never touch the exporter: the control thread copies the
+//! workers' counters into it once a second ([`UPDATE`]), so a scrape sees
+//! values at most that old. Names follow the Prometheus conventions:
+//! `sluice_` prefix, base units, `_total` on counters.
+
+use crate::views::View;
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use sluice_core::lb::Kind;
+use sluice_core::pipeline::{DropReason, Stat};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How often control copies the counters into the exporter.
+pub const UPDATE: Duration = Duration::from_secs(1);
+
+/// Starts the exporter's HTTP listener on `addr`. Fails when the address
+/// cannot be bound.
+pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| anyhow::anyhow!("[control] metrics {addr}: {e}"))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_counter!(
+        "sluice_frontend_packets_total",
+        "Packets forwarded per rule, frontend, port and direction (in: towards the member or, outbound, the internet)."
+    );
+    describe_counter!(
+        "sluice_frontend_bytes_total",
+        Unit::Bytes,
+        "IP bytes forwarded per rule, frontend, port and direction."
+    );
+    describe_counter!(
+        "sluice_frontend_syns_total",
+        "TCP SYN and SYN-ACK segments forwarded per rule, frontend, port and direction."
+    );
+    describe_gauge!(
+        "sluice_frontend_available",
+        "1 when the rule has a member that may take new flows (data-path availability)."
+    );
+    describe_counter!(
+        "sluice_snat_connections_total",
+        "New outbound SNAT flows per rule and member: successful (got a port) or failed (ports exhausted)."
+    );
+    describe_gauge!(
+        "sluice_snat_pending_connections",
+        "Outbound SNAT TCP flows not yet established, per rule and member."
+    );
+    describe_gauge!(
+        "sluice_snat_ports_allocated",
+        "SNAT ports allocated per rule and member."
+    );
+    describe_gauge!(
+        "sluice_snat_ports_used",
+        "SNAT ports in use per rule, member and protocol."
+    );
+    describe_gauge!("sluice_probe_up", "1 when the member passes the probe.");
+    describe_gauge!(
+        "sluice_member_drained",
+        "1 when the member is drained by sluicectl."
+    );
+    describe_gauge!(
+        "sluice_pool_healthy_members",
+        "Members admin up and passing every probe over the pool."
+    );
+    describe_gauge!("sluice_pool_members", "Members of the pool.");
+    describe_counter!(
+        "sluice_drops_total",
+        "Frames dropped per worker and reason."
+    );
+    describe_counter!(
+        "sluice_worker_events_total",
+        "What each worker did, by kind (rx, tx, flows_created, ...)."
+    );
+    describe_gauge!("sluice_flow_table_flows", "Live flows.");
+    describe_gauge!("sluice_flow_table_capacity", "Flows the table holds.");
+    describe_counter!(
+        "sluice_reloads_total",
+        "Config reloads by outcome (applied, rejected)."
+    );
+    describe_counter!(
+        "sluice_port_packets_total",
+        "Packets per DPDK port and direction (rx, tx)."
+    );
+    describe_counter!(
+        "sluice_port_bytes_total",
+        Unit::Bytes,
+        "Bytes per DPDK port and direction."
+    );
+    describe_counter!(
+        "sluice_port_missed_total",
+        "Packets the device dropped because RX queues were full."
+    );
+    describe_gauge!(
+        "sluice_uptime_seconds",
+        Unit::Seconds,
+        "Seconds since sluiced started."
+    );
+}
+
+/// Copies every value into the exporter.
+pub fn update(v: &View<'_>) {
+    for (k, c) in v.traffic.totals() {
+        for (d, dir) in ["in", "out"].iter().enumerate() {
+            let labels = [
+                ("rule", k.rule.clone()),
+                ("kind", k.kind.to_string()),
+                ("frontend", k.frontend.clone()),
+                ("address", k.address.clone()),
+                ("protocol", k.protocol.to_string()),
+                ("port", k.port.to_string()),
+                ("member", k.member.clone()),
+                ("direction", dir.to_string()),
+            ];
+            counter!("sluice_frontend_packets_total", &labels).absolute(c.packets[d]);
+            counter!("sluice_frontend_bytes_total", &labels).absolute(c.bytes[d]);
+            counter!("sluice_frontend_syns_total", &labels).absolute(c.syns[d]);
+        }
+    }
+    let services = v.shared.services.load();
+    for s in &services.services {
+        if let Kind::Lb(_) = s.kind {
+            let labels = [
+                ("rule", s.name.clone()),
+                ("address", s.frontend.to_string()),
+                ("port", s.frontend_port.to_string()),
+            ];
+            gauge!("sluice_frontend_available", &labels)
+                .set(f64::from(u8::from(s.maglev.is_some())));
+        }
+    }
+    let usage = sluice_core::lb::snat::usage(&v.shared.flows, &services.snat);
+    for (m, u) in services.snat.members.iter().zip(&usage.members) {
+        let rule = services.snat.rules[usize::from(m.rule)].name.clone();
+        let member = m.address.to_string();
+        let (ok, failed) = m.totals();
+        let l = |state: &str| {
+            [
+                ("rule", rule.clone()),
+                ("member", member.clone()),
+                ("state", state.to_string()),
+            ]
+        };
+        counter!("sluice_snat_connections_total", &l("successful")).absolute(ok);
+        counter!("sluice_snat_connections_total", &l("failed")).absolute(failed);
+        let rm = [("rule", rule.clone()), ("member", member.clone())];
+        gauge!("sluice_snat_pending_connections", &rm).set(u.pending as f64);
+        gauge!("sluice_snat_ports_allocated", &rm).set(f64::from(m.ports));
+        for (proto, used) in [("tcp", u.tcp_ports), ("udp", u.udp_ports)] {
+            let l = [
+                ("rule", rule.clone()),
+                ("member", member.clone()),
+                ("protocol", proto.to_string()),
+            ];
+            gauge!("sluice_snat_ports_used", &l).set(used as f64);
+        }
+    }
+    for m in v.prober.status() {
+        let l = [
+            ("probe", m.probe.clone()),
+            ("member", m.address.to_string()),
+            ("name", crate::views::member_name(v.cfg, m.address.into())),
+        ];
+        gauge!("sluice_probe_up", &l).set(f64::from(u8::from(m.health.up)));
+    }
+    for pool in &v.cfg.pools {
+        for m in &pool.members {
+            let l = [
+                ("pool", pool.name.clone()),
+                ("member", m.address.to_string()),
+            ];
+            gauge!("sluice_member_drained", &l)
+                .set(f64::from(u8::from(v.drained.contains(&m.address))));
+        }
+    }
+    for (pool, healthy, members) in v.prober.pool_health(v.cfg) {
+        gauge!("sluice_pool_healthy_members", "pool" => pool.clone()).set(healthy as f64);
+        gauge!("sluice_pool_members", "pool" => pool).set(members as f64);
+    }
+    for (w, c) in v.shared.counters.iter().enumerate() {
+        let c = c.read();
+        let worker = w.to_string();
+        for r in DropReason::ALL {
+            let l = [("worker", worker.clone()), ("reason", r.name().to_string())];
+            counter!("sluice_drops_total", &l).absolute(c.dropped(*r));
+        }
+        for s in Stat::ALL {
+            let l = [("worker", worker.clone()), ("kind", s.name().to_string())];
+            counter!("sluice_worker_events_total", &l).absolute(c.stat(*s));
+        }
+    }
+    gauge!("sluice_flow_table_flows").set(v.shared.flows.len() as f64);
+    gauge!("sluice_flow_table_capacity").set(v.shared.flows.capacity() as f64);
+    counter!("sluice_reloads_total", "outcome" => "applied").absolute(v.control.reloads);
+    counter!("sluice_reloads_total", "outcome" => "rejected").absolute(v.control.reloads_rejected);
+    for (p, c) in v.ports.iter().zip(&v.cfg.ports) {
+        let s = p.stats();
+        for (dir, packets, bytes) in [("rx", s.ipackets, s.ibytes), ("tx", s.opackets, s.obytes)] {
+            let l = [("port", c.name.clone()), ("direction", dir.to_string())];
+            counter!("sluice_port_packets_total", &l).absolute(packets);
+            counter!("sluice_port_bytes_total", &l).absolute(bytes);
+        }
+        counter!("sluice_port_missed_total", "port" => c.name.clone()).absolute(s.imissed);
+    }
+    gauge!("sluice_uptime_seconds").set(v.uptime.as_secs_f64());
+}

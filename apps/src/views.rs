@@ -1,0 +1,459 @@
+//! What `sluicectl` shows: JSON views of the running daemon, built on the
+//! control thread from the config, the rules snapshot, the flow table, the
+//! prober and the counters. Each view is one JSON value; `sluicectl`
+//! renders it as a table or prints it as it is (`--json`).
+
+use crate::traffic::TrafficBook;
+use serde_json::{json, Map, Value};
+use sluice_core::config::{AdminState, Config};
+use sluice_core::dpdk::Port;
+use sluice_core::lb::snat::{CONE, RULE_BASE};
+use sluice_core::lb::Kind;
+use sluice_core::runtime::{ControlCounters, Shared};
+use sluice_probe::state::Outcome;
+use sluice_probe::Prober;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// Everything a view reads.
+pub struct View<'a> {
+    /// The running config (drains applied).
+    pub cfg: &'a Config,
+    /// Shared with the workers.
+    pub shared: &'a Shared,
+    /// Control's counters.
+    pub control: ControlCounters,
+    /// Health probes.
+    pub prober: &'a Prober,
+    /// DPDK ports (same order as `cfg.ports`).
+    pub ports: &'a [Port],
+    /// Members drained by `sluicectl drain`.
+    pub drained: &'a BTreeSet<IpAddr>,
+    /// Since start.
+    pub uptime: Duration,
+    /// The config file.
+    pub config_path: &'a std::path::Path,
+    /// Per-rule traffic.
+    pub traffic: &'a TrafficBook,
+}
+
+/// Filters of `sluicectl flows`.
+#[derive(Debug, Default, Clone)]
+pub struct FlowFilter {
+    /// Frontend name or address.
+    pub frontend: Option<String>,
+    /// Member name or address.
+    pub member: Option<String>,
+    /// tcp | udp.
+    pub protocol: Option<String>,
+    /// At most this many flows (the total is still counted).
+    pub limit: usize,
+}
+
+/// Outcome as a short word (the same in every view and metric).
+pub fn outcome_name(o: Option<Outcome>) -> String {
+    match o {
+        None => "none".into(),
+        Some(Outcome::Success) => "ok".into(),
+        Some(Outcome::Timeout) => "timeout".into(),
+        Some(Outcome::Refused(0)) => "refused".into(),
+        Some(Outcome::Refused(code)) => format!("status {code}"),
+    }
+}
+
+/// A member's name in `cfg` (first pool that names it), or "".
+pub fn member_name(cfg: &Config, a: IpAddr) -> String {
+    cfg.pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .find(|m| m.address == a)
+        .and_then(|m| m.name.clone())
+        .unwrap_or_default()
+}
+
+/// Resolves a member given by name or address to its address.
+pub fn find_member(cfg: &Config, which: &str) -> Option<IpAddr> {
+    if let Ok(a) = which.parse::<IpAddr>() {
+        return cfg
+            .pools
+            .iter()
+            .flat_map(|p| &p.members)
+            .any(|m| m.address == a)
+            .then_some(a);
+    }
+    cfg.pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .find(|m| m.name.as_deref() == Some(which))
+        .map(|m| m.address)
+}
+
+impl View<'_> {
+    /// `sluicectl status`.
+    pub fn status(&self) -> Value {
+        let ports: Vec<Value> = self
+            .ports
+            .iter()
+            .zip(&self.cfg.ports)
+            .map(|(p, c)| {
+                let s = p.stats();
+                json!({
+                    "name": c.name,
+                    "device": p.name(),
+                    "role": format!("{:?}", c.role).to_lowercase(),
+                    "mac": p.mac().to_string(),
+                    "link": if p.link().up { "up" } else { "down" },
+                    "addresses": c.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "rx_packets": s.ipackets,
+                    "tx_packets": s.opackets,
+                    "rx_missed": s.imissed,
+                })
+            })
+            .collect();
+        let services = self.shared.services.load();
+        let rules: Vec<Value> = services
+            .services
+            .iter()
+            .map(|s| {
+                json!({
+                    "rule": s.name,
+                    "kind": kind_name(s.kind),
+                    "frontend": s.frontend.to_string(),
+                    "protocol": proto_name(s.protocol),
+                    "port": s.frontend_port,
+                    "members": s.members.len(),
+                    "eligible": s.eligible.iter().filter(|e| **e).count(),
+                    "available": s.maglev.is_some(),
+                })
+            })
+            .collect();
+        let pools: Vec<Value> = self
+            .prober
+            .pool_health(self.cfg)
+            .into_iter()
+            .map(|(pool, healthy, members)| json!({"pool": pool, "healthy": healthy, "members": members}))
+            .collect();
+        let mut drops = 0;
+        for c in &self.shared.counters {
+            drops += c.read().total_drops();
+        }
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "uptime_s": self.uptime.as_secs(),
+            "config": self.config_path.display().to_string(),
+            "workers": self.cfg.dpdk.workers,
+            "flows": self.shared.flows.len(),
+            "flow_capacity": self.shared.flows.capacity(),
+            "reloads": self.control.reloads,
+            "reloads_rejected": self.control.reloads_rejected,
+            "drops": drops,
+            "drained": self.drained.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "ports": ports,
+            "rules": rules,
+            "pools": pools,
+        })
+    }
+
+    /// `sluicectl flows`.
+    pub fn flows(&self, f: &FlowFilter) -> Result<Value, String> {
+        let cfg = self.cfg;
+        let frontend = match &f.frontend {
+            None => None,
+            Some(s) => Some(
+                cfg.frontends
+                    .iter()
+                    .find(|fe| fe.name == *s || fe.address.to_string() == *s)
+                    .map(|fe| fe.address)
+                    .ok_or_else(|| format!("no frontend named or addressed \"{s}\""))?,
+            ),
+        };
+        let member = match &f.member {
+            None => None,
+            Some(s) => Some(
+                find_member(cfg, s)
+                    .ok_or_else(|| format!("no pool member named or addressed \"{s}\""))?,
+            ),
+        };
+        let proto = match f.protocol.as_deref() {
+            None => None,
+            Some("tcp") => Some(6),
+            Some("udp") => Some(17),
+            Some(p) => return Err(format!("protocol \"{p}\": tcp or udp")),
+        };
+        let services = self.shared.services.load();
+        let flows = &self.shared.flows;
+        let now = self
+            .shared
+            .now_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = Vec::new();
+        let mut matched = 0usize;
+        for idx in 0..flows.high_water() {
+            let Some(fl) = flows.info(idx) else { continue };
+            let (k0, k1) = (fl.key[0], fl.key[1]);
+            let p = if k0.proto == CONE { 17 } else { k0.proto };
+            if proto.is_some_and(|want| want != p) {
+                continue;
+            }
+            let row = if fl.snat {
+                let m = services
+                    .snat
+                    .members
+                    .get(usize::from(fl.rule.wrapping_sub(RULE_BASE)));
+                let rule = m
+                    .and_then(|m| services.snat.rules.get(usize::from(m.rule)))
+                    .map_or("?", |r| r.name.as_str());
+                let public = k1.dst;
+                if frontend.is_some_and(|a| a != IpAddr::V4(public)) {
+                    continue;
+                }
+                if member.is_some_and(|a| a != IpAddr::V4(k0.src)) {
+                    continue;
+                }
+                json!({
+                    "direction": "outbound",
+                    "rule": rule,
+                    "protocol": if k0.proto == CONE { "udp-cone" } else { proto_word(p) },
+                    "member": sock(k0.src, k0.sport),
+                    "public": sock(public, k1.dport),
+                    "remote": if k0.proto == CONE { k0.dst.to_string() } else { sock(k0.dst, k0.dport) },
+                    "state": fl.state.name(),
+                    "idle_ms": now.wrapping_sub(fl.last_seen),
+                    "packets": fl.packets,
+                })
+            } else {
+                let svc = services.services.get(usize::from(fl.rule));
+                let current = fl.generation == services.generation;
+                let rule = svc.filter(|_| current).map_or("?", |s| s.name.as_str());
+                // The reply key's source is the member (or the frontend with
+                // floating IP); the forward rewrite's destination is the member.
+                let to = fl.rewrite[0].to;
+                if frontend.is_some_and(|a| a != IpAddr::V4(k0.dst)) {
+                    continue;
+                }
+                if member.is_some_and(|a| a != IpAddr::V4(to.dst) && a != IpAddr::V4(k1.src)) {
+                    continue;
+                }
+                json!({
+                    "direction": "inbound",
+                    "rule": rule,
+                    "protocol": proto_word(p),
+                    "client": sock(k0.src, k0.sport),
+                    "frontend": sock(k0.dst, k0.dport),
+                    "member": sock(to.dst, to.dport),
+                    "state": fl.state.name(),
+                    "idle_ms": now.wrapping_sub(fl.last_seen),
+                    "packets": fl.packets,
+                })
+            };
+            matched += 1;
+            if out.len() < f.limit {
+                out.push(row);
+            }
+        }
+        Ok(json!({"matched": matched, "shown": out.len(), "flows": out}))
+    }
+
+    /// `sluicectl snat`.
+    pub fn snat(&self) -> Value {
+        let services = self.shared.services.load();
+        let usage = sluice_core::lb::snat::usage(&self.shared.flows, &services.snat);
+        let members: Vec<Value> = services
+            .snat
+            .members
+            .iter()
+            .zip(&usage.members)
+            .map(|(m, u)| {
+                let (ok, failed) = m.totals();
+                json!({
+                    "rule": services.snat.rules[usize::from(m.rule)].name,
+                    "member": m.address.to_string(),
+                    "name": member_name(self.cfg, IpAddr::V4(m.address)),
+                    "ports_allocated": m.ports,
+                    "ports_used_tcp": u.tcp_ports,
+                    "ports_used_udp": u.udp_ports,
+                    "successful": ok,
+                    "failed": failed,
+                    "pending": u.pending,
+                    "blocks": m.runs.iter().map(|r| format!("{}:{}-{}", r.address, r.start, r.end() - 1)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let addresses: Vec<Value> = usage
+            .addresses
+            .iter()
+            .map(|(a, (allocated, u))| {
+                json!({
+                    "address": a.to_string(),
+                    "ports_allocated": allocated,
+                    "ports_used_tcp": u.tcp_ports,
+                    "ports_used_udp": u.udp_ports,
+                    "pending": u.pending,
+                })
+            })
+            .collect();
+        json!({"members": members, "addresses": addresses})
+    }
+
+    /// `sluicectl health`.
+    pub fn health(&self) -> Value {
+        let cfg = self.cfg;
+        let mut rows = Vec::new();
+        let probed: BTreeSet<(String, Ipv4Addr)> = self
+            .prober
+            .status()
+            .into_iter()
+            .map(|m| {
+                let a = IpAddr::V4(m.address);
+                rows.push(json!({
+                    "probe": m.probe,
+                    "member": m.address.to_string(),
+                    "name": member_name(cfg, a),
+                    "state": if m.health.up { "up" } else { "down" },
+                    "admin": admin_word(cfg, self.drained, a),
+                    "consecutive": m.health.consecutive,
+                    "last": outcome_name(m.health.last),
+                    "probes": m.probes,
+                    "last_change_ms": m.health.last_change,
+                }));
+                (m.probe, m.address)
+            })
+            .collect();
+        // Members of pools no probe covers: their admin state only.
+        for pool in &cfg.pools {
+            for m in &pool.members {
+                let IpAddr::V4(a) = m.address else { continue };
+                if probed.iter().any(|(_, p)| *p == a) {
+                    continue;
+                }
+                rows.push(json!({
+                    "probe": "",
+                    "member": a.to_string(),
+                    "name": m.name.clone().unwrap_or_default(),
+                    "state": "unprobed",
+                    "admin": admin_word(cfg, self.drained, m.address),
+                    "consecutive": 0,
+                    "last": "none",
+                    "probes": 0,
+                    "last_change_ms": null,
+                }));
+            }
+        }
+        let pools: Vec<Value> = self
+            .prober
+            .pool_health(cfg)
+            .into_iter()
+            .map(|(pool, healthy, members)| json!({"pool": pool, "healthy": healthy, "members": members}))
+            .collect();
+        json!({"members": rows, "pools": pools})
+    }
+
+    /// `sluicectl nat-map`: inbound NAT rules and NAT pool rules, each
+    /// frontend port and the member port it forwards to.
+    pub fn nat_map(&self) -> Value {
+        let services = self.shared.services.load();
+        let rows: Vec<Value> = services
+            .services
+            .iter()
+            .filter(|s| matches!(s.kind, Kind::Nat(_) | Kind::NatPool(_)))
+            .map(|s| {
+                let m = s.members.first().copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                json!({
+                    "rule": rule_name(s),
+                    "kind": kind_name(s.kind),
+                    "protocol": proto_name(s.protocol),
+                    "frontend": sock(s.frontend, s.frontend_port),
+                    "member": sock(m, s.backend_port),
+                    "name": member_name(self.cfg, IpAddr::V4(m)),
+                })
+            })
+            .collect();
+        json!({"mappings": rows})
+    }
+
+    /// `sluicectl counters`: every counter of the exit report, by name.
+    pub fn counters(&self) -> Value {
+        let text = crate::report::format(
+            self.cfg,
+            self.shared,
+            &self.control,
+            self.prober,
+            self.ports,
+        );
+        let mut map = Map::new();
+        for l in text.lines() {
+            let mut it = l.split_whitespace();
+            if let (Some("counter"), Some(k), Some(v)) = (it.next(), it.next(), it.next()) {
+                if let Ok(v) = v.parse::<u64>() {
+                    map.insert(k.to_string(), Value::from(v));
+                }
+            }
+        }
+        for (t, c) in self.traffic.totals() {
+            let p = format!("traffic.{}.{}", t.rule, t.label());
+            for (d, dir) in ["in", "out"].iter().enumerate() {
+                map.insert(format!("{p}.{dir}.packets"), c.packets[d].into());
+                map.insert(format!("{p}.{dir}.bytes"), c.bytes[d].into());
+                map.insert(format!("{p}.{dir}.syns"), c.syns[d].into());
+            }
+        }
+        Value::Object(map)
+    }
+}
+
+fn admin_word(cfg: &Config, drained: &BTreeSet<IpAddr>, a: IpAddr) -> &'static str {
+    if drained.contains(&a) {
+        return "drained";
+    }
+    let down = cfg
+        .pools
+        .iter()
+        .flat_map(|p| &p.members)
+        .any(|m| m.address == a && m.admin_state == AdminState::Down);
+    if down {
+        "down"
+    } else {
+        "up"
+    }
+}
+
+fn sock(a: Ipv4Addr, p: u16) -> String {
+    format!("{a}:{p}")
+}
+
+fn proto_word(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        _ => "other",
+    }
+}
+
+/// A rule's protocol as configured.
+pub fn proto_name(p: sluice_core::config::Protocol) -> &'static str {
+    match p {
+        sluice_core::config::Protocol::Tcp => "tcp",
+        sluice_core::config::Protocol::Udp => "udp",
+        sluice_core::config::Protocol::All => "all",
+    }
+}
+
+/// The config's name of the rule a service comes from (a NAT pool rule's
+/// services are named `rule[member]`).
+pub fn rule_name(s: &sluice_core::lb::Service) -> &str {
+    match s.kind {
+        Kind::NatPool(_) => s.name.split('[').next().unwrap_or(&s.name),
+        _ => &s.name,
+    }
+}
+
+/// The kind of rule a service comes from, as the config names it.
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Lb(_) => "lb_rule",
+        Kind::Nat(_) => "nat_rule",
+        Kind::NatPool(_) => "nat_pool_rule",
+    }
+}
