@@ -11,7 +11,8 @@ deps:
 build: deps
 	$(CARGO) build --release --bins
 
-# Build the lab, run sluiced on conf/lab.toml, ping it from the lab hosts, tear down.
+# Build the lab, run sluiced on conf/lab.toml + the demo's rules, show every
+# scenario working (inbound, port forwarding, egress, a failed probe, a reload), tear down.
 run: deps
 	$(CARGO) build --release --bins
 	./target/release/sluice-lab
