@@ -296,7 +296,7 @@ fn main() -> ExitCode {
                 return Err(text(&lab.ctl(&["health"])));
             }
             let (by, _) = requests(&lab, &c, &fe, 30);
-            if !by.get("b3").is_some_and(|n| *n > 0) || by.contains_key("b2") {
+            if by.get("b3").copied().unwrap_or(0) == 0 || by.contains_key("b2") {
                 return Err(spread(&by));
             }
             let out = text(&lab.sh(
