@@ -36,6 +36,50 @@ pub const CLIENT6: &str = "2001:db8:1::100";
 /// The internet server.
 pub const INTERNET: &str = "203.0.113.200";
 
+/// Rules added to conf/lab.toml by the demo and the operations tests:
+/// outbound SNAT for web-pool from the frontend address (1024 ports per
+/// member), one forwarded port per member from 50100 to its port 22, and a
+/// security rule for those ports. conf/lab.toml's HTTP rule then needs
+/// `disable_outbound_snat = true` (see [`with_outbound`]).
+pub const EGRESS_AND_SSH_POOL: &str = r#"
+[[outbound_rule]]
+name = "egress"
+frontends = ["web"]
+pool = "web-pool"
+protocol = "all"
+ports_per_member = 1024
+
+[[nat_pool_rule]]
+name = "ssh-pool"
+frontend = "web"
+protocol = "tcp"
+frontend_port_start = 50100
+max_members = 10
+backend_port = 22
+pool = "web-pool"
+
+[[security_rule]]
+name = "allow-ssh-pool"
+priority = 110
+direction = "inbound"
+action = "allow"
+source = "*"
+destination = "203.0.113.10/32"
+protocol = "tcp"
+destination_ports = "50100-50109"
+"#;
+
+/// conf/lab.toml's HTTP rule with `disable_outbound_snat = true`, as an
+/// outbound rule on the same frontend requires.
+pub fn with_outbound(config: &str) -> String {
+    let out = config.replace(
+        "probe = \"http-health\"",
+        "probe = \"http-health\"\ndisable_outbound_snat = true",
+    );
+    assert_ne!(out, config, "conf/lab.toml's HTTP rule changed shape");
+    out
+}
+
 /// Backend `i`'s address (0-based): 10.0.0.11, 10.0.0.12, ...
 pub fn backend_addr(i: usize) -> String {
     format!("10.0.0.{}", 11 + i)

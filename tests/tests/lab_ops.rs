@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use sluice_tests::daemon::Trigger;
-use sluice_tests::lab::{Lab, FRONTEND, INTERNET};
+use sluice_tests::lab::{with_outbound, Lab, EGRESS_AND_SSH_POOL, FRONTEND, INTERNET};
 use sluice_tests::metric;
 use std::time::{Duration, Instant};
 
@@ -210,8 +210,8 @@ fn ten_reloads_lose_nothing_on_unchanged_rules_and_new_rules_work() {
     }
 }
 
-/// The lab config plus a UDP rule over the web pool, outbound SNAT, an
-/// inbound NAT rule and a NAT pool rule.
+/// A UDP rule over the web pool and an inbound NAT rule (added to the lab
+/// config with [`EGRESS_AND_SSH_POOL`]).
 const OPS_RULES: &str = r#"
 [[lb_rule]]
 name = "dns"
@@ -232,13 +232,6 @@ destination = "203.0.113.10/32"
 protocol = "udp"
 destination_ports = "9000"
 
-[[outbound_rule]]
-name = "egress"
-frontends = ["web"]
-pool = "web-pool"
-protocol = "all"
-ports_per_member = 1024
-
 [[nat_rule]]
 name = "ssh-b1"
 frontend = "web"
@@ -246,15 +239,6 @@ protocol = "tcp"
 frontend_port = 50001
 member = "b1"
 backend_port = 22
-
-[[nat_pool_rule]]
-name = "ssh-pool"
-frontend = "web"
-protocol = "tcp"
-frontend_port_start = 50100
-max_members = 10
-backend_port = 22
-pool = "web-pool"
 "#;
 
 fn rows<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
@@ -272,13 +256,9 @@ fn metrics_and_sluicectl_show_what_the_traffic_did() {
     lab.server(&lab.internet(), &["http", "8000", "inet"]);
     assert!(lab.wait_until(&lab.backend(0), "ss -ltn | grep -q ':80 '", 10));
     assert!(lab.wait_until(&lab.internet(), "ss -ltn | grep -q ':8000 '", 10));
-    let (config, prefix) = lab.config(OPS_RULES);
-    let config = config
-        .replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "")
-        .replace(
-            "probe = \"http-health\"",
-            "probe = \"http-health\"\ndisable_outbound_snat = true",
-        );
+    let (config, prefix) = lab.config(&format!("{OPS_RULES}\n{EGRESS_AND_SSH_POOL}"));
+    let config =
+        with_outbound(&config).replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "");
     assert!(!config.contains("10.0.0.13"));
     let d = lab.start_sluiced_with(&config, &prefix);
     let member = |h: &Value, addr: &str| -> Value {

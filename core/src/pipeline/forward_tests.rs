@@ -93,6 +93,19 @@ fn syn(client: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Vec<u8> {
     craft::tcp_v4(GW_MAC, EXT_MAC, client, dst, tcp::Flags::SYN, 1000, 0)
 }
 
+/// Member `d`'s SYN-ACK (port 8080) to `client`'s SYN of [`syn`].
+fn syn_ack(d: Ipv4Addr, client: (Ipv4Addr, u16)) -> Vec<u8> {
+    craft::tcp_v4(
+        member_mac(d),
+        INT_MAC,
+        (d, 8080),
+        client,
+        tcp::Flags::SYN | tcp::Flags::ACK,
+        9000,
+        1001,
+    )
+}
+
 #[test]
 fn a_syn_creates_a_flow_to_a_member_and_the_reply_comes_back_from_the_frontend() {
     let ex = Example::lb(64);
@@ -110,15 +123,7 @@ fn a_syn_creates_a_flow_to_a_member_and_the_reply_comes_back_from_the_frontend()
     assert_eq!(&o.frame[0..6], &member_mac(d).0);
     assert_eq!(&o.frame[6..12], &INT_MAC.0);
 
-    let reply = craft::tcp_v4(
-        member_mac(d),
-        INT_MAC,
-        (d, 8080),
-        client,
-        tcp::Flags::SYN | tcp::Flags::ACK,
-        9000,
-        1001,
-    );
+    let reply = syn_ack(d, client);
     let o = send(&ex, INT, reply);
     assert!(matches!(o.fate, Fate::Tx { port: EXT, .. }), "{:?}", o.fate);
     assert_eq!(parsed(&o.frame), (fe.0, fe.1, client.0, client.1, 63));
@@ -150,15 +155,7 @@ fn forwarded_packets_count_per_rule_and_direction() {
     assert!(ip_len < first.len() - 14);
     let o = send(&ex, EXT, first);
     let (_, _, d, ..) = parsed(&o.frame);
-    let reply = craft::tcp_v4(
-        member_mac(d),
-        INT_MAC,
-        (d, 8080),
-        client,
-        tcp::Flags::SYN | tcp::Flags::ACK,
-        9000,
-        1001,
-    );
+    let reply = syn_ack(d, client);
     assert!(matches!(send(&ex, INT, reply).fate, Fate::Tx { .. }));
     let ack = craft::tcp_v4(GW_MAC, EXT_MAC, client, fe, tcp::Flags::ACK, 1001, 9001);
     assert!(matches!(send(&ex, EXT, ack).fate, Fate::Tx { .. }));

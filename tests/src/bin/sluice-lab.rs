@@ -12,36 +12,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// What the demo adds to conf/lab.toml: outbound SNAT from the frontend
-/// address, one SSH-like port per pool member, and a security rule for it.
-const DEMO_RULES: &str = r#"
-[[outbound_rule]]
-name = "egress"
-frontends = ["web"]
-pool = "web-pool"
-protocol = "all"
-ports_per_member = 1024
-
-[[nat_pool_rule]]
-name = "ssh-pool"
-frontend = "web"
-protocol = "tcp"
-frontend_port_start = 50100
-max_members = 10
-backend_port = 22
-pool = "web-pool"
-
-[[security_rule]]
-name = "allow-ssh-pool"
-priority = 110
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "203.0.113.10/32"
-protocol = "tcp"
-destination_ports = "50100-50109"
-"#;
-
 const B3_LINE: &str = "  { address = \"10.0.0.13\", name = \"b3\" },\n";
 
 struct Demo {
@@ -155,11 +125,8 @@ fn main() -> ExitCode {
         );
     }
     lab.wait_until(&lab.internet(), "ss -ltn | grep -q ':8000 '", 10);
-    let (base, prefix) = lab.config(DEMO_RULES);
-    let base = base.replace(
-        "probe = \"http-health\"",
-        "probe = \"http-health\"\ndisable_outbound_snat = true",
-    );
+    let (base, prefix) = lab.config(EGRESS_AND_SSH_POOL);
+    let base = with_outbound(&base);
     let two = base.replace(B3_LINE, "");
     println!(
         "sluice lab: starting sluiced in namespace {} (web-pool: b1, b2)",
