@@ -33,9 +33,14 @@ lab: deps
 	$(CARGO) build --bins
 	$(CARGO) test -p sluice-tests
 
+# Every measurement of BENCHMARKS.md (about 13 minutes here): in-process
+# criterion, probe cost, and on the wire (bench/wire.py; results in
+# target/wire-results.md and .json).
 bench: deps
+	$(CARGO) build --release --bins
 	./bench/pipeline.sh 3
 	./bench/probes.sh 3
+	python3 bench/wire.py 3
 
 # Short fuzzing runs of both targets (needs `cargo install cargo-fuzz`).
 fuzz:

@@ -9,7 +9,8 @@ runs=${1:-3}
 out=$(mktemp -d)
 for i in $(seq 1 "$runs"); do
   rm -rf target/criterion/burst32 target/criterion/flows_burst32
-  cargo bench -q -p sluice-core --bench pipeline >/dev/null 2>&1
+  cargo bench -q -p sluice-core --bench pipeline -- --warm-up-time 1 --measurement-time 2 \
+    >/dev/null 2>&1
   cargo bench -q -p sluice-core --bench flows -- --warm-up-time 1 --measurement-time 3 \
     2>"$out/flows-memory$i" >/dev/null
   cp -r target/criterion/burst32 "$out/pipeline$i"

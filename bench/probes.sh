@@ -10,8 +10,14 @@ runs=${1:-3}
 cargo build -q --release --bins
 out=$(mktemp)
 for i in $(seq 1 "$runs"); do
-  SLUICED=$PWD/target/release/sluiced cargo test -q --release -p sluice-tests --test bench_probes \
-    2>/dev/null | grep -E '^(control core|probes):' | tee -a "$out"
+  # A failed run is shown and left out of the medians (they need one).
+  if o=$(SLUICED=$PWD/target/release/sluiced cargo test -q --release -p sluice-tests \
+      --test bench_probes 2>&1); then
+    echo "$o" | grep -E '^(control core|probes):' | tee -a "$out"
+  else
+    echo "probes: run $i failed:" >&2
+    echo "$o" | tail -30 >&2
+  fi
 done
 python3 - "$out" <<'PY'
 import re, statistics, sys

@@ -426,7 +426,21 @@ pub fn tcp_v4(
     seq: u32,
     ack: u32,
 ) -> Vec<u8> {
+    tcp_v4_data(src_mac, dst_mac, src, dst, flags, (seq, ack), &[])
+}
+
+/// TCP segment without options, carrying `data`, valid checksum.
+pub fn tcp_v4_data(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flags: tcp::Flags,
+    (seq, ack): (u32, u32),
+    data: &[u8],
+) -> Vec<u8> {
     let mut t = vec![0u8; tcp::HEADER_LEN];
+    t.extend_from_slice(data);
     let mut p = tcp::Packet::new_unchecked(&mut t[..]);
     p.set_src_port(src.1);
     p.set_dst_port(dst.1);
@@ -434,12 +448,9 @@ pub fn tcp_v4(
     p.set_ack(ack);
     p.set_header_len_and_flags(tcp::HEADER_LEN, flags);
     p.set_window(64240);
-    p.fill_checksum(checksum::pseudo_header_v4(
-        src.0,
-        dst.0,
-        6,
-        tcp::HEADER_LEN as u32,
-    ));
+    let len = t.len() as u32;
+    tcp::Packet::new_unchecked(&mut t[..])
+        .fill_checksum(checksum::pseudo_header_v4(src.0, dst.0, 6, len));
     ipv4(src_mac, dst_mac, src.0, dst.0, IpProtocol::Tcp, &t)
 }
 

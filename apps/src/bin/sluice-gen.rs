@@ -1,8 +1,9 @@
 //! sluice-gen: a paced packet generator and sink on one lcore, for the
-//! benchmark harness (issue #7). It sends UDP frames of `--flows` flows at
-//! `--rate` packets per second out of one DPDK port and counts what comes
-//! back on another, checking a sample of what it receives, then prints one
-//! JSON line of results. Generator and sink share a loop on purpose: on a
+//! benchmark harness (issue #7). It sends UDP datagrams or TCP segments of
+//! `--flows` flows (or a SYN of a new flow in every frame) at `--rate`
+//! packets per second out of one DPDK port and counts what comes back on
+//! another, checking a sample of what it receives, then prints one JSON
+//! line of results. Generator and sink share a loop on purpose: on a
 //! 2-core machine a separate generator process would starve the sink.
 //!
 //! ```text
@@ -17,7 +18,7 @@ use clap::Parser;
 use sluice_core::config::Device;
 use sluice_core::craft;
 use sluice_core::dpdk::{self, Burst, Eal, Mempool, Port};
-use sluice_core::wire::{arp, ethernet, MacAddr};
+use sluice_core::wire::{arp, ethernet, tcp, MacAddr};
 use std::net::Ipv4Addr;
 
 #[derive(Parser, Debug)]
@@ -45,9 +46,31 @@ struct Args {
     /// neighbours resolved), then pause 50 ms and start counting.
     #[arg(long, default_value_t = 0.0)]
     warmup: f64,
-    /// Distinct flows (UDP source ports and addresses vary).
+    /// Packets per second during the warm-up (default: `--rate`).
+    #[arg(long)]
+    warmup_rate: Option<u64>,
+    /// Distinct flows. Flow i goes to destination port `dst` port +
+    /// i % dst-ports, from source address `src` + (i / dst-ports) %
+    /// src-count, source port 1024 + (i / (dst-ports * src-count)) % 60000.
     #[arg(long, default_value_t = 1024)]
     flows: u32,
+    /// Distinct source addresses.
+    #[arg(long, default_value_t = 64)]
+    src_count: u32,
+    /// Distinct destination ports.
+    #[arg(long, default_value_t = 1)]
+    dst_ports: u32,
+    /// udp: datagrams of `--flows` flows. tcp: the first pass over the
+    /// flows is SYNs (send it in the warm-up), then ACK segments with data.
+    /// syn: every frame a SYN of a new flow (destination port, source
+    /// address and source port walk their ranges in that order), to
+    /// measure new flows per second.
+    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp", "syn"])]
+    proto: String,
+    /// tcp: passes of SYNs over the flows before the ACKs (a SYN lost on
+    /// the way leaves its flow uncreated; another pass creates it).
+    #[arg(long, default_value_t = 2)]
+    syn_passes: u32,
     /// Frame size in bytes (without FCS), 60..1514.
     #[arg(long, default_value_t = 60)]
     size: usize,
@@ -92,6 +115,34 @@ fn arp_answer(frame: &[u8], ip: Ipv4Addr, mac: MacAddr) -> Option<Vec<u8>> {
         .then(|| craft::arp_reply(mac, ip, r.sender_hw, r.sender_ip))
 }
 
+/// Writes SYN number `n` of a stream of new flows into `room`: the
+/// template with destination port + n % `dst_ports`, then (r = n /
+/// dst_ports) source address + r % `src_count` and source port 1024 +
+/// (r / src_count) % 60000, checksums updated incrementally.
+fn new_syn(room: &mut [u8], template: &[u8], n: u32, src_count: u32, dst_ports: u32) {
+    use sluice_core::wire::checksum::{update16, update32};
+    room[..template.len()].copy_from_slice(template);
+    let rd32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let rd16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let (old_src, old_port, old_dport) =
+        (rd32(template, 26), rd16(template, 34), rd16(template, 36));
+    let r = n / dst_ports;
+    let dport = old_dport.wrapping_add((n % dst_ports) as u16);
+    let src = old_src.wrapping_add(r % src_count);
+    let port = 1024 + ((r / src_count) % 60000) as u16;
+    room[26..30].copy_from_slice(&src.to_be_bytes());
+    room[34..36].copy_from_slice(&port.to_be_bytes());
+    room[36..38].copy_from_slice(&dport.to_be_bytes());
+    let ip = update32(rd16(template, 24), old_src, src);
+    room[24..26].copy_from_slice(&ip.to_be_bytes());
+    let l4 = update16(
+        update16(update32(rd16(template, 50), old_src, src), old_port, port),
+        old_dport,
+        dport,
+    );
+    room[50..52].copy_from_slice(&l4.to_be_bytes());
+}
+
 fn main() -> Result<()> {
     let a = Args::parse();
     if !(60..=1514).contains(&a.size) {
@@ -118,16 +169,45 @@ fn main() -> Result<()> {
     };
     let src_mac = tx_port.mac();
     // One template per flow: payload = MAGIC + padding up to `size`.
-    let payload_len = a.size - 14 - 20 - 8;
-    let mut payload = vec![0u8; payload_len.max(MAGIC.len())];
+    let tcp = a.proto != "udp";
+    let l4_header = if tcp { 20 } else { 8 };
+    let payload_at = 14 + 20 + l4_header;
+    let payload_len = a.size.saturating_sub(payload_at).max(MAGIC.len());
+    let mut payload = vec![0u8; payload_len];
     payload[..MAGIC.len()].copy_from_slice(MAGIC);
-    let flows: Vec<Vec<u8>> = (0..a.flows)
-        .map(|i| {
-            let src = Ipv4Addr::from(u32::from(a.src) + i / 1024);
-            let sport = 1024 + (i % 1024) as u16 * 61 % 64000;
-            craft::udp_v4(src_mac, dst_mac, (src, sport), (dst_ip, dst_port), &payload)
+    let (src_count, dst_ports) = (a.src_count.max(1), a.dst_ports.max(1));
+    let tuple = |i: u32| {
+        let src = Ipv4Addr::from(u32::from(a.src) + (i / dst_ports) % src_count);
+        let sport = 1024 + ((i / dst_ports / src_count) % 60000) as u16;
+        let dport = dst_port.wrapping_add((i % dst_ports) as u16);
+        ((src, sport), (dst_ip, dport))
+    };
+    let segment = |i: u32, flags| {
+        let (s, d) = tuple(i);
+        craft::tcp_v4_data(src_mac, dst_mac, s, d, flags, (1000, 0), &payload)
+    };
+    let nflows = if a.proto == "syn" { 1 } else { a.flows };
+    let flows: Vec<Vec<u8>> = (0..nflows)
+        .map(|i| match a.proto.as_str() {
+            "udp" => {
+                let (s, d) = tuple(i);
+                craft::udp_v4(src_mac, dst_mac, s, d, &payload)
+            }
+            _ => segment(i, tcp::Flags::ACK),
         })
         .collect();
+    let syns: Vec<Vec<u8>> = match a.proto.as_str() {
+        "tcp" => (0..a.flows).map(|i| segment(i, tcp::Flags::SYN)).collect(),
+        "syn" => vec![segment(0, tcp::Flags::SYN)],
+        _ => Vec::new(),
+    };
+    // tcp: SYNs still to send before the ACKs. syn: the next new flow.
+    let mut syns_left = if a.proto == "tcp" {
+        a.flows.saturating_mul(a.syn_passes.max(1))
+    } else {
+        0
+    };
+    let mut new_flow = 0u32;
     // Wait for links (memif connects asynchronously).
     let t_link = std::time::Instant::now();
     while !(tx_port.link().up && rx_port.as_ref().is_none_or(|p| p.link().up)) {
@@ -144,8 +224,9 @@ fn main() -> Result<()> {
     let mut arp_out = Burst::default();
     let mut arp_answered = 0u64;
     let hz = dpdk::tsc_hz() as f64;
-    let per_packet = hz / a.rate.max(1) as f64;
     let mut warming = a.warmup > 0.0;
+    let warmup_rate = a.warmup_rate.unwrap_or(a.rate);
+    let mut per_packet = hz / (if warming { warmup_rate } else { a.rate }).max(1) as f64;
     let mut start = dpdk::rdtsc();
     let mut stop = start + ((if warming { a.warmup } else { a.seconds }) * hz) as u64;
     let mut drain_until = stop + ((if warming { 0.05 } else { 0.5 }) * hz) as u64;
@@ -162,6 +243,7 @@ fn main() -> Result<()> {
             }
             // Warm-up over, after 50 ms of quiet: count from here.
             warming = false;
+            per_packet = hz / a.rate.max(1) as f64;
             (offered, sent, received, bad, alloc_failed) = (0, 0, 0, 0, 0);
             start = dpdk::rdtsc();
             stop = start + (a.seconds * hz) as u64;
@@ -177,11 +259,23 @@ fn main() -> Result<()> {
                     alloc_failed += 1;
                     break;
                 };
-                let f = &flows[next as usize];
-                next = (next + 1) % a.flows;
                 let (room, _) = m.room_and_len_mut();
-                room[..f.len()].copy_from_slice(f);
-                m.set_len(f.len());
+                let len = if a.proto == "syn" {
+                    new_syn(room, &syns[0], new_flow, src_count, dst_ports);
+                    new_flow = new_flow.wrapping_add(1);
+                    syns[0].len()
+                } else {
+                    let f = if syns_left > 0 {
+                        syns_left -= 1;
+                        &syns[next as usize]
+                    } else {
+                        &flows[next as usize]
+                    };
+                    next = (next + 1) % a.flows;
+                    room[..f.len()].copy_from_slice(f);
+                    f.len()
+                };
+                m.set_len(len);
                 let _ = tx.push(m);
             }
             offered += n;
@@ -208,7 +302,8 @@ fn main() -> Result<()> {
                     // Check every 64th frame's payload marker.
                     if received % 64 == 0 {
                         let d = m.data();
-                        let ok = d.len() >= 42 + MAGIC.len() && &d[42..42 + MAGIC.len()] == MAGIC;
+                        let ok = d.len() >= payload_at + MAGIC.len()
+                            && &d[payload_at..payload_at + MAGIC.len()] == MAGIC;
                         bad += u64::from(!ok);
                     }
                 }

@@ -76,9 +76,13 @@ pub const FRAG_BUFFER: usize = 256;
 /// How long one may wait.
 pub const FRAG_WAIT: Duration = Duration::from_secs(1);
 
-/// Table entries the ager visits per poll: a 1M-flow table is swept in
-/// about 250 polls.
-const AGE_BUDGET: u32 = 4096;
+/// The ager visits the whole table once per period, in slices sized by
+/// the time since the last one: its cost follows the table's size, not
+/// how often control polls (a 1M-flow table is about a million entry
+/// visits a second, not twenty million).
+const AGE_PERIOD: Duration = Duration::from_secs(1);
+/// Most entries one poll visits.
+const AGE_BUDGET_MAX: u64 = 65536;
 
 /// Control's half of the data plane.
 #[derive(Debug)]
@@ -93,6 +97,8 @@ pub struct ControlPlane {
     reclaimer: Reclaimer,
     timer_scale: u32,
     expired: Vec<FlowInfo>,
+    /// When the ager last took a slice.
+    aged_at: Duration,
     fragments: std::collections::VecDeque<(Duration, Mbuf)>,
     /// A reload whose flows are still to be carried over: the workers'
     /// quiescent counters at the swap, what carries over, and the new
@@ -126,6 +132,7 @@ impl ControlPlane {
             reclaimer: Reclaimer::new(),
             timer_scale: timer_scale.max(1),
             expired: Vec::new(),
+            aged_at: Duration::ZERO,
             fragments: Default::default(),
             carrying: None,
             moving: None,
@@ -435,12 +442,18 @@ impl ControlPlane {
     /// period is over.
     fn age_flows(&mut self, ms: u32, now: Duration) -> bool {
         let mut expired = std::mem::take(&mut self.expired);
+        let hw = u64::from(self.shared.flows.high_water());
+        let since = now.saturating_sub(self.aged_at).as_micros() as u64;
+        let budget = (hw * since / AGE_PERIOD.as_micros() as u64).min(AGE_BUDGET_MAX);
+        if budget > 0 {
+            self.aged_at = now;
+        }
         let removed = self.ager.sweep(
             &self.shared.flows,
             &mut self.reclaimer,
             ms,
             self.timer_scale,
-            AGE_BUDGET,
+            budget as u32,
             |f| {
                 if age::wants_reset(f) {
                     expired.push(*f);
