@@ -19,6 +19,10 @@ median:
 2. NDR and PDR for inbound UDP, 1M flows, 64 bytes: a binary search over
    the offered rate (RFC 2544 / CSIT) for the highest rate with no loss
    and with at most 0.5% loss over NDR_SECONDS.
+4. Whole TCP connections per second at zero failed connections: sluice-gen
+   plays clients on one port and servers on the other (SYN, SYN-ACK, the
+   request, the response with FIN, FIN-ACK, the last ACK), through the
+   inbound rule and through SNAT; a binary search over the opening rate.
 3. New flows per second: every frame a SYN of a new flow, through the
    inbound TCP rule and through SNAT: the MRR (SYNs offered at
    WIRE_MAX_RATE, new flows forwarded per second), and a binary search for
@@ -89,6 +93,12 @@ ALL_SCENARIOS = dict(SCENARIOS)
 if QUICK:
     SCENARIOS = {k: dict(v, flows=min(v["flows"], 100_000)) for k, v in SCENARIOS.items()
                  if k in ("inbound-udp-1k", "inbound-tcp-1m", "snat-udp-1m")}
+# Whole connections: the --tx port plays the clients, the --rx port the
+# servers (sluice-gen --proto conn).
+CONN_SCENARIOS = {
+    "TCP connections, inbound rule": dict(INBOUND, proto="conn", dst="203.0.113.10:80", flows=1),
+    "TCP connections, SNAT": dict(SNAT, proto="conn", flows=1),
+}
 SYN_SCENARIOS = {
     "new TCP flows, inbound rule": dict(INBOUND, proto="syn", dst="203.0.113.10:80",
                                         src_count=255, flows=1),
@@ -163,7 +173,7 @@ def gen_args(s, rate, seconds, warmup, warmup_rate):
 
 def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
     """One run of scenario `s` at `rate` through a fresh forwarder."""
-    if s["proto"] == "syn":
+    if s["proto"] in ("syn", "conn"):
         # Resolve the member's (or the internet host's) address first.
         warmup, warmup_rate = 0.3, 10_000
     else:
@@ -195,6 +205,7 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
     res.update(kind=kind, scenario=name, rate=rate,
                cycles_per_packet=report.get("cycles_per_packet"),
                flows_created=report.get("flows_created"),
+               flows_live=report.get("flows.live"),
                drops={k: v for k, v in report.items() if k.startswith("drop.") and v})
     print(json.dumps(res), flush=True)
     # A search trial must get the rate it asks for. An MRR trial asks for
@@ -234,7 +245,7 @@ def search(kind, name, s, max_loss, lo, hi, steps, seconds):
         r = trial(kind, name, s, mid, seconds)
         if r["loss"] <= max_loss:
             lo, best = mid, {"rate_mpps": mid / 1e6, "received_mpps": r["received_pps"] / 1e6,
-                             "loss": r["loss"]}
+                             "loss": r["loss"], "flows_live": r.get("flows_live")}
         else:
             hi = mid
     return best
@@ -270,6 +281,15 @@ def render(out):
         p = f"{r['pdr']['rate_mpps']:.2f}" if r["pdr"] else "below 0.2"
         lines.append(f"| {name} | {r['mrr']['received_mpps']:.2f} | {p} | "
                      f"{r['mrr']['cycles_per_packet']:.0f} |")
+    if out.get("connections"):
+        lines += ["", "| whole TCP connections (SYN, SYN-ACK, request, response + FIN, FIN-ACK, "
+                  "last ACK) | per second, zero failed | flows in the table after it |",
+                  "|---|---:|---:|"]
+        for name, r in out["connections"].items():
+            if r:
+                lines.append(f"| {name} | {r['rate_mpps'] * 1e6:,.0f} | {r['flows_live'] or 0:,} |")
+            else:
+                lines.append(f"| {name} | below 20,000 | - |")
     lines.append(f"\n({out['elapsed_s']} s)")
     return "\n".join(lines)
 
@@ -298,6 +318,10 @@ def main():
             "mrr": top,
             "pdr": search("sluiced", name, s, 0.005, 200_000,
                           min(MAX_RATE, top["received_mpps"] * 1.1e6), SYN_STEPS, SECONDS)}
+    out["connections"] = {}
+    for name, s in CONN_SCENARIOS.items():
+        best = search("sluiced", name, s, 0.0, 20_000, 1_000_000, SYN_STEPS, SECONDS)
+        out["connections"][name] = best
     out["elapsed_s"] = round(time.time() - started)
 
     md = render(out)

@@ -64,8 +64,11 @@ struct Args {
     /// flows is SYNs (send it in the warm-up), then ACK segments with data.
     /// syn: every frame a SYN of a new flow (destination port, source
     /// address and source port walk their ranges in that order), to
-    /// measure new flows per second.
-    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp", "syn"])]
+    /// measure new flows per second. conn: whole TCP connections at
+    /// `--rate` per second: the --tx port plays the clients (SYN, then the
+    /// request, then FIN), the --rx port the servers (SYN-ACK, the response
+    /// with FIN, the last ACK); `received` counts completed connections.
+    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp", "syn", "conn"])]
     proto: String,
     /// tcp: passes of SYNs over the flows before the ACKs (a SYN lost on
     /// the way leaves its flow uncreated; another pass creates it).
@@ -113,6 +116,123 @@ fn arp_answer(frame: &[u8], ip: Ipv4Addr, mac: MacAddr) -> Option<Vec<u8>> {
     let r = arp::Repr::parse(&p);
     (r.operation == arp::Operation::Request && r.target_ip == ip)
         .then(|| craft::arp_reply(mac, ip, r.sender_hw, r.sender_ip))
+}
+
+/// Initial sequence numbers of conn mode's clients and servers.
+const CLIENT_ISN: u32 = 1000;
+const SERVER_ISN: u32 = 5000;
+/// What conn mode's clients send as a request and servers as a response.
+const REQUEST: &[u8; 8] = b"REQUEST!";
+const RESPONSE: &[u8; 8] = b"RESPONSE";
+
+/// What a stateless conn-mode peer does with a received segment.
+#[derive(Debug, PartialEq, Eq)]
+enum Reflect {
+    /// The frame was rewritten in place into the reply, this long.
+    Reply(usize),
+    /// The server's last ACK reached the client: a connection completed.
+    Completed,
+    /// Not a step of the exchange.
+    Ignore,
+}
+
+/// The answer to an ARP request for any address, from `mac`.
+fn arp_any(frame: &[u8], mac: MacAddr) -> Option<Vec<u8>> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    if eth.ethertype() != ethernet::EtherType::Arp {
+        return None;
+    }
+    let p = arp::Packet::new_checked(eth.payload()).ok()?;
+    let r = arp::Repr::parse(&p);
+    (r.operation == arp::Operation::Request)
+        .then(|| craft::arp_reply(mac, r.target_ip, r.sender_hw, r.sender_ip))
+}
+
+/// Conn mode: rewrites a received TCP segment into the stateless peer's
+/// reply. Server side: SYN -> SYN-ACK; the request -> the response with
+/// FIN; the client's FIN -> the last ACK. Client side: SYN-ACK -> ACK with
+/// the request; the response with FIN -> FIN-ACK; the last ACK completes
+/// the connection.
+fn reflect(room: &mut [u8], len: usize, server: bool) -> Reflect {
+    use sluice_core::wire::checksum;
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const PSH: u8 = 0x08;
+    if len < 54
+        || room.len() < 62
+        || room[12..14] != [0x08, 0x00]
+        || room[14] != 0x45
+        || room[23] != 6
+    {
+        return Reflect::Ignore;
+    }
+    let ip_len = usize::from(u16::from_be_bytes([room[16], room[17]]));
+    if ip_len < 40 || 14 + ip_len > len || room[46] >> 4 != 5 {
+        return Reflect::Ignore;
+    }
+    let data = ip_len - 40;
+    let rd32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (seq, ack, flags) = (rd32(room, 38), rd32(room, 42), room[47]);
+    let (out_flags, out_seq, out_ack, payload): (u8, u32, u32, &[u8]) = if server {
+        if flags & (SYN | ACK) == SYN {
+            (SYN | ACK, SERVER_ISN, seq.wrapping_add(1), &[])
+        } else if flags & FIN != 0 {
+            (ACK, ack, seq.wrapping_add(data as u32 + 1), &[])
+        } else if data > 0 {
+            (
+                FIN | ACK | PSH,
+                ack,
+                seq.wrapping_add(data as u32),
+                RESPONSE,
+            )
+        } else {
+            return Reflect::Ignore;
+        }
+    } else if flags & (SYN | ACK) == SYN | ACK {
+        (ACK | PSH, ack, seq.wrapping_add(1), REQUEST)
+    } else if flags & FIN != 0 {
+        (FIN | ACK, ack, seq.wrapping_add(data as u32 + 1), &[])
+    } else if flags == ACK && data == 0 && ack == CLIENT_ISN + 1 + REQUEST.len() as u32 + 1 {
+        return Reflect::Completed;
+    } else {
+        return Reflect::Ignore;
+    };
+    // Swap MACs, addresses and ports.
+    let mut tmp = [0u8; 6];
+    tmp.copy_from_slice(&room[0..6]);
+    room.copy_within(6..12, 0);
+    room[6..12].copy_from_slice(&tmp);
+    let mut a4 = [0u8; 4];
+    a4.copy_from_slice(&room[26..30]);
+    room.copy_within(30..34, 26);
+    room[30..34].copy_from_slice(&a4);
+    let mut p2 = [0u8; 2];
+    p2.copy_from_slice(&room[34..36]);
+    room.copy_within(36..38, 34);
+    room[36..38].copy_from_slice(&p2);
+    let total = 40 + payload.len();
+    room[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+    room[22] = 64; // TTL
+    room[24..26].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&room[14..34]);
+    room[24..26].copy_from_slice(&c.to_be_bytes());
+    room[38..42].copy_from_slice(&out_seq.to_be_bytes());
+    room[42..46].copy_from_slice(&out_ack.to_be_bytes());
+    room[47] = out_flags;
+    room[54..54 + payload.len()].copy_from_slice(payload);
+    room[50..52].copy_from_slice(&[0, 0]);
+    let src = std::net::Ipv4Addr::new(room[26], room[27], room[28], room[29]);
+    let dst = std::net::Ipv4Addr::new(room[30], room[31], room[32], room[33]);
+    let pseudo = checksum::pseudo_header_v4(src, dst, 6, (total - 20) as u32);
+    let t = !checksum::fold(checksum::combine(
+        pseudo,
+        checksum::sum(&room[34..14 + total]),
+    ));
+    room[50..52].copy_from_slice(&t.to_be_bytes());
+    let frame = (14 + total).max(60);
+    room[14 + total..frame].fill(0);
+    Reflect::Reply(frame)
 }
 
 /// Writes SYN number `n` of a stream of new flows into `room`: the
@@ -186,7 +306,11 @@ fn main() -> Result<()> {
         let (s, d) = tuple(i);
         craft::tcp_v4_data(src_mac, dst_mac, s, d, flags, (1000, 0), &payload)
     };
-    let nflows = if a.proto == "syn" { 1 } else { a.flows };
+    let nflows = if a.proto == "syn" || a.proto == "conn" {
+        1
+    } else {
+        a.flows
+    };
     let flows: Vec<Vec<u8>> = (0..nflows)
         .map(|i| match a.proto.as_str() {
             "udp" => {
@@ -199,8 +323,21 @@ fn main() -> Result<()> {
     let syns: Vec<Vec<u8>> = match a.proto.as_str() {
         "tcp" => (0..a.flows).map(|i| segment(i, tcp::Flags::SYN)).collect(),
         "syn" => vec![segment(0, tcp::Flags::SYN)],
+        "conn" => {
+            let (s, d) = tuple(0);
+            vec![craft::tcp_v4(
+                src_mac,
+                dst_mac,
+                s,
+                d,
+                tcp::Flags::SYN,
+                CLIENT_ISN,
+                0,
+            )]
+        }
         _ => Vec::new(),
     };
+    let conn = a.proto == "conn";
     // tcp: SYNs still to send before the ACKs. syn: the next new flow.
     let mut syns_left = if a.proto == "tcp" {
         a.flows.saturating_mul(a.syn_passes.max(1))
@@ -222,6 +359,9 @@ fn main() -> Result<()> {
     let mut arp_txq = rx_port.as_ref().map(|p| p.tx_queue(0));
     let sink_mac = sink.mac();
     let mut arp_out = Burst::default();
+    let mut replies = Burst::default();
+    let mut client_rxq = tx_port.rx_queue(0);
+    let mut bad_frames = 0u64;
     let mut arp_answered = 0u64;
     let hz = dpdk::tsc_hz() as f64;
     let mut warming = a.warmup > 0.0;
@@ -245,6 +385,7 @@ fn main() -> Result<()> {
             warming = false;
             per_packet = hz / a.rate.max(1) as f64;
             (offered, sent, received, bad, alloc_failed) = (0, 0, 0, 0, 0);
+            bad_frames = 0;
             start = dpdk::rdtsc();
             stop = start + (a.seconds * hz) as u64;
             drain_until = stop + (0.5 * hz) as u64;
@@ -260,7 +401,7 @@ fn main() -> Result<()> {
                     break;
                 };
                 let (room, _) = m.room_and_len_mut();
-                let len = if a.proto == "syn" {
+                let len = if a.proto == "syn" || conn {
                     new_syn(room, &syns[0], new_flow, src_count, dst_ports);
                     new_flow = new_flow.wrapping_add(1);
                     syns[0].len()
@@ -281,6 +422,70 @@ fn main() -> Result<()> {
             offered += n;
             sent += txq.tx(&mut tx) as u64;
             tx.clear(); // what the queue refused is dropped: loss at the source
+        }
+        if conn {
+            // The clients' side: SYN-ACKs, the servers' FINs, last ACKs.
+            if client_rxq.rx(&mut rx, 32) > 0 {
+                for i in 0..rx.len() {
+                    let Some(mut m) = rx.take(i) else { continue };
+                    if let Some(reply) = arp_any(m.data(), src_mac) {
+                        if let Some(mut r) = pool.alloc() {
+                            let (room, _) = r.room_and_len_mut();
+                            room[..reply.len()].copy_from_slice(&reply);
+                            r.set_len(reply.len());
+                            let _ = replies.push(r);
+                            arp_answered += 1;
+                        }
+                        continue;
+                    }
+                    let (room, len) = m.room_and_len_mut();
+                    match reflect(room, len, false) {
+                        Reflect::Reply(n) => {
+                            m.set_len(n);
+                            let _ = replies.push(m);
+                        }
+                        Reflect::Completed => received += 1,
+                        Reflect::Ignore => bad_frames += 1,
+                    }
+                }
+                rx.clear();
+                txq.tx(&mut replies);
+                replies.clear();
+            }
+            // The servers' side.
+            if rxq.rx(&mut rx, 32) > 0 {
+                for i in 0..rx.len() {
+                    let Some(mut m) = rx.take(i) else { continue };
+                    if let Some(reply) = a
+                        .answer_arp
+                        .and_then(|ip| arp_answer(m.data(), ip, sink_mac))
+                    {
+                        if let Some(mut r) = pool.alloc() {
+                            let (room, _) = r.room_and_len_mut();
+                            room[..reply.len()].copy_from_slice(&reply);
+                            r.set_len(reply.len());
+                            let _ = replies.push(r);
+                            arp_answered += 1;
+                        }
+                        continue;
+                    }
+                    if m.data().get(12..14) == Some(&[0x08, 0x06][..]) {
+                        continue; // ARP for someone else (the gateway): not ours to answer
+                    }
+                    let (room, len) = m.room_and_len_mut();
+                    match reflect(room, len, true) {
+                        Reflect::Reply(n) => {
+                            m.set_len(n);
+                            let _ = replies.push(m);
+                        }
+                        _ => bad_frames += 1,
+                    }
+                }
+                rx.clear();
+                arp_txq.as_mut().unwrap_or(&mut txq).tx(&mut replies);
+                replies.clear();
+            }
+            continue;
         }
         if rxq.rx(&mut rx, 32) > 0 {
             for i in 0..rx.len() {
@@ -315,6 +520,10 @@ fn main() -> Result<()> {
             }
         }
     }
+    if conn {
+        // Frames neither side expected (conn mode): a broken exchange.
+        bad = bad_frames;
+    }
     let secs = a.seconds;
     // The loop kept up when it offered what the rate asked for.
     let on_time = offered as f64 >= 0.99 * a.rate as f64 * secs;
@@ -327,4 +536,80 @@ fn main() -> Result<()> {
     drop(rx_port);
     drop(tx_port);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole exchange between a client and a server, without anything
+    /// between them: SYN, SYN-ACK, request, response with FIN, FIN-ACK,
+    /// last ACK; every frame checksummed.
+    #[test]
+    fn a_connection_completes_through_the_reflectors() {
+        let c = MacAddr([2, 0, 0, 0, 0, 0xc]);
+        let s = MacAddr([2, 0, 0, 0, 0, 0x5]);
+        let syn = craft::tcp_v4(
+            c,
+            s,
+            (Ipv4Addr::new(198, 18, 0, 1), 40000),
+            (Ipv4Addr::new(10, 0, 0, 11), 80),
+            tcp::Flags::SYN,
+            CLIENT_ISN,
+            0,
+        );
+        let mut room = vec![0u8; 2048];
+        room[..syn.len()].copy_from_slice(&syn);
+        let mut len = syn.len();
+        let check = |room: &[u8], len: usize| {
+            let ip = sluice_core::wire::ipv4::Packet::new_checked(&room[14..len]).unwrap();
+            assert!(ip.verify_checksum());
+            let p = ip.payload();
+            let t = tcp::Packet::new_checked(&p[..usize::from(ip.total_len()) - 20]).unwrap();
+            let pseudo = sluice_core::wire::checksum::pseudo_header_v4(
+                ip.src_addr(),
+                ip.dst_addr(),
+                6,
+                u32::from(ip.total_len()) - 20,
+            );
+            assert!(t.verify_checksum(pseudo), "TCP checksum");
+        };
+        let mut steps = 0;
+        let mut server = true;
+        loop {
+            match reflect(&mut room, len, server) {
+                Reflect::Reply(n) => {
+                    len = n;
+                    check(&room, len);
+                    steps += 1;
+                }
+                Reflect::Completed => break,
+                Reflect::Ignore => panic!(
+                    "step {steps} ignored ({})",
+                    if server { "server" } else { "client" }
+                ),
+            }
+            server = !server;
+            assert!(steps < 10);
+        }
+        assert_eq!(
+            steps, 5,
+            "SYN-ACK, request, response+FIN, FIN-ACK, last ACK"
+        );
+        assert!(!server, "the client completes it");
+    }
+
+    #[test]
+    fn stray_segments_are_ignored() {
+        let f = craft::udp_v4(
+            MacAddr([2; 6]),
+            MacAddr([4; 6]),
+            (Ipv4Addr::new(1, 2, 3, 4), 1),
+            (Ipv4Addr::new(5, 6, 7, 8), 2),
+            b"x",
+        );
+        let mut room = vec![0u8; 2048];
+        room[..f.len()].copy_from_slice(&f);
+        assert_eq!(reflect(&mut room, f.len(), true), Reflect::Ignore);
+    }
 }
