@@ -212,6 +212,10 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
     # all the generator has: 90% of it will do, and when the forwarder took
     # everything offered, the figure is the generator's, and says so.
     if not res["on_time"] and (strict or res["offered_pps"] < 0.9 * rate):
+        if retry:
+            # The generator shares its core with the forwarder's control
+            # thread and the host: one more try before calling it invalid.
+            return trial(kind, name, s, rate, seconds, strict, retry=False)
         sys.exit(f"wire: invalid: the generator could not offer {rate:.0f} pps "
                  f"({name}, {kind}: {res['offered_pps']:.0f})")
     res["generator_limited"] = res["received"] >= 0.995 * res["offered"]
@@ -308,7 +312,9 @@ def main():
     for kind in ("testpmd", "sluiced"):
         top = (out["ceiling"][60] if kind == "testpmd" else
                out["mrr"].get("inbound-udp-1m", out["mrr"]["inbound-udp-1k"]))["received_mpps"]
-        hi = min(MAX_RATE, top * 1e6 * 1.1)
+        # A search asks for exact rates: keep it below what the generator
+        # offers on time with some room.
+        hi = min(0.85 * MAX_RATE, top * 1e6 * 1.1)
         out["ndr_pdr"][kind] = {
             "ndr": search(kind, "ndr", main_s, 0.0, 100_000, hi, NDR_STEPS, NDR_SECONDS),
             "pdr": search(kind, "pdr", main_s, 0.005, 100_000, hi, NDR_STEPS, NDR_SECONDS)}
@@ -317,7 +323,8 @@ def main():
         out["new_flows"][name] = {
             "mrr": top,
             "pdr": search("sluiced", name, s, 0.005, 200_000,
-                          min(MAX_RATE, top["received_mpps"] * 1.1e6), SYN_STEPS, SECONDS)}
+                          min(0.85 * MAX_RATE, top["received_mpps"] * 1.1e6), SYN_STEPS,
+                          SECONDS)}
     out["connections"] = {}
     for name, s in CONN_SCENARIOS.items():
         best = search("sluiced", name, s, 0.0, 20_000, 1_000_000, SYN_STEPS, SECONDS)
