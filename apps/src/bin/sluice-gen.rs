@@ -118,6 +118,21 @@ fn arp_answer(frame: &[u8], ip: Ipv4Addr, mac: MacAddr) -> Option<Vec<u8>> {
         .then(|| craft::arp_reply(mac, ip, r.sender_hw, r.sender_ip))
 }
 
+/// Copies `frame` into a new mbuf at the end of `burst`; false when no
+/// mbuf or no room was left.
+fn push_frame(pool: &Mempool, burst: &mut Burst, frame: &[u8]) -> bool {
+    let Some(mut m) = pool.alloc() else {
+        return false;
+    };
+    let (room, _) = m.room_and_len_mut();
+    if room.len() < frame.len() {
+        return false;
+    }
+    room[..frame.len()].copy_from_slice(frame);
+    m.set_len(frame.len());
+    burst.push(m).is_ok()
+}
+
 /// Initial sequence numbers of conn mode's clients and servers.
 const CLIENT_ISN: u32 = 1000;
 const SERVER_ISN: u32 = 5000;
@@ -429,13 +444,7 @@ fn main() -> Result<()> {
                 for i in 0..rx.len() {
                     let Some(mut m) = rx.take(i) else { continue };
                     if let Some(reply) = arp_any(m.data(), src_mac) {
-                        if let Some(mut r) = pool.alloc() {
-                            let (room, _) = r.room_and_len_mut();
-                            room[..reply.len()].copy_from_slice(&reply);
-                            r.set_len(reply.len());
-                            let _ = replies.push(r);
-                            arp_answered += 1;
-                        }
+                        arp_answered += u64::from(push_frame(&pool, &mut replies, &reply));
                         continue;
                     }
                     let (room, len) = m.room_and_len_mut();
@@ -460,13 +469,7 @@ fn main() -> Result<()> {
                         .answer_arp
                         .and_then(|ip| arp_answer(m.data(), ip, sink_mac))
                     {
-                        if let Some(mut r) = pool.alloc() {
-                            let (room, _) = r.room_and_len_mut();
-                            room[..reply.len()].copy_from_slice(&reply);
-                            r.set_len(reply.len());
-                            let _ = replies.push(r);
-                            arp_answered += 1;
-                        }
+                        arp_answered += u64::from(push_frame(&pool, &mut replies, &reply));
                         continue;
                     }
                     if m.data().get(12..14) == Some(&[0x08, 0x06][..]) {
@@ -494,13 +497,7 @@ fn main() -> Result<()> {
                         .answer_arp
                         .and_then(|ip| arp_answer(m.data(), ip, sink_mac))
                     {
-                        if let Some(mut r) = pool.alloc() {
-                            let (room, _) = r.room_and_len_mut();
-                            room[..reply.len()].copy_from_slice(&reply);
-                            r.set_len(reply.len());
-                            let _ = arp_out.push(r);
-                            arp_answered += 1;
-                        }
+                        arp_answered += u64::from(push_frame(&pool, &mut arp_out, &reply));
                         continue;
                     }
                     received += 1;
