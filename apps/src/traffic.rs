@@ -15,7 +15,6 @@ use sluice_core::lb::Services;
 use sluice_core::pipeline::TrafficCount;
 use sluice_core::runtime::Shared;
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 
 /// What a total is for: one inbound service (rule, frontend address,
 /// protocol, port) or one member of an outbound rule.
@@ -96,7 +95,7 @@ impl TrafficBook {
             let frontend = cfg
                 .frontends
                 .iter()
-                .find(|f| f.address == IpAddr::V4(s.frontend))
+                .find(|f| f.address == s.frontend)
                 .map(|f| f.name.clone())
                 .unwrap_or_default();
             owners.insert(

@@ -7,6 +7,8 @@ use crate::traffic::TrafficBook;
 use serde_json::{json, Map, Value};
 use sluice_core::config::{AdminState, Config};
 use sluice_core::dpdk::Port;
+use sluice_core::family::Family;
+use sluice_core::flow::FlowTable;
 use sluice_core::lb::snat::{CONE, RULE_BASE};
 use sluice_core::lb::Kind;
 use sluice_core::runtime::{ControlCounters, Shared};
@@ -183,76 +185,21 @@ impl View<'_> {
             Some(p) => return Err(format!("protocol \"{p}\": tcp or udp")),
         };
         let services = self.shared.services.load();
-        let flows = &self.shared.flows;
         let now = self
             .shared
             .now_ms
             .load(std::sync::atomic::Ordering::Relaxed);
         let mut out = Vec::new();
         let mut matched = 0usize;
-        for idx in 0..flows.high_water() {
-            let Some(fl) = flows.info(idx) else { continue };
-            let (k0, k1) = (fl.key[0], fl.key[1]);
-            let p = if k0.proto == CONE { 17 } else { k0.proto };
-            if proto.is_some_and(|want| want != p) {
-                continue;
-            }
-            let row = if fl.snat {
-                let m = services
-                    .snat
-                    .members
-                    .get(usize::from(fl.rule.wrapping_sub(RULE_BASE)));
-                let rule = m
-                    .and_then(|m| services.snat.rules.get(usize::from(m.rule)))
-                    .map_or("?", |r| r.name.as_str());
-                let public = k1.dst;
-                if frontend.is_some_and(|a| a != IpAddr::V4(public)) {
-                    continue;
-                }
-                if member.is_some_and(|a| a != IpAddr::V4(k0.src)) {
-                    continue;
-                }
-                json!({
-                    "direction": "outbound",
-                    "rule": rule,
-                    "protocol": if k0.proto == CONE { "udp-cone" } else { proto_word(p) },
-                    "member": sock(k0.src, k0.sport),
-                    "public": sock(public, k1.dport),
-                    "remote": if k0.proto == CONE { k0.dst.to_string() } else { sock(k0.dst, k0.dport) },
-                    "state": fl.state.name(),
-                    "idle_ms": now.wrapping_sub(fl.last_seen),
-                    "packets": fl.packets,
-                })
-            } else {
-                let svc = services.services.get(usize::from(fl.rule));
-                let current = fl.generation == services.generation;
-                let rule = svc.filter(|_| current).map_or("?", |s| s.name.as_str());
-                // The reply key's source is the member (or the frontend with
-                // floating IP); the forward rewrite's destination is the member.
-                let to = fl.rewrite[0].to;
-                if frontend.is_some_and(|a| a != IpAddr::V4(k0.dst)) {
-                    continue;
-                }
-                if member.is_some_and(|a| a != IpAddr::V4(to.dst) && a != IpAddr::V4(k1.src)) {
-                    continue;
-                }
-                json!({
-                    "direction": "inbound",
-                    "rule": rule,
-                    "protocol": proto_word(p),
-                    "client": sock(k0.src, k0.sport),
-                    "frontend": sock(k0.dst, k0.dport),
-                    "member": sock(to.dst, to.dport),
-                    "state": fl.state.name(),
-                    "idle_ms": now.wrapping_sub(fl.last_seen),
-                    "packets": fl.packets,
-                })
-            };
-            matched += 1;
-            if out.len() < f.limit {
-                out.push(row);
-            }
-        }
+        let sel = Select {
+            frontend,
+            member,
+            proto,
+            limit: f.limit,
+            now,
+        };
+        flow_rows(&self.shared.flows, &services, &sel, &mut out, &mut matched);
+        flow_rows(&self.shared.flows6, &services, &sel, &mut out, &mut matched);
         Ok(json!({"matched": matched, "shown": out.len(), "flows": out}))
     }
 
@@ -359,14 +306,18 @@ impl View<'_> {
             .iter()
             .filter(|s| matches!(s.kind, Kind::Nat(_) | Kind::NatPool(_)))
             .map(|s| {
-                let m = s.members.first().copied().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let m = s
+                    .members
+                    .first()
+                    .copied()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 json!({
                     "rule": rule_name(s),
                     "kind": kind_name(s.kind),
                     "protocol": proto_name(s.protocol),
                     "frontend": sock(s.frontend, s.frontend_port),
                     "member": sock(m, s.backend_port),
-                    "name": member_name(self.cfg, IpAddr::V4(m)),
+                    "name": member_name(self.cfg, m),
                 })
             })
             .collect();
@@ -419,8 +370,94 @@ fn admin_word(cfg: &Config, drained: &BTreeSet<IpAddr>, a: IpAddr) -> &'static s
     }
 }
 
-fn sock(a: Ipv4Addr, p: u16) -> String {
-    format!("{a}:{p}")
+/// What `sluicectl flows` selects.
+struct Select {
+    frontend: Option<IpAddr>,
+    member: Option<IpAddr>,
+    proto: Option<u8>,
+    limit: usize,
+    now: u32,
+}
+
+/// The rows of one family's table that `sel` selects, up to its limit
+/// (every match is counted).
+fn flow_rows<A: Family>(
+    flows: &FlowTable<A>,
+    services: &sluice_core::lb::Services,
+    sel: &Select,
+    out: &mut Vec<Value>,
+    matched: &mut usize,
+) {
+    for idx in 0..flows.high_water() {
+        let Some(fl) = flows.info(idx) else { continue };
+        let (k0, k1) = (fl.key[0], fl.key[1]);
+        let p = if k0.proto == CONE { 17 } else { k0.proto };
+        if sel.proto.is_some_and(|want| want != p) {
+            continue;
+        }
+        let row = if fl.snat {
+            let m = services
+                .snat
+                .members
+                .get(usize::from(fl.rule.wrapping_sub(RULE_BASE)));
+            let rule = m
+                .and_then(|m| services.snat.rules.get(usize::from(m.rule)))
+                .map_or("?", |r| r.name.as_str());
+            let public = k1.dst;
+            if sel.frontend.is_some_and(|a| a != public.into()) {
+                continue;
+            }
+            if sel.member.is_some_and(|a| a != k0.src.into()) {
+                continue;
+            }
+            json!({
+                "direction": "outbound",
+                "rule": rule,
+                "protocol": if k0.proto == CONE { "udp-cone" } else { proto_word(p) },
+                "member": sock(k0.src, k0.sport),
+                "public": sock(public, k1.dport),
+                "remote": if k0.proto == CONE { k0.dst.to_string() } else { sock(k0.dst, k0.dport) },
+                "state": fl.state.name(),
+                "idle_ms": sel.now.wrapping_sub(fl.last_seen),
+                "packets": fl.packets,
+            })
+        } else {
+            let svc = services.services.get(usize::from(fl.rule));
+            let current = fl.generation == services.generation;
+            let rule = svc.filter(|_| current).map_or("?", |s| s.name.as_str());
+            // The reply key's source is the member (or the frontend with
+            // floating IP); the forward rewrite's destination is the member.
+            let to = fl.rewrite[0].to;
+            if sel.frontend.is_some_and(|a| a != k0.dst.into()) {
+                continue;
+            }
+            if sel
+                .member
+                .is_some_and(|a| a != to.dst.into() && a != k1.src.into())
+            {
+                continue;
+            }
+            json!({
+                "direction": "inbound",
+                "rule": rule,
+                "protocol": proto_word(p),
+                "client": sock(k0.src, k0.sport),
+                "frontend": sock(k0.dst, k0.dport),
+                "member": sock(to.dst, to.dport),
+                "state": fl.state.name(),
+                "idle_ms": sel.now.wrapping_sub(fl.last_seen),
+                "packets": fl.packets,
+            })
+        };
+        *matched += 1;
+        if out.len() < sel.limit {
+            out.push(row);
+        }
+    }
+}
+
+fn sock(a: impl Into<IpAddr>, p: u16) -> String {
+    std::net::SocketAddr::new(a.into(), p).to_string()
 }
 
 fn proto_word(p: u8) -> &'static str {

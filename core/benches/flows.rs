@@ -151,7 +151,7 @@ fn new_flows(
 fn bench(c: &mut Criterion) {
     let n = craft::example_neigh();
     for flows in [1u32 << 20, 1 << 24] {
-        let t = FlowTable::new(flows, 1);
+        let t = FlowTable::<std::net::Ipv4Addr>::new(flows, 1);
         eprintln!(
             "memory: {} flows -> {} bytes per flow (entry {} bytes)",
             flows,

@@ -119,8 +119,10 @@ pub struct Example {
     pub dataplane: Dataplane,
     /// Services and security rules.
     pub services: Services,
-    /// An empty flow table.
+    /// An empty IPv4 flow table.
     pub flows: FlowTable,
+    /// An empty IPv6 flow table.
+    pub flows6: FlowTable<crate::family::V6>,
     /// An empty fragment table.
     pub frags: crate::flow::frag::FragTable,
     /// Per-rule traffic counters.
@@ -172,6 +174,7 @@ impl Example {
             services: Services::compile(cfg, &|_, _| true, &Default::default())
                 .expect("example services compile"),
             flows: FlowTable::new(capacity, 1),
+            flows6: FlowTable::new(capacity, 1),
             frags: Default::default(),
             traffic: Default::default(),
         }
@@ -183,6 +186,7 @@ impl Example {
             neigh,
             services: &self.services,
             flows: &self.flows,
+            flows6: &self.flows6,
             frags: &self.frags,
             now,
             worker: 0,
@@ -396,6 +400,109 @@ pub fn echo_request_v4(
     ipv4(src_mac, dst_mac, src, dst, IpProtocol::Icmp, &icmp)
 }
 
+/// IP packet of either family with `payload` after a plain header (IPv4
+/// with a valid checksum; IPv6 with no extension header), in a frame.
+pub fn ip_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: IpProtocol,
+    payload: &[u8],
+) -> Vec<u8> {
+    match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut v = Vec::new();
+            eth(&mut v, src_mac, dst_mac, EtherType::Ipv6);
+            let start = v.len();
+            v.resize(start + ipv6::HEADER_LEN, 0);
+            v.extend_from_slice(payload);
+            ipv6::Repr {
+                src: s,
+                dst: d,
+                next_header: proto,
+                payload_len: payload.len(),
+                hop_limit: 64,
+            }
+            .emit(&mut ipv6::Packet::new_unchecked(&mut v[start..]));
+            pad(v)
+        }
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4(src_mac, dst_mac, s, d, proto, payload),
+        _ => panic!("craft: {src} and {dst} are of two families"),
+    }
+}
+
+/// The pseudo-header sum of either family.
+pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> u32 {
+    match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_header_v6(s, d, proto, len),
+        (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(s, d, proto, len),
+        _ => panic!("craft: {src} and {dst} are of two families"),
+    }
+}
+
+/// A UDP header and `data` with a valid checksum for `src` -> `dst`.
+pub fn udp_segment(src: (IpAddr, u16), dst: (IpAddr, u16), data: &[u8]) -> Vec<u8> {
+    let mut u = vec![0u8; udp::HEADER_LEN];
+    u.extend_from_slice(data);
+    let ulen = u.len() as u16;
+    let mut p = udp::Packet::new_unchecked(&mut u[..]);
+    p.set_src_port(src.1);
+    p.set_dst_port(dst.1);
+    p.set_len(ulen);
+    let pseudo = pseudo_header(src.0, dst.0, 17, u.len() as u32);
+    udp::Packet::new_unchecked(&mut u[..]).fill_checksum(pseudo);
+    u
+}
+
+/// A TCP header without options and `data`, valid checksum.
+pub fn tcp_segment(
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    flags: tcp::Flags,
+    (seq, ack): (u32, u32),
+    data: &[u8],
+) -> Vec<u8> {
+    let mut t = vec![0u8; tcp::HEADER_LEN];
+    t.extend_from_slice(data);
+    let mut p = tcp::Packet::new_unchecked(&mut t[..]);
+    p.set_src_port(src.1);
+    p.set_dst_port(dst.1);
+    p.set_seq(seq);
+    p.set_ack(ack);
+    p.set_header_len_and_flags(tcp::HEADER_LEN, flags);
+    p.set_window(64240);
+    let len = t.len() as u32;
+    tcp::Packet::new_unchecked(&mut t[..]).fill_checksum(pseudo_header(src.0, dst.0, 6, len));
+    t
+}
+
+/// UDP datagram of either family with a valid checksum.
+pub fn udp_ip(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    data: &[u8],
+) -> Vec<u8> {
+    let u = udp_segment(src, dst, data);
+    ip_frame(src_mac, dst_mac, src.0, dst.0, IpProtocol::Udp, &u)
+}
+
+/// TCP segment of either family without options, carrying `data`.
+pub fn tcp_ip(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    flags: tcp::Flags,
+    seq_ack: (u32, u32),
+    data: &[u8],
+) -> Vec<u8> {
+    let t = tcp_segment(src, dst, flags, seq_ack, data);
+    ip_frame(src_mac, dst_mac, src.0, dst.0, IpProtocol::Tcp, &t)
+}
+
 /// UDP datagram with a valid checksum.
 pub fn udp_v4(
     src_mac: MacAddr,
@@ -404,16 +511,13 @@ pub fn udp_v4(
     dst: (Ipv4Addr, u16),
     data: &[u8],
 ) -> Vec<u8> {
-    let mut u = vec![0u8; udp::HEADER_LEN];
-    u.extend_from_slice(data);
-    let ulen = u.len() as u16;
-    let mut p = udp::Packet::new_unchecked(&mut u[..]);
-    p.set_src_port(src.1);
-    p.set_dst_port(dst.1);
-    p.set_len(ulen);
-    let pseudo = checksum::pseudo_header_v4(src.0, dst.0, 17, u.len() as u32);
-    udp::Packet::new_unchecked(&mut u[..]).fill_checksum(pseudo);
-    ipv4(src_mac, dst_mac, src.0, dst.0, IpProtocol::Udp, &u)
+    udp_ip(
+        src_mac,
+        dst_mac,
+        (src.0.into(), src.1),
+        (dst.0.into(), dst.1),
+        data,
+    )
 }
 
 /// TCP segment without options or data, valid checksum.
@@ -436,22 +540,18 @@ pub fn tcp_v4_data(
     src: (Ipv4Addr, u16),
     dst: (Ipv4Addr, u16),
     flags: tcp::Flags,
-    (seq, ack): (u32, u32),
+    seq_ack: (u32, u32),
     data: &[u8],
 ) -> Vec<u8> {
-    let mut t = vec![0u8; tcp::HEADER_LEN];
-    t.extend_from_slice(data);
-    let mut p = tcp::Packet::new_unchecked(&mut t[..]);
-    p.set_src_port(src.1);
-    p.set_dst_port(dst.1);
-    p.set_seq(seq);
-    p.set_ack(ack);
-    p.set_header_len_and_flags(tcp::HEADER_LEN, flags);
-    p.set_window(64240);
-    let len = t.len() as u32;
-    tcp::Packet::new_unchecked(&mut t[..])
-        .fill_checksum(checksum::pseudo_header_v4(src.0, dst.0, 6, len));
-    ipv4(src_mac, dst_mac, src.0, dst.0, IpProtocol::Tcp, &t)
+    tcp_ip(
+        src_mac,
+        dst_mac,
+        (src.0.into(), src.1),
+        (dst.0.into(), dst.1),
+        flags,
+        seq_ack,
+        data,
+    )
 }
 
 fn ipv6_frame(

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod craft;
+pub mod family;
 pub mod flow;
 pub mod fxmap;
 pub mod lb;

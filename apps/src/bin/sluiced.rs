@@ -171,7 +171,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     let shared = Shared::new(
         Dataplane::new(&cfg, &macs),
         services,
-        cfg.flow_table.capacity,
+        (cfg.flow_table.capacity, cfg.flow_table.capacity_v6),
         cfg.dpdk.workers.len(),
     );
 

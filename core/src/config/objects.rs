@@ -259,28 +259,57 @@ pub(super) fn check_pools(
                 "{obj} member {}",
                 m.name.clone().unwrap_or_else(|| i.to_string())
             );
-            let Some(address) = address(ctx, &mobj, "address", &m.address) else {
+            let given: Vec<(&str, &String)> = match (&m.address, &m.addresses) {
+                (Some(a), None) => vec![("address", a)],
+                (None, Some(list)) if !list.is_empty() => {
+                    list.iter().map(|a| ("addresses", a)).collect()
+                }
+                (Some(_), Some(_)) => {
+                    ctx.err(&mobj, "addresses", "give address or addresses, not both");
+                    continue;
+                }
+                _ => {
+                    ctx.err(&mobj, "address", "a member needs an address");
+                    continue;
+                }
+            };
+            let mut addrs: Vec<IpAddr> = Vec::new();
+            for (field, a) in given {
+                let Some(address) = address(ctx, &mobj, field, a) else {
+                    continue;
+                };
+                if addrs.iter().any(|b| b.is_ipv6() == address.is_ipv6()) {
+                    ctx.err(
+                        &mobj,
+                        field,
+                        format!("{address}: a member has at most one address per family"),
+                    );
+                    continue;
+                }
+                if !seen_addr.insert(address) {
+                    ctx.err(
+                        &mobj,
+                        field,
+                        format!("{address} is already a member of this pool"),
+                    );
+                }
+                if !ports
+                    .iter()
+                    .filter(|p| p.role.is_internal())
+                    .flat_map(|p| &p.addresses)
+                    .any(|n| n.contains(&address))
+                {
+                    ctx.err(
+                        &mobj,
+                        field,
+                        format!("{address} is not on any internal port's subnet"),
+                    );
+                }
+                addrs.push(address);
+            }
+            let Some(&address) = addrs.first() else {
                 continue;
             };
-            if !seen_addr.insert(address) {
-                ctx.err(
-                    &mobj,
-                    "address",
-                    format!("{address} is already a member of this pool"),
-                );
-            }
-            if !ports
-                .iter()
-                .filter(|p| p.role.is_internal())
-                .flat_map(|p| &p.addresses)
-                .any(|n| n.contains(&address))
-            {
-                ctx.err(
-                    &mobj,
-                    "address",
-                    format!("{address} is not on any internal port's subnet"),
-                );
-            }
             if let Some(n) = &m.name {
                 if !seen_name.insert(n.clone()) {
                     ctx.err(
@@ -303,6 +332,7 @@ pub(super) fn check_pools(
             };
             members.push(Member {
                 address,
+                addresses: addrs,
                 name: m.name.clone(),
                 admin_state,
             });
@@ -392,8 +422,20 @@ pub(super) fn check_flow_table(ctx: &mut Ctx, f: raw::FlowTable) -> FlowTable {
         1 << 28,
     )
     .unwrap_or(1 << 20);
+    // IPv6 entries are twice the size: by default the IPv6 table holds a
+    // quarter of the IPv4 one's flows (half its memory).
+    let capacity_v6 = in_range(
+        ctx,
+        "[flow_table]",
+        "capacity_v6",
+        f.capacity_v6.unwrap_or((capacity / 4).max(1024)),
+        1024,
+        1 << 27,
+    )
+    .unwrap_or(1 << 18);
     FlowTable {
         capacity: capacity as u32,
+        capacity_v6: capacity_v6 as u32,
     }
 }
 

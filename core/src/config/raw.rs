@@ -82,7 +82,9 @@ pub struct Pool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
-    pub address: String,
+    pub address: Option<String>,
+    /// Dual stack: at most one address per family.
+    pub addresses: Option<Vec<String>>,
     pub name: Option<String>,
     pub admin_state: Option<String>,
 }
@@ -188,6 +190,7 @@ pub struct SecurityRule {
 #[serde(deny_unknown_fields)]
 pub struct FlowTable {
     pub capacity: Option<i64>,
+    pub capacity_v6: Option<i64>,
 }
 
 /// `[control]`

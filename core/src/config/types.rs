@@ -140,12 +140,22 @@ pub struct Pool {
 /// A pool member.
 #[derive(Debug, Clone)]
 pub struct Member {
-    /// Address.
+    /// Its first address (what probes, SNAT, NAT pool maps and listings
+    /// know it by).
     pub address: IpAddr,
+    /// Every address: one, or one per family (dual stack).
+    pub addresses: Vec<IpAddr>,
     /// Optional name (used by nat_rule, sluicectl drain).
     pub name: Option<String>,
     /// Admin state.
     pub admin_state: AdminState,
+}
+
+impl Member {
+    /// Its address of one family (IPv6 when `v6`), if it has one.
+    pub fn address_of(&self, v6: bool) -> Option<IpAddr> {
+        self.addresses.iter().copied().find(|a| a.is_ipv6() == v6)
+    }
 }
 
 /// Probe protocol.
@@ -382,8 +392,10 @@ pub struct SecurityRule {
 /// `[flow_table]`
 #[derive(Debug, Clone)]
 pub struct FlowTable {
-    /// Flows.
+    /// IPv4 flows.
     pub capacity: u32,
+    /// IPv6 flows (default: a quarter of `capacity`, at least 1024).
+    pub capacity_v6: u32,
 }
 
 /// `[control]`

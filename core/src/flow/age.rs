@@ -5,10 +5,12 @@
 
 use super::tcp::{self, State};
 use super::{FlowInfo, FlowKey, FlowTable, Reclaimer};
-use crate::wire::{checksum, ethernet, ipv4, tcp as wtcp, EtherType, IpProtocol, MacAddr};
+use crate::family::Family;
+use crate::wire::{checksum, ethernet, ipv4, ipv6, tcp as wtcp, EtherType, IpProtocol, MacAddr};
+use std::net::IpAddr;
 
 /// True when `f` has idled out at tick `now` (ms).
-pub fn expired(f: &FlowInfo, now: u32, scale: u32) -> bool {
+pub fn expired<A: Family>(f: &FlowInfo<A>, now: u32, scale: u32) -> bool {
     let t = if f.snat {
         tcp::snat_timeout(f.state, f.idle_timeout)
     } else {
@@ -19,7 +21,7 @@ pub fn expired(f: &FlowInfo, now: u32, scale: u32) -> bool {
 }
 
 /// True when an expiring flow gets a RST at both ends.
-pub fn wants_reset(f: &FlowInfo) -> bool {
+pub fn wants_reset<A: Family>(f: &FlowInfo<A>) -> bool {
     f.tcp_reset && f.state == State::Established
 }
 
@@ -38,14 +40,14 @@ impl Ager {
     /// Visits up to `budget` entries from where the last sweep stopped,
     /// removes every expired flow and hands it to `on_expired` first.
     /// Returns how many were removed.
-    pub fn sweep(
+    pub fn sweep<A: Family>(
         &mut self,
-        t: &FlowTable,
+        t: &FlowTable<A>,
         r: &mut Reclaimer,
         now: u32,
         scale: u32,
         budget: u32,
-        mut on_expired: impl FnMut(&FlowInfo),
+        mut on_expired: impl FnMut(&FlowInfo<A>),
     ) -> usize {
         let hw = t.high_water();
         if hw == 0 {
@@ -81,46 +83,78 @@ impl Ager {
     }
 }
 
-/// Frame length of a RST built by [`build_rst`].
+/// Frame length of an IPv4 RST built by [`build_rst`].
 pub const RST_LEN: usize = ethernet::HEADER_LEN + 20 + 20;
+/// Frame length of an IPv6 RST.
+pub const RST_LEN_V6: usize = ethernet::HEADER_LEN + 40 + 20;
 
-/// Writes an Ethernet + IPv4 + TCP RST|ACK with `key`'s addresses and ports
-/// into `buf` (at least [`RST_LEN`] bytes); the destination MAC is left for
-/// whoever resolves the next hop. Returns the frame length.
-pub fn build_rst(buf: &mut [u8], src_mac: MacAddr, key: &FlowKey, seq: u32, ack: u32) -> usize {
-    let buf = &mut buf[..RST_LEN];
+/// Writes an Ethernet + IP + TCP RST|ACK with `key`'s addresses and ports
+/// into `buf` (at least [`RST_LEN_V6`] bytes); the destination MAC is left
+/// for whoever resolves the next hop. Returns the frame length (0 only for
+/// a key whose addresses are of two families, which no key has).
+pub fn build_rst<A: Family>(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    key: &FlowKey<A>,
+    seq: u32,
+    ack: u32,
+) -> usize {
+    let len = if A::V6 { RST_LEN_V6 } else { RST_LEN };
+    let buf = &mut buf[..len];
     buf.fill(0);
     ethernet::Repr {
         src: src_mac,
         dst: MacAddr([0; 6]),
-        ethertype: EtherType::Ipv4,
+        ethertype: if A::V6 {
+            EtherType::Ipv6
+        } else {
+            EtherType::Ipv4
+        },
     }
     .emit(&mut ethernet::Frame::new_unchecked(&mut buf[..]));
     let ip_at = ethernet::HEADER_LEN;
-    ipv4::Repr {
-        src: key.src,
-        dst: key.dst,
-        protocol: IpProtocol::Tcp,
-        payload_len: 20,
-        ttl: 64,
-    }
-    .emit(&mut ipv4::Packet::new_unchecked(&mut buf[ip_at..]));
-    let mut t = wtcp::Packet::new_unchecked(&mut buf[ip_at + 20..]);
+    let pseudo = match (key.src.into(), key.dst.into()) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            ipv4::Repr {
+                src,
+                dst,
+                protocol: IpProtocol::Tcp,
+                payload_len: 20,
+                ttl: 64,
+            }
+            .emit(&mut ipv4::Packet::new_unchecked(&mut buf[ip_at..]));
+            checksum::pseudo_header_v4(src, dst, 6, 20)
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            ipv6::Repr {
+                src,
+                dst,
+                next_header: IpProtocol::Tcp,
+                payload_len: 20,
+                hop_limit: 64,
+            }
+            .emit(&mut ipv6::Packet::new_unchecked(&mut buf[ip_at..]));
+            checksum::pseudo_header_v6(src, dst, 6, 20)
+        }
+        // A key's addresses are of one family: nothing to build otherwise.
+        _ => return 0,
+    };
+    let mut t = wtcp::Packet::new_unchecked(&mut buf[ip_at + A::HEADER_LEN..]);
     t.set_src_port(key.sport);
     t.set_dst_port(key.dport);
     t.set_seq(seq);
     t.set_ack(ack);
     t.set_header_len_and_flags(20, wtcp::Flags::RST | wtcp::Flags::ACK);
     t.set_window(0);
-    t.fill_checksum(checksum::pseudo_header_v4(key.src, key.dst, 6, 20));
-    RST_LEN
+    t.fill_checksum(pseudo);
+    len
 }
 
 /// The two RSTs for an expiring flow: (direction, key, seq, ack), where
 /// direction 0 goes to the member (as the client's packets do) and 1 to
 /// the client (as the member's replies do). Each carries the sequence number
 /// its receiver expects next and acknowledges what it sent.
-pub fn resets(f: &FlowInfo) -> [(usize, FlowKey, u32, u32); 2] {
+pub fn resets<A: Family>(f: &FlowInfo<A>) -> [(usize, FlowKey<A>, u32, u32); 2] {
     [
         (0, f.rewrite[0].to, f.next_seq[0], f.next_seq[1]),
         (1, f.rewrite[1].to, f.next_seq[1], f.next_seq[0]),

@@ -1,15 +1,18 @@
-//! Flow keys, their hash, and checksum deltas between two keys.
+//! Flow keys, their hash, and checksum deltas between two keys, written once
+//! for both address families ([`Family`]).
 
+use crate::family::Family;
 use crate::wire::checksum;
 use std::net::Ipv4Addr;
 
-/// An IPv4 5-tuple as it appears in a packet. Protocols without ports use 0.
+/// A 5-tuple as it appears in a packet, of either family (the address type
+/// decides). Protocols without ports use 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
+pub struct FlowKey<A: Family = Ipv4Addr> {
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: A,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: A,
     /// Source port.
     pub sport: u16,
     /// Destination port.
@@ -18,13 +21,19 @@ pub struct FlowKey {
     pub proto: u8,
 }
 
-/// Bits of the second key word that are the key (the rest carries data).
+/// Bits of the ports word that are the key (the rest carries data).
 pub(crate) const KEY_MASK: u64 = (1 << 40) - 1;
 
-impl FlowKey {
+/// The ports word of a key: `sport << 24 | dport << 8 | proto`.
+#[inline]
+pub(crate) fn ports_word(sport: u16, dport: u16, proto: u8) -> u64 {
+    u64::from(sport) << 24 | u64::from(dport) << 8 | u64::from(proto)
+}
+
+impl<A: Family> FlowKey<A> {
     /// The key of the packet going the other way.
     #[inline]
-    pub fn reversed(&self) -> FlowKey {
+    pub fn reversed(&self) -> FlowKey<A> {
         FlowKey {
             src: self.dst,
             dst: self.src,
@@ -34,20 +43,25 @@ impl FlowKey {
         }
     }
 
-    /// Two words: addresses, then ports and protocol in the low 40 bits.
+    /// The key's words: address words, then ports and protocol in the low
+    /// 40 bits of the last (see [`crate::family`]).
     #[inline]
-    pub(crate) fn words(&self) -> (u64, u64) {
-        (
-            u64::from(u32::from(self.src)) << 32 | u64::from(u32::from(self.dst)),
-            u64::from(self.sport) << 24 | u64::from(self.dport) << 8 | u64::from(self.proto),
-        )
+    pub fn words(&self) -> A::Words {
+        let mut w = A::Words::default();
+        let s = w.as_mut();
+        A::pack(self.src, self.dst, s);
+        s[A::ADDR_WORDS] = ports_word(self.sport, self.dport, self.proto);
+        w
     }
 
+    /// The key of words (bits above the key in the ports word ignored).
     #[inline]
-    pub(crate) fn from_words(a: u64, b: u64) -> FlowKey {
+    pub fn from_words(w: &[u64]) -> FlowKey<A> {
+        let (src, dst) = A::unpack(w);
+        let b = w[A::ADDR_WORDS];
         FlowKey {
-            src: Ipv4Addr::from((a >> 32) as u32),
-            dst: Ipv4Addr::from(a as u32),
+            src,
+            dst,
             sport: (b >> 24) as u16,
             dport: (b >> 8) as u16,
             proto: b as u8,
@@ -57,16 +71,22 @@ impl FlowKey {
     /// A fixed, seedless hash: the table's bucket choice and signature.
     #[inline]
     pub fn hash(&self) -> u64 {
-        let (a, b) = self.words();
-        mix(a, b)
+        hash_words(self.words().as_ref())
     }
 }
 
-/// [`FlowKey::hash`] of a key given as its two words (addresses, then
-/// ports << 24 | ... as in a packet: src port, dst port, protocol).
+/// [`FlowKey::hash`] of a key given as its words. The one hash of flow
+/// keys: the table, the burst's lookup pass and Maglev's 5-tuple all use
+/// it. An IPv4 key's two words go straight into [`mix`]; longer keys fold
+/// their address words into the first.
 #[inline]
-pub fn hash_words(a: u64, b: u64) -> u64 {
-    mix(a, b)
+pub fn hash_words(w: &[u64]) -> u64 {
+    let last = w.len() - 1;
+    let mut a = w[0];
+    for &x in &w[1..last] {
+        a = a.rotate_left(23) ^ x.wrapping_mul(0x9FB2_1C65_1E98_DF25);
+    }
+    mix(a, w[last])
 }
 
 #[inline]
@@ -91,22 +111,27 @@ pub struct Delta {
 
 impl Delta {
     /// The deltas for rewriting `from` into `to`, decrementing TTL by one.
-    pub fn between(from: &FlowKey, to: &FlowKey) -> Delta {
-        Delta::between_words(from.words(), to.reversed().words())
+    pub fn between<A: Family>(from: &FlowKey<A>, to: &FlowKey<A>) -> Delta {
+        Delta::between_words::<A>(from.words().as_ref(), to.reversed().words().as_ref())
     }
 
     /// [`Delta::between`] from `from`'s words to the words of the key
     /// `to` is the reverse of (the form a flow entry holds both in). Sums
     /// `!old + new` over the 16-bit address and port words; `!x` of a 16-bit
-    /// word is `0xffff - x`, so each sum is taken in one go.
+    /// word is `0xffff - x`, so each sum is taken in one go. `ip` is
+    /// meaningful for IPv4 only (IPv6 has no header checksum).
     #[inline]
-    pub(crate) fn between_words(from: (u64, u64), to_reversed: (u64, u64)) -> Delta {
+    pub(crate) fn between_words<A: Family>(from: &[u64], to_reversed: &[u64]) -> Delta {
         // Reversing a key swaps its addresses and its ports: the sums of
         // their 16-bit words are unchanged.
         let sum4 = |a: u64| (a & 0xffff) + (a >> 16 & 0xffff) + (a >> 32 & 0xffff) + (a >> 48);
         let ports = |b: u64| (b >> 24 & 0xffff) + (b >> 8 & 0xffff);
-        let addr = 4 * 0xffff - sum4(from.0) + sum4(to_reversed.0);
-        let ports = 2 * 0xffff - ports(from.1) + ports(to_reversed.1);
+        let n = A::ADDR_WORDS;
+        let mut addr = 4 * 0xffff * n as u64;
+        for i in 0..n {
+            addr = addr - sum4(from[i]) + sum4(to_reversed[i]);
+        }
+        let ports = 2 * 0xffff - ports(from[n]) + ports(to_reversed[n]);
         // TTL is the high byte of the TTL/protocol word: minus 0x0100.
         let ttl = 0xfeff;
         Delta {
@@ -135,9 +160,9 @@ mod tests {
             dport: 80,
             proto: 6,
         };
-        let (a, b) = k.words();
+        let [a, b] = k.words();
         assert_eq!(b & !KEY_MASK, 0);
-        assert_eq!(FlowKey::from_words(a, b | 0xff << 40), k);
+        assert_eq!(FlowKey::from_words(&[a, b | 0xff << 40]), k);
         assert_eq!(k.reversed().reversed(), k);
         assert_ne!(k.hash(), k.reversed().hash());
     }

@@ -23,4 +23,5 @@ pub mod tcp;
 pub use key::{hash_words, Delta, FlowKey};
 pub use table::{
     Entry, FlowInfo, FlowTable, InsertError, NewFlow, RawRewrite, Reclaimer, Rewrite, ENTRY_BYTES,
+    ENTRY_BYTES_V6,
 };

@@ -4,6 +4,7 @@
 //! change of membership moves few slots. Permutations depend only on the
 //! member's address, so two instances with the same pool agree.
 
+use crate::family::Family;
 use crate::flow::FlowKey;
 use std::net::IpAddr;
 
@@ -144,21 +145,20 @@ impl Maglev {
 }
 
 /// The distribution hash of a flow: fixed and seedless, over the tuple the
-/// rule's distribution names.
+/// rule's distribution names. The flow key's own hash
+/// ([`crate::flow::hash_words`]) over its words, with the ports word cut
+/// to what the distribution keeps.
 #[inline]
-pub fn flow_hash(k: &FlowKey, dist: crate::config::Distribution) -> u64 {
+pub fn flow_hash<A: Family>(k: &FlowKey<A>, dist: crate::config::Distribution) -> u64 {
     use crate::config::Distribution::*;
-    let a = u64::from(u32::from(k.src)) << 32 | u64::from(u32::from(k.dst));
-    let b = match dist {
-        Default => u64::from(k.sport) << 24 | u64::from(k.dport) << 8 | u64::from(k.proto),
-        SourceIpProtocol => u64::from(k.proto),
-        SourceIp => 0,
-    };
-    let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    h ^= h >> 31;
-    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h ^= h >> 29;
-    h
+    let mut w = k.words();
+    let ports = &mut w.as_mut()[A::ADDR_WORDS];
+    match dist {
+        Default => {}
+        SourceIpProtocol => *ports = u64::from(k.proto),
+        SourceIp => *ports = 0,
+    }
+    crate::flow::hash_words(w.as_ref())
 }
 
 #[cfg(test)]

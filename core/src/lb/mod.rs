@@ -17,10 +17,11 @@ pub mod snat;
 use crate::config::{
     AdminState, AllDown, Config, ConfigError, Distribution, FrontendKind, Protocol,
 };
+use crate::family::Family;
 use crate::flow::FlowKey;
 use crate::wire::IpProtocol;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ pub struct Service {
     /// Where it came from.
     pub kind: Kind,
     /// Frontend address.
-    pub frontend: Ipv4Addr,
+    pub frontend: IpAddr,
     /// A public frontend: inbound is denied unless a security rule allows.
     pub public: bool,
     /// Backend port; 0 keeps the destination port (HA ports).
@@ -132,8 +133,10 @@ pub struct Service {
     pub tcp_reset: bool,
     /// Which tuple picks the member.
     pub distribution: Distribution,
-    /// Addresses of the pool's members (index = member index).
-    pub members: Vec<Ipv4Addr>,
+    /// Addresses of the pool's members in the frontend's family (index =
+    /// member index; a member without an address of that family has the
+    /// family's unspecified address and is never picked).
+    pub members: Vec<IpAddr>,
     /// Member picker; `None` when no member may take new flows.
     pub maglev: Option<Maglev>,
     /// By member index: may take new flows (admin state and health; every
@@ -150,7 +153,7 @@ pub struct Service {
 impl Service {
     /// The member for a new flow: its index and address.
     #[inline]
-    pub fn pick(&self, k: &FlowKey) -> Option<(u16, Ipv4Addr)> {
+    pub fn pick<A: Family>(&self, k: &FlowKey<A>) -> Option<(u16, IpAddr)> {
         let m = self.maglev.as_ref()?.pick(flow_hash(k, self.distribution));
         Some((m, self.members[usize::from(m)]))
     }
@@ -163,6 +166,12 @@ fn exact_key(addr: Ipv4Addr, proto: u8, port: u16) -> u64 {
     u64::from(u32::from(addr)) << 24 | u64::from(proto) << 16 | u64::from(port)
 }
 
+/// The exact-match key of an IPv6 frontend, protocol and port.
+#[inline]
+fn exact_key6(addr: Ipv6Addr, proto: u8, port: u16) -> (u128, u32) {
+    (u128::from(addr), u32::from(proto) << 16 | u32::from(port))
+}
+
 /// Every inbound service of a config, and the security rules.
 #[derive(Debug, Clone, Default)]
 pub struct Services {
@@ -170,6 +179,8 @@ pub struct Services {
     pub services: Vec<Service>,
     exact: FxMap<u64, u16>,
     ha: FxMap<u32, u16>,
+    exact6: FxMap<(u128, u32), u16>,
+    ha6: FxMap<u128, u16>,
     /// Security rules.
     pub security: Security,
     /// NAT pool port maps, by rule name (to persist and to list).
@@ -182,20 +193,13 @@ pub struct Services {
     pub snat: std::sync::Arc<snat::Snat>,
 }
 
-fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+/// The unspecified address of `a`'s family: the place of a member that
+/// has no address of a rule's family.
+fn unspecified_like(a: IpAddr) -> IpAddr {
     match a {
-        IpAddr::V4(v) => Some(v),
-        IpAddr::V6(_) => None,
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     }
-}
-
-/// Flows are IPv4 for now: the error for an IPv6 address in a rule.
-fn ipv6_error(obj: &str, field: &str, what: impl std::fmt::Display) -> ConfigError {
-    ConfigError::new(
-        obj,
-        field,
-        format!("{what} is IPv6; forwarding is IPv4 only for now"),
-    )
 }
 
 /// Idle timeout of inbound NAT rules' flows (CONFIG.md has no key for it).
@@ -205,10 +209,10 @@ const NAT_IDLE: Duration = Duration::from_secs(240);
 fn forwarding(
     name: String,
     kind: Kind,
-    frontend: Ipv4Addr,
+    frontend: IpAddr,
     public: bool,
     backend_port: u16,
-    member: Ipv4Addr,
+    member: IpAddr,
     up: bool,
 ) -> Service {
     Service {
@@ -222,7 +226,7 @@ fn forwarding(
         tcp_reset: false,
         distribution: Distribution::Default,
         members: vec![member],
-        maglev: Maglev::build(&[IpAddr::V4(member)], &[up]),
+        maglev: Maglev::build(&[member], &[up]),
         eligible: vec![up],
         ha_ports: false,
         protocol: Protocol::All,
@@ -244,8 +248,8 @@ impl Services {
     /// `cfg.probes`), for load-balancing rules that have a probe; admin
     /// state is applied here. Inbound NAT rules have no probe.
     /// `nat_maps` are the previous NAT pool port maps by rule name; the
-    /// result holds the new ones. Frontends and members that are not IPv4
-    /// get no data path yet (flows are IPv4), which is checked here.
+    /// result holds the new ones. A rule uses its pool members' addresses
+    /// of the frontend's family; a pool with none is an error here.
     pub fn compile(
         cfg: &Config,
         eligible: &dyn Fn(usize, IpAddr) -> bool,
@@ -257,17 +261,28 @@ impl Services {
         };
         let mut errors = Vec::new();
         let fe = |i: usize| &cfg.frontends[i];
-        let members_v4 = |pool: usize, obj: &str, errors: &mut Vec<ConfigError>| {
-            cfg.pools[pool]
+        // The pool's addresses of the frontend's family, and which members
+        // have one; `None` (an error) when no member has.
+        let members_of = |pool: usize, frontend: IpAddr| {
+            let none = unspecified_like(frontend);
+            let v6 = frontend.is_ipv6();
+            let (addrs, has): (Vec<IpAddr>, Vec<bool>) = cfg.pools[pool]
                 .members
                 .iter()
-                .map(|m| {
-                    v4(m.address).unwrap_or_else(|| {
-                        errors.push(ipv6_error(obj, "pool", format!("member {}", m.address)));
-                        Ipv4Addr::UNSPECIFIED
-                    })
-                })
-                .collect::<Vec<_>>()
+                .map(|m| m.address_of(v6).map_or((none, false), |a| (a, true)))
+                .unzip();
+            has.iter().any(|&h| h).then_some((addrs, has))
+        };
+        let family_error = |obj: &str, pool: usize, frontend: IpAddr| {
+            ConfigError::new(
+                obj,
+                "pool",
+                format!(
+                    "pool \"{}\" has no member with an {} address for frontend {frontend}",
+                    cfg.pools[pool].name,
+                    if frontend.is_ipv6() { "IPv6" } else { "IPv4" }
+                ),
+            )
         };
         let usable =
             |pool: usize, i: usize| cfg.pools[pool].members[i].admin_state == AdminState::Up;
@@ -281,13 +296,17 @@ impl Services {
             svc.frontend_port = port;
             let id = s.services.len() as u16;
             if port == 0 {
-                s.ha.insert(u32::from(svc.frontend), id);
+                match svc.frontend {
+                    IpAddr::V4(a) => s.ha.insert(u32::from(a), id),
+                    IpAddr::V6(a) => s.ha6.insert(u128::from(a), id),
+                };
             } else {
                 for &p in protos(protocol) {
-                    if s.exact
-                        .insert(exact_key(svc.frontend, p, port), id)
-                        .is_some()
-                    {
+                    let taken = match svc.frontend {
+                        IpAddr::V4(a) => s.exact.insert(exact_key(a, p, port), id),
+                        IpAddr::V6(a) => s.exact6.insert(exact_key6(a, p, port), id),
+                    };
+                    if taken.is_some() {
                         errors.push(ConfigError::new(
                             obj.clone(),
                             "frontend_port",
@@ -301,24 +320,25 @@ impl Services {
         for (i, r) in cfg.lb_rules.iter().enumerate() {
             let obj = format!("lb_rule \"{}\"", r.name);
             let f = fe(r.frontend);
-            let Some(addr) = v4(f.address) else {
-                errors.push(ipv6_error(&obj, "frontend", "the frontend"));
+            let addr = f.address;
+            let Some((members, has)) = members_of(r.pool, addr) else {
+                errors.push(family_error(&obj, r.pool, addr));
                 continue;
             };
-            let members = members_v4(r.pool, &obj, &mut errors);
             let n = members.len();
-            let all: Vec<IpAddr> = members.iter().map(|&a| IpAddr::V4(a)).collect();
+            let all = &members;
             let mut ok: Vec<bool> = (0..n)
                 .map(|m| {
-                    usable(r.pool, m)
+                    has[m]
+                        && usable(r.pool, m)
                         && r.probe
                             .is_none_or(|p| eligible(p, cfg.pools[r.pool].members[m].address))
                 })
                 .collect();
-            let maglev = Maglev::build(&all, &ok).or_else(|| match r.all_down {
+            let maglev = Maglev::build(all, &ok).or_else(|| match r.all_down {
                 AllDown::AllUp => {
-                    ok = vec![true; n];
-                    Maglev::build(&all, &ok)
+                    ok = has.clone();
+                    Maglev::build(all, &ok)
                 }
                 AllDown::NoNewFlows => None,
             });
@@ -344,9 +364,18 @@ impl Services {
         for (i, r) in cfg.nat_rules.iter().enumerate() {
             let obj = format!("nat_rule \"{}\"", r.name);
             let f = fe(r.frontend);
+            let addr = f.address;
             let m = &cfg.pools[r.member.pool].members[r.member.member];
-            let (Some(addr), Some(maddr)) = (v4(f.address), v4(m.address)) else {
-                errors.push(ipv6_error(&obj, "frontend", "the frontend or member"));
+            let Some(maddr) = m.address_of(addr.is_ipv6()) else {
+                errors.push(ConfigError::new(
+                    &obj,
+                    "member",
+                    format!(
+                        "member {} has no {} address for frontend {addr}",
+                        m.address,
+                        if addr.is_ipv6() { "IPv6" } else { "IPv4" }
+                    ),
+                ));
                 continue;
             };
             let svc = forwarding(
@@ -363,10 +392,11 @@ impl Services {
         for (i, r) in cfg.nat_pool_rules.iter().enumerate() {
             let obj = format!("nat_pool_rule \"{}\"", r.name);
             let f = fe(r.frontend);
-            let Some(addr) = v4(f.address) else {
-                errors.push(ipv6_error(&obj, "frontend", "the frontend"));
+            let addr = f.address;
+            if members_of(r.pool, addr).is_none() {
+                errors.push(family_error(&obj, r.pool, addr));
                 continue;
-            };
+            }
             let pool = &cfg.pools[r.pool];
             let addrs: Vec<IpAddr> = pool.members.iter().map(|m| m.address).collect();
             let empty = natmap::PortMap::new();
@@ -378,10 +408,11 @@ impl Services {
                 }
             };
             for (mi, m) in pool.members.iter().enumerate() {
-                let Some(maddr) = v4(m.address) else {
-                    errors.push(ipv6_error(&obj, "pool", format!("member {}", m.address)));
-                    continue;
-                };
+                // A member without an address of the frontend's family keeps
+                // its port in the map but forwards nothing.
+                let (maddr, has) = m
+                    .address_of(addr.is_ipv6())
+                    .map_or((unspecified_like(addr), false), |a| (a, true));
                 let svc = forwarding(
                     format!("{}[{}]", r.name, m.address),
                     Kind::NatPool(i),
@@ -389,7 +420,7 @@ impl Services {
                     f.kind == FrontendKind::Public,
                     r.backend_port,
                     maddr,
-                    usable(r.pool, mi),
+                    has && usable(r.pool, mi),
                 );
                 add(
                     &mut s,
@@ -412,14 +443,21 @@ impl Services {
     /// The service for a new flow to `dst`, protocol `proto`, port `dport`:
     /// an exact port match first, then the frontend's HA-ports rule.
     #[inline]
-    pub fn lookup(&self, dst: Ipv4Addr, proto: IpProtocol, dport: u16) -> Option<(u16, &Service)> {
+    pub fn lookup(&self, dst: IpAddr, proto: IpProtocol, dport: u16) -> Option<(u16, &Service)> {
         let p = u8::from(proto);
-        if p == 6 || p == 17 {
-            if let Some(&id) = self.exact.get(&exact_key(dst, p, dport)) {
-                return Some((id, &self.services[usize::from(id)]));
-            }
-        }
-        let &id = self.ha.get(&u32::from(dst))?;
+        let ports = p == 6 || p == 17;
+        let exact = match dst {
+            IpAddr::V4(a) if ports => self.exact.get(&exact_key(a, p, dport)),
+            IpAddr::V6(a) if ports => self.exact6.get(&exact_key6(a, p, dport)),
+            _ => None,
+        };
+        let id = match exact {
+            Some(id) => *id,
+            None => match dst {
+                IpAddr::V4(a) => *self.ha.get(&u32::from(a))?,
+                IpAddr::V6(a) => *self.ha6.get(&u128::from(a))?,
+            },
+        };
         Some((id, &self.services[usize::from(id)]))
     }
 

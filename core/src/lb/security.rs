@@ -4,15 +4,34 @@
 //! a flow only; established flows are not re-evaluated.
 
 use crate::config::{Action, Direction, SecurityProtocol, SecurityRule};
+use crate::family::Family;
 use ipnet::IpNet;
-use std::net::Ipv4Addr;
+
+/// A prefix as (network, mask) for each family: the family it is not of
+/// never matches.
+#[derive(Debug, Clone, Copy)]
+struct Net {
+    v4: (u32, u32),
+    v6: (u128, u128),
+}
+
+impl Net {
+    #[inline]
+    fn matches<A: Family>(&self, a: A) -> bool {
+        if A::V6 {
+            a.bits() & self.v6.1 == self.v6.0
+        } else {
+            (a.bits() as u32) & self.v4.1 == self.v4.0
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Compiled {
     direction: Direction,
     allow: bool,
-    src: (u32, u32),
-    dst: (u32, u32),
+    src: Net,
+    dst: Net,
     proto: SecurityProtocol,
     ports: (u16, u16),
 }
@@ -23,14 +42,22 @@ pub struct Security {
     rules: Vec<Compiled>,
 }
 
-/// (network, mask) of an IPv4 prefix; `None` (any) matches everything. An
-/// IPv6 prefix matches no IPv4 address.
-fn net(p: &Option<IpNet>) -> (u32, u32) {
+/// A prefix per family; `None` (any) matches everything. A prefix of one
+/// family matches no address of the other (never equal after masking).
+fn net(p: &Option<IpNet>) -> Net {
     match p {
-        None => (0, 0),
-        Some(IpNet::V4(n)) => (u32::from(n.network()), u32::from(n.netmask())),
-        // Never equal after masking: an IPv6 prefix matches no IPv4 flow.
-        Some(IpNet::V6(_)) => (1, 0),
+        None => Net {
+            v4: (0, 0),
+            v6: (0, 0),
+        },
+        Some(IpNet::V4(n)) => Net {
+            v4: (u32::from(n.network()), u32::from(n.netmask())),
+            v6: (1, 0),
+        },
+        Some(IpNet::V6(n)) => Net {
+            v4: (1, 0),
+            v6: (u128::from(n.network()), u128::from(n.netmask())),
+        },
     }
 }
 
@@ -55,25 +82,25 @@ impl Security {
     /// The first matching rule's verdict, or `default` when none matches.
     /// `proto` is the IP protocol number; ports are ignored for protocols
     /// without them.
-    pub fn allows(
+    #[inline(always)]
+    pub fn allows<A: Family>(
         &self,
         direction: Direction,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: A,
+        dst: A,
         proto: u8,
         dport: u16,
         default: bool,
     ) -> bool {
-        let (s, d) = (u32::from(src), u32::from(dst));
         for r in &self.rules {
-            if r.direction != direction || s & r.src.1 != r.src.0 || d & r.dst.1 != r.dst.0 {
+            if r.direction != direction || !r.src.matches(src) || !r.dst.matches(dst) {
                 continue;
             }
             let proto_ok = match r.proto {
                 SecurityProtocol::Any => true,
                 SecurityProtocol::Tcp => proto == 6,
                 SecurityProtocol::Udp => proto == 17,
-                SecurityProtocol::Icmp => proto == 1,
+                SecurityProtocol::Icmp => proto == 1 || proto == 58,
             };
             let has_ports = proto == 6 || proto == 17;
             if proto_ok && (!has_ports || (r.ports.0..=r.ports.1).contains(&dport)) {

@@ -24,12 +24,18 @@ fn key(src: &str, sport: u16, dst: &str, dport: u16, proto: u8) -> FlowKey {
 fn exact_ports_then_ha_ports() {
     let s = compile();
     let fe = ip("203.0.113.10");
-    assert_eq!(s.lookup(fe, IpProtocol::Tcp, 80).unwrap().1.name, "http");
-    assert_eq!(s.lookup(fe, IpProtocol::Udp, 53).unwrap().1.name, "dns");
-    assert!(s.lookup(fe, IpProtocol::Udp, 80).is_none());
-    assert!(s.lookup(fe, IpProtocol::Tcp, 81).is_none());
     assert_eq!(
-        s.lookup(fe, IpProtocol::Tcp, 50001).unwrap().1.name,
+        s.lookup(fe.into(), IpProtocol::Tcp, 80).unwrap().1.name,
+        "http"
+    );
+    assert_eq!(
+        s.lookup(fe.into(), IpProtocol::Udp, 53).unwrap().1.name,
+        "dns"
+    );
+    assert!(s.lookup(fe.into(), IpProtocol::Udp, 80).is_none());
+    assert!(s.lookup(fe.into(), IpProtocol::Tcp, 81).is_none());
+    assert_eq!(
+        s.lookup(fe.into(), IpProtocol::Tcp, 50001).unwrap().1.name,
         "ssh-b2"
     );
     let ilb = ip("10.0.0.100");
@@ -38,14 +44,16 @@ fn exact_ports_then_ha_ports() {
         (IpProtocol::Udp, 65535),
         (IpProtocol::Unknown(47), 0),
     ] {
-        assert_eq!(s.lookup(ilb, p, port).unwrap().1.name, "ha");
+        assert_eq!(s.lookup(ilb.into(), p, port).unwrap().1.name, "ha");
     }
 }
 
 #[test]
 fn admin_down_members_get_no_new_flows() {
     let s = compile();
-    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let (_, http) = s
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, 80)
+        .unwrap();
     let mut seen = [0; 3];
     for p in 0..3000u16 {
         let (m, a) = http
@@ -63,7 +71,9 @@ fn distributions_hash_the_tuple_they_name() {
     let mut cfg = lb_config();
     cfg.lb_rules[0].distribution = Distribution::SourceIp;
     let s = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap();
-    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let (_, http) = s
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, 80)
+        .unwrap();
     let first = http.pick(&key("198.51.100.7", 1024, "203.0.113.10", 80, 6));
     for p in 0..200 {
         assert_eq!(
@@ -118,8 +128,10 @@ fn nat_pool_rules_get_one_service_per_member_and_keep_ports() {
     let map = &s.nat_maps["ssh-pool"];
     assert_eq!(map.len(), 3);
     for (a, &port) in map {
-        let (_, svc) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, port).unwrap();
-        assert_eq!(IpAddr::V4(svc.members[0]), *a);
+        let (_, svc) = s
+            .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, port)
+            .unwrap();
+        assert_eq!(svc.members[0], *a);
         assert_eq!(svc.backend_port, 22);
     }
     // Same maps in, same ports out; a fourth member does not fit.
@@ -128,6 +140,7 @@ fn nat_pool_rules_get_one_service_per_member_and_keep_ports() {
     let mut more = cfg.clone();
     more.pools[0].members.push(crate::config::Member {
         address: "10.0.0.14".parse().unwrap(),
+        addresses: vec!["10.0.0.14".parse().unwrap()],
         name: None,
         admin_state: AdminState::Up,
     });
@@ -199,7 +212,9 @@ fn compile_with_health(down: &[&str], all_down: AllDown) -> Services {
 #[test]
 fn a_member_its_probe_says_is_down_gets_no_new_flows_of_that_rule_only() {
     let s = compile_with_health(&["10.0.0.11"], AllDown::NoNewFlows);
-    let (hid, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let (hid, http) = s
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, 80)
+        .unwrap();
     assert_eq!(
         http.eligible,
         [false, true, false],
@@ -212,11 +227,13 @@ fn a_member_its_probe_says_is_down_gets_no_new_flows_of_that_rule_only() {
         assert_eq!(m, 1);
     }
     // The UDP rule has no probe: b1 still takes its flows.
-    let (_, dns) = s.lookup(ip("203.0.113.10"), IpProtocol::Udp, 53).unwrap();
+    let (_, dns) = s
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Udp, 53)
+        .unwrap();
     assert_eq!(dns.eligible, [true, true, false]);
     // Ids are those of a snapshot compiled with every member up.
     let (hid_up, _) = compile()
-        .lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80)
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, 80)
         .unwrap();
     assert_eq!(hid, hid_up);
 }
@@ -224,13 +241,17 @@ fn a_member_its_probe_says_is_down_gets_no_new_flows_of_that_rule_only() {
 #[test]
 fn every_member_down_admits_no_new_flows_or_uses_all_with_all_up() {
     let s = compile_with_health(&["10.0.0.11", "10.0.0.12"], AllDown::NoNewFlows);
-    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let (_, http) = s
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, 80)
+        .unwrap();
     assert!(http.maglev.is_none());
     assert!(http
         .pick(&key("198.51.100.7", 1, "203.0.113.10", 80, 6))
         .is_none());
     let s = compile_with_health(&["10.0.0.11", "10.0.0.12"], AllDown::AllUp);
-    let (_, http) = s.lookup(ip("203.0.113.10"), IpProtocol::Tcp, 80).unwrap();
+    let (_, http) = s
+        .lookup(ip("203.0.113.10").into(), IpProtocol::Tcp, 80)
+        .unwrap();
     assert_eq!(
         http.eligible,
         [true, true, true],

@@ -49,6 +49,8 @@ named_enum! {
         Ipv4BadChecksum => "ipv4_bad_checksum",
         /// IPv6 header or extension headers truncated or inconsistent.
         Ipv6Malformed => "ipv6_malformed",
+        /// IPv6 extension headers chained longer than Sluice walks (8).
+        Ipv6ExtHeaders => "ipv6_ext_headers",
         /// ICMP/ICMPv6 truncated or with a wrong checksum.
         IcmpMalformed => "icmp_malformed",
         /// ICMP to an owned address that is not an echo request.

@@ -2,6 +2,7 @@
 //! [`Config`] and the ports' MAC addresses so the fast path only compares.
 
 use crate::config::{Config, Role};
+use crate::family::Family;
 use crate::neigh::PortIndex;
 use crate::wire::MacAddr;
 use ipnet::IpNet;
@@ -36,6 +37,14 @@ impl PortView {
     pub fn owns_v6(&self, a: Ipv6Addr) -> bool {
         self.v6.contains(&a)
     }
+    /// Owns `a`, of either family, on this port.
+    #[inline]
+    pub fn owns<A: Family>(&self, a: A) -> bool {
+        match a.into() {
+            IpAddr::V4(a) => self.owns_v4(a),
+            IpAddr::V6(a) => self.owns_v6(a),
+        }
+    }
     /// `a` is on one of this port's subnets.
     pub fn on_link(&self, a: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(&a))
@@ -63,12 +72,16 @@ pub struct Dataplane {
     gateway_v6: Option<(PortIndex, IpAddr)>,
     /// IPv4 connected subnets as (network, mask, port), longest first.
     routes_v4: Vec<(u32, u32, PortIndex)>,
+    /// IPv6 connected subnets as (network, mask, port), longest first.
+    routes_v6: Vec<(u128, u128, PortIndex)>,
     /// IPv4 subnets of internal ports as (network, mask).
     internal_v4: Vec<(u32, u32)>,
     internal_nets: Vec<IpNet>,
     owned: Vec<IpAddr>,
     /// Own IPv4 addresses of internal ports: where probes come from.
     probe_v4: Vec<Ipv4Addr>,
+    /// Own IPv6 addresses of internal ports.
+    probe_v6: Vec<Ipv6Addr>,
 }
 
 impl Dataplane {
@@ -141,15 +154,40 @@ impl Dataplane {
             .filter(|r| ports[usize::from(r.2)].role == Role::Internal)
             .map(|r| (r.0, r.1))
             .collect();
+        let mut routes_v6: Vec<(u128, u128, PortIndex, u8)> = ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.nets.iter().filter_map(move |n| match n {
+                    IpNet::V6(n) => Some((
+                        u128::from(n.network()),
+                        u128::from(n.netmask()),
+                        i as PortIndex,
+                        n.prefix_len(),
+                    )),
+                    IpNet::V4(_) => None,
+                })
+            })
+            .collect();
+        routes_v6.sort_by_key(|r| std::cmp::Reverse(r.3));
         let probe_v4 = internal_sources_v4(cfg)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        let probe_v6 = internal_sources_v6(cfg)
             .into_iter()
             .map(|(a, _)| a)
             .collect();
         Dataplane {
             ports,
             probe_v4,
+            probe_v6,
             internal_v4,
             routes_v4: routes_v4
+                .into_iter()
+                .map(|(n, m, p, _)| (n, m, p))
+                .collect(),
+            routes_v6: routes_v6
                 .into_iter()
                 .map(|(n, m, p, _)| (n, m, p))
                 .collect(),
@@ -178,19 +216,55 @@ impl Dataplane {
         }
     }
 
-    /// [`Dataplane::route`] for IPv4, on precomputed masks: what every new
-    /// flow asks twice.
+    /// [`Dataplane::route`] on precomputed masks, for either family: what
+    /// every new flow asks twice.
     #[inline]
-    pub fn route_v4(&self, dst: Ipv4Addr) -> Option<(PortIndex, Ipv4Addr)> {
-        let d = u32::from(dst);
-        for &(net, mask, port) in &self.routes_v4 {
-            if d & mask == net {
-                return Some((port, dst));
+    pub fn route_of<A: Family>(&self, dst: A) -> Option<(PortIndex, A)> {
+        let d = dst.bits();
+        if A::V6 {
+            for &(net, mask, port) in &self.routes_v6 {
+                if d & mask == net {
+                    return Some((port, dst));
+                }
+            }
+        } else {
+            let d = d as u32;
+            for &(net, mask, port) in &self.routes_v4 {
+                if d & mask == net {
+                    return Some((port, dst));
+                }
             }
         }
-        match self.gateway_v4 {
-            Some((port, IpAddr::V4(g))) => Some((port, g)),
-            _ => None,
+        let (port, g) = if A::V6 {
+            self.gateway_v6
+        } else {
+            self.gateway_v4
+        }?;
+        Some((port, A::from_ip(g)?))
+    }
+
+    /// [`Dataplane::route_of`] for IPv4.
+    #[inline]
+    pub fn route_v4(&self, dst: Ipv4Addr) -> Option<(PortIndex, Ipv4Addr)> {
+        self.route_of(dst)
+    }
+
+    /// The gateway of family `A`, if the config sets one.
+    #[inline]
+    pub fn gateway_of<A: Family>(&self) -> Option<A> {
+        let (_, g) = if A::V6 {
+            self.gateway_v6
+        } else {
+            self.gateway_v4
+        }?;
+        A::from_ip(g)
+    }
+
+    /// True when `a`, of either family, is on an internal port's subnet.
+    pub fn is_internal(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(a) => self.is_internal_v4(a),
+            IpAddr::V6(_) => self.internal_nets.iter().any(|n| n.contains(&a)),
         }
     }
 
@@ -206,8 +280,12 @@ impl Dataplane {
     /// `dst` is an internal port's own address and `dport` in
     /// [`super::PROBE_PORTS`].
     #[inline]
-    pub fn is_probe_reply(&self, dst: Ipv4Addr, dport: u16) -> bool {
-        super::PROBE_PORTS.contains(&dport) && self.probe_v4.contains(&dst)
+    pub fn is_probe_reply(&self, dst: IpAddr, dport: u16) -> bool {
+        super::PROBE_PORTS.contains(&dport)
+            && match dst {
+                IpAddr::V4(a) => self.probe_v4.contains(&a),
+                IpAddr::V6(a) => self.probe_v6.contains(&a),
+            }
     }
 
     /// True when `a` is one of Sluice's addresses, on any port.
@@ -233,6 +311,20 @@ pub fn internal_sources_v4(cfg: &Config) -> Vec<(Ipv4Addr, u8)> {
         .filter_map(|n| match n {
             IpNet::V4(n) => Some((n.addr(), n.prefix_len())),
             IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
+/// The own IPv6 addresses of internal ports with their prefix lengths, in
+/// config order: where IPv6 health probes come from.
+pub fn internal_sources_v6(cfg: &Config) -> Vec<(Ipv6Addr, u8)> {
+    cfg.ports
+        .iter()
+        .filter(|p| p.role == Role::Internal)
+        .flat_map(|p| p.addresses.iter())
+        .filter_map(|n| match n {
+            IpNet::V6(n) => Some((n.addr(), n.prefix_len())),
+            IpNet::V4(_) => None,
         })
         .collect()
 }

@@ -3,28 +3,39 @@
 //! reason). Pure functions over byte buffers: no EAL, no allocation, no
 //! locks, no logging, so the same code is unit-tested, fuzzed and benchmarked.
 //!
-//! IPv4 goes through [`forward`] first: packets of a tracked flow are
-//! rewritten and sent on, the first packet of an inbound flow matches a
-//! service and creates its flow, ICMP errors of tracked flows are
-//! translated. What is left for Sluice itself goes to [`host`]: ARP,
-//! neighbour solicitations and echo for addresses Sluice owns.
+//! One data path for both families, split by job as VPP's nat44-ed splits
+//! fast and slow nodes: [`l3`] reads each family's header, [`l4`] the
+//! ports; packets of a tracked flow take [`fast`] (rewrite and send, written
+//! once); a miss takes the full path of its family ([`input`]), whose flow
+//! part creates inbound flows ([`inbound`]) or outbound ones
+//! ([`outbound`]). ICMP errors of tracked flows ([`icmp_error`]), later
+//! fragments ([`fragment`]) and Sluice as a host ([`host`]: ARP, neighbour
+//! discovery, echo) have files of their own.
 
 mod counters;
 mod dataplane;
-mod forward;
+mod fast;
+mod fragment;
 mod host;
+mod icmp_error;
+mod inbound;
+mod input;
+mod l3;
+mod l4;
 mod outbound;
 
 pub use counters::{
     Counters, DropReason, SharedCounters, Stat, Traffic, TrafficCount, TRAFFIC_SLOTS,
 };
-pub use dataplane::{internal_sources_v4, Dataplane, PortView};
+pub use dataplane::{internal_sources_v4, internal_sources_v6, Dataplane, PortView};
 
+use crate::family::{V4, V6};
 use crate::flow::frag::FragTable;
 use crate::flow::FlowTable;
 use crate::lb::Services;
 use crate::neigh::{NeighView, PortIndex};
 use crate::wire::{ethernet, EtherType, MacAddr};
+use l3::Ip;
 use std::net::IpAddr;
 
 /// What happens to a frame after processing.
@@ -94,8 +105,10 @@ pub struct Context<'a> {
     pub neigh: &'a NeighView,
     /// Inbound services and security rules.
     pub services: &'a Services,
-    /// The shared flow table.
+    /// The shared IPv4 flow table.
     pub flows: &'a FlowTable,
+    /// The shared IPv6 flow table.
+    pub flows6: &'a FlowTable<V6>,
     /// Which flow each fragmented datagram follows.
     pub frags: &'a FragTable,
     /// Coarse clock (ms) for last-seen ticks.
@@ -147,8 +160,8 @@ fn process_frame<S: Slowpath>(
     }
     match eth.ethertype() {
         EtherType::Arp => host::arp_input(cx, rx_port, room, len, slow, counters),
-        EtherType::Ipv4 => forward::ipv4_input(cx, rx_port, room, len, counters, missed),
-        EtherType::Ipv6 => host::ipv6_input(cx, rx_port, room, len, slow, counters),
+        EtherType::Ipv4 => input::ipv4_input(cx, rx_port, room, len, counters, missed),
+        EtherType::Ipv6 => input::ipv6_input(cx, rx_port, room, len, slow, counters, missed),
         _ => Fate::Drop(DropReason::UnknownEthertype),
     }
 }
@@ -156,7 +169,7 @@ fn process_frame<S: Slowpath>(
 /// Retries a deferred fragment (a whole frame as received): `None` while
 /// its first fragment is still unknown.
 pub fn retry_fragment(cx: Context<'_>, room: &mut [u8], len: usize) -> Option<Fate> {
-    forward::retry_fragment(cx, room, len)
+    fragment::retry_fragment(cx, room, len)
 }
 
 /// Processes a burst, writing each frame's fate and counting every frame
@@ -181,9 +194,10 @@ pub fn process_burst<B: FrameBuf, S: Slowpath>(
 
 /// One chunk of at most [`crate::MAX_BURST`] frames, in three passes so
 /// the burst's cache misses overlap instead of following one another:
-/// read each plain IPv4 frame's flow key and start loading its buckets;
-/// look each key up and start loading its entry; then process every frame,
-/// packets of a found flow on the fast path ([`forward::established`]).
+/// read each plain frame's flow key (either family) and start loading its
+/// buckets; look each key up and start loading its entry; then process
+/// every frame, packets of a found flow on the fast path
+/// ([`fast::established`]).
 #[inline]
 fn process_chunk<B: FrameBuf, S: Slowpath>(
     cx: Context<'_>,
@@ -193,14 +207,20 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
     slow: &mut S,
     counters: &mut Counters,
 ) {
-    let mut peeks = [forward::Peek::default(); crate::MAX_BURST];
-    let mut peeked = 0u64;
+    let mut peeks = [l3::Peek::default(); crate::MAX_BURST];
+    let (mut peeked, mut v6) = (0u64, 0u64);
     for (i, f) in frames.iter_mut().enumerate() {
         let (room, len) = f.room_and_len();
-        if let Some(p) = forward::peek(room, len) {
-            cx.flows.prefetch_buckets(p.h);
-            peeks[i] = p;
+        let Some(b) = room.get(..len) else { continue };
+        if let Some((w, h)) = V4::peek(b) {
+            cx.flows.prefetch_buckets(h);
+            peeks[i] = l3::Peek { w: [w[0], w[1]], h };
             peeked |= 1 << i;
+        } else if let Some((_, h)) = V6::peek(b) {
+            cx.flows6.prefetch_buckets(h);
+            peeks[i].h = h;
+            peeked |= 1 << i;
+            v6 |= 1 << i;
         }
     }
     let mut found = [(0u32, 0usize); crate::MAX_BURST];
@@ -209,9 +229,23 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
     while peeked != 0 {
         let i = peeked.trailing_zeros() as usize;
         peeked &= peeked - 1;
-        if let Some((idx, dir)) = forward::lookup(cx, &peeks[i]) {
-            crate::prefetch::prefetch(cx.flows.entry(idx));
-            found[i] = (idx, dir);
+        let p = &peeks[i];
+        let hit = if v6 >> i & 1 == 0 {
+            fast::lookup::<V4>(cx, &p.w, p.h).inspect(|&(idx, _)| {
+                crate::prefetch::prefetch(cx.flows.entry(idx));
+            })
+        } else {
+            let (room, len) = frames[i].room_and_len();
+            let w = room
+                .get(..len)
+                .and_then(V6::peek)
+                .map_or([0; 5], |(w, _)| w);
+            fast::lookup::<V6>(cx, &w, p.h).inspect(|&(idx, _)| {
+                crate::prefetch::prefetch(cx.flows6.entry(idx));
+            })
+        };
+        if let Some(f) = hit {
+            found[i] = f;
             hits |= 1 << i;
         }
     }
@@ -219,21 +253,24 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
     if cx.dataplane.ports[usize::from(rx_port)].role == crate::config::Role::Internal {
         // New flows from the inside may be SNAT flows: start loading the
         // buckets of the public tuple their first port probe will look up.
-        let mut m = missed;
+        let mut m = missed & !v6;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
-            outbound::prefetch_probe(cx, &peeks[i].key());
+            let p = &peeks[i];
+            outbound::prefetch_probe(cx, &crate::flow::FlowKey::from_words(&p.w[..2]));
         }
     }
-    let mut memo = forward::NeighMemo::default();
+    let mut memo = fast::NeighMemo::default();
     let created = counters.stat(Stat::FlowsCreated);
     for (i, (f, fate)) in frames.iter_mut().zip(fates.iter_mut()).enumerate() {
         let (room, len) = f.room_and_len();
-        let fast = if hits >> i & 1 != 0 {
-            forward::established(cx, rx_port, room, len, found[i], &mut memo, counters)
-        } else {
+        let fast = if hits >> i & 1 == 0 {
             None
+        } else if v6 >> i & 1 == 0 {
+            fast::established::<V4>(cx, rx_port, room, len, found[i], &mut memo, counters)
+        } else {
+            fast::established::<V6>(cx, rx_port, room, len, found[i], &mut memo, counters)
         };
         // Looked up in pass 2 and not found; still true unless this chunk
         // has created a flow since (it may be this frame's).

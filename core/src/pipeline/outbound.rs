@@ -6,10 +6,10 @@
 //!
 //! The flow table is the port allocator: see `lb::snat`.
 
-use super::forward::{L4, TCP, UDP};
+use super::l4::{L4, TCP, UDP};
 use super::{Context, Counters, DropReason, Stat};
 use crate::config::{Direction, Role};
-use crate::flow::{hash_words, tcp, FlowKey, NewFlow};
+use crate::flow::{tcp, FlowKey, NewFlow};
 use crate::lb::snat::{SnatMember, CONE, RULE_BASE};
 use crate::neigh::PortIndex;
 use std::net::Ipv4Addr;
@@ -116,11 +116,7 @@ fn slice(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(u32, u32, u3
         return None;
     }
     let len = (m.ports - 1 - w) / n + 1;
-    let (a, b) = (
-        u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst)),
-        u64::from(key.sport) << 24 | u64::from(key.dport) << 8 | u64::from(key.proto),
-    );
-    Some((w, n, len, ((hash_words(a, b) >> 32) as u32) % len))
+    Some((w, n, len, ((key.hash() >> 32) as u32) % len))
 }
 
 /// The key whose absence makes public (`pa`, `pp`) free for `key`: the
@@ -203,8 +199,8 @@ fn insert_entry(
 ) -> Result<u32, DropReason> {
     let rule = &cx.services.snat.rules[usize::from(m.rule)];
     let (Some((p0, nh0)), Some((p1, nh1))) = (
-        cx.dataplane.route_v4(flow.dst),
-        cx.dataplane.route_v4(flow.src),
+        cx.dataplane.route_of(flow.dst),
+        cx.dataplane.route_of(flow.src),
     ) else {
         return Err(DropReason::NoRoute);
     };

@@ -3,10 +3,12 @@
 //! and originated frames through a worker, and republishes the neighbour
 //! view. Runs on the main lcore; may allocate, log and sleep.
 
+use super::tables::TableWork;
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Mbuf, Mempool};
-use crate::flow::age::{self, Ager};
-use crate::flow::{FlowInfo, Reclaimer};
+use crate::family::{Family, V4, V6};
+use crate::flow::age;
+use crate::flow::FlowInfo;
 use crate::lb::{Carry, Services};
 use crate::neigh::{
     build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome,
@@ -93,10 +95,9 @@ pub struct ControlPlane {
     start: Instant,
     counters: ControlCounters,
     solicit: Vec<(PortIndex, IpAddr)>,
-    ager: Ager,
-    reclaimer: Reclaimer,
+    v4: TableWork<V4>,
+    v6: TableWork<V6>,
     timer_scale: u32,
-    expired: Vec<FlowInfo>,
     /// When the ager last took a slice.
     aged_at: Duration,
     fragments: std::collections::VecDeque<(Duration, Mbuf)>,
@@ -128,10 +129,9 @@ impl ControlPlane {
             start: Instant::now(),
             counters: ControlCounters::default(),
             solicit: Vec::new(),
-            ager: Ager::new(),
-            reclaimer: Reclaimer::new(),
+            v4: TableWork::default(),
+            v6: TableWork::default(),
             timer_scale: timer_scale.max(1),
-            expired: Vec::new(),
             aged_at: Duration::ZERO,
             fragments: Default::default(),
             carrying: None,
@@ -237,6 +237,7 @@ impl ControlPlane {
             neigh: &neigh,
             services: &services,
             flows: &shared.flows,
+            flows6: &shared.flows6,
             frags: &shared.frags,
             now: now.as_millis() as u32,
             worker: 0,
@@ -336,22 +337,9 @@ impl ControlPlane {
         }
         self.moving = None;
         let services = self.shared.services.load();
-        let flows = &self.shared.flows;
-        for idx in 0..flows.high_water() {
-            let Some(f) = flows.info(idx) else {
-                continue;
-            };
-            if f.snat || f.key[0].proto != 17 || f.generation != services.generation {
-                continue;
-            }
-            let Some(s) = services.services.get(usize::from(f.rule)) else {
-                continue;
-            };
-            let down = s.eligible.get(usize::from(f.member)) == Some(&false);
-            if down && s.maglev.is_some() && self.reclaimer.remove(flows, idx) {
-                self.counters.flows_moved_by_health += 1;
-            }
-        }
+        let moved = self.v4.move_udp(&self.shared.flows, &services)
+            + self.v6.move_udp(&self.shared.flows6, &services);
+        self.counters.flows_moved_by_health += moved;
         true
     }
 
@@ -407,33 +395,11 @@ impl ControlPlane {
             return false;
         }
         let (_, carry, generation) = self.carrying.take().expect("checked above");
-        let flows = &self.shared.flows;
-        let mut ended = Vec::new();
-        for idx in 0..flows.high_water() {
-            let Some(f) = flows.info(idx) else {
-                continue;
-            };
-            if f.generation == generation {
-                continue; // created by the new snapshot
-            }
-            match carry.get(f.rule, f.member) {
-                Some((rule, member)) => flows.retag(idx, rule, member, generation),
-                None => {
-                    if self.reclaimer.remove(flows, idx) {
-                        ended.push(f);
-                    }
-                }
-            }
-        }
-        self.counters.flows_ended_by_reload += ended.len() as u64;
-        for f in ended {
-            if age::wants_reset(&f) {
-                self.counters.flows_reset += 1;
-                for (dir, key, seq, ack) in age::resets(&f) {
-                    self.send_rst(&f, dir, &key, seq, ack, now);
-                }
-            }
-        }
+        let shared = self.shared.clone();
+        let ended = self.v4.carry(&shared.flows, &carry, generation)
+            + self.v6.carry(&shared.flows6, &carry, generation);
+        self.counters.flows_ended_by_reload += ended;
+        self.send_resets(now);
         true
     }
 
@@ -441,58 +407,72 @@ impl ControlPlane {
     /// rules with `tcp_reset` at both ends, and recycles entries whose grace
     /// period is over.
     fn age_flows(&mut self, ms: u32, now: Duration) -> bool {
-        let mut expired = std::mem::take(&mut self.expired);
-        let hw = u64::from(self.shared.flows.high_water());
+        let shared = self.shared.clone();
         let since = now.saturating_sub(self.aged_at).as_micros() as u64;
-        let budget = (hw * since / AGE_PERIOD.as_micros() as u64).min(AGE_BUDGET_MAX);
-        if budget > 0 {
+        let budget = |t: u32| {
+            (u64::from(t) * since / AGE_PERIOD.as_micros() as u64).min(AGE_BUDGET_MAX) as u32
+        };
+        let (b4, b6) = (
+            budget(shared.flows.high_water()),
+            budget(shared.flows6.high_water()),
+        );
+        if b4 > 0 || b6 > 0 {
             self.aged_at = now;
         }
-        let removed = self.ager.sweep(
-            &self.shared.flows,
-            &mut self.reclaimer,
-            ms,
-            self.timer_scale,
-            budget as u32,
-            |f| {
-                if age::wants_reset(f) {
-                    expired.push(*f);
-                }
-            },
-        );
+        let scale = self.timer_scale;
+        let removed =
+            self.v4.age(&shared.flows, ms, scale, b4) + self.v6.age(&shared.flows6, ms, scale, b6);
         self.counters.flows_expired += removed as u64;
-        for f in expired.drain(..) {
-            self.counters.flows_reset += 1;
-            for (dir, key, seq, ack) in age::resets(&f) {
-                self.send_rst(&f, dir, &key, seq, ack, now);
-            }
-        }
-        self.expired = expired;
-        let freed = self.reclaimer.poll(&self.shared.flows);
+        self.send_resets(now);
+        let freed = self.v4.reclaim(&shared.flows) + self.v6.reclaim(&shared.flows6);
         self.counters.flows_reclaimed += freed as u64;
         removed > 0 || freed > 0
     }
 
-    fn send_rst(
+    /// Sends the RSTs of the flows the table work ended that want them.
+    fn send_resets(&mut self, now: Duration) {
+        let mut v4 = std::mem::take(&mut self.v4.resets);
+        for f in v4.drain(..) {
+            self.reset(&f, now);
+        }
+        self.v4.resets = v4;
+        let mut v6 = std::mem::take(&mut self.v6.resets);
+        for f in v6.drain(..) {
+            self.reset(&f, now);
+        }
+        self.v6.resets = v6;
+    }
+
+    /// A RST to both ends of `f`.
+    fn reset<A: Family>(&mut self, f: &FlowInfo<A>, now: Duration) {
+        self.counters.flows_reset += 1;
+        for (dir, key, seq, ack) in age::resets(f) {
+            self.send_rst(f, dir, &key, seq, ack, now);
+        }
+    }
+
+    fn send_rst<A: Family>(
         &mut self,
-        f: &FlowInfo,
+        f: &FlowInfo<A>,
         dir: usize,
-        key: &crate::flow::FlowKey,
+        key: &crate::flow::FlowKey<A>,
         seq: u32,
         ack: u32,
         now: Duration,
     ) {
         let rw = &f.rewrite[dir];
+        let dp = self.shared.dataplane.load();
+        let nh = rw.next_hop(|| dp.gateway_of());
         let Some(mut m) = self.pool.alloc() else {
             self.counters.alloc_failed += 1;
             return;
         };
-        let mac = self.shared.dataplane.load().ports[usize::from(rw.egress)].mac;
+        let mac = dp.ports[usize::from(rw.egress)].mac;
         let (room, _) = m.room_and_len_mut();
         let len = age::build_rst(room, mac, key, seq, ack);
         m.set_len(len);
         self.counters.rst_sent += 1;
-        self.send_via(rw.egress, IpAddr::V4(rw.next_hop), m, now);
+        self.send_via(rw.egress, nh.into(), m, now);
     }
 
     /// Sends a frame out of `port` to `next_hop`'s MAC, or holds it while

@@ -4,6 +4,7 @@
 //! lock-free queues both ways, and per-worker counters.
 
 mod control;
+mod tables;
 mod worker;
 
 pub use control::{ControlCounters, ControlPlane};
@@ -65,8 +66,10 @@ pub struct Shared {
     pub neigh: ArcSwap<NeighView>,
     /// Inbound services (rules, Maglev tables, security rules).
     pub services: ArcSwap<Services>,
-    /// The flow table.
+    /// The IPv4 flow table.
     pub flows: FlowTable,
+    /// The IPv6 flow table.
+    pub flows6: FlowTable<crate::family::V6>,
     /// Where fragmented datagrams' later fragments go.
     pub frags: crate::flow::frag::FragTable,
     /// Coarse clock in ms since start, advanced by control; workers stamp
@@ -91,11 +94,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for `workers` workers with a table of `capacity` flows.
+    /// Shared state for `workers` workers with tables of `capacity` IPv4
+    /// and `capacity_v6` IPv6 flows.
     pub fn new(
         dataplane: Dataplane,
         services: Services,
-        capacity: u32,
+        (capacity, capacity_v6): (u32, u32),
         workers: usize,
     ) -> Arc<Shared> {
         Arc::new(Shared {
@@ -103,6 +107,7 @@ impl Shared {
             neigh: ArcSwap::from_pointee(NeighView::default()),
             services: ArcSwap::from_pointee(services),
             flows: FlowTable::new(capacity, workers),
+            flows6: FlowTable::new(capacity_v6, workers),
             frags: Default::default(),
             now_ms: AtomicU32::new(0),
             stop: AtomicBool::new(false),

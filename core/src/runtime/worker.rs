@@ -49,6 +49,7 @@ impl Worker {
         while !shared.stop.load(Ordering::Relaxed) {
             // Between iterations the worker holds nothing from the table.
             shared.flows.quiescent(self.index);
+            shared.flows6.quiescent(self.index);
             let dataplane = shared.dataplane.load();
             let neigh = shared.neigh.load();
             let services = shared.services.load();
@@ -57,6 +58,7 @@ impl Worker {
                 neigh: &neigh,
                 services: &services,
                 flows: &shared.flows,
+                flows6: &shared.flows6,
                 frags: &shared.frags,
                 now: shared.now_ms.load(Ordering::Relaxed),
                 worker: self.index,

@@ -7,13 +7,13 @@
 //! passed a quiescent point since the entry was unlinked), so a reader
 //! never sees an entry change identity under it.
 
-use super::key::{mix, Delta, FlowKey, KEY_MASK};
+use super::key::{hash_words, Delta, FlowKey, KEY_MASK};
 use super::tcp::State;
+use crate::family::Family;
 use crate::memory::huge_vec;
 use crate::neigh::PortIndex;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
@@ -25,18 +25,19 @@ const CHOICES: usize = 2;
 #[derive(Default)]
 struct Bucket([AtomicU64; SLOTS]);
 
-/// One flow in one 64-byte cache line (a packet touches its bucket and this
-/// line, nothing else of the table). Every field is atomic: workers read it
+/// One flow in one 64-byte cache line for IPv4, two for IPv6 (a packet
+/// touches its bucket and this entry, nothing else of the table). Every field is atomic: workers read it
 /// while another worker may update the state, counters or last-seen tick.
 /// Checksum deltas are not stored: [`Entry::rewrite`] derives them from the
 /// two keys it loads anyway, in a few adds.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(C, align(64))]
-pub struct Entry {
+pub struct Entry<A: Family = crate::family::V4> {
     /// `[direction][word]`: the key each direction's packets carry. Bits
-    /// 40..48 of word 1 hold that direction's egress port.
-    key: [[AtomicU64; 2]; 2],
-    /// Next hop per direction (direction 1 in the high half).
+    /// 40..48 of the ports word hold that direction's egress port.
+    key: [A::Slots; 2],
+    /// Next hop per direction as [`Family::hop_code`] (direction 1 in the
+    /// high half).
     next_hop: AtomicU64,
     /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 6 generation, 7 SNAT,
     /// 16..32 idle timeout (s).
@@ -52,8 +53,24 @@ pub struct Entry {
     next_seq: [AtomicU32; 2],
 }
 
-/// Bytes one flow costs: its entry.
+impl<A: Family> Default for Entry<A> {
+    fn default() -> Self {
+        Entry {
+            key: Default::default(),
+            next_hop: AtomicU64::new(0),
+            state: AtomicU32::new(0),
+            last_seen: AtomicU32::new(0),
+            meta: AtomicU32::new(0),
+            packets: AtomicU32::new(0),
+            next_seq: Default::default(),
+        }
+    }
+}
+
+/// Bytes one IPv4 flow's entry takes.
 pub const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+/// Bytes one IPv6 flow's entry takes.
+pub const ENTRY_BYTES_V6: usize = std::mem::size_of::<Entry<crate::family::V6>>();
 
 const LIVE: u32 = 1 << 5;
 /// Which rules snapshot (generation parity) the rule and member ids are of.
@@ -64,9 +81,10 @@ const TCP_RESET: u32 = 1 << 4;
 
 /// [`Rewrite`] as packet words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawRewrite {
-    /// New source address << 32 | new destination address.
-    pub addrs: u64,
+pub struct RawRewrite<A: Family = crate::family::V4> {
+    /// New source and destination addresses, as the packet's words (the
+    /// last word is not an address).
+    pub addrs: A::Words,
     /// New source port << 16 | new destination port.
     pub ports: u32,
     /// IP protocol.
@@ -75,67 +93,93 @@ pub struct RawRewrite {
     pub delta: Delta,
     /// Egress port.
     pub egress: PortIndex,
-    /// Next hop on that port.
-    pub next_hop: u32,
+    /// Next hop on that port, as [`Family::hop_code`].
+    pub hop: u32,
+}
+
+impl<A: Family> RawRewrite<A> {
+    /// The next hop; `gateway` gives the family's gateway.
+    #[inline]
+    pub fn next_hop(&self, gateway: impl FnOnce() -> Option<A>) -> A {
+        A::hop(self.hop, A::unpack(self.addrs.as_ref()).1, gateway)
+    }
 }
 
 /// What a direction's packets become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rewrite {
+pub struct Rewrite<A: Family = crate::family::V4> {
     /// New key (addresses and ports) of the packet.
-    pub to: FlowKey,
+    pub to: FlowKey<A>,
     /// Checksum deltas.
     pub delta: Delta,
     /// Egress port.
     pub egress: PortIndex,
-    /// Next hop on that port.
-    pub next_hop: Ipv4Addr,
+    /// Next hop on that port, as [`Family::hop_code`].
+    pub hop: u32,
 }
 
-impl Entry {
+impl<A: Family> Rewrite<A> {
+    /// The next hop; `gateway` gives the family's gateway.
+    #[inline]
+    pub fn next_hop(&self, gateway: impl FnOnce() -> Option<A>) -> A {
+        A::hop(self.hop, self.to.dst, gateway)
+    }
+}
+
+#[inline]
+fn load<A: Family>(slots: &A::Slots) -> A::Words {
+    let mut w = A::Words::default();
+    for (d, s) in w.as_mut().iter_mut().zip(slots.as_ref()) {
+        *d = s.load(Relaxed);
+    }
+    w
+}
+
+impl<A: Family> Entry<A> {
     /// How packets of direction `dir` are rewritten: into the reverse of the
     /// other direction's key.
     #[inline]
-    pub fn rewrite(&self, dir: usize) -> Rewrite {
+    pub fn rewrite(&self, dir: usize) -> Rewrite<A> {
         let r = self.raw_rewrite(dir);
+        let (src, dst) = A::unpack(r.addrs.as_ref());
         Rewrite {
             to: FlowKey {
-                src: Ipv4Addr::from((r.addrs >> 32) as u32),
-                dst: Ipv4Addr::from(r.addrs as u32),
+                src,
+                dst,
                 sport: (r.ports >> 16) as u16,
                 dport: r.ports as u16,
                 proto: r.proto,
             },
             delta: r.delta,
             egress: r.egress,
-            next_hop: Ipv4Addr::from(r.next_hop),
+            hop: r.hop,
         }
     }
 
     /// [`Entry::rewrite`] in the words a packet carries, for the fast path.
     #[inline]
-    pub fn raw_rewrite(&self, dir: usize) -> RawRewrite {
-        let o = &self.key[dir ^ 1];
-        let (a, b) = (o[0].load(Relaxed), o[1].load(Relaxed));
-        let this = &self.key[dir];
-        let (fa, fb) = (this[0].load(Relaxed), this[1].load(Relaxed));
+    pub fn raw_rewrite(&self, dir: usize) -> RawRewrite<A> {
+        let other = load::<A>(&self.key[dir ^ 1]);
+        let this = load::<A>(&self.key[dir]);
+        let (b, fb) = (other.as_ref()[A::ADDR_WORDS], this.as_ref()[A::ADDR_WORDS]);
+        // The reverse of the other direction's key: addresses and ports
+        // swap places.
+        let mut addrs = other;
+        A::swap(addrs.as_mut());
         RawRewrite {
-            // The reverse of the other direction's key: addresses and ports
-            // swap places.
-            addrs: a.rotate_left(32),
+            addrs,
             ports: ((b >> 8) as u32).rotate_left(16),
             proto: b as u8,
-            delta: Delta::between_words((fa, fb), (a, b)),
+            delta: Delta::between_words::<A>(this.as_ref(), other.as_ref()),
             egress: PortIndex::from((fb >> 40) as u8),
-            next_hop: (self.next_hop.load(Relaxed) >> (32 * dir as u32)) as u32,
+            hop: (self.next_hop.load(Relaxed) >> (32 * dir as u32)) as u32,
         }
     }
 
     /// The key packets of direction `dir` carry.
     #[inline]
-    pub fn key(&self, dir: usize) -> FlowKey {
-        let k = &self.key[dir & 1];
-        FlowKey::from_words(k[0].load(Relaxed), k[1].load(Relaxed))
+    pub fn key(&self, dir: usize) -> FlowKey<A> {
+        FlowKey::from_words(load::<A>(&self.key[dir & 1]).as_ref())
     }
 
     /// Moves the last-seen tick forward to `tick` (control: a cone mapping
@@ -198,15 +242,12 @@ impl Entry {
     }
 
     /// A decoded copy of the whole entry.
-    fn info(&self, idx: u32) -> FlowInfo {
+    fn info(&self, idx: u32) -> FlowInfo<A> {
         let st = self.state.load(Relaxed);
         let meta = self.meta.load(Relaxed);
-        let key = |d: usize| {
-            FlowKey::from_words(self.key[d][0].load(Relaxed), self.key[d][1].load(Relaxed))
-        };
         FlowInfo {
             index: idx,
-            key: [key(0), key(1)],
+            key: [self.key(0), self.key(1)],
             state: State::from_bits(st),
             tcp_reset: st & TCP_RESET != 0,
             generation: st & GENERATION != 0,
@@ -227,14 +268,14 @@ impl Entry {
 
 /// A flow to insert.
 #[derive(Debug, Clone, Copy)]
-pub struct NewFlow {
+pub struct NewFlow<A: Family = crate::family::V4> {
     /// `[original, reply]` keys. The original direction is rewritten into
     /// `key[1].reversed()` and the reply direction into `key[0].reversed()`.
-    pub key: [FlowKey; 2],
+    pub key: [FlowKey<A>; 2],
     /// Egress port per direction.
     pub egress: [PortIndex; 2],
     /// Next hop per direction.
-    pub next_hop: [Ipv4Addr; 2],
+    pub next_hop: [A; 2],
     /// Initial state.
     pub state: State,
     /// RST both ends when an established flow idles out.
@@ -255,11 +296,11 @@ pub struct NewFlow {
 
 /// A decoded copy of an entry, for the control thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowInfo {
+pub struct FlowInfo<A: Family = crate::family::V4> {
     /// Entry index.
     pub index: u32,
     /// `[original, reply]` keys.
-    pub key: [FlowKey; 2],
+    pub key: [FlowKey<A>; 2],
     /// TCP state.
     pub state: State,
     /// RST on idle.
@@ -281,7 +322,7 @@ pub struct FlowInfo {
     /// Packets, both directions (approximate: see [`Entry`]).
     pub packets: u32,
     /// Per-direction rewrite.
-    pub rewrite: [Rewrite; 2],
+    pub rewrite: [Rewrite<A>; 2],
 }
 
 /// Why an insert failed. The flow is not created; nothing else changes.
@@ -293,11 +334,11 @@ pub enum InsertError {
     NoSlot,
 }
 
-/// The shared flow table.
-pub struct FlowTable {
+/// The shared flow table of one address family.
+pub struct FlowTable<A: Family = crate::family::V4> {
     buckets: Box<[Bucket]>,
     mask: usize,
-    entries: Box<[Entry]>,
+    entries: Box<[Entry<A>]>,
     /// Entries handed out so far from the never-used tail.
     bump: AtomicU32,
     /// Treiber stack of free entries: tag << 32 | (index + 1).
@@ -315,7 +356,7 @@ pub struct FlowTable {
 #[derive(Default)]
 struct Padded(AtomicU64);
 
-impl std::fmt::Debug for FlowTable {
+impl<A: Family> std::fmt::Debug for FlowTable<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlowTable")
             .field("capacity", &self.capacity())
@@ -330,10 +371,10 @@ fn slot_value(sig: u16, dir: usize, idx: u32) -> u64 {
     u64::from(sig) << 48 | (dir as u64) << 32 | u64::from(idx + 1)
 }
 
-impl FlowTable {
+impl<A: Family> FlowTable<A> {
     /// A table for `capacity` flows read by `workers` workers. Buckets are
     /// sized so both keys of every flow fit at 80% load.
-    pub fn new(capacity: u32, workers: usize) -> FlowTable {
+    pub fn new(capacity: u32, workers: usize) -> FlowTable<A> {
         let capacity = capacity.clamp(1, u32::MAX - 2);
         let keys = 2 * capacity as usize;
         let nbuckets = (keys * 5 / 4).div_ceil(SLOTS).next_power_of_two().max(2);
@@ -367,7 +408,8 @@ impl FlowTable {
 
     /// Bytes it takes: entries and buckets.
     pub fn memory_bytes(&self) -> usize {
-        self.entries.len() * ENTRY_BYTES + self.buckets.len() * std::mem::size_of::<Bucket>()
+        self.entries.len() * std::mem::size_of::<Entry<A>>()
+            + self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 
     /// Entries abandoned and never recovered (the orphan queue was full).
@@ -377,7 +419,7 @@ impl FlowTable {
 
     /// Entry `idx`.
     #[inline]
-    pub fn entry(&self, idx: u32) -> &Entry {
+    pub fn entry(&self, idx: u32) -> &Entry<A> {
         &self.entries[idx as usize]
     }
 
@@ -398,15 +440,15 @@ impl FlowTable {
 
     /// Finds `k`: (entry index, direction).
     #[inline]
-    pub fn lookup(&self, k: &FlowKey) -> Option<(u32, usize)> {
-        let (a, b) = k.words();
-        self.lookup_words(a, b, mix(a, b))
+    pub fn lookup(&self, k: &FlowKey<A>) -> Option<(u32, usize)> {
+        let w = k.words();
+        self.lookup_words(w.as_ref(), hash_words(w.as_ref()))
     }
 
     /// [`FlowTable::lookup`] of a key given as its words (see
     /// [`crate::flow::hash_words`]) and hash `h`.
     #[inline]
-    pub fn lookup_words(&self, a: u64, b: u64, h: u64) -> Option<(u32, usize)> {
+    pub fn lookup_words(&self, w: &[u64], h: u64) -> Option<(u32, usize)> {
         let sig = Self::sig(h);
         for bi in Self::candidates(h, self.mask) {
             for s in &self.buckets[bi].0 {
@@ -419,12 +461,25 @@ impl FlowTable {
                 let Some(e) = self.entries.get(idx as usize) else {
                     continue;
                 };
-                if e.key[dir][0].load(Relaxed) == a && e.key[dir][1].load(Relaxed) & KEY_MASK == b {
+                if Self::matches(&e.key[dir], w) {
                     return Some((idx, dir));
                 }
             }
         }
         None
+    }
+
+    /// True when an entry's key slots hold the key words `w`.
+    #[inline]
+    fn matches(slots: &A::Slots, w: &[u64]) -> bool {
+        let s = slots.as_ref();
+        let n = A::ADDR_WORDS;
+        for i in 0..n {
+            if s[i].load(Relaxed) != w[i] {
+                return false;
+            }
+        }
+        s[n].load(Relaxed) & KEY_MASK == w[n]
     }
 
     /// Starts loading the buckets of the key whose hash is `h`
@@ -466,7 +521,7 @@ impl FlowTable {
         }
     }
 
-    fn place(&self, k: &FlowKey, dir: usize, idx: u32) -> bool {
+    fn place(&self, k: &FlowKey<A>, dir: usize, idx: u32) -> bool {
         let h = k.hash();
         let v = slot_value(Self::sig(h), dir, idx);
         for bi in Self::candidates(h, self.mask) {
@@ -479,7 +534,7 @@ impl FlowTable {
         false
     }
 
-    fn unplace(&self, k: &FlowKey, dir: usize, idx: u32) -> bool {
+    fn unplace(&self, k: &FlowKey<A>, dir: usize, idx: u32) -> bool {
         let h = k.hash();
         let v = slot_value(Self::sig(h), dir, idx);
         for bi in Self::candidates(h, self.mask) {
@@ -495,20 +550,23 @@ impl FlowTable {
     /// Inserts a flow under both keys; any worker may call it. The caller
     /// has looked the key up first; two workers racing on one new key may
     /// both insert, and lookups then find one of them (the other ages out).
-    pub fn insert(&self, f: &NewFlow) -> Result<u32, InsertError> {
+    pub fn insert(&self, f: &NewFlow<A>) -> Result<u32, InsertError> {
         let idx = self.alloc().ok_or(InsertError::Full)?;
         let e = &self.entries[idx as usize];
         for d in 0..2 {
-            let (a, b) = f.key[d].words();
-            e.key[d][0].store(a, Relaxed);
-            e.key[d][1].store(b | u64::from(f.egress[d] as u8) << 40, Relaxed);
+            let mut w = f.key[d].words();
+            w.as_mut()[A::ADDR_WORDS] |= u64::from(f.egress[d] as u8) << 40;
+            for (s, v) in e.key[d].as_ref().iter().zip(w.as_ref()) {
+                s.store(*v, Relaxed);
+            }
             e.next_seq[d].store(0, Relaxed);
         }
         e.packets.store(0, Relaxed);
-        e.next_hop.store(
-            u64::from(u32::from(f.next_hop[0])) | u64::from(u32::from(f.next_hop[1])) << 32,
-            Relaxed,
-        );
+        // Direction d is rewritten into the reverse of the other key: its
+        // destination is the other key's source.
+        let hop = |d: usize| A::hop_code(f.next_hop[d], f.key[d ^ 1].src);
+        e.next_hop
+            .store(u64::from(hop(0)) | u64::from(hop(1)) << 32, Relaxed);
         let secs = f.idle_timeout.as_secs().min(u64::from(u16::MAX)) as u32;
         let reset = if f.tcp_reset { TCP_RESET } else { 0 };
         let generation = if f.generation { GENERATION } else { 0 };
@@ -586,7 +644,7 @@ impl FlowTable {
     }
 
     /// A decoded copy of entry `idx`, if it holds a live flow.
-    pub fn info(&self, idx: u32) -> Option<FlowInfo> {
+    pub fn info(&self, idx: u32) -> Option<FlowInfo<A>> {
         let e = self.entries.get(idx as usize)?;
         (e.state.load(Relaxed) & LIVE != 0).then(|| e.info(idx))
     }
@@ -609,7 +667,7 @@ impl Reclaimer {
 
     /// Unlinks flow `idx` from both keys; its entry is reused once every
     /// worker has been quiescent since. False when it was not live.
-    pub fn remove(&mut self, t: &FlowTable, idx: u32) -> bool {
+    pub fn remove<A: Family>(&mut self, t: &FlowTable<A>, idx: u32) -> bool {
         let Some(e) = t.entries.get(idx as usize) else {
             return false;
         };
@@ -618,8 +676,7 @@ impl Reclaimer {
             return false;
         }
         for d in 0..2 {
-            let k = FlowKey::from_words(e.key[d][0].load(Relaxed), e.key[d][1].load(Relaxed));
-            t.unplace(&k, d, idx);
+            t.unplace(&e.key(d), d, idx);
         }
         t.live.fetch_sub(1, Relaxed);
         self.removed += 1;
@@ -634,7 +691,7 @@ impl Reclaimer {
 
     /// Ends the current batch and frees every batch whose grace period is
     /// over. Returns the entries freed.
-    pub fn poll(&mut self, t: &FlowTable) -> usize {
+    pub fn poll<A: Family>(&mut self, t: &FlowTable<A>) -> usize {
         while let Some(idx) = t.orphans.pop() {
             self.batch.push(idx);
         }

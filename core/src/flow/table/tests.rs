@@ -1,4 +1,5 @@
 use super::*;
+use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -46,9 +47,13 @@ fn check(t: &FlowTable, i: u32) -> bool {
     };
     let r = t.entry(idx).rewrite(0);
     assert_eq!(r.to, f.key[1].reversed(), "torn or foreign entry for {i}");
-    assert_eq!(r.next_hop, f.next_hop[0]);
+    assert_eq!(r.next_hop(|| None), f.next_hop[0]);
     let r1 = t.entry(idx).rewrite(1);
-    assert_eq!(r1.next_hop, Ipv4Addr::from(i), "torn entry for {i}");
+    assert_eq!(
+        r1.next_hop(|| None),
+        Ipv4Addr::from(i),
+        "torn entry for {i}"
+    );
     assert_eq!(t.lookup(&f.key[1]), Some((idx, 1)));
     true
 }
@@ -217,10 +222,14 @@ fn concurrent_inserts_lookups_and_removals() {
 
 #[test]
 fn entry_size_fits_the_budget() {
-    let t = FlowTable::new(1 << 20, 1);
+    let t = FlowTable::<Ipv4Addr>::new(1 << 20, 1);
     let per_flow = t.memory_bytes() / t.capacity();
     const { assert!(ENTRY_BYTES == 64) };
-    assert!(per_flow <= 128, "{per_flow} bytes per flow");
+    assert!(per_flow <= 96, "{per_flow} bytes per IPv4 flow");
+    let t = FlowTable::<std::net::Ipv6Addr>::new(1 << 20, 1);
+    let per_flow = t.memory_bytes() / t.capacity();
+    const { assert!(ENTRY_BYTES_V6 == 128) };
+    assert!(per_flow <= 160, "{per_flow} bytes per IPv6 flow");
 }
 
 #[test]
@@ -239,7 +248,7 @@ fn retag_moves_a_live_flow_to_new_ids_and_generation() {
 
 #[test]
 fn passed_since_waits_for_every_worker() {
-    let t = FlowTable::new(16, 2);
+    let t = FlowTable::<Ipv4Addr>::new(16, 2);
     let then = t.epochs();
     assert!(!t.passed_since(&then));
     t.quiescent(0);

@@ -1,0 +1,213 @@
+//! The two address families behind one data path. Code above L3 (flow
+//! keys, the flow table, the rewrite, TCP and UDP) is written once over
+//! [`Family`]; what differs per family is here: the address type, the
+//! EtherType and header shape, how a key's addresses pack into the words
+//! the table stores, and how a next hop is remembered.
+//!
+//! A key's words are its addresses as they appear in the packet (source
+//! then destination, big-endian, 8 bytes a word), then one word of ports
+//! and protocol: `sport << 24 | dport << 8 | proto`, bits 40.. free for the
+//! table. Writing the address words back at [`Family::SRC`] rewrites both
+//! addresses; swapping their halves reverses the key.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::AtomicU64;
+
+/// IPv4, as a [`Family`].
+pub type V4 = Ipv4Addr;
+/// IPv6, as a [`Family`].
+pub type V6 = Ipv6Addr;
+
+/// An address family: implemented by its address type, so a key's type
+/// follows from its addresses.
+pub trait Family:
+    Copy + Eq + Ord + Hash + Debug + std::fmt::Display + Send + Sync + Into<IpAddr> + 'static
+{
+    /// True for IPv6.
+    const V6: bool;
+    /// EtherType of its packets.
+    const ETHERTYPE: u16;
+    /// Length of the fixed IP header.
+    const HEADER_LEN: usize;
+    /// Offset of the source address in the IP header (the destination
+    /// follows it).
+    const SRC: usize;
+    /// Offset of the TTL / hop limit in the IP header.
+    const TTL: usize;
+    /// The unspecified address.
+    const UNSPECIFIED: Self;
+    /// Words of a flow key: the address words, then the ports word.
+    type Words: Copy + Default + PartialEq + Eq + Debug + AsRef<[u64]> + AsMut<[u64]> + Send + Sync;
+    /// The same, as the atomics a table entry holds.
+    type Slots: Default + Debug + AsRef<[AtomicU64]> + Send + Sync;
+    /// Words the two addresses take.
+    const ADDR_WORDS: usize;
+
+    /// Writes `src` then `dst` into the address words.
+    fn pack(src: Self, dst: Self, w: &mut [u64]);
+    /// The (source, destination) of address words.
+    fn unpack(w: &[u64]) -> (Self, Self);
+    /// Address words of the reversed key: source and destination swap.
+    fn swap(w: &mut [u64]);
+    /// The address, if it is of this family.
+    fn from_ip(a: IpAddr) -> Option<Self>;
+    /// The address as 128 bits (IPv4 in the low 32): for prefixes.
+    fn bits(self) -> u128;
+    /// The address from the first bytes of `b`.
+    fn read(b: &[u8]) -> Self;
+
+    /// What an entry remembers of the next hop `nh` of packets rewritten
+    /// to destination `to`: IPv4 keeps the address; IPv6 (whose addresses
+    /// do not fit an entry of 128 bytes twice more) keeps whether it is
+    /// the family's gateway (1) or the destination itself, on link (0).
+    fn hop_code(nh: Self, to: Self) -> u32;
+    /// The next hop [`Family::hop_code`] encoded; `gateway` gives the
+    /// family's gateway when the code says so.
+    fn hop(code: u32, to: Self, gateway: impl FnOnce() -> Option<Self>) -> Self;
+}
+
+impl Family for Ipv4Addr {
+    const V6: bool = false;
+    const ETHERTYPE: u16 = 0x0800;
+    const HEADER_LEN: usize = 20;
+    const SRC: usize = 12;
+    const TTL: usize = 8;
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+    type Words = [u64; 2];
+    type Slots = [AtomicU64; 2];
+    const ADDR_WORDS: usize = 1;
+
+    #[inline]
+    fn pack(src: Self, dst: Self, w: &mut [u64]) {
+        w[0] = u64::from(u32::from(src)) << 32 | u64::from(u32::from(dst));
+    }
+    #[inline]
+    fn unpack(w: &[u64]) -> (Self, Self) {
+        (
+            Ipv4Addr::from((w[0] >> 32) as u32),
+            Ipv4Addr::from(w[0] as u32),
+        )
+    }
+    #[inline]
+    fn swap(w: &mut [u64]) {
+        w[0] = w[0].rotate_left(32);
+    }
+    #[inline]
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    #[inline]
+    fn bits(self) -> u128 {
+        u128::from(u32::from(self))
+    }
+    #[inline]
+    fn read(b: &[u8]) -> Self {
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+    #[inline]
+    fn hop_code(nh: Self, _to: Self) -> u32 {
+        u32::from(nh)
+    }
+    #[inline]
+    fn hop(code: u32, _to: Self, _gateway: impl FnOnce() -> Option<Self>) -> Self {
+        Ipv4Addr::from(code)
+    }
+}
+
+impl Family for Ipv6Addr {
+    const V6: bool = true;
+    const ETHERTYPE: u16 = 0x86dd;
+    const HEADER_LEN: usize = 40;
+    const SRC: usize = 8;
+    const TTL: usize = 7;
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+    type Words = [u64; 5];
+    type Slots = [AtomicU64; 5];
+    const ADDR_WORDS: usize = 4;
+
+    #[inline]
+    fn pack(src: Self, dst: Self, w: &mut [u64]) {
+        let (s, d) = (u128::from(src), u128::from(dst));
+        w[0] = (s >> 64) as u64;
+        w[1] = s as u64;
+        w[2] = (d >> 64) as u64;
+        w[3] = d as u64;
+    }
+    #[inline]
+    fn unpack(w: &[u64]) -> (Self, Self) {
+        let s = u128::from(w[0]) << 64 | u128::from(w[1]);
+        let d = u128::from(w[2]) << 64 | u128::from(w[3]);
+        (Ipv6Addr::from(s), Ipv6Addr::from(d))
+    }
+    #[inline]
+    fn swap(w: &mut [u64]) {
+        w.swap(0, 2);
+        w.swap(1, 3);
+    }
+    #[inline]
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+    #[inline]
+    fn bits(self) -> u128 {
+        u128::from(self)
+    }
+    #[inline]
+    fn read(b: &[u8]) -> Self {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[..16]);
+        Ipv6Addr::from(a)
+    }
+    #[inline]
+    fn hop_code(nh: Self, to: Self) -> u32 {
+        u32::from(nh != to)
+    }
+    #[inline]
+    fn hop(code: u32, to: Self, gateway: impl FnOnce() -> Option<Self>) -> Self {
+        if code == 0 {
+            to
+        } else {
+            gateway().unwrap_or(to)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<A: Family>(s: A, d: A) {
+        let mut w = A::Words::default();
+        A::pack(s, d, w.as_mut());
+        assert_eq!(A::unpack(w.as_ref()), (s, d));
+        A::swap(w.as_mut());
+        assert_eq!(A::unpack(w.as_ref()), (d, s));
+    }
+
+    #[test]
+    fn addresses_pack_and_swap() {
+        round_trip(Ipv4Addr::new(203, 0, 113, 1), Ipv4Addr::new(10, 0, 0, 11));
+        round_trip(
+            "2001:db8:1::100".parse::<Ipv6Addr>().unwrap(),
+            "2001:db8:2::11".parse::<Ipv6Addr>().unwrap(),
+        );
+    }
+
+    #[test]
+    fn v6_next_hop_is_on_link_or_the_gateway() {
+        let to: Ipv6Addr = "2001:db8:2::11".parse().unwrap();
+        let gw: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        assert_eq!(V6::hop(V6::hop_code(to, to), to, || Some(gw)), to);
+        assert_eq!(V6::hop(V6::hop_code(gw, to), to, || Some(gw)), gw);
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        assert_eq!(V4::hop(V4::hop_code(a, a), a, || None), a);
+    }
+}

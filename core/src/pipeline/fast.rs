@@ -1,0 +1,190 @@
+//! The established fast path, written once for both families: a tracked
+//! flow's packet is rewritten with the entry's precomputed rewrite (L3 per
+//! family, ports and the L4 checksum here) and sent to its next hop.
+
+use super::l3::{Ip, ETH};
+use super::l4::{self, field, rd16, wr16, L4, TCP, UDP};
+use super::{Context, Counters, Fate, Stat};
+use crate::family::Family;
+use crate::flow::{tcp, Delta, RawRewrite};
+use crate::neigh::PortIndex;
+use crate::wire::MacAddr;
+use std::net::Ipv4Addr;
+
+/// The burst's lookup pass: the flow of a frame whose key words are `w`
+/// and hash `h`.
+#[inline]
+pub(super) fn lookup<A: Ip>(cx: Context<'_>, w: &[u64], h: u64) -> Option<(u32, usize)> {
+    A::flows(&cx).lookup_words(&w[..=A::ADDR_WORDS], h)
+}
+
+/// The last next hop resolved in this burst: most of a burst's packets
+/// often go to one (the gateway, for replies). IPv4 next hops only.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NeighMemo {
+    key: u64,
+    mac: MacAddr,
+}
+
+impl Default for NeighMemo {
+    fn default() -> NeighMemo {
+        NeighMemo {
+            key: u64::MAX,
+            mac: MacAddr([0; 6]),
+        }
+    }
+}
+
+/// The fast path for a TCP or UDP packet of the flow the lookup pass found
+/// for it: the checks of the full path that can fail for such a packet,
+/// then [`forward`]. `None` when any check fails: the caller then runs the
+/// full path, which drops it with the reason.
+#[inline]
+pub(super) fn established<A: Ip>(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    found: (u32, usize),
+    memo: &mut NeighMemo,
+    c: &mut Counters,
+) -> Option<Fate> {
+    let mac = cx.dataplane.ports.get(usize::from(rx_port))?.mac;
+    let b = room.get(..len)?;
+    // `peek` saw an untagged frame of this family, not a fragment.
+    if b.len() < ETH + A::HEADER_LEN || b[..6] != mac.0 || b[6..12] == mac.0 {
+        return None;
+    }
+    let (hl, total) = A::fast_checks(b)?;
+    let proto = b[ETH + if A::V6 { 6 } else { 9 }];
+    if proto != TCP && proto != UDP {
+        return None;
+    }
+    let l4 = l4::parse(b, ETH + hl, total - hl, proto)?;
+    Some(forward::<A>(cx, found, room, len, hl, proto, l4, memo, c))
+}
+
+/// Rewrites a tracked flow's packet in place and sends it on. `hl` is the
+/// offset of the L4 header from the IP header.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn forward<A: Ip>(
+    cx: Context<'_>,
+    (idx, dir): (u32, usize),
+    room: &mut [u8],
+    len: usize,
+    hl: usize,
+    proto: u8,
+    l4: L4,
+    memo: &mut NeighMemo,
+    c: &mut Counters,
+) -> Fate {
+    let e = A::flows(&cx).entry(idx);
+    let ip = &mut room[ETH..];
+    if proto == TCP {
+        let s = e.tcp_state();
+        let n = tcp::next(s, dir, l4.flags);
+        if n != s {
+            e.set_tcp_state(s, n);
+        }
+        e.track_seq(dir, l4.seq_end);
+    }
+    e.touch(dir, cx.now);
+    let rw = e.raw_rewrite(dir);
+    let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
+    cx.traffic.count(e.rule(), dir, ip_len::<A>(ip), syn);
+    rewrite_headers::<A>(ip, hl, proto, &rw);
+    c.add(Stat::Forwarded, 1);
+    send(cx, room, len, &rw, memo)
+}
+
+/// The IP packet's length as its header says.
+#[inline]
+pub(super) fn ip_len<A: Family>(ip: &[u8]) -> usize {
+    if A::V6 {
+        40 + usize::from(rd16(ip, 4))
+    } else {
+        usize::from(rd16(ip, 2))
+    }
+}
+
+/// Writes addresses, TTL and ports, and updates the checksums by the
+/// precomputed deltas. `proto` 0: addresses only (a later fragment).
+#[inline]
+pub(super) fn rewrite_headers<A: Ip>(ip: &mut [u8], hl: usize, proto: u8, rw: &RawRewrite<A>) {
+    A::rewrite(ip, rw);
+    let l4 = &mut ip[hl..];
+    match proto {
+        TCP => {
+            l4[field::PORTS..4].copy_from_slice(&rw.ports.to_be_bytes());
+            let cs = rd16(l4, field::TCP_CSUM);
+            wr16(l4, field::TCP_CSUM, Delta::apply(cs, rw.delta.l4));
+        }
+        UDP => {
+            l4[field::PORTS..4].copy_from_slice(&rw.ports.to_be_bytes());
+            let cs = rd16(l4, field::UDP_CSUM);
+            if cs != 0 {
+                let n = Delta::apply(cs, rw.delta.l4);
+                wr16(l4, field::UDP_CSUM, if n == 0 { 0xffff } else { n });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Ethernet addresses for the rewrite's next hop, or a hold while control
+/// resolves it.
+#[inline]
+pub(super) fn send<A: Family>(
+    cx: Context<'_>,
+    room: &mut [u8],
+    len: usize,
+    rw: &RawRewrite<A>,
+    memo: &mut NeighMemo,
+) -> Fate {
+    let port = rw.egress;
+    let nh = rw.next_hop(|| cx.dataplane.gateway_of::<A>());
+    send_to(cx, room, len, port, nh, memo)
+}
+
+/// [`send`] to `nh` on `port`.
+#[inline]
+pub(super) fn send_to<A: Family>(
+    cx: Context<'_>,
+    room: &mut [u8],
+    len: usize,
+    port: PortIndex,
+    nh: A,
+    memo: &mut NeighMemo,
+) -> Fate {
+    let mac = cx.dataplane.ports[usize::from(port)].mac;
+    room[6..12].copy_from_slice(&mac.0);
+    let m = if A::V6 {
+        cx.neigh.lookup(port, nh.into())
+    } else {
+        let key = u64::from(port) << 32 | nh.bits() as u64;
+        if memo.key == key {
+            Some(memo.mac)
+        } else {
+            let m = cx.neigh.lookup_v4(port, Ipv4Addr::from(nh.bits() as u32));
+            if let Some(m) = m {
+                *memo = NeighMemo { key, mac: m };
+            }
+            m
+        }
+    };
+    match m {
+        Some(m) => {
+            room[0..6].copy_from_slice(&m.0);
+            Fate::Tx {
+                port,
+                len: len as u16,
+            }
+        }
+        None => Fate::Hold {
+            port,
+            next_hop: nh.into(),
+            len: len as u16,
+        },
+    }
+}

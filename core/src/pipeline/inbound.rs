@@ -1,0 +1,157 @@
+//! The miss path of inbound flows, written once for both families: a first
+//! packet to a frontend matches a service, passes the security rules,
+//! picks a member of the frontend's family and inserts the flow under both
+//! keys. What no inbound service takes goes to the outbound side.
+
+use super::l3::{Header, Ip, ETH};
+use super::l4::{self, L4, TCP};
+use super::{Context, Counters, DropReason, Stat};
+use crate::config::Direction;
+use crate::family::Family;
+use crate::flow::{tcp, FlowKey, NewFlow};
+use crate::neigh::PortIndex;
+use crate::wire::IpProtocol;
+
+/// What the flow part of the full path found for a packet: its flow
+/// (entry, direction of this packet) and L4 header.
+pub(super) type Tracked = ((u32, usize), L4);
+
+/// The flow a non-ICMP packet belongs to, created if it is the first
+/// packet of an inbound (or outbound) flow. `missed`: the burst's lookup
+/// pass found none. `Err` is the drop reason, or `None` for a probe reply.
+pub(super) fn track<A: Ip>(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &[u8],
+    h: &Header<A>,
+    owned: bool,
+    missed: bool,
+    c: &mut Counters,
+) -> Result<Tracked, Option<DropReason>> {
+    let first_fragment = h.frag.is_some();
+    let Some(l4) = l4::parse(room, ETH + h.l4, h.total - h.l4, h.proto) else {
+        return Err(Some(DropReason::L4Malformed));
+    };
+    if owned && h.proto == TCP && cx.dataplane.is_probe_reply(h.dst.into(), l4.dport) {
+        return Err(first_fragment.then_some(DropReason::Fragment));
+    }
+    let key = FlowKey {
+        src: h.src,
+        dst: h.dst,
+        sport: l4.sport,
+        dport: l4.dport,
+        proto: h.proto,
+    };
+    let found = if missed {
+        None
+    } else {
+        A::flows(&cx).lookup(&key)
+    };
+    let found = match found {
+        Some(found) => found,
+        // A frontend takes flows on whichever port they arrive (an internal
+        // frontend is often reached through a route via Sluice).
+        None => new_flow(cx, rx_port, &key, owned, first_fragment, l4, c).map_err(Some)?,
+    };
+    Ok((found, l4))
+}
+
+/// Creates the flow a first packet to a frontend asks for: service, TCP
+/// SYN, security rules, member, routes, insert. The state machine starts
+/// at SynSent, so the SYN itself then applies as no change.
+fn new_flow<A: Ip>(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    key: &FlowKey<A>,
+    owned: bool,
+    fragment: bool,
+    l4: L4,
+    c: &mut Counters,
+) -> Result<(u32, usize), DropReason> {
+    let proto = key.proto;
+    let Some((sid, svc)) = cx
+        .services
+        .lookup(key.dst.into(), IpProtocol::from(proto), key.dport)
+    else {
+        if fragment {
+            return Err(DropReason::Fragment);
+        }
+        return A::no_service(cx, rx_port, key, owned, &l4, c);
+    };
+    if fragment && !svc.ha_ports {
+        return Err(DropReason::Fragment);
+    }
+    if proto == TCP && l4.flags != tcp::Class::Syn {
+        return Err(DropReason::TcpNoFlow);
+    }
+    if !cx.services.security.allows(
+        Direction::Inbound,
+        key.src,
+        key.dst,
+        proto,
+        key.dport,
+        !svc.public,
+    ) {
+        return Err(DropReason::SecurityDeny);
+    }
+    let (member, maddr) = svc.pick(key).ok_or(DropReason::NoHealthyMember)?;
+    let maddr = A::from_ip(maddr).ok_or(DropReason::NoHealthyMember)?;
+    let bport = if svc.backend_port == 0 {
+        key.dport
+    } else {
+        svc.backend_port
+    };
+    let reply = FlowKey {
+        src: if svc.floating_ip { key.dst } else { maddr },
+        dst: key.src,
+        sport: bport,
+        dport: key.sport,
+        proto,
+    };
+    let (Some((p0, nh0)), Some((p1, nh1))) =
+        (cx.dataplane.route_of(maddr), cx.dataplane.route_of(key.src))
+    else {
+        return Err(DropReason::NoRoute);
+    };
+    let f = NewFlow {
+        key: [*key, reply],
+        egress: [p0, p1],
+        next_hop: [nh0, nh1],
+        state: if proto == TCP {
+            tcp::State::SynSent
+        } else {
+            tcp::State::Other
+        },
+        tcp_reset: svc.tcp_reset,
+        idle_timeout: svc.idle_timeout,
+        rule: sid,
+        member,
+        now: cx.now,
+        generation: cx.services.generation,
+        snat: false,
+    };
+    let idx = A::flows(&cx)
+        .insert(&f)
+        .map_err(|_| DropReason::FlowTableFull)?;
+    c.add(Stat::FlowsCreated, 1);
+    Ok((idx, 0))
+}
+
+/// Why an IPv6 packet no inbound service takes is dropped (IPv6 has no
+/// outbound SNAT yet): for Sluice with no service there, leaving the
+/// internal side with no outbound rule, or for no one.
+pub(super) fn not_forwarded<A: Family>(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    dst: A,
+    owned: bool,
+) -> DropReason {
+    let internal = cx.dataplane.ports[usize::from(rx_port)].role == crate::config::Role::Internal;
+    if owned {
+        DropReason::NoService
+    } else if internal && !cx.dataplane.is_internal(dst.into()) {
+        DropReason::EgressDenied
+    } else {
+        DropReason::NoRule
+    }
+}

@@ -1,0 +1,106 @@
+//! The full path per family: what the fast path did not take. Each
+//! family's prelude (ICMP, the IPv4 header checksum, fragments) is its own;
+//! the flow part ([`inbound::track`]) and the forward are shared.
+
+use super::fast::{forward, NeighMemo};
+use super::l3::{Ip, ETH};
+use super::{fragment, host, icmp_error, inbound, Context, Counters, DropReason, Fate, Slowpath};
+use crate::family::{V4, V6};
+use crate::neigh::PortIndex;
+use crate::wire::{icmpv4, ipv4};
+
+/// IPv4 that is not ARP: flows first, then new flows, then Sluice's own
+/// services (echo).
+pub(super) fn ipv4_input(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    c: &mut Counters,
+    missed: bool,
+) -> Fate {
+    let h = match V4::parse(&room[ETH..len]) {
+        Ok(h) => h,
+        Err(r) => return Fate::Drop(r),
+    };
+    let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);
+    if h.proto == V4::ICMP {
+        if owned && h.frag.is_some() {
+            return Fate::Drop(DropReason::Fragment);
+        }
+        let t = room.get(ETH + h.l4).copied().unwrap_or(0);
+        if h.frag.is_none() && icmpv4::Message::from(t).is_error() {
+            return icmp_error::icmpv4_error(cx, room, len, c);
+        }
+        if owned {
+            return host::ipv4_input(cx, rx_port, room, len, c);
+        }
+        // ICMP is never balanced, and outbound rules carry TCP and UDP.
+        return Fate::Drop(super::outbound::not_forwarded(
+            cx, rx_port, h.src, h.dst, false,
+        ));
+    }
+    if !ipv4::Packet::new_unchecked(&room[ETH..len]).verify_checksum() {
+        return Fate::Drop(DropReason::Ipv4BadChecksum);
+    }
+    // Checked once here for every forwarded packet (deferred fragments
+    // included), before any flow is created for it.
+    if h.ttl <= 1 {
+        return Fate::Drop(DropReason::TtlExceeded);
+    }
+    if let Some(f) = h.frag.filter(|f| !f.first) {
+        let key = (h.src, h.dst, h.proto, f.id as u16);
+        return fragment::later_fragment(cx, room, len, h.l4, key, c);
+    }
+    let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
+        Ok(t) => t,
+        Err(None) => return Fate::Probe,
+        Err(Some(r)) => return Fate::Drop(r),
+    };
+    if let Some(f) = h.frag {
+        // Fragments are forwarded on HA-ports rules only; the later ones
+        // follow this one's flow.
+        let (idx, dir) = found;
+        if !cx.services.is_ha(cx.flows.entry(idx).rule()) {
+            return Fate::Drop(DropReason::Fragment);
+        }
+        cx.frags
+            .record(h.src, h.dst, h.proto, f.id as u16, idx, dir, cx.now);
+    }
+    let memo = &mut NeighMemo::default();
+    forward::<V4>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+}
+
+/// IPv6 that is not neighbour discovery or echo for Sluice: flows first,
+/// then new flows. Extension headers are walked to the transport header.
+pub(super) fn ipv6_input<S: Slowpath>(
+    cx: Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    slow: &mut S,
+    c: &mut Counters,
+    missed: bool,
+) -> Fate {
+    let h = match V6::parse(&room[ETH..len]) {
+        Ok(h) => h,
+        Err(r) => return Fate::Drop(r),
+    };
+    if h.proto == V6::ICMP {
+        return host::ipv6_input(cx, rx_port, room, len, slow, c);
+    }
+    let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);
+    if h.ttl <= 1 {
+        return Fate::Drop(DropReason::TtlExceeded);
+    }
+    if h.frag.is_some() {
+        return Fate::Drop(DropReason::Fragment);
+    }
+    let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
+        Ok(t) => t,
+        Err(None) => return Fate::Probe,
+        Err(Some(r)) => return Fate::Drop(r),
+    };
+    let memo = &mut NeighMemo::default();
+    forward::<V6>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+}

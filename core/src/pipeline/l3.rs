@@ -1,0 +1,249 @@
+//! L3, per family: what the fast path and the full path read from an IPv4
+//! or IPv6 header, yielding a family-tagged [`Header`]; everything above it
+//! is written once over [`Ip`].
+
+use super::l4::{rd16, wr16, L4, TCP, UDP};
+use super::{Context, Counters, DropReason};
+use crate::family::{Family, V4, V6};
+use crate::flow::{hash_words, Delta, FlowKey, FlowTable, RawRewrite};
+use crate::neigh::PortIndex;
+use crate::wire::{checksum, ethernet, ipv4, ipv6, Error as WireError};
+
+pub(super) const ETH: usize = ethernet::HEADER_LEN;
+
+/// Offsets in the IPv4 header (the `wire` view's fields).
+mod v4 {
+    pub const TOTAL_LEN: usize = 2;
+    pub const FLAGS_FRAG: usize = 6;
+    pub const PROTOCOL: usize = 9;
+    pub const CSUM: usize = 10;
+}
+
+/// Offsets in the IPv6 header.
+mod v6 {
+    pub const PAYLOAD_LEN: usize = 4;
+    pub const NEXT_HEADER: usize = 6;
+}
+
+/// A fragment's place in its datagram.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frag {
+    /// The first fragment (offset 0).
+    pub(super) first: bool,
+    /// The datagram's identification.
+    pub(super) id: u32,
+}
+
+/// What the full path reads from an IP header of either family.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Header<A: Family> {
+    pub(super) src: A,
+    pub(super) dst: A,
+    /// The upper-layer protocol (after IPv6 extension headers).
+    pub(super) proto: u8,
+    pub(super) ttl: u8,
+    /// Offset of the upper-layer header from the IP header.
+    pub(super) l4: usize,
+    /// Bytes of IP packet (header included).
+    pub(super) total: usize,
+    /// Set when the packet is a fragment.
+    pub(super) frag: Option<Frag>,
+}
+
+/// A flow key read straight from a plain frame's bytes, and its hash. An
+/// IPv4 key is kept as its two [`FlowKey`] words; an IPv6 key's five words
+/// are read again from the frame (still in cache) when looked up, so the
+/// burst's array of these stays small.
+///
+/// [`FlowKey`]: crate::flow::FlowKey
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Peek {
+    pub(super) w: [u64; 2],
+    pub(super) h: u64,
+}
+
+/// One family's L3, as the per-packet code uses it.
+pub(super) trait Ip: Family {
+    /// The ICMP protocol number of the family.
+    const ICMP: u8;
+    /// The family's flow table.
+    fn flows<'a>(cx: &Context<'a>) -> &'a FlowTable<Self>;
+    /// The key words of a plain TCP/UDP frame of this family (not a
+    /// fragment, no extension header) for the burst's lookup pass, and
+    /// their hash.
+    fn peek(b: &[u8]) -> Option<([u64; 5], u64)>;
+    /// The fast path's checks of a frame `peek` accepted: (header length,
+    /// IP total length), or `None` when the full path must decide.
+    fn fast_checks(b: &[u8]) -> Option<(usize, usize)>;
+    /// The full path's parse of the IP packet `ip`.
+    fn parse(ip: &[u8]) -> Result<Header<Self>, DropReason>;
+    /// Writes the addresses and TTL / hop limit of `rw` (and, IPv4, its
+    /// header checksum).
+    fn rewrite(ip: &mut [u8], rw: &RawRewrite<Self>);
+    /// A new flow no inbound service takes: outbound SNAT, a cone reply,
+    /// or the drop that says why not.
+    fn no_service(
+        cx: Context<'_>,
+        rx_port: PortIndex,
+        key: &FlowKey<Self>,
+        owned: bool,
+        l4: &L4,
+        c: &mut Counters,
+    ) -> Result<(u32, usize), DropReason>;
+}
+
+#[inline]
+fn key_words<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<([u64; 5], u64)> {
+    let mut w = [0u64; 5];
+    let at = ETH + A::SRC;
+    for (i, x) in w.iter_mut().take(A::ADDR_WORDS).enumerate() {
+        *x = u64::from_be_bytes(b.get(at + 8 * i..at + 8 * i + 8)?.try_into().ok()?);
+    }
+    let ports = match proto {
+        TCP | UDP => u64::from(super::l4::rd32(b.get(..l4 + 4)?, l4)),
+        _ => 0,
+    };
+    w[A::ADDR_WORDS] = ports << 8 | u64::from(proto);
+    let h = hash_words(&w[..=A::ADDR_WORDS]);
+    Some((w, h))
+}
+
+impl Ip for V4 {
+    const ICMP: u8 = 1;
+
+    #[inline]
+    fn flows<'a>(cx: &Context<'a>) -> &'a FlowTable<V4> {
+        cx.flows
+    }
+
+    #[inline]
+    fn peek(b: &[u8]) -> Option<([u64; 5], u64)> {
+        if b.len() < ETH + 20 || b[12] != 0x08 || b[13] != 0x00 || b[ETH] >> 4 != 4 {
+            return None;
+        }
+        if rd16(b, ETH + v4::FLAGS_FRAG) & 0x3fff != 0 {
+            return None;
+        }
+        let hl = usize::from(b[ETH] & 0x0f) * 4;
+        key_words::<V4>(b, ETH + hl, b[ETH + v4::PROTOCOL])
+    }
+
+    #[inline]
+    fn fast_checks(b: &[u8]) -> Option<(usize, usize)> {
+        let hl = usize::from(b[ETH] & 0x0f) * 4;
+        let total = usize::from(rd16(b, ETH + v4::TOTAL_LEN));
+        if hl < 20 || total < hl || ETH + total > b.len() || b[ETH + V4::TTL] <= 1 {
+            return None;
+        }
+        if checksum::checksum(&b[ETH..ETH + hl]) != 0 {
+            return None;
+        }
+        Some((hl, total))
+    }
+
+    fn parse(ip: &[u8]) -> Result<Header<V4>, DropReason> {
+        let p = ipv4::Packet::new_checked(ip).map_err(|_| DropReason::Ipv4Malformed)?;
+        let frag = p.is_fragment().then(|| Frag {
+            first: p.frag_offset() == 0,
+            id: u32::from(p.ident()),
+        });
+        Ok(Header {
+            src: p.src_addr(),
+            dst: p.dst_addr(),
+            proto: ip[v4::PROTOCOL],
+            ttl: p.ttl(),
+            l4: p.header_len(),
+            total: usize::from(p.total_len()),
+            frag,
+        })
+    }
+
+    #[inline]
+    fn rewrite(ip: &mut [u8], rw: &RawRewrite<V4>) {
+        ip[V4::SRC..V4::SRC + 8].copy_from_slice(&rw.addrs[0].to_be_bytes());
+        ip[V4::TTL] -= 1;
+        let cs = rd16(ip, v4::CSUM);
+        wr16(ip, v4::CSUM, Delta::apply(cs, rw.delta.ip));
+    }
+
+    fn no_service(
+        cx: Context<'_>,
+        rx_port: PortIndex,
+        key: &FlowKey<V4>,
+        owned: bool,
+        l4: &L4,
+        c: &mut Counters,
+    ) -> Result<(u32, usize), DropReason> {
+        super::outbound::no_service(cx, rx_port, key, owned, l4, c)
+    }
+}
+
+impl Ip for V6 {
+    const ICMP: u8 = 58;
+
+    #[inline]
+    fn flows<'a>(cx: &Context<'a>) -> &'a FlowTable<V6> {
+        cx.flows6
+    }
+
+    #[inline]
+    fn peek(b: &[u8]) -> Option<([u64; 5], u64)> {
+        if b.len() < ETH + 40 || b[12] != 0x86 || b[13] != 0xdd || b[ETH] >> 4 != 6 {
+            return None;
+        }
+        let proto = b[ETH + v6::NEXT_HEADER];
+        if proto != TCP && proto != UDP {
+            return None;
+        }
+        key_words::<V6>(b, ETH + 40, proto)
+    }
+
+    #[inline]
+    fn fast_checks(b: &[u8]) -> Option<(usize, usize)> {
+        let total = 40 + usize::from(rd16(b, ETH + v6::PAYLOAD_LEN));
+        if ETH + total > b.len() || b[ETH + V6::TTL] <= 1 {
+            return None;
+        }
+        Some((40, total))
+    }
+
+    fn parse(ip: &[u8]) -> Result<Header<V6>, DropReason> {
+        let p = ipv6::Packet::new_checked(ip).map_err(|_| DropReason::Ipv6Malformed)?;
+        let ul = p.upper_layer().map_err(|e| match e {
+            WireError::Malformed => DropReason::Ipv6ExtHeaders,
+            _ => DropReason::Ipv6Malformed,
+        })?;
+        Ok(Header {
+            src: p.src_addr(),
+            dst: p.dst_addr(),
+            proto: u8::from(ul.protocol),
+            ttl: p.hop_limit(),
+            l4: ul.offset,
+            total: p.total_len(),
+            frag: ul.fragment.map(|f| Frag {
+                first: f.offset == 0,
+                id: f.ident,
+            }),
+        })
+    }
+
+    #[inline]
+    fn rewrite(ip: &mut [u8], rw: &RawRewrite<V6>) {
+        for (i, w) in rw.addrs[..V6::ADDR_WORDS].iter().enumerate() {
+            let at = V6::SRC + 8 * i;
+            ip[at..at + 8].copy_from_slice(&w.to_be_bytes());
+        }
+        ip[V6::TTL] -= 1;
+    }
+
+    fn no_service(
+        cx: Context<'_>,
+        rx_port: PortIndex,
+        key: &FlowKey<V6>,
+        owned: bool,
+        _l4: &L4,
+        _c: &mut Counters,
+    ) -> Result<(u32, usize), DropReason> {
+        Err(super::inbound::not_forwarded(cx, rx_port, key.dst, owned))
+    }
+}

@@ -1,0 +1,95 @@
+//! Control's work on the flow tables, once per family: carrying flows over
+//! a reload, moving UDP flows off members that went down, ageing, and
+//! returning entries for reuse after their grace period.
+
+use crate::family::Family;
+use crate::flow::age::{self, Ager};
+use crate::flow::{FlowInfo, FlowTable, Reclaimer};
+use crate::lb::{Carry, Services};
+
+/// The state of that work for one family's table.
+#[derive(Debug)]
+pub(super) struct TableWork<A: Family> {
+    ager: Ager,
+    reclaimer: Reclaimer,
+    /// Established flows of `tcp_reset` rules that ended (idle or by a
+    /// reload) and want a RST at both ends; drained by control.
+    pub(super) resets: Vec<FlowInfo<A>>,
+}
+
+impl<A: Family> Default for TableWork<A> {
+    fn default() -> Self {
+        TableWork {
+            ager: Ager::new(),
+            reclaimer: Reclaimer::new(),
+            resets: Vec::new(),
+        }
+    }
+}
+
+impl<A: Family> TableWork<A> {
+    /// Moves each flow of the old snapshot to its new rule and member ids,
+    /// or ends it. Returns the flows ended.
+    pub(super) fn carry(&mut self, t: &FlowTable<A>, carry: &Carry, generation: bool) -> u64 {
+        let mut ended = 0;
+        for idx in 0..t.high_water() {
+            let Some(f) = t.info(idx) else {
+                continue;
+            };
+            if f.generation == generation {
+                continue; // created by the new snapshot
+            }
+            match carry.get(f.rule, f.member) {
+                Some((rule, member)) => t.retag(idx, rule, member, generation),
+                None => {
+                    if self.reclaimer.remove(t, idx) {
+                        ended += 1;
+                        if age::wants_reset(&f) {
+                            self.resets.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        ended
+    }
+
+    /// Ends the UDP flows of members that may not take new flows, when
+    /// their rule has a member that may. Returns the flows ended.
+    pub(super) fn move_udp(&mut self, t: &FlowTable<A>, services: &Services) -> u64 {
+        let mut moved = 0;
+        for idx in 0..t.high_water() {
+            let Some(f) = t.info(idx) else {
+                continue;
+            };
+            if f.snat || f.key[0].proto != 17 || f.generation != services.generation {
+                continue;
+            }
+            let Some(s) = services.services.get(usize::from(f.rule)) else {
+                continue;
+            };
+            let down = s.eligible.get(usize::from(f.member)) == Some(&false);
+            if down && s.maglev.is_some() && self.reclaimer.remove(t, idx) {
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Visits `budget` entries, removing flows idle past their timeout.
+    /// Returns the flows removed.
+    pub(super) fn age(&mut self, t: &FlowTable<A>, ms: u32, scale: u32, budget: u32) -> usize {
+        let resets = &mut self.resets;
+        self.ager
+            .sweep(t, &mut self.reclaimer, ms, scale, budget, |f| {
+                if age::wants_reset(f) {
+                    resets.push(*f);
+                }
+            })
+    }
+
+    /// Frees the entries whose grace period is over; returns how many.
+    pub(super) fn reclaim(&mut self, t: &FlowTable<A>) -> usize {
+        self.reclaimer.poll(t)
+    }
+}
