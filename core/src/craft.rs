@@ -18,8 +18,9 @@ pub const EXAMPLE_EXT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 pub const EXAMPLE_INT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 
 /// The two-port setup unit tests, benchmarks, fuzz targets and profiles
-/// share: external 203.0.113.1/24 + 2001:db8:1::1/64 with gateway
-/// 203.0.113.254 and public frontend 203.0.113.10; internal 10.0.0.1/24.
+/// share: external 203.0.113.1/24 + 2001:db8:1::1/64 with gateways
+/// 203.0.113.254 and 2001:db8:1::fe and public frontend 203.0.113.10;
+/// internal 10.0.0.1/24 + 2001:db8:2::1/64.
 pub const EXAMPLE_CONFIG: &str = r#"
 [dpdk]
 eal_args = ["-l", "0-1"]
@@ -28,12 +29,12 @@ name = "ext"
 device = 0
 role = "external"
 addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
-gateway = "203.0.113.254"
+gateway = ["203.0.113.254", "2001:db8:1::fe"]
 [[port]]
 name = "int"
 device = 1
 role = "internal"
-addresses = ["10.0.0.1/24"]
+addresses = ["10.0.0.1/24", "2001:db8:2::1/64"]
 [[frontend]]
 name = "web"
 address = "203.0.113.10"
@@ -106,6 +107,75 @@ protocol = "udp"
 destination_ports = "53"
 "#;
 
+/// IPv6 rules over the same ports: a public frontend 2001:db8:1::10 with
+/// TCP 80 -> 8080 and UDP 53, an internal HA-ports frontend
+/// 2001:db8:2::100, over a pool of a dual-stack member (d1: 10.0.0.21 and
+/// 2001:db8:2::21), an IPv6-only one (d2) and an IPv4-only one (d3), and
+/// security rules allowing TCP 80 and UDP 53 to the frontend.
+pub const LB6_CONFIG: &str = r#"
+[[frontend]]
+name = "web6"
+address = "2001:db8:1::10"
+kind = "public"
+[[frontend]]
+name = "ilb6"
+address = "2001:db8:2::100"
+kind = "internal"
+[[pool]]
+name = "pool6"
+members = [
+  { addresses = ["10.0.0.21", "2001:db8:2::21"], name = "d1" },
+  { address = "2001:db8:2::22", name = "d2" },
+  { address = "10.0.0.23", name = "d3" },
+]
+[[lb_rule]]
+name = "http6"
+frontend = "web6"
+protocol = "tcp"
+frontend_port = 80
+backend_port = 8080
+pool = "pool6"
+tcp_reset = true
+[[lb_rule]]
+name = "dns6"
+frontend = "web6"
+protocol = "udp"
+frontend_port = 53
+backend_port = 53
+pool = "pool6"
+[[lb_rule]]
+name = "ha6"
+frontend = "ilb6"
+protocol = "all"
+frontend_port = 0
+backend_port = 0
+pool = "pool6"
+[[security_rule]]
+name = "allow-web6"
+priority = 200
+direction = "inbound"
+action = "allow"
+source = "::/0"
+destination = "2001:db8:1::10/128"
+protocol = "tcp"
+destination_ports = "80"
+[[security_rule]]
+name = "allow-dns6"
+priority = 210
+direction = "inbound"
+action = "allow"
+source = "::/0"
+destination = "2001:db8:1::10/128"
+protocol = "udp"
+destination_ports = "53"
+"#;
+
+/// [`EXAMPLE_CONFIG`], [`LB_CONFIG`] and [`LB6_CONFIG`], checked.
+pub fn lb6_config() -> Config {
+    Config::from_toml_str(&format!("{EXAMPLE_CONFIG}{LB_CONFIG}{LB6_CONFIG}"))
+        .expect("LB6_CONFIG is valid")
+}
+
 /// [`EXAMPLE_CONFIG`] followed by [`LB_CONFIG`], checked.
 pub fn lb_config() -> Config {
     Config::from_toml_str(&format!("{EXAMPLE_CONFIG}{LB_CONFIG}")).expect("LB_CONFIG is valid")
@@ -138,13 +208,24 @@ impl Example {
     pub fn lb(capacity: u32) -> Example {
         Example::from_config(&lb_config(), capacity)
     }
+    /// [`EXAMPLE_CONFIG`] + [`LB_CONFIG`] + [`LB6_CONFIG`].
+    pub fn lb6(capacity: u32) -> Example {
+        Example::from_config(&lb6_config(), capacity)
+    }
     /// [`Example::lb`] plus an outbound rule (TCP and UDP, 4-minute idle
     /// timeout, no reset) over `workers` workers: b1 (10.0.0.11) has 8
     /// ports on 203.0.113.10 from 1024, b2 (10.0.0.12) 16 from 1032; b3 has
     /// none.
     pub fn lb_snat(capacity: u32, workers: usize) -> Example {
+        Example::lb(capacity).with_snat(workers)
+    }
+    /// [`Example::lb_snat`] with the IPv6 rules of [`LB6_CONFIG`] too.
+    pub fn lb6_snat(capacity: u32, workers: usize) -> Example {
+        Example::lb6(capacity).with_snat(workers)
+    }
+    fn with_snat(mut self, workers: usize) -> Example {
         use crate::lb::snat::{Run, Snat, SnatRule};
-        let mut ex = Example::lb(capacity);
+        let ex = &mut self;
         let run = |start, len| Run {
             address: Ipv4Addr::new(203, 0, 113, 10),
             start,
@@ -164,7 +245,7 @@ impl Example {
             ],
             workers,
         ));
-        ex
+        self
     }
     /// A data plane, services (no SNAT) and a table of `capacity` flows for
     /// `cfg`.
@@ -501,6 +582,31 @@ pub fn tcp_ip(
 ) -> Vec<u8> {
     let t = tcp_segment(src, dst, flags, seq_ack, data);
     ip_frame(src_mac, dst_mac, src.0, dst.0, IpProtocol::Tcp, &t)
+}
+
+/// `frame` (an IPv6 frame without extension headers) with the extension
+/// headers `ext` inserted after its fixed header: each `(next header
+/// number of this header, its bytes)`, the first byte of each rewritten to
+/// chain them; payload length fixed. L4 checksums do not cover extension
+/// headers, so they stay valid.
+pub fn with_ext_headers(frame: &[u8], ext: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let at = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+    let plen = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+    let upper = frame[ethernet::HEADER_LEN + 6];
+    let mut v = frame[..at].to_vec();
+    let mut added = 0;
+    for (i, (_, h)) in ext.iter().enumerate() {
+        let mut h = h.clone();
+        h[0] = ext.get(i + 1).map_or(upper, |n| n.0);
+        added += h.len();
+        v.extend_from_slice(&h);
+    }
+    v.extend_from_slice(&frame[at..at + plen]);
+    if let Some((first, _)) = ext.first() {
+        v[ethernet::HEADER_LEN + 6] = *first;
+    }
+    v[18..20].copy_from_slice(&((plen + added) as u16).to_be_bytes());
+    pad(v)
 }
 
 /// UDP datagram with a valid checksum.

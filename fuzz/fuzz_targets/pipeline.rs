@@ -1,4 +1,4 @@
-//! The whole pipeline (inbound rules and outbound SNAT) on one arbitrary
+//! The whole pipeline (inbound rules of both families and outbound SNAT) on one arbitrary
 //! frame received on either port: no panic, and exactly one fate counted
 //! for it.
 #![no_main]
@@ -20,7 +20,7 @@ impl Slowpath for Sink {
 
 fn example() -> &'static craft::Example {
     static EX: OnceLock<craft::Example> = OnceLock::new();
-    EX.get_or_init(|| craft::Example::lb_snat(1 << 16, 1))
+    EX.get_or_init(|| craft::Example::lb6_snat(1 << 16, 1))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -2,9 +2,11 @@
 """Servers and clients the lab tests run in namespaces.
 
   http PORT NAME             HTTP: every GET answers "NAME CLIENT_ADDR\n"
+                             (on IPv4 and, from a second socket, IPv6)
   udp PORT NAME [MTU ADDR]   UDP: answers "NAME CLIENT_ADDR LEN"; with MTU,
                              also sends the client an ICMP "fragmentation
                              needed" quoting the datagram it got at ADDR
+                             (IPv4; without MTU, IPv6 is answered too)
   many NAME PORT...          HTTP and UDP (as above) on every PORT
   hold PORT OUT              TCP: accepts one connection, waits; writes
                              "reset", "closed" or "timeout" to OUT
@@ -47,7 +49,16 @@ def http(port, name):
         def log_message(self, *a):
             pass
 
+    class V6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            super().server_bind()
+
     ThreadingHTTPServer.daemon_threads = True
+    v6 = V6(("::", port), H)
+    threading.Thread(target=v6.serve_forever, daemon=True).start()
     ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
 
 
@@ -84,7 +95,18 @@ def frag_needed(me, client, cport, port, data, mtu):
     s.sendto(icmp, (client, 0))
 
 
+def udp6(port, name):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::", port))
+    while True:
+        data, peer = s.recvfrom(65535)
+        s.sendto(f"{name} {peer[0]} {len(data)}\n".encode(), peer)
+
+
 def udp(port, name, mtu=None, my_addr=None):
+    if not mtu:
+        threading.Thread(target=udp6, args=(port, name), daemon=True).start()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
     while True:

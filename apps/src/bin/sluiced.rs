@@ -220,7 +220,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         }
     }
     for (pi, p) in cfg.ports.iter().enumerate() {
-        if let Some(gw) = p.gateway {
+        for &gw in &p.gateways {
             control.resolve(pi as u16, gw);
         }
     }

@@ -103,11 +103,25 @@ pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<P
                 ),
             }
         }
-        let gateway = p
-            .gateway
-            .as_deref()
-            .and_then(|g| address(ctx, &obj, "gateway", g));
-        if let Some(g) = gateway {
+        let given = match &p.gateway {
+            None => Vec::new(),
+            Some(raw::OneOrMany::One(g)) => vec![g.clone()],
+            Some(raw::OneOrMany::Many(list)) => list.clone(),
+        };
+        let mut gateways: Vec<IpAddr> = Vec::new();
+        for g in given {
+            let Some(g) = address(ctx, &obj, "gateway", &g) else {
+                continue;
+            };
+            if gateways.iter().any(|o| o.is_ipv4() == g.is_ipv4()) {
+                ctx.err(
+                    &obj,
+                    "gateway",
+                    format!("{g}: at most one gateway per family"),
+                );
+                continue;
+            }
+            gateways.push(g);
             if !addresses.iter().any(|n| n.contains(&g) && n.addr() != g) {
                 ctx.err(
                     &obj,
@@ -134,7 +148,7 @@ pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<P
             device,
             role,
             addresses,
-            gateway,
+            gateways,
             mtu,
             rx_queues,
         });

@@ -39,7 +39,7 @@ pub struct Port {
     pub role: String,
     #[serde(default)]
     pub addresses: Vec<String>,
-    pub gateway: Option<String>,
+    pub gateway: Option<OneOrMany>,
     #[serde(default = "default_mtu")]
     pub mtu: i64,
     #[serde(default = "one")]
@@ -50,6 +50,14 @@ fn default_mtu() -> i64 {
 }
 fn one() -> i64 {
     1
+}
+
+/// One string, or a list of them (`gateway`: one per family).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A DPDK device name or a port id.

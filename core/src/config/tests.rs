@@ -264,3 +264,44 @@ fn missing_dpdk_section() {
         .0;
     assert!(has(&e, "[dpdk]", "eal_args"), "{e:#?}");
 }
+
+#[test]
+fn dual_stack_members_and_gateways() {
+    let ok = Config::from_toml_str(&format!(
+        "{}\n{}",
+        MINIMAL.replace(
+            "addresses = [\"10.0.0.1/24\"]",
+            "addresses = [\"10.0.0.1/24\", \"2001:db8:2::1/64\"]\ngateway = [\"10.0.0.254\", \"2001:db8:2::fe\"]"
+        ),
+        "[[pool]]\nname = \"p\"\nmembers = [{ addresses = [\"10.0.0.11\", \"2001:db8:2::11\"], name = \"m\" }]\n"
+    ))
+    .unwrap();
+    let m = &ok.pools[0].members[0];
+    assert_eq!(m.address, "10.0.0.11".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(m.address_of(true), Some("2001:db8:2::11".parse().unwrap()));
+    assert_eq!(ok.ports[1].gateways.len(), 2);
+    let e = errors(
+        r#"
+[[pool]]
+name = "p"
+members = [
+  { addresses = ["10.0.0.11", "10.0.0.12"], name = "two-v4" },
+  { address = "10.0.0.13", addresses = ["2001:db8:2::13"], name = "both-keys" },
+  { name = "none" },
+]
+"#,
+    );
+    assert!(has(&e, "pool \"p\" member two-v4", "addresses"), "{e:#?}");
+    assert!(
+        has(&e, "pool \"p\" member both-keys", "addresses"),
+        "{e:#?}"
+    );
+    assert!(has(&e, "pool \"p\" member none", "address"), "{e:#?}");
+    let e = Config::from_toml_str(&MINIMAL.replace(
+        "addresses = [\"10.0.0.1/24\"]",
+        "addresses = [\"10.0.0.1/24\"]\ngateway = [\"10.0.0.254\", \"10.0.0.253\"]",
+    ))
+    .unwrap_err()
+    .0;
+    assert!(has(&e, "port \"int\"", "gateway"), "{e:#?}");
+}

@@ -89,8 +89,9 @@ pub struct Port {
     pub role: Role,
     /// Own addresses with their prefixes.
     pub addresses: Vec<IpNet>,
-    /// Next hop for destinations off every port's subnets.
-    pub gateway: Option<IpAddr>,
+    /// Next hops for destinations off every port's subnets: at most one
+    /// per family.
+    pub gateways: Vec<IpAddr>,
     /// MTU.
     pub mtu: u16,
     /// RX queues (RSS).

@@ -266,3 +266,63 @@ fn every_member_down_admits_no_new_flows_or_uses_all_with_all_up() {
     }
     assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
 }
+
+#[test]
+fn an_ipv6_rule_needs_a_pool_member_of_its_family() {
+    let text = format!(
+        "{}{}[[frontend]]\nname = \"v6\"\naddress = \"2001:db8:1::20\"\nkind = \"public\"\n\
+         [[lb_rule]]\nname = \"six\"\nfrontend = \"v6\"\nprotocol = \"tcp\"\n\
+         frontend_port = 80\nbackend_port = 80\npool = \"web-pool\"\n",
+        crate::craft::EXAMPLE_CONFIG,
+        crate::craft::LB_CONFIG
+    );
+    let cfg = Config::from_toml_str(&text).unwrap();
+    let errs = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        (errs[0].object.as_str(), errs[0].field.as_str()),
+        ("lb_rule \"six\"", "pool")
+    );
+    assert!(errs[0].reason.contains("IPv6"), "{}", errs[0].reason);
+}
+
+#[test]
+fn a_dual_stack_member_is_one_member_for_both_families() {
+    let cfg = crate::craft::lb6_config();
+    let s = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap();
+    let six = |s: &Services| {
+        s.lookup("2001:db8:1::10".parse().unwrap(), IpProtocol::Tcp, 80)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let http6 = six(&s);
+    let d1: IpAddr = "2001:db8:2::21".parse().unwrap();
+    assert_eq!(http6.members[0], d1, "d1 by its IPv6 address");
+    assert_eq!(
+        http6.eligible,
+        [true, true, false],
+        "d3 has no IPv6 address"
+    );
+    // d1 drained (admin down, as sluicectl drain publishes it): no new flows
+    // of either family; the v4 pool of the same member index says so too.
+    let mut drained = cfg.clone();
+    let p = drained
+        .pools
+        .iter()
+        .position(|p| p.name == "pool6")
+        .unwrap();
+    drained.pools[p].members[0].admin_state = AdminState::Down;
+    let s = Services::compile(&drained, &|_, _| true, &BTreeMap::new()).unwrap();
+    assert_eq!(six(&s).eligible, [false, true, false]);
+    for sport in 0..500u16 {
+        let k = FlowKey {
+            src: "2001:db8:99::7".parse::<Ipv6Addr>().unwrap(),
+            dst: "2001:db8:1::10".parse().unwrap(),
+            sport,
+            dport: 80,
+            proto: 6,
+        };
+        assert_eq!(six(&s).pick(&k).unwrap().0, 1, "only d2");
+    }
+}

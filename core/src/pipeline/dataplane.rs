@@ -117,10 +117,11 @@ impl Dataplane {
                     .collect(),
                 nets: p.addresses.clone(),
             });
-            match p.gateway {
-                Some(g @ IpAddr::V4(_)) => gateway_v4 = Some((i as PortIndex, g)),
-                Some(g @ IpAddr::V6(_)) => gateway_v6 = Some((i as PortIndex, g)),
-                None => {}
+            for &g in &p.gateways {
+                match g {
+                    IpAddr::V4(_) => gateway_v4 = Some((i as PortIndex, g)),
+                    IpAddr::V6(_) => gateway_v6 = Some((i as PortIndex, g)),
+                }
             }
         }
         let internal_nets = cfg

@@ -295,3 +295,6 @@ mod tests;
 
 #[cfg(test)]
 mod forward_tests;
+
+#[cfg(test)]
+mod v6_tests;

@@ -478,9 +478,20 @@ fn echo_v6_is_answered() {
 /// frame lands in exactly one counter.
 #[test]
 fn random_and_mangled_frames_are_all_accounted_for() {
-    let ex = craft::Example::lb(4096);
+    let ex = craft::Example::lb6(4096);
     let neigh = resolved(EXT, "203.0.113.100", CLIENT_MAC);
     let cx = ex.cx(&neigh, 0);
+    let syn6 = craft::tcp_ip(
+        CLIENT_MAC,
+        EXT_MAC,
+        (v6("2001:db8:1::100").into(), 1),
+        (v6("2001:db8:1::10").into(), 80),
+        tcp::Flags::SYN,
+        (0, 0),
+        &[],
+    );
+    let opts = vec![0u8, 0, 1, 4, 0, 0, 0, 0];
+    let frag = vec![0u8, 0, 0, 8, 0, 0, 0, 7];
     let seeds = [
         craft::arp_request(CLIENT_MAC, v4("203.0.113.100"), v4("203.0.113.1")),
         craft::echo_request_v4(
@@ -510,6 +521,17 @@ fn random_and_mangled_frames_are_all_accounted_for() {
             tcp::Flags::SYN,
             0,
             0,
+        ),
+        syn6.clone(),
+        craft::with_ext_headers(&syn6, &[(0, opts.clone()), (43, opts.clone())]),
+        craft::with_ext_headers(&syn6, &[(60, opts.clone()), (44, frag.clone())]),
+        craft::with_ext_headers(&syn6, &vec![(60, opts.clone()); 9]),
+        craft::udp_ip(
+            CLIENT_MAC,
+            EXT_MAC,
+            (v6("2001:db8:1::100").into(), 5353),
+            (v6("2001:db8:1::10").into(), 53),
+            b"q",
         ),
     ];
     let mut rng = SmallRng::seed_from_u64(0x5eed);
@@ -566,6 +588,10 @@ fn random_and_mangled_frames_are_all_accounted_for() {
         c.stat(Stat::ToTx) > 0 && c.total_drops() > 0,
         "the mix exercises both outcomes"
     );
+    assert!(!ex.flows6.is_empty(), "IPv6 frames made flows");
+    for r in [DropReason::Ipv6ExtHeaders, DropReason::Fragment] {
+        assert!(c.dropped(r) > 0, "{} counted", r.name());
+    }
 }
 
 #[test]

@@ -1,0 +1,298 @@
+//! IPv6 through the same data path: frames built by `craft`, sent through
+//! `process` / `process_burst` with the IPv6 example rules, checked field
+//! by field with full checksum recomputation.
+
+use super::*;
+use crate::craft::{self, Example};
+use crate::neigh::NeighView;
+use crate::wire::{checksum, ipv6, tcp, udp, MacAddr};
+use std::net::{IpAddr, Ipv6Addr};
+
+const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
+const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
+const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
+const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
+const EXT: PortIndex = 0;
+const INT: PortIndex = 1;
+
+fn ip(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+fn member_mac(a: Ipv6Addr) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 6, a.octets()[15]])
+}
+fn frontend() -> (IpAddr, u16) {
+    (IpAddr::V6(ip("2001:db8:1::10")), 80)
+}
+
+fn neigh() -> NeighView {
+    let mut v = vec![
+        (EXT, IpAddr::V6(ip("2001:db8:1::fe")), GW_MAC),
+        (EXT, IpAddr::V6(ip("2001:db8:1::100")), CLIENT_MAC),
+    ];
+    for m in ["2001:db8:2::21", "2001:db8:2::22"] {
+        v.push((INT, IpAddr::V6(ip(m)), member_mac(ip(m))));
+    }
+    for m in 11..=13 {
+        v.push((
+            INT,
+            IpAddr::V4([10, 0, 0, m].into()),
+            MacAddr([2, 0, 0, 0, 1, m]),
+        ));
+    }
+    NeighView::with_entries(v)
+}
+
+struct Nop;
+impl Slowpath for Nop {
+    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
+        true
+    }
+}
+
+fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> (Fate, Vec<u8>, Counters) {
+    let n = neigh();
+    let len = frame.len();
+    let mut room = frame;
+    room.resize(2048, 0);
+    let mut c = Counters::default();
+    let fate = process(ex.cx(&n, 7), port, &mut room, len, &mut Nop, &mut c);
+    room.truncate(len);
+    (fate, room, c)
+}
+
+/// (source, source port, destination, destination port, hop limit) of an
+/// IPv6 TCP/UDP frame without extension headers, asserting its checksum.
+fn parsed(f: &[u8]) -> (Ipv6Addr, u16, Ipv6Addr, u16, u8) {
+    let p = ipv6::Packet::new_checked(&f[14..]).unwrap();
+    let (s, d) = (p.src_addr(), p.dst_addr());
+    let ul = p.upper_layer().unwrap();
+    let l4 = &f[14 + ul.offset..14 + p.total_len()];
+    let proto = u8::from(ul.protocol);
+    let pseudo = checksum::pseudo_header_v6(s, d, proto, l4.len() as u32);
+    match proto {
+        6 => {
+            let t = tcp::Packet::new_checked(l4).unwrap();
+            assert!(t.verify_checksum(pseudo), "TCP checksum");
+            (s, t.src_port(), d, t.dst_port(), p.hop_limit())
+        }
+        17 => {
+            let u = udp::Packet::new_checked(l4).unwrap();
+            assert!(u.verify_checksum(pseudo), "UDP checksum");
+            (s, u.src_port(), d, u.dst_port(), p.hop_limit())
+        }
+        _ => panic!("not TCP or UDP"),
+    }
+}
+
+fn syn(client: (Ipv6Addr, u16)) -> Vec<u8> {
+    let mac = if client.0.segments()[2] == 1 {
+        CLIENT_MAC
+    } else {
+        GW_MAC
+    };
+    craft::tcp_ip(
+        mac,
+        EXT_MAC,
+        (client.0.into(), client.1),
+        frontend(),
+        tcp::Flags::SYN,
+        (1000, 0),
+        &[],
+    )
+}
+
+fn syn_ack(member: Ipv6Addr, client: (Ipv6Addr, u16)) -> Vec<u8> {
+    craft::tcp_ip(
+        member_mac(member),
+        INT_MAC,
+        (member.into(), 8080),
+        (client.0.into(), client.1),
+        tcp::Flags::SYN | tcp::Flags::ACK,
+        (9000, 1001),
+        &[],
+    )
+}
+
+#[test]
+fn a_syn_to_an_ipv6_frontend_reaches_an_ipv6_member_and_the_reply_returns_from_the_frontend() {
+    let ex = Example::lb6(64);
+    let client = (ip("2001:db8:1::100"), 40000);
+    let (fate, f, c) = send(&ex, EXT, syn(client));
+    let Fate::Tx { port: INT, .. } = fate else {
+        panic!("{fate:?} {c:?}")
+    };
+    assert_eq!(c.stat(Stat::FlowsCreated), 1);
+    let (s, sp, d, dp, hl) = parsed(&f);
+    assert_eq!((s, sp), client, "client address and port preserved");
+    assert!(
+        [ip("2001:db8:2::21"), ip("2001:db8:2::22")].contains(&d),
+        "{d}"
+    );
+    assert_eq!((dp, hl), (8080, 63));
+    assert_eq!(&f[..6], &member_mac(d).0, "to the member's MAC");
+    assert_eq!(&f[6..12], &INT_MAC.0);
+    assert_eq!(ex.flows6.len(), 1, "the flow is in the IPv6 table");
+    assert_eq!(ex.flows.len(), 0);
+
+    let (fate, f, _) = send(&ex, INT, syn_ack(d, client));
+    assert!(matches!(fate, Fate::Tx { port: EXT, .. }), "{fate:?}");
+    let (s, sp, dd, dp, _) = parsed(&f);
+    assert_eq!((s, sp), (ip("2001:db8:1::10"), 80), "from the frontend");
+    assert_eq!((dd, dp), client);
+    assert_eq!(
+        &f[..6],
+        &CLIENT_MAC.0,
+        "an on-link client is its own next hop"
+    );
+}
+
+#[test]
+fn replies_to_an_off_link_client_go_to_the_ipv6_gateway() {
+    let ex = Example::lb6(64);
+    let client = (ip("2001:db8:99::7"), 40001);
+    let (fate, f, _) = send(&ex, EXT, syn(client));
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    let (_, _, d, _, _) = parsed(&f);
+    let (fate, f, _) = send(&ex, INT, syn_ack(d, client));
+    assert!(matches!(fate, Fate::Tx { port: EXT, .. }), "{fate:?}");
+    assert_eq!(&f[..6], &GW_MAC.0, "via the gateway");
+}
+
+#[test]
+fn the_rule_uses_its_frontends_family_of_each_member() {
+    let ex = Example::lb6(4096);
+    let mut seen = std::collections::BTreeMap::new();
+    for p in 0..600u16 {
+        let (fate, f, c) = send(&ex, EXT, syn((ip("2001:db8:99::7"), 1024 + p)));
+        assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?} {c:?}");
+        *seen.entry(parsed(&f).2).or_insert(0) += 1;
+    }
+    // d1 (dual stack) by its IPv6 address, d2; never d3 (IPv4 only).
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.values().all(|&n| n > 200), "{seen:?}");
+}
+
+#[test]
+fn udp_over_ipv6_is_balanced_with_a_valid_checksum() {
+    let ex = Example::lb6(64);
+    let client = (IpAddr::V6(ip("2001:db8:1::100")), 5353);
+    let fe = (IpAddr::V6(ip("2001:db8:1::10")), 53);
+    let f = craft::udp_ip(CLIENT_MAC, EXT_MAC, client, fe, b"query");
+    let (fate, f, _) = send(&ex, EXT, f);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    let (s, sp, _, dp, _) = parsed(&f);
+    assert_eq!((IpAddr::V6(s), sp, dp), (client.0, client.1, 53));
+}
+
+#[test]
+fn default_deny_holds_on_a_public_ipv6_frontend() {
+    let ex = Example::lb6(64);
+    // Port 22 has no rule: Sluice's own address, no service.
+    let f = craft::tcp_ip(
+        CLIENT_MAC,
+        EXT_MAC,
+        (ip("2001:db8:1::100").into(), 40000),
+        (ip("2001:db8:1::10").into(), 22),
+        tcp::Flags::SYN,
+        (1, 0),
+        &[],
+    );
+    assert_eq!(send(&ex, EXT, f).0, Fate::Drop(DropReason::NoService));
+    // An IPv4 allow rule does not open the IPv6 frontend: the IPv4 rules
+    // allow 203.0.113.10 only, so a v6 prefix rule is what lets TCP 80 in.
+    let mut cfg = craft::lb6_config();
+    cfg.security_rules.retain(|r| r.name != "allow-web6");
+    let ex = Example::from_config(&cfg, 64);
+    let (fate, _, _) = send(&ex, EXT, syn((ip("2001:db8:1::100"), 40000)));
+    assert_eq!(fate, Fate::Drop(DropReason::SecurityDeny));
+}
+
+/// An IPv6 TCP SYN to the frontend whose fixed header is followed by
+/// `ext` (a chain of extension headers, each `(next header, bytes)`).
+fn syn_with_ext(ext: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    craft::with_ext_headers(&syn((ip("2001:db8:1::100"), 40002)), ext)
+}
+
+#[test]
+fn extension_headers_are_walked_to_the_transport_header() {
+    let ex = Example::lb6(64);
+    let opts = vec![0u8, 0, 1, 4, 0, 0, 0, 0]; // next, len 0, PadN of 4
+    let f = syn_with_ext(&[(0, opts.clone()), (60, opts.clone())]);
+    let (fate, out, c) = send(&ex, EXT, f);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?} {c:?}");
+    let p = ipv6::Packet::new_checked(&out[14..]).unwrap();
+    let ul = p.upper_layer().unwrap();
+    assert_eq!((ul.offset, p.hop_limit()), (56, 63));
+    let l4 = &out[14 + ul.offset..14 + p.total_len()];
+    let pseudo = checksum::pseudo_header_v6(p.src_addr(), p.dst_addr(), 6, l4.len() as u32);
+    assert!(tcp::Packet::new_checked(l4)
+        .unwrap()
+        .verify_checksum(pseudo));
+
+    let long: Vec<(u8, Vec<u8>)> = (0..9).map(|_| (60, opts.clone())).collect();
+    let (fate, _, _) = send(&ex, EXT, syn_with_ext(&long));
+    assert_eq!(fate, Fate::Drop(DropReason::Ipv6ExtHeaders));
+    let mut cut = syn_with_ext(&[(60, opts.clone())]);
+    cut[14 + 40 + 1] = 200; // a header longer than the packet
+    assert_eq!(send(&ex, EXT, cut).0, Fate::Drop(DropReason::Ipv6Malformed));
+}
+
+#[test]
+fn fragments_and_expiring_hop_limits_are_dropped_with_their_reason() {
+    let ex = Example::lb6(64);
+    let frag = vec![0u8, 0, 0, 1, 0, 0, 0, 7]; // offset 0, more fragments
+    let (fate, _, _) = send(&ex, EXT, syn_with_ext(&[(44, frag)]));
+    assert_eq!(fate, Fate::Drop(DropReason::Fragment));
+    let mut f = syn((ip("2001:db8:1::100"), 40003));
+    f[14 + 7] = 1;
+    assert_eq!(send(&ex, EXT, f).0, Fate::Drop(DropReason::TtlExceeded));
+}
+
+#[test]
+fn a_burst_mixing_both_families_takes_the_fast_path_for_each() {
+    let ex = Example::lb6(256);
+    let n = neigh();
+    let cx = ex.cx(&n, 7);
+    let v4 = |i: u16| {
+        craft::tcp_v4(
+            GW_MAC,
+            EXT_MAC,
+            ("198.51.100.7".parse().unwrap(), 2000 + i),
+            ("203.0.113.10".parse().unwrap(), 80),
+            tcp::Flags::SYN,
+            1,
+            0,
+        )
+    };
+    let v6 = |i: u16| syn((ip("2001:db8:99::7"), 2000 + i));
+    let mut burst: Vec<(Vec<u8>, usize)> = (0..16)
+        .flat_map(|i| [v4(i), v6(i)])
+        .map(|f| {
+            let len = f.len();
+            let mut room = f;
+            room.resize(2048, 0);
+            (room, len)
+        })
+        .collect();
+    let mut again = burst.clone();
+    let mut fates = [Fate::Consumed; 32];
+    let mut c = Counters::default();
+    process_burst(cx, EXT, &mut burst, &mut fates, &mut Nop, &mut c);
+    assert!(
+        fates
+            .iter()
+            .all(|f| matches!(f, Fate::Tx { port: INT, .. })),
+        "{fates:?}"
+    );
+    assert_eq!((ex.flows.len(), ex.flows6.len()), (16, 16));
+    // The same SYNs again: every one found in the lookup pass and sent by
+    // the fast path to the same member.
+    let mut c2 = Counters::default();
+    process_burst(cx, EXT, &mut again, &mut fates, &mut Nop, &mut c2);
+    assert_eq!(c2.stat(Stat::FlowsCreated), 0);
+    assert_eq!(c2.stat(Stat::Forwarded), 32);
+    for (a, b) in burst.iter().zip(&again) {
+        assert_eq!(a.0[..a.1], b.0[..b.1], "same rewrite both times");
+    }
+}

@@ -1,0 +1,315 @@
+//! IPv6 lab tests: real Linux clients and servers (curl -6, socat, iperf3,
+//! nmap) in namespaces, sluiced between them on net_af_packet. The pool's
+//! members are dual stack: one member, an IPv4 and an IPv6 address.
+
+use sluice_tests::lab::{backend_addr, backend_addr6, Lab, CLIENT6, FRONTEND};
+use std::collections::HashMap;
+
+/// The public IPv6 frontend these tests add.
+const FRONTEND6: &str = "2001:db8:1::10";
+
+/// IPv6 rules on a public IPv6 frontend over conf/lab.toml's pool: HTTP,
+/// UDP 53, and iperf3's port (by source address, so its control and data
+/// connections meet one server), each allowed by a security rule.
+const RULES6: &str = r#"
+[[frontend]]
+name = "web6"
+address = "2001:db8:1::10"
+kind = "public"
+
+[[lb_rule]]
+name = "http6"
+frontend = "web6"
+protocol = "tcp"
+frontend_port = 80
+backend_port = 80
+pool = "web-pool"
+probe = "http-health"
+
+[[lb_rule]]
+name = "dns6"
+frontend = "web6"
+protocol = "udp"
+frontend_port = 53
+backend_port = 5353
+pool = "web-pool"
+
+[[lb_rule]]
+name = "iperf6"
+frontend = "web6"
+protocol = "tcp"
+frontend_port = 5201
+backend_port = 5201
+pool = "web-pool"
+distribution = "source_ip"
+
+[[security_rule]]
+name = "allow-web6"
+priority = 200
+direction = "inbound"
+action = "allow"
+source = "*"
+destination = "2001:db8:1::10/128"
+protocol = "tcp"
+destination_ports = "80"
+
+[[security_rule]]
+name = "allow-dns6"
+priority = 210
+direction = "inbound"
+action = "allow"
+source = "*"
+destination = "2001:db8:1::10/128"
+protocol = "udp"
+destination_ports = "53"
+
+[[security_rule]]
+name = "allow-iperf6"
+priority = 220
+direction = "inbound"
+action = "allow"
+source = "2001:db8:1::/64"
+destination = "2001:db8:1::10/128"
+protocol = "tcp"
+destination_ports = "5201"
+"#;
+
+/// Starts sluiced on conf/lab.toml with dual-stack members and [`RULES6`].
+fn start(lab: &Lab) -> sluice_tests::daemon::Daemon {
+    let (mut text, prefix) = lab.config(RULES6);
+    for i in 0..3 {
+        let one = format!(
+            "{{ address = \"{}\", name = \"b{}\" }}",
+            backend_addr(i),
+            i + 1
+        );
+        let both = format!(
+            "{{ addresses = [\"{}\", \"{}\"], name = \"b{}\" }}",
+            backend_addr(i),
+            backend_addr6(i),
+            i + 1
+        );
+        assert!(text.contains(&one), "conf/lab.toml's pool changed shape");
+        text = text.replace(&one, &both);
+    }
+    lab.start_sluiced_with(&text, &prefix)
+}
+
+/// The lab's HTTP server (IPv4 and IPv6) on port 80 in every backend.
+fn http_backends(lab: &Lab) {
+    for i in 0..3 {
+        lab.server(&lab.backend(i), &["http", "80", &format!("b{}", i + 1)]);
+    }
+    for i in 0..3 {
+        assert!(
+            lab.wait_until(&lab.backend(i), "ss -ltn | grep -q '\\[::\\]:80 '", 10),
+            "backend {i}: no IPv6 HTTP listener"
+        );
+    }
+}
+
+/// Adds `n` IPv6 client addresses (2001:db8:1::101..) and returns them.
+fn client_addresses6(lab: &Lab, n: usize) -> Vec<String> {
+    let addrs: Vec<String> = (0..n)
+        .map(|i| format!("2001:db8:1::{:x}", 0x101 + i))
+        .collect();
+    let script: String = addrs
+        .iter()
+        .map(|a| format!("ip -6 addr add {a}/64 dev eth0 nodad && "))
+        .collect::<String>()
+        + "true";
+    assert!(lab.sh(&lab.client(), &script).status.success());
+    addrs
+}
+
+/// `count` curls from each address to `url`; (client, backend, seen).
+fn curls(lab: &Lab, addrs: &[String], count: usize, url: &str) -> Vec<(String, String, String)> {
+    let mut script = String::new();
+    for a in addrs {
+        for _ in 0..count {
+            script.push_str(&format!(
+                "printf '{a} '; curl -g -s --max-time 3 --interface {a} '{url}' || echo FAIL; "
+            ));
+        }
+    }
+    let out = lab.sh(&lab.client(), &script);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Vec<&str> = l.split_whitespace().collect();
+            let f = |i: usize| v.get(i).copied().unwrap_or("").to_string();
+            (f(0), f(1), f(2))
+        })
+        .collect()
+}
+
+#[test]
+fn ipv6_clients_spread_over_dual_stack_members_which_drain_as_one() {
+    let lab = Lab::new(3);
+    http_backends(&lab);
+    let addrs = client_addresses6(&lab, 30);
+    let d = start(&lab);
+    let url6 = format!("http://[{FRONTEND6}]/");
+    let answers = curls(&lab, &addrs, 10, &url6);
+    assert_eq!(answers.len(), 300);
+    let mut per: HashMap<String, usize> = HashMap::new();
+    for (from, backend, seen) in &answers {
+        assert_ne!(
+            backend,
+            "FAIL",
+            "a connection from {from} failed\n{}",
+            d.log()
+        );
+        assert_eq!(seen, from, "{backend} saw {seen}, not the client {from}");
+        *per.entry(backend.clone()).or_default() += 1;
+    }
+    for b in ["b1", "b2", "b3"] {
+        let n = per.get(b).copied().unwrap_or(0);
+        assert!((60..=141).contains(&n), "{b} got {n} of 300: {per:?}");
+    }
+    // sluicectl lists the IPv6 flows like the IPv4 ones.
+    let flows = lab.ctl_json(&["flows", "--frontend", "web6", "--limit", "1000"]);
+    let rows = flows["flows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{flows}");
+    assert!(
+        rows.iter().all(
+            |r| r["client"].as_str().unwrap().starts_with("[2001:db8:1::")
+                && r["frontend"] == format!("[{FRONTEND6}]:80")
+                && r["rule"] == "http6"
+        ),
+        "{flows}"
+    );
+
+    // The same pool serves IPv4 from the same members.
+    let v4 = curls(
+        &lab,
+        &["203.0.113.100".into()],
+        12,
+        &format!("http://{FRONTEND}/"),
+    );
+    assert!(v4.iter().all(|(_, b, _)| b != "FAIL"), "{v4:?}");
+
+    // Drained: b1 takes no new flow of either family.
+    let dr = lab.ctl_json(&["drain", "b1"]);
+    assert_eq!(dr["drained"], true, "{dr}");
+    let after6 = curls(&lab, &addrs[..10], 3, &url6);
+    let after4 = curls(
+        &lab,
+        &["203.0.113.100".into()],
+        20,
+        &format!("http://{FRONTEND}/"),
+    );
+    for (from, backend, _) in after6.iter().chain(&after4) {
+        assert!(
+            backend == "b2" || backend == "b3",
+            "{from} reached {backend} after drain"
+        );
+    }
+    let r = d.stop();
+    assert_eq!(r.get("drop.tcp_no_flow"), 0, "{}", r.log);
+}
+
+#[test]
+fn udp_and_bulk_tcp_over_ipv6_cross_an_lb_rule_intact() {
+    let lab = Lab::new(3);
+    for i in 0..3 {
+        lab.server(&lab.backend(i), &["udp", "5353", &format!("b{}", i + 1)]);
+        lab.spawn(
+            &lab.backend(i),
+            &["iperf3", "-s", "-p", "5201", "--logfile", "/dev/null"],
+        );
+    }
+    for i in 0..3 {
+        assert!(lab.wait_until(&lab.backend(i), "ss -lun | grep -q '\\[::\\]:5353 '", 10));
+        assert!(lab.wait_until(&lab.backend(i), "ss -ltn | grep -q ':5201 '", 10));
+    }
+    let d = start(&lab);
+    // UDP: socat from the client, answered by a backend that saw the client.
+    let out = lab.sh(
+        &lab.client(),
+        &format!("echo query | socat -t 2 - 'UDP6:[{FRONTEND6}]:53'"),
+    );
+    let reply = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<&str> = reply.split_whitespace().collect();
+    assert_eq!(v.len(), 3, "reply {reply:?}\n{}", d.log());
+    assert!(v[0].starts_with('b'), "{reply}");
+    assert_eq!(v[1], CLIENT6, "the backend saw the client's address");
+    assert_eq!(v[2], "6");
+
+    // Bulk TCP: iperf3 -6 for 3 s; every byte arrives, retransmits < 1%.
+    let out = lab.exec(
+        &lab.client(),
+        &[
+            "iperf3", "-6", "-c", FRONTEND6, "-p", "5201", "-t", "3", "-J",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], d.log());
+    let sent = j["end"]["sum_sent"]["bytes"].as_f64().unwrap();
+    let received = j["end"]["sum_received"]["bytes"].as_f64().unwrap();
+    let retransmits = j["end"]["sum_sent"]["retransmits"].as_f64().unwrap();
+    let segments = sent / 1428.0;
+    assert!(sent > 1e6, "only {sent} bytes in 3 s");
+    assert!(received >= sent * 0.99, "sent {sent}, received {received}");
+    assert!(
+        retransmits < segments * 0.01,
+        "{retransmits} retransmits of about {segments} segments"
+    );
+    // No checksum error at the backend that served it.
+    for i in 0..3 {
+        let out = lab.sh(
+            &lab.backend(i),
+            "nstat -az TcpInCsumErrors Udp6InCsumErrors",
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+            let n: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            assert_eq!(n, 0, "backend {i}: {line}");
+        }
+    }
+    let r = d.stop();
+    assert_eq!(r.get("drop.ipv6_malformed"), 0, "{}", r.log);
+}
+
+#[test]
+fn an_nmap_scan_of_the_ipv6_frontend_finds_only_the_allowed_ports() {
+    let lab = Lab::new(3);
+    http_backends(&lab);
+    for i in 0..3 {
+        // Listening, but no rule and no security rule lets anyone reach it.
+        lab.spawn(
+            &lab.backend(i),
+            &["socat", "TCP6-LISTEN:22,fork,reuseaddr", "EXEC:true"],
+        );
+    }
+    let d = start(&lab);
+    let out = lab.exec(
+        &lab.client(),
+        &[
+            "nmap",
+            "-6",
+            "-Pn",
+            "-n",
+            "-sS",
+            "-T4",
+            "--max-retries",
+            "1",
+            "-p",
+            "20-25,53,79-81,443,5200",
+            FRONTEND6,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let open: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("/tcp") && l.split_whitespace().nth(1) == Some("open"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(open, ["80/tcp"], "{text}\n{}", d.log());
+    let r = d.stop();
+    assert!(r.get("drop.no_service") > 0, "{}", r.log);
+}
