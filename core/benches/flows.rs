@@ -10,7 +10,10 @@
 //! - `snat_established_1m`, `snat_new_flows_1000_members`: the same for
 //!   outbound SNAT flows from 1,000 members (64 ports each) arriving on the
 //!   internal port.
-//! - Memory per flow (entries + buckets) at 1M and 16M flows is printed.
+//! - `established_v6_1m`, `new_flows_v6`: the same two over IPv6 (rules of
+//!   `craft::LB6_CONFIG`).
+//! - Memory per flow (entries + buckets) at 1M and 16M flows is printed,
+//!   for each family.
 //!
 //! Run: `cargo bench -p sluice-core --bench flows`
 
@@ -66,10 +69,10 @@ fn established(
     }
     // Two-choice buckets without displacement refuse a few inserts (both
     // buckets full) as the table nears capacity: about 0.05% at 1M.
+    let inserted = ex.flows.len() + ex.flows6.len();
     assert!(
-        ex.flows.len() >= count as usize * 999 / 1000,
-        "{name}: {} flows inserted",
-        ex.flows.len()
+        inserted >= count as usize * 999 / 1000,
+        "{name}: {inserted} flows inserted"
     );
     // 64 bursts of packets spread over the table (a stride coprime to N).
     let bursts: Vec<Frames> = (0..64u32)
@@ -90,7 +93,8 @@ fn established(
         b.iter(|| {
             which = (which + 1) % bursts.len();
             for (w, p) in work[which].iter_mut().zip(&bursts[which]) {
-                w.0[..64].copy_from_slice(&p.0[..64]);
+                let n = p.1.max(64);
+                w.0[..n].copy_from_slice(&p.0[..n]);
             }
             run(ex, n, port, &mut work[which], &mut fates);
         })
@@ -100,7 +104,8 @@ fn established(
             b.iter(|| {
                 which = (which + 1) % bursts.len();
                 for (w, p) in work[which].iter_mut().zip(&bursts[which]) {
-                    w.0[..64].copy_from_slice(&p.0[..64]);
+                    let n = p.1.max(64);
+                    w.0[..n].copy_from_slice(&p.0[..n]);
                 }
                 std::hint::black_box(&work[which]);
             })
@@ -158,6 +163,13 @@ fn bench(c: &mut Criterion) {
             t.memory_bytes() / t.capacity(),
             sluice_core::flow::ENTRY_BYTES
         );
+        let t = FlowTable::<std::net::Ipv6Addr>::new(flows, 1);
+        eprintln!(
+            "memory: {} IPv6 flows -> {} bytes per flow (entry {} bytes)",
+            flows,
+            t.memory_bytes() / t.capacity(),
+            sluice_core::flow::ENTRY_BYTES_V6
+        );
     }
     let mut g = c.benchmark_group("flows_burst32");
     g.throughput(Throughput::Elements(32));
@@ -176,6 +188,20 @@ fn bench(c: &mut Criterion) {
         N,
         craft::bench_frame,
         true,
+    );
+    drop(ex);
+    // The same over IPv6, in the same run (its ratio to established_1m is
+    // the figure BENCHMARKS.md quotes).
+    let ex = Example::lb6(N + 1024);
+    established(
+        &mut g,
+        "established_v6_1m",
+        &ex,
+        &n,
+        0,
+        N,
+        craft::bench_frame6,
+        false,
     );
     drop(ex);
     let ex = craft::snat_example(MEMBERS, 64, N + 1024);
@@ -202,6 +228,14 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     new_flows(&mut g, "new_flows", &n, 0, &syns, || Example::lb(M));
+    let syns6: Vec<Frames> = (0..M / 32)
+        .map(|b| {
+            (0..32)
+                .map(|k| craft::bench_frame6(b * 32 + k, tcp::Flags::SYN))
+                .collect()
+        })
+        .collect();
+    new_flows(&mut g, "new_flows_v6", &n, 0, &syns6, || Example::lb6(M));
     let syns: Vec<Frames> = (0..M / 32)
         .map(|b| {
             (0..32)

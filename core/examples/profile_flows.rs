@@ -9,6 +9,7 @@
 //!
 //! `established N`: 65,536 flows are created, then N bursts of ACKs spread
 //! over them. `new N`: N bursts of SYNs of flows never seen.
+//! `established6 N` and `new6 N`: the same over IPv6.
 //! `snat-established N` and `snat-new N`: the same for SNAT flows from
 //! 1,000 members (64 ports each). Only `measured_on` is counted, so the
 //! total over N x 32 is the cost per packet.
@@ -53,7 +54,8 @@ fn established(cx: Context<'_>, port: u16, frame: &Frame, bursts: u32) {
     for b in 0..bursts as usize {
         let w = &mut work[b % 64];
         for (f, p) in w.iter_mut().zip(&acks[b % 64]) {
-            f.0[..64].copy_from_slice(&p.0[..64]);
+            let n = p.1.max(64);
+            f.0[..n].copy_from_slice(&p.0[..n]);
         }
         measured_on(cx, port, w, &mut fates, &mut c);
     }
@@ -78,7 +80,10 @@ fn main() {
     let capacity = FLOWS + bursts * 32 + 64;
     let inbound = |i, f| craft::bench_frame(i, f);
     let snat = |i, f| craft::snat_bench_frame(i, MEMBERS, f);
+    let inbound6 = |i, f| craft::bench_frame6(i, f);
     match mode.as_str() {
+        "established6" => established(Example::lb6(capacity).cx(&neigh, 1), 0, &inbound6, bursts),
+        "new6" => new_flows(Example::lb6(capacity).cx(&neigh, 1), 0, &inbound6, bursts),
         "established" => established(Example::lb(capacity).cx(&neigh, 1), 0, &inbound, bursts),
         "new" => new_flows(Example::lb(capacity).cx(&neigh, 1), 0, &inbound, bursts),
         "snat-established" | "snat-new" => {
@@ -90,7 +95,7 @@ fn main() {
                 established(cx, 1, &snat, bursts);
             }
         }
-        m => panic!("mode {m}: established, new, snat-established or snat-new"),
+        m => panic!("mode {m}: established, new, established6, new6, snat-established or snat-new"),
     }
 }
 

@@ -304,7 +304,49 @@ pub fn example_neigh() -> NeighView {
             MacAddr([2, 0, 0, 0, 1, m]),
         ));
     }
+    // The IPv6 gateway and the IPv6 members of LB6_CONFIG.
+    v.push((0, "2001:db8:1::fe".parse().expect("v6"), EXAMPLE_GW_MAC));
+    for m in [0x21u8, 0x22] {
+        let a = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, u16::from(m));
+        v.push((1, IpAddr::V6(a), MacAddr([2, 0, 0, 0, 6, m])));
+    }
     NeighView::with_entries(v)
+}
+
+/// IPv6 client `i` of the benchmarks: an address in 2001:db8:99::/64 (32
+/// ports per address).
+pub fn bench_client6(i: u32) -> (Ipv6Addr, u16) {
+    (
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x99,
+            0,
+            0,
+            0,
+            (i >> 21) as u16,
+            (i >> 5) as u16,
+        ),
+        1024 + (i & 31) as u16,
+    )
+}
+
+/// Client `i`'s TCP segment to [`LB6_CONFIG`]'s HTTP rule
+/// ([2001:db8:1::10]:80) in a 2048-byte room: (room, frame length).
+pub fn bench_frame6(i: u32, flags: tcp::Flags) -> (Vec<u8>, usize) {
+    let (a, p) = bench_client6(i);
+    let mut f = tcp_ip(
+        EXAMPLE_GW_MAC,
+        EXAMPLE_EXT_MAC,
+        (a.into(), p),
+        ("2001:db8:1::10".parse().expect("v6"), 80),
+        flags,
+        (1, 0),
+        &[],
+    );
+    let len = f.len();
+    f.resize(2048, 0);
+    (f, len)
 }
 
 /// Client `i` of the benchmarks and profiles: an address in 198.18.0.0/15

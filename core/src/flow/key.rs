@@ -124,13 +124,17 @@ impl Delta {
     pub(crate) fn between_words<A: Family>(from: &[u64], to_reversed: &[u64]) -> Delta {
         // Reversing a key swaps its addresses and its ports: the sums of
         // their 16-bit words are unchanged.
-        let sum4 = |a: u64| (a & 0xffff) + (a >> 16 & 0xffff) + (a >> 32 & 0xffff) + (a >> 48);
+        // The 16-bit words of each address word summed in two 32-bit lanes
+        // (each lane stays below 2^21 for IPv6's four words), folded once.
+        const LANES: u64 = 0x0000_ffff_0000_ffff;
+        let lanes = |w: &[u64]| {
+            w.iter()
+                .fold(0u64, |s, &a| s + (a & LANES) + (a >> 16 & LANES))
+        };
+        let sum = |l: u64| (l & 0xffff_ffff) + (l >> 32);
         let ports = |b: u64| (b >> 24 & 0xffff) + (b >> 8 & 0xffff);
         let n = A::ADDR_WORDS;
-        let mut addr = 4 * 0xffff * n as u64;
-        for i in 0..n {
-            addr = addr - sum4(from[i]) + sum4(to_reversed[i]);
-        }
+        let addr = 4 * 0xffff * n as u64 - sum(lanes(&from[..n])) + sum(lanes(&to_reversed[..n]));
         let ports = 2 * 0xffff - ports(from[n]) + ports(to_reversed[n]);
         // TTL is the high byte of the TTL/protocol word: minus 0x0100.
         let ttl = 0xfeff;

@@ -18,12 +18,17 @@ pub(super) fn lookup<A: Ip>(cx: Context<'_>, w: &[u64], h: u64) -> Option<(u32, 
     A::flows(&cx).lookup_words(&w[..=A::ADDR_WORDS], h)
 }
 
-/// The last next hop resolved in this burst: most of a burst's packets
-/// often go to one (the gateway, for replies). IPv4 next hops only.
+/// The last next hop of each family resolved in this burst: most of a
+/// burst's packets often go to one (the gateway, for replies).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct NeighMemo {
+    /// IPv4: port << 32 | next hop.
     key: u64,
     mac: MacAddr,
+    /// IPv6: next hop, and its port (`PortIndex::MAX`: none yet).
+    nh6: u128,
+    port6: PortIndex,
+    mac6: MacAddr,
 }
 
 impl Default for NeighMemo {
@@ -31,6 +36,9 @@ impl Default for NeighMemo {
         NeighMemo {
             key: u64::MAX,
             mac: MacAddr([0; 6]),
+            nh6: 0,
+            port6: PortIndex::MAX,
+            mac6: MacAddr([0; 6]),
         }
     }
 }
@@ -160,7 +168,16 @@ pub(super) fn send_to<A: Family>(
     let mac = cx.dataplane.ports[usize::from(port)].mac;
     room[6..12].copy_from_slice(&mac.0);
     let m = if A::V6 {
-        cx.neigh.lookup(port, nh.into())
+        let a = nh.bits();
+        if memo.port6 == port && memo.nh6 == a {
+            Some(memo.mac6)
+        } else {
+            let m = cx.neigh.lookup(port, nh.into());
+            if let Some(m) = m {
+                (memo.port6, memo.nh6, memo.mac6) = (port, a, m);
+            }
+            m
+        }
     } else {
         let key = u64::from(port) << 32 | nh.bits() as u64;
         if memo.key == key {
@@ -168,7 +185,7 @@ pub(super) fn send_to<A: Family>(
         } else {
             let m = cx.neigh.lookup_v4(port, Ipv4Addr::from(nh.bits() as u32));
             if let Some(m) = m {
-                *memo = NeighMemo { key, mac: m };
+                (memo.key, memo.mac) = (key, m);
             }
             m
         }

@@ -58,7 +58,9 @@ pub(super) fn track<A: Ip>(
 
 /// Creates the flow a first packet to a frontend asks for: service, TCP
 /// SYN, security rules, member, routes, insert. The state machine starts
-/// at SynSent, so the SYN itself then applies as no change.
+/// at SynSent, so the SYN itself then applies as no change. Kept out of
+/// line: it is the miss path, and inlined it crowds the fast path.
+#[inline(never)]
 fn new_flow<A: Ip>(
     cx: Context<'_>,
     rx_port: PortIndex,

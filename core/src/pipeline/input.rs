@@ -7,7 +7,7 @@ use super::l3::{Ip, ETH};
 use super::{fragment, host, icmp_error, inbound, Context, Counters, DropReason, Fate, Slowpath};
 use crate::family::{V4, V6};
 use crate::neigh::PortIndex;
-use crate::wire::{icmpv4, ipv4};
+use crate::wire::ipv4;
 
 /// IPv4 that is not ARP: flows first, then new flows, then Sluice's own
 /// services (echo).
@@ -29,8 +29,8 @@ pub(super) fn ipv4_input(
             return Fate::Drop(DropReason::Fragment);
         }
         let t = room.get(ETH + h.l4).copied().unwrap_or(0);
-        if h.frag.is_none() && icmpv4::Message::from(t).is_error() {
-            return icmp_error::icmpv4_error(cx, room, len, c);
+        if h.frag.is_none() && icmp_error::is_error(false, t) {
+            return icmp_error::icmp_error(cx, room, len, &h, c);
         }
         if owned {
             return host::ipv4_input(cx, rx_port, room, len, c);
@@ -87,6 +87,14 @@ pub(super) fn ipv6_input<S: Slowpath>(
         Err(r) => return Fate::Drop(r),
     };
     if h.proto == V6::ICMP {
+        // Errors about tracked flows are translated, whoever they are
+        // addressed to (a router on the client's path sends a Packet Too
+        // Big for a reply to the frontend); the rest is Sluice's own (ND,
+        // echo).
+        let t = room.get(ETH + h.l4).copied().unwrap_or(0);
+        if h.frag.is_none() && icmp_error::is_error(true, t) {
+            return icmp_error::icmp_error(cx, room, len, &h, c);
+        }
         return host::ipv6_input(cx, rx_port, room, len, slow, c);
     }
     let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);

@@ -71,7 +71,7 @@ pub(super) trait Ip: Family {
     /// The key words of a plain TCP/UDP frame of this family (not a
     /// fragment, no extension header) for the burst's lookup pass, and
     /// their hash.
-    fn peek(b: &[u8]) -> Option<([u64; 5], u64)>;
+    fn peek(b: &[u8]) -> Option<(Self::Words, u64)>;
     /// The fast path's checks of a frame `peek` accepted: (header length,
     /// IP total length), or `None` when the full path must decide.
     fn fast_checks(b: &[u8]) -> Option<(usize, usize)>;
@@ -93,8 +93,9 @@ pub(super) trait Ip: Family {
 }
 
 #[inline]
-fn key_words<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<([u64; 5], u64)> {
-    let mut w = [0u64; 5];
+fn key_words<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<(A::Words, u64)> {
+    let mut words = A::Words::default();
+    let w = words.as_mut();
     let at = ETH + A::SRC;
     for (i, x) in w.iter_mut().take(A::ADDR_WORDS).enumerate() {
         *x = u64::from_be_bytes(b.get(at + 8 * i..at + 8 * i + 8)?.try_into().ok()?);
@@ -104,8 +105,8 @@ fn key_words<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<([u64; 5], u64
         _ => 0,
     };
     w[A::ADDR_WORDS] = ports << 8 | u64::from(proto);
-    let h = hash_words(&w[..=A::ADDR_WORDS]);
-    Some((w, h))
+    let h = hash_words(w);
+    Some((words, h))
 }
 
 impl Ip for V4 {
@@ -117,7 +118,7 @@ impl Ip for V4 {
     }
 
     #[inline]
-    fn peek(b: &[u8]) -> Option<([u64; 5], u64)> {
+    fn peek(b: &[u8]) -> Option<([u64; 2], u64)> {
         if b.len() < ETH + 20 || b[12] != 0x08 || b[13] != 0x00 || b[ETH] >> 4 != 4 {
             return None;
         }

@@ -24,15 +24,15 @@ pub(super) mod field {
     pub const UDP_CSUM: usize = 6;
 }
 
-#[inline]
+#[inline(always)]
 pub(super) fn rd16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
-#[inline]
+#[inline(always)]
 pub(super) fn wr16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
-#[inline]
+#[inline(always)]
 pub(super) fn rd32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }

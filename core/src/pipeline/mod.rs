@@ -198,7 +198,7 @@ pub fn process_burst<B: FrameBuf, S: Slowpath>(
 /// buckets; look each key up and start loading its entry; then process
 /// every frame, packets of a found flow on the fast path
 /// ([`fast::established`]).
-#[inline]
+#[inline(always)]
 fn process_chunk<B: FrameBuf, S: Slowpath>(
     cx: Context<'_>,
     rx_port: PortIndex,
@@ -214,7 +214,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         let Some(b) = room.get(..len) else { continue };
         if let Some((w, h)) = V4::peek(b) {
             cx.flows.prefetch_buckets(h);
-            peeks[i] = l3::Peek { w: [w[0], w[1]], h };
+            peeks[i] = l3::Peek { w, h };
             peeked |= 1 << i;
         } else if let Some((_, h)) = V6::peek(b) {
             cx.flows6.prefetch_buckets(h);
@@ -231,18 +231,14 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         peeked &= peeked - 1;
         let p = &peeks[i];
         let hit = if v6 >> i & 1 == 0 {
-            fast::lookup::<V4>(cx, &p.w, p.h).inspect(|&(idx, _)| {
-                crate::prefetch::prefetch(cx.flows.entry(idx));
-            })
+            fast::lookup::<V4>(cx, &p.w, p.h).inspect(|&(idx, _)| cx.flows.prefetch_entry(idx))
         } else {
             let (room, len) = frames[i].room_and_len();
             let w = room
                 .get(..len)
                 .and_then(V6::peek)
                 .map_or([0; 5], |(w, _)| w);
-            fast::lookup::<V6>(cx, &w, p.h).inspect(|&(idx, _)| {
-                crate::prefetch::prefetch(cx.flows6.entry(idx));
-            })
+            fast::lookup::<V6>(cx, &w, p.h).inspect(|&(idx, _)| cx.flows6.prefetch_entry(idx))
         };
         if let Some(f) = hit {
             found[i] = f;

@@ -296,3 +296,125 @@ fn a_burst_mixing_both_families_takes_the_fast_path_for_each() {
         assert_eq!(a.0[..a.1], b.0[..b.1], "same rewrite both times");
     }
 }
+
+/// An ICMPv6 error of `typ` from `from` to `to` quoting `quoted`.
+fn icmp6_error(
+    mac: MacAddr,
+    from: Ipv6Addr,
+    to: Ipv6Addr,
+    typ: u8,
+    mtu: u32,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut icmp = vec![typ, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(quoted);
+    let pseudo = checksum::pseudo_header_v6(from, to, 58, icmp.len() as u32);
+    crate::wire::icmpv6::Packet::new_unchecked(&mut icmp[..]).fill_checksum(pseudo);
+    let dst_mac = if mac == GW_MAC || mac == CLIENT_MAC {
+        EXT_MAC
+    } else {
+        INT_MAC
+    };
+    craft::ip_frame(
+        mac,
+        dst_mac,
+        from.into(),
+        to.into(),
+        crate::wire::IpProtocol::Icmpv6,
+        &icmp,
+    )
+}
+
+/// (outer source, outer destination, MTU field, quoted source, quoted
+/// destination, quoted ports) of a translated ICMPv6 error, checking the
+/// ICMPv6 checksum and the quoted TCP header's.
+fn parsed_error(f: &[u8]) -> (Ipv6Addr, Ipv6Addr, u32, Ipv6Addr, Ipv6Addr, (u16, u16)) {
+    let p = ipv6::Packet::new_checked(&f[14..]).unwrap();
+    let (s, d) = (p.src_addr(), p.dst_addr());
+    let icmp = &f[54..14 + p.total_len()];
+    let pseudo = checksum::pseudo_header_v6(s, d, 58, icmp.len() as u32);
+    assert!(
+        crate::wire::icmpv6::Packet::new_checked(icmp)
+            .unwrap()
+            .verify_checksum(pseudo),
+        "ICMPv6 checksum"
+    );
+    let mtu = u32::from_be_bytes(icmp[4..8].try_into().unwrap());
+    let inner = &icmp[8..];
+    let (is, id) = (
+        Ipv6Addr::from(<[u8; 16]>::try_from(&inner[8..24]).unwrap()),
+        Ipv6Addr::from(<[u8; 16]>::try_from(&inner[24..40]).unwrap()),
+    );
+    let t = &inner[40..];
+    let tcp_pseudo = checksum::pseudo_header_v6(is, id, 6, t.len() as u32);
+    assert!(
+        tcp::Packet::new_checked(t)
+            .unwrap()
+            .verify_checksum(tcp_pseudo),
+        "quoted TCP checksum"
+    );
+    (
+        s,
+        d,
+        mtu,
+        is,
+        id,
+        (
+            u16::from_be_bytes([t[0], t[1]]),
+            u16::from_be_bytes([t[2], t[3]]),
+        ),
+    )
+}
+
+#[test]
+fn packet_too_big_about_a_flow_is_translated_in_both_directions() {
+    let ex = Example::lb6(64);
+    let client = (ip("2001:db8:99::7"), 40005);
+    let fe = ip("2001:db8:1::10");
+    let (_, to_member, _) = send(&ex, EXT, syn(client));
+    let member = parsed(&to_member).2;
+    // A link behind Sluice is smaller: the member's side router (here the
+    // member itself) quotes what it got (client -> member:8080).
+    let err = icmp6_error(
+        member_mac(member),
+        member,
+        client.0,
+        2,
+        1400,
+        &to_member[14..],
+    );
+    let (fate, f, c) = send(&ex, INT, err);
+    assert!(matches!(fate, Fate::Tx { port: EXT, .. }), "{fate:?} {c:?}");
+    assert_eq!(c.stat(Stat::IcmpTranslated), 1);
+    let (s, d, mtu, is, id, ports) = parsed_error(&f);
+    assert_eq!(
+        (s, d, mtu),
+        (fe, client.0, 1400),
+        "from the frontend to the client"
+    );
+    assert_eq!(
+        (is, id, ports),
+        (client.0, fe, (client.1, 80)),
+        "the quote as the client sent it"
+    );
+    assert_eq!(&f[..6], &GW_MAC.0);
+
+    // A router on the client's path about a reply (member -> client,
+    // rewritten to frontend -> client): addressed to the frontend, it goes
+    // to the member with the quote as the member sent it.
+    let (_, reply, _) = send(&ex, INT, syn_ack(member, client));
+    let router = ip("2001:db8:1::fe");
+    let err = icmp6_error(GW_MAC, router, fe, 2, 1280, &reply[14..]);
+    let (fate, f, _) = send(&ex, EXT, err);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    let (s, d, mtu, is, id, ports) = parsed_error(&f);
+    assert_eq!((s, d, mtu), (router, member, 1280));
+    assert_eq!((is, id, ports), (member, client.0, (8080, client.1)));
+
+    // About no flow: dropped and counted.
+    let mut other = to_member[14..].to_vec();
+    other[8 + 15] ^= 1; // another client
+    let err = icmp6_error(member_mac(member), member, client.0, 2, 1400, &other);
+    assert_eq!(send(&ex, INT, err).0, Fate::Drop(DropReason::IcmpNoFlow));
+}

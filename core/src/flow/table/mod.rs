@@ -482,6 +482,18 @@ impl<A: Family> FlowTable<A> {
         s[n].load(Relaxed) & KEY_MASK == w[n]
     }
 
+    /// Starts loading entry `idx`: its one cache line (IPv4) or both
+    /// (IPv6: the second holds the reply key's end, state and counters).
+    #[inline]
+    pub fn prefetch_entry(&self, idx: u32) {
+        if let Some(e) = self.entries.get(idx as usize) {
+            crate::prefetch::prefetch(e);
+            if std::mem::size_of::<Entry<A>>() > 64 {
+                crate::prefetch::prefetch(&e.state);
+            }
+        }
+    }
+
     /// Starts loading the buckets of the key whose hash is `h`
     /// ([`FlowKey::hash`]), ahead of its lookup.
     #[inline]
