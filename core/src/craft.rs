@@ -195,6 +195,8 @@ pub struct Example {
     pub flows6: FlowTable<crate::family::V6>,
     /// An empty fragment table.
     pub frags: crate::flow::frag::FragTable,
+    /// An empty IPv6 fragment table.
+    pub frags6: crate::flow::frag::FragTable<crate::family::V6>,
     /// Per-rule traffic counters.
     pub traffic: crate::pipeline::Traffic,
 }
@@ -257,6 +259,7 @@ impl Example {
             flows: FlowTable::new(capacity, 1),
             flows6: FlowTable::new(capacity, 1),
             frags: Default::default(),
+            frags6: Default::default(),
             traffic: Default::default(),
         }
     }
@@ -269,6 +272,7 @@ impl Example {
             flows: &self.flows,
             flows6: &self.flows6,
             frags: &self.frags,
+            frags6: &self.frags6,
             now,
             worker: 0,
             traffic: &self.traffic,

@@ -308,6 +308,36 @@ impl Lab {
         }
     }
 
+    /// Adds a namespace `role` of the lab's (torn down with it), for a
+    /// test's own topology: a router, a host behind it.
+    pub fn extra_ns(&mut self, role: &str) -> String {
+        self.add_ns(role)
+    }
+
+    /// Connects `ns`'s new interface `ifname` to the internal switch.
+    pub fn wire_internal(&self, ns: &str, ifname: &str) {
+        self.wire(
+            ns,
+            ifname,
+            &self.ns("is"),
+            &format!("p-{ifname}-{}", self.namespaces.len()),
+        );
+    }
+
+    /// A veth pair between `a`'s `if_a` and `b`'s `if_b`, both up.
+    pub fn veth(&self, a: &str, if_a: &str, b: &str, if_b: &str) {
+        must(Command::new("ip").args([
+            "link", "add", if_a, "netns", a, "type", "veth", "peer", "name", if_b, "netns", b,
+        ]));
+        self.ip(a, &format!("link set {if_a} up"));
+        self.ip(b, &format!("link set {if_b} up"));
+    }
+
+    /// Runs `ip ARGS` in `ns` (must succeed).
+    pub fn ip_in(&self, ns: &str, args: &str) {
+        self.ip(ns, args);
+    }
+
     /// The MAC of `ifname` in `ns`.
     pub fn mac(&self, ns: &str, ifname: &str) -> String {
         let out = must(

@@ -76,7 +76,13 @@ destination_ports = "5201"
 
 /// Starts sluiced on conf/lab.toml with dual-stack members and [`RULES6`].
 fn start(lab: &Lab) -> sluice_tests::daemon::Daemon {
-    let (mut text, prefix) = lab.config(RULES6);
+    let (text, prefix) = config(lab, RULES6);
+    lab.start_sluiced_with(&text, &prefix)
+}
+
+/// conf/lab.toml with dual-stack members and `extra`: (text, prefix).
+fn config(lab: &Lab, extra: &str) -> (String, String) {
+    let (mut text, prefix) = lab.config(extra);
     for i in 0..3 {
         let one = format!(
             "{{ address = \"{}\", name = \"b{}\" }}",
@@ -92,7 +98,7 @@ fn start(lab: &Lab) -> sluice_tests::daemon::Daemon {
         assert!(text.contains(&one), "conf/lab.toml's pool changed shape");
         text = text.replace(&one, &both);
     }
-    lab.start_sluiced_with(&text, &prefix)
+    (text, prefix)
 }
 
 /// The lab's HTTP server (IPv4 and IPv6) on port 80 in every backend.
@@ -312,4 +318,141 @@ fn an_nmap_scan_of_the_ipv6_frontend_finds_only_the_allowed_ports() {
     assert_eq!(open, ["80/tcp"], "{text}\n{}", d.log());
     let r = d.stop();
     assert!(r.get("drop.no_service") > 0, "{}", r.log);
+}
+
+#[test]
+fn a_fragmented_udp_datagram_crosses_ipv6_ha_ports_whole() {
+    let lab = Lab::new(3);
+    for i in 0..3 {
+        lab.server(&lab.backend(i), &["many", &format!("b{}", i + 1), "7000"]);
+    }
+    for i in 0..3 {
+        assert!(lab.wait_until(&lab.backend(i), "ss -lun | grep -q '\\[::\\]:7000 '", 10));
+    }
+    assert!(lab
+        .sh(
+            &lab.client(),
+            "ip -6 route add 2001:db8:2::100/128 via 2001:db8:1::1"
+        )
+        .status
+        .success());
+    let ha6 = "[[frontend]]\nname = \"ilb6\"\naddress = \"2001:db8:2::100\"\nkind = \"internal\"\n\
+               [[lb_rule]]\nname = \"ha6\"\nfrontend = \"ilb6\"\nprotocol = \"all\"\n\
+               frontend_port = 0\nbackend_port = 0\npool = \"web-pool\"\n";
+    let (text, prefix) = config(&lab, ha6);
+    // net_tap on the external side: net_af_packet's socket reassembles
+    // fragments behind the PMD's back (see lab_inbound's IPv4 test).
+    let text = text
+        .replace(
+            "--vdev=net_af_packet0,iface=ext0",
+            "--vdev=net_tap0,iface=stap0",
+        )
+        .replace("device = \"net_af_packet0\"", "device = \"net_tap0\"");
+    let d = lab.start_sluiced_with(&text, &prefix);
+    assert!(lab
+        .sh(
+            &lab.lb(),
+            "ip link set stap0 address 02:00:00:00:aa:01 && \
+             ip link add brx type bridge && ip link set ext0 master brx && \
+             ip link set stap0 master brx && ip link set stap0 up && ip link set brx up && \
+             ethtool -K stap0 tx off tso off gso off gro off >/dev/null 2>&1; true",
+        )
+        .status
+        .success());
+    // 4,000 bytes over a 1,500-byte link: the client's kernel sends three
+    // fragments (a fragment header each).
+    let out = lab.sh(
+        &lab.client(),
+        "python3 -c \"import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); \
+         s.settimeout(3); s.sendto(b'x' * 4000, ('2001:db8:2::100', 7000)); print(s.recv(100).decode())\"",
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    let r = d.stop();
+    assert!(
+        said.trim_end().ends_with(&format!("{CLIENT6} 4000")),
+        "the datagram did not arrive whole: {said:?} {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        r.log
+    );
+    assert!(r.get("fragments_forwarded") >= 2, "{}", r.log);
+}
+
+#[test]
+fn a_smaller_link_behind_sluice_is_learned_from_a_translated_packet_too_big() {
+    // b-far sits behind a router whose link to it has an MTU of 1280. The
+    // router answers neighbour discovery for b-far on the internal network
+    // (proxy NDP), so for Sluice b-far is one more on-link member.
+    let mut lab = Lab::new(0);
+    let r = lab.extra_ns("r");
+    let far = lab.extra_ns("far");
+    lab.wire_internal(&r, "eth0");
+    lab.veth(&r, "eth1", &far, "eth0");
+    for (ns, cmds) in [
+        (
+            &r,
+            vec![
+                "addr add 2001:db8:2::50/64 dev eth0 nodad",
+                "link set eth0 up",
+                "addr add 2001:db8:2:1::1/64 dev eth1 nodad",
+                "link set eth1 mtu 1280",
+                "-6 route add default via 2001:db8:2::1",
+                "-6 neigh add proxy 2001:db8:2:1::10 dev eth0",
+            ],
+        ),
+        (
+            &far,
+            vec![
+                "addr add 2001:db8:2:1::10/64 dev eth0 nodad",
+                "-6 route add default via 2001:db8:2:1::1",
+            ],
+        ),
+    ] {
+        for c in cmds {
+            lab.ip_in(ns, c);
+        }
+    }
+    for k in [
+        "net.ipv6.conf.all.forwarding=1",
+        "net.ipv6.conf.all.proxy_ndp=1",
+    ] {
+        assert!(lab.exec(&r, &["sysctl", "-qw", k]).status.success());
+    }
+    lab.spawn(
+        &far,
+        &["iperf3", "-s", "-p", "5201", "--logfile", "/dev/null"],
+    );
+    assert!(lab.wait_until(&far, "ss -ltn | grep -q ':5201 '", 10));
+    let rules = "[[frontend]]\nname = \"web6\"\naddress = \"2001:db8:1::10\"\nkind = \"public\"\n\
+                 [[pool]]\nname = \"far\"\nmembers = [{ address = \"2001:db8:2:1::10\", name = \"far\" }]\n\
+                 [[lb_rule]]\nname = \"bulk6\"\nfrontend = \"web6\"\nprotocol = \"tcp\"\n\
+                 frontend_port = 5201\nbackend_port = 5201\npool = \"far\"\n\
+                 [[security_rule]]\nname = \"allow-bulk6\"\npriority = 300\ndirection = \"inbound\"\n\
+                 action = \"allow\"\nsource = \"*\"\ndestination = \"2001:db8:1::10/128\"\n\
+                 protocol = \"tcp\"\ndestination_ports = \"5201\"\n";
+    let (text, prefix) = lab.config(rules);
+    let text = text.replace("\"2001:db8:2::1/64\"", "\"2001:db8:2::1/48\"");
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let out = lab.exec(
+        &lab.client(),
+        &[
+            "iperf3", "-6", "-c", FRONTEND6, "-p", "5201", "-t", "2", "-J",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let route = lab.sh(&lab.client(), &format!("ip -6 route get {FRONTEND6}"));
+    let route = String::from_utf8_lossy(&route.stdout).to_string();
+    let rep = d.stop();
+    assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], rep.log);
+    let received = j["end"]["sum_received"]["bytes"].as_f64().unwrap();
+    assert!(
+        received > 1e6,
+        "only {received} bytes arrived: a black hole\n{}",
+        rep.log
+    );
+    assert!(
+        route.contains("mtu 1280"),
+        "the client did not learn the path MTU: {route}"
+    );
+    assert!(rep.get("icmp_translated") >= 1, "{}", rep.log);
 }

@@ -1,13 +1,16 @@
-//! The fragment table: which flow (entry, direction) the first fragment of
-//! an IPv4 datagram went with, keyed by (source, destination, protocol,
-//! IP id), so the later fragments (which carry no ports) follow it.
+//! The fragment table of one family: which flow (entry, direction) the
+//! first fragment of a datagram went with, keyed by (source, destination,
+//! protocol, identification: 16 bits in IPv4, 32 in IPv6's fragment
+//! header), so the later fragments (which carry no ports) follow it.
 //!
 //! Direct-mapped and shared by every worker: a newer datagram that hashes
 //! to the same slot replaces an older one (whose remaining fragments are
 //! then deferred and time out, counted). Each slot is written under a
 //! version word so a reader never takes a half-written slot.
 
-use std::net::Ipv4Addr;
+use super::key::hash_words;
+use super::FlowKey;
+use crate::family::Family;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 /// Slots in the table.
@@ -15,28 +18,39 @@ pub const SLOTS: usize = 4096;
 /// How long (ms) a first fragment's decision stands.
 pub const LIFETIME_MS: u32 = 2000;
 
-#[derive(Default)]
-struct Slot {
+struct Slot<A: Family> {
     /// id << 16 | proto << 8 | 1 (valid): 0 while being written.
     tag: AtomicU64,
-    addrs: AtomicU64,
+    /// The address words (a flow key's; the ports word unused).
+    addrs: A::Slots,
     /// Entry index << 1 | direction.
     value: AtomicU64,
     tick: AtomicU32,
 }
 
-/// The fragment table.
-pub struct FragTable {
-    slots: Box<[Slot]>,
+impl<A: Family> Default for Slot<A> {
+    fn default() -> Self {
+        Slot {
+            tag: AtomicU64::new(0),
+            addrs: Default::default(),
+            value: AtomicU64::new(0),
+            tick: AtomicU32::new(0),
+        }
+    }
 }
 
-impl std::fmt::Debug for FragTable {
+/// The fragment table of family `A`.
+pub struct FragTable<A: Family = crate::family::V4> {
+    slots: Box<[Slot<A>]>,
+}
+
+impl<A: Family> std::fmt::Debug for FragTable<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FragTable").finish_non_exhaustive()
     }
 }
 
-impl Default for FragTable {
+impl<A: Family> Default for FragTable<A> {
     fn default() -> Self {
         FragTable {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
@@ -44,37 +58,38 @@ impl Default for FragTable {
     }
 }
 
+/// The key's address words with the tag in the ports word, and the tag.
 #[inline]
-fn words(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, id: u16) -> (u64, u64) {
-    (
-        u64::from(u32::from(src)) << 32 | u64::from(u32::from(dst)),
-        u64::from(id) << 16 | u64::from(proto) << 8 | 1,
-    )
+fn words<A: Family>(src: A, dst: A, proto: u8, id: u32) -> (A::Words, u64) {
+    let t = u64::from(id) << 16 | u64::from(proto) << 8 | 1;
+    let mut w = FlowKey {
+        src,
+        dst,
+        sport: 0,
+        dport: 0,
+        proto: 0,
+    }
+    .words();
+    w.as_mut()[A::ADDR_WORDS] = t;
+    (w, t)
 }
 
-#[inline]
-fn slot_of(a: u64, t: u64) -> usize {
-    (super::key::mix(a, t) as usize) & (SLOTS - 1)
-}
+impl<A: Family> FragTable<A> {
+    #[inline]
+    fn slot(&self, w: &A::Words) -> &Slot<A> {
+        &self.slots[(hash_words(w.as_ref()) as usize) & (SLOTS - 1)]
+    }
 
-impl FragTable {
     #[allow(clippy::too_many_arguments)]
     /// Records that the datagram's first fragment went with flow `idx` in
     /// direction `dir` at tick `now`.
-    pub fn record(
-        &self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        proto: u8,
-        id: u16,
-        idx: u32,
-        dir: usize,
-        now: u32,
-    ) {
-        let (a, t) = words(src, dst, proto, id);
-        let s = &self.slots[slot_of(a, t)];
+    pub fn record(&self, src: A, dst: A, proto: u8, id: u32, idx: u32, dir: usize, now: u32) {
+        let (w, t) = words(src, dst, proto, id);
+        let s = self.slot(&w);
         s.tag.store(0, Release);
-        s.addrs.store(a, Relaxed);
+        for (slot, v) in s.addrs.as_ref().iter().zip(&w.as_ref()[..A::ADDR_WORDS]) {
+            slot.store(*v, Relaxed);
+        }
         s.value.store(u64::from(idx) << 1 | dir as u64 & 1, Relaxed);
         s.tick.store(now, Relaxed);
         s.tag.store(t, Release);
@@ -83,27 +98,22 @@ impl FragTable {
     /// The flow a later fragment follows, if its first fragment was seen in
     /// the last [`LIFETIME_MS`].
     #[inline]
-    pub fn lookup(
-        &self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        proto: u8,
-        id: u16,
-        now: u32,
-    ) -> Option<(u32, usize)> {
-        let (a, t) = words(src, dst, proto, id);
-        let s = &self.slots[slot_of(a, t)];
+    pub fn lookup(&self, src: A, dst: A, proto: u8, id: u32, now: u32) -> Option<(u32, usize)> {
+        let (w, t) = words(src, dst, proto, id);
+        let s = self.slot(&w);
         let t1 = s.tag.load(Acquire);
         if t1 != t {
             return None;
         }
-        let (addrs, v, tick) = (
-            s.addrs.load(Relaxed),
-            s.value.load(Relaxed),
-            s.tick.load(Relaxed),
-        );
+        let same = s
+            .addrs
+            .as_ref()
+            .iter()
+            .zip(&w.as_ref()[..A::ADDR_WORDS])
+            .all(|(slot, v)| slot.load(Relaxed) == *v);
+        let (v, tick) = (s.value.load(Relaxed), s.tick.load(Relaxed));
         std::sync::atomic::fence(Acquire);
-        if s.tag.load(Relaxed) != t1 || addrs != a || now.wrapping_sub(tick) > LIFETIME_MS {
+        if s.tag.load(Relaxed) != t1 || !same || now.wrapping_sub(tick) > LIFETIME_MS {
             return None;
         }
         Some(((v >> 1) as u32, (v & 1) as usize))
@@ -113,6 +123,7 @@ impl FragTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn later_fragments_find_the_first_ones_flow_while_it_is_fresh() {
@@ -128,5 +139,17 @@ mod tests {
         assert_eq!(t.lookup(s, d, 6, 7, 100), None, "another protocol");
         assert_eq!(t.lookup(d, s, 17, 7, 100), None, "the other way");
         assert_eq!(t.lookup(s, d, 17, 7, 101 + LIFETIME_MS), None, "stale");
+    }
+
+    #[test]
+    fn ipv6_datagrams_are_told_apart_by_every_address_bit_and_the_32_bit_id() {
+        let t = FragTable::<Ipv6Addr>::default();
+        let s: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        let d: Ipv6Addr = "2001:db8:2::100".parse().unwrap();
+        t.record(s, d, 17, 0x1234_5678, 9, 0, 5);
+        assert_eq!(t.lookup(s, d, 17, 0x1234_5678, 6), Some((9, 0)));
+        assert_eq!(t.lookup(s, d, 17, 0x5678, 6), None, "the id's high half");
+        let other: Ipv6Addr = "2001:db8:1:1::100".parse().unwrap();
+        assert_eq!(t.lookup(other, d, 17, 0x1234_5678, 6), None);
     }
 }

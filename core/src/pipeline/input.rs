@@ -48,9 +48,8 @@ pub(super) fn ipv4_input(
     if h.ttl <= 1 {
         return Fate::Drop(DropReason::TtlExceeded);
     }
-    if let Some(f) = h.frag.filter(|f| !f.first) {
-        let key = (h.src, h.dst, h.proto, f.id as u16);
-        return fragment::later_fragment(cx, room, len, h.l4, key, c);
+    if h.frag.is_some_and(|f| !f.first) {
+        return fragment::later_fragment(cx, room, len, &h, c);
     }
     let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
         Ok(t) => t,
@@ -65,7 +64,7 @@ pub(super) fn ipv4_input(
             return Fate::Drop(DropReason::Fragment);
         }
         cx.frags
-            .record(h.src, h.dst, h.proto, f.id as u16, idx, dir, cx.now);
+            .record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
     }
     let memo = &mut NeighMemo::default();
     forward::<V4>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
@@ -101,14 +100,23 @@ pub(super) fn ipv6_input<S: Slowpath>(
     if h.ttl <= 1 {
         return Fate::Drop(DropReason::TtlExceeded);
     }
-    if h.frag.is_some() {
-        return Fate::Drop(DropReason::Fragment);
+    if h.frag.is_some_and(|f| !f.first) {
+        return fragment::later_fragment(cx, room, len, &h, c);
     }
     let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
         Ok(t) => t,
         Err(None) => return Fate::Probe,
         Err(Some(r)) => return Fate::Drop(r),
     };
+    if let Some(f) = h.frag {
+        // As for IPv4: HA-ports rules only; later fragments follow.
+        let (idx, dir) = found;
+        if !cx.services.is_ha(cx.flows6.entry(idx).rule()) {
+            return Fate::Drop(DropReason::Fragment);
+        }
+        cx.frags6
+            .record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
+    }
     let memo = &mut NeighMemo::default();
     forward::<V6>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
 }

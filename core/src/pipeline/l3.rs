@@ -5,6 +5,7 @@
 use super::l4::{rd16, wr16, L4, TCP, UDP};
 use super::{Context, Counters, DropReason};
 use crate::family::{Family, V4, V6};
+use crate::flow::frag::FragTable;
 use crate::flow::{hash_words, Delta, FlowKey, FlowTable, RawRewrite};
 use crate::neigh::PortIndex;
 use crate::wire::{checksum, ethernet, ipv4, ipv6, Error as WireError};
@@ -68,6 +69,8 @@ pub(super) trait Ip: Family {
     const ICMP: u8;
     /// The family's flow table.
     fn flows<'a>(cx: &Context<'a>) -> &'a FlowTable<Self>;
+    /// The family's fragment table.
+    fn frags<'a>(cx: &Context<'a>) -> &'a FragTable<Self>;
     /// The key words of a plain TCP/UDP frame of this family (not a
     /// fragment, no extension header) for the burst's lookup pass, and
     /// their hash.
@@ -115,6 +118,11 @@ impl Ip for V4 {
     #[inline]
     fn flows<'a>(cx: &Context<'a>) -> &'a FlowTable<V4> {
         cx.flows
+    }
+
+    #[inline]
+    fn frags<'a>(cx: &Context<'a>) -> &'a FragTable<V4> {
+        cx.frags
     }
 
     #[inline]
@@ -185,6 +193,11 @@ impl Ip for V6 {
     #[inline]
     fn flows<'a>(cx: &Context<'a>) -> &'a FlowTable<V6> {
         cx.flows6
+    }
+
+    #[inline]
+    fn frags<'a>(cx: &Context<'a>) -> &'a FragTable<V6> {
+        cx.frags6
     }
 
     #[inline]

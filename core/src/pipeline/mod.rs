@@ -109,8 +109,10 @@ pub struct Context<'a> {
     pub flows: &'a FlowTable,
     /// The shared IPv6 flow table.
     pub flows6: &'a FlowTable<V6>,
-    /// Which flow each fragmented datagram follows.
+    /// Which flow each fragmented IPv4 datagram follows.
     pub frags: &'a FragTable,
+    /// The same for IPv6.
+    pub frags6: &'a FragTable<V6>,
     /// Coarse clock (ms) for last-seen ticks.
     pub now: u32,
     /// Index of the worker processing the burst (its slice of SNAT ports).

@@ -418,3 +418,88 @@ fn packet_too_big_about_a_flow_is_translated_in_both_directions() {
     let err = icmp6_error(member_mac(member), member, client.0, 2, 1400, &other);
     assert_eq!(send(&ex, INT, err).0, Fate::Drop(DropReason::IcmpNoFlow));
 }
+
+/// The fragments (each at most `mtu` bytes of IPv6 packet) of a UDP
+/// datagram from `src` to `dst`, as a sender's kernel cuts them.
+fn fragments6(
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+    id: u32,
+    data: &[u8],
+    mtu: usize,
+) -> Vec<Vec<u8>> {
+    let dgram = craft::udp_segment((src.0.into(), src.1), (dst.0.into(), dst.1), data);
+    let per = (mtu - 40 - 8) / 8 * 8;
+    let chunks: Vec<&[u8]> = dgram.chunks(per).collect();
+    let n = chunks.len();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let off = (i * per) as u16 | u16::from(i + 1 < n);
+            let mut p = vec![17u8, 0];
+            p.extend_from_slice(&off.to_be_bytes());
+            p.extend_from_slice(&id.to_be_bytes());
+            p.extend_from_slice(c);
+            craft::ip_frame(
+                CLIENT_MAC,
+                EXT_MAC,
+                src.0.into(),
+                dst.0.into(),
+                crate::wire::IpProtocol::Ipv6Frag,
+                &p,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fragments_of_one_datagram_follow_the_first_over_ipv6_ha_ports() {
+    let ex = Example::lb6(64);
+    let client = (ip("2001:db8:1::100"), 5000);
+    let ilb = (ip("2001:db8:2::100"), 7000);
+    let data: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+    let frags = fragments6(client, ilb, 0xabcd_0001, &data, 1500);
+    assert_eq!(frags.len(), 3);
+    // A later fragment before its first: deferred to control.
+    assert_eq!(send(&ex, EXT, frags[2].clone()).0, Fate::Defer);
+    let mut out = Vec::new();
+    for f in &frags[..2] {
+        let (fate, o, _) = send(&ex, EXT, f.clone());
+        assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+        out.push(o);
+    }
+    // Control's retry of the deferred one, once the first went through.
+    let n = neigh();
+    let mut room = frags[2].clone();
+    let len = room.len();
+    room.resize(2048, 0);
+    let fate = retry_fragment(ex.cx(&n, 7), &mut room, len);
+    assert!(matches!(fate, Some(Fate::Tx { port: INT, .. })), "{fate:?}");
+    room.truncate(len);
+    out.push(room);
+    // All to one member, and the reassembled datagram's checksum holds
+    // for the member's address.
+    let dst = |f: &[u8]| Ipv6Addr::from(<[u8; 16]>::try_from(&f[38..54]).unwrap());
+    let member = dst(&out[0]);
+    assert!(
+        out.iter().all(|f| dst(f) == member && f[21] == 63),
+        "one member, hop limit 63"
+    );
+    let mut dgram = Vec::new();
+    for f in &out {
+        let plen = usize::from(u16::from_be_bytes([f[18], f[19]]));
+        dgram.extend_from_slice(&f[14 + 48..14 + 40 + plen]);
+    }
+    let pseudo = checksum::pseudo_header_v6(client.0, member, 17, dgram.len() as u32);
+    let u = udp::Packet::new_checked(&dgram[..]).unwrap();
+    assert!(u.verify_checksum(pseudo), "reassembled UDP checksum");
+    assert_eq!(u.payload(), &data[..]);
+    // The same datagram to the public frontend (not HA ports): dropped.
+    let fe = (ip("2001:db8:1::10"), 53);
+    let f = fragments6(client, fe, 9, &data, 1500);
+    assert_eq!(
+        send(&ex, EXT, f[0].clone()).0,
+        Fate::Drop(DropReason::Fragment)
+    );
+}
