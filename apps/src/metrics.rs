@@ -139,7 +139,7 @@ pub fn update(v: &View<'_>) {
                 .set(f64::from(u8::from(s.maglev.is_some())));
         }
     }
-    let usage = sluice_core::lb::snat::usage(&v.shared.flows, &services.snat);
+    let usage = sluice_core::lb::snat::usage(&v.shared.flows, &v.shared.flows6, &services.snat);
     for (m, u) in services.snat.members.iter().zip(&usage.members) {
         let rule = services.snat.rules[usize::from(m.rule)].name.clone();
         let member = m.address.to_string();

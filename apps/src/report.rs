@@ -41,7 +41,7 @@ pub fn format(
         total.stat(Stat::BusyCycles) / total.stat(Stat::Rx).max(1),
     );
     let services = shared.services.load();
-    let usage = sluice_core::lb::snat::usage(&shared.flows, &services.snat);
+    let usage = sluice_core::lb::snat::usage(&shared.flows, &shared.flows6, &services.snat);
     for (m, u) in services.snat.members.iter().zip(&usage.members) {
         let rule = &services.snat.rules[usize::from(m.rule)].name;
         let (ok, failed) = m.totals();

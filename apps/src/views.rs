@@ -206,7 +206,8 @@ impl View<'_> {
     /// `sluicectl snat`.
     pub fn snat(&self) -> Value {
         let services = self.shared.services.load();
-        let usage = sluice_core::lb::snat::usage(&self.shared.flows, &services.snat);
+        let usage =
+            sluice_core::lb::snat::usage(&self.shared.flows, &self.shared.flows6, &services.snat);
         let members: Vec<Value> = services
             .snat
             .members
@@ -217,7 +218,7 @@ impl View<'_> {
                 json!({
                     "rule": services.snat.rules[usize::from(m.rule)].name,
                     "member": m.address.to_string(),
-                    "name": member_name(self.cfg, IpAddr::V4(m.address)),
+                    "name": member_name(self.cfg, m.address),
                     "ports_allocated": m.ports,
                     "ports_used_tcp": u.tcp_ports,
                     "ports_used_udp": u.udp_ports,

@@ -194,9 +194,7 @@ pub struct Example {
     /// An empty IPv6 flow table.
     pub flows6: FlowTable<crate::family::V6>,
     /// An empty fragment table.
-    pub frags: crate::flow::frag::FragTable,
-    /// An empty IPv6 fragment table.
-    pub frags6: crate::flow::frag::FragTable<crate::family::V6>,
+    pub frags: crate::flow::frag::Fragments,
     /// Per-rule traffic counters.
     pub traffic: crate::pipeline::Traffic,
 }
@@ -222,14 +220,20 @@ impl Example {
         Example::lb(capacity).with_snat(workers)
     }
     /// [`Example::lb_snat`] with the IPv6 rules of [`LB6_CONFIG`] too.
+    /// Its SNAT members: b1 and b2 as in [`Example::lb_snat`], then d1
+    /// (2001:db8:2::21) with 8 ports on 2001:db8:1::10 from 1024 and d2
+    /// (2001:db8:2::22) with 16 from 1032.
     pub fn lb6_snat(capacity: u32, workers: usize) -> Example {
-        Example::lb6(capacity).with_snat(workers)
+        Example::lb6(capacity).with_snat_members(workers, true)
     }
-    fn with_snat(mut self, workers: usize) -> Example {
+    fn with_snat(self, workers: usize) -> Example {
+        self.with_snat_members(workers, false)
+    }
+    fn with_snat_members(mut self, workers: usize, v6: bool) -> Example {
         use crate::lb::snat::{Run, Snat, SnatRule};
         let ex = &mut self;
         let run = |start, len| Run {
-            address: Ipv4Addr::new(203, 0, 113, 10),
+            address: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
             start,
             len,
         };
@@ -241,10 +245,39 @@ impl Example {
                 idle_timeout: std::time::Duration::from_secs(240),
                 tcp_reset: false,
             }],
-            vec![
-                (0, Ipv4Addr::new(10, 0, 0, 11), vec![run(1024, 8)]),
-                (0, Ipv4Addr::new(10, 0, 0, 12), vec![run(1032, 16)]),
-            ],
+            {
+                let mut m = vec![
+                    (
+                        0,
+                        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11)),
+                        vec![run(1024, 8)],
+                    ),
+                    (
+                        0,
+                        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 12)),
+                        vec![run(1032, 16)],
+                    ),
+                ];
+                if v6 {
+                    let public: IpAddr = "2001:db8:1::10".parse().expect("v6");
+                    let run6 = |start, len| Run {
+                        address: public,
+                        start,
+                        len,
+                    };
+                    m.push((
+                        0,
+                        "2001:db8:2::21".parse().expect("v6"),
+                        vec![run6(1024, 8)],
+                    ));
+                    m.push((
+                        0,
+                        "2001:db8:2::22".parse().expect("v6"),
+                        vec![run6(1032, 16)],
+                    ));
+                }
+                m
+            },
             workers,
         ));
         self
@@ -259,7 +292,6 @@ impl Example {
             flows: FlowTable::new(capacity, 1),
             flows6: FlowTable::new(capacity, 1),
             frags: Default::default(),
-            frags6: Default::default(),
             traffic: Default::default(),
         }
     }
@@ -272,7 +304,6 @@ impl Example {
             flows: &self.flows,
             flows6: &self.flows6,
             frags: &self.frags,
-            frags6: &self.frags6,
             now,
             worker: 0,
             traffic: &self.traffic,
@@ -402,11 +433,11 @@ pub fn snat_example(members: u32, ports: u16, capacity: u32) -> Example {
     let list = (0..members)
         .map(|m| {
             let run = Run {
-                address: Ipv4Addr::new(203, 0, 113, 10),
+                address: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
                 start: 1024 + (m * u32::from(ports)) as u16,
                 len: ports,
             };
-            (0, snat_member(m), vec![run])
+            (0, IpAddr::V4(snat_member(m)), vec![run])
         })
         .collect();
     ex.services.snat = std::sync::Arc::new(Snat::new(vec![rule], list, 1));

@@ -9,11 +9,17 @@
 //! order. A member keeps its blocks while it stays in the pool, across
 //! reloads and restarts: the assignment lives in the state directory
 //! (`snat-<rule>.map`, written to a temp file and renamed).
+//!
+//! Each family on its own: a rule's IPv4 frontends serve its members'
+//! IPv4 addresses and its IPv6 frontends their IPv6 addresses, each with
+//! the same budget rules; a dual-stack member gets blocks in both. A
+//! member address of a family the rule has no frontend of gets no SNAT
+//! (its packets leaving are dropped as `egress_denied`).
 
 use sluice_core::config::{Config, ConfigError, PortsPerMember};
 use sluice_core::lb::natmap::write_atomic;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// Ports per block; blocks are aligned to it.
@@ -39,8 +45,8 @@ pub struct RulePlan {
     pub name: String,
     /// Ports each member gets.
     pub ports_per_member: u32,
-    /// The rule's public addresses, in order of use.
-    pub addresses: Vec<Ipv4Addr>,
+    /// The rule's public addresses, in order of use (both families).
+    pub addresses: Vec<IpAddr>,
     /// Every member's runs.
     pub members: Assignment,
 }
@@ -178,11 +184,15 @@ fn err(obj: &str, field: &str, reason: String) -> ConfigError {
     }
 }
 
-fn v4(a: IpAddr) -> Option<Ipv4Addr> {
-    match a {
-        IpAddr::V4(v) => Some(v),
-        IpAddr::V6(_) => None,
-    }
+/// A rule's member addresses that have public addresses of their family
+/// among `addresses`, in pool order (a dual-stack member twice).
+fn member_addresses(cfg: &Config, pool: usize, addresses: &[IpAddr]) -> Vec<IpAddr> {
+    cfg.pools[pool]
+        .members
+        .iter()
+        .flat_map(|m| m.addresses.iter().copied())
+        .filter(|a| addresses.iter().any(|p| p.is_ipv6() == a.is_ipv6()))
+        .collect()
 }
 
 /// Ports rules use on `address` (their blocks are reserved).
@@ -210,24 +220,14 @@ pub fn plan(
     previous: &BTreeMap<String, Assignment>,
 ) -> Result<Vec<RulePlan>, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let mut spaces: BTreeMap<Ipv4Addr, AddressBlocks> = BTreeMap::new();
+    let mut spaces: BTreeMap<IpAddr, AddressBlocks> = BTreeMap::new();
     let mut plans = Vec::new();
     for (ri, r) in cfg.outbound_rules.iter().enumerate() {
         let obj = format!("outbound_rule \"{}\"", r.name);
         let mut addresses = Vec::new();
         for &f in &r.frontends {
             let fe = &cfg.frontends[f];
-            let Some(a) = v4(fe.address) else {
-                errors.push(err(
-                    &obj,
-                    "frontends",
-                    format!(
-                        "frontend \"{}\" is IPv6; SNAT is IPv4 only for now",
-                        fe.name
-                    ),
-                ));
-                continue;
-            };
+            let a = fe.address;
             // An address that balances inbound flows serves SNAT only when
             // its rules leave outbound to this rule.
             for lb in cfg.lb_rules.iter().filter(|l| {
@@ -253,27 +253,48 @@ pub fn plan(
             PortsPerMember::Auto => auto_ports(pool.members.len()),
             PortsPerMember::Fixed(n) => n,
         };
-        let members: Vec<IpAddr> = pool.members.iter().map(|m| m.address).collect();
-        if let Some(m) = members.iter().find(|m| m.is_ipv6()) {
+        let members = member_addresses(cfg, r.pool, &addresses);
+        if members.is_empty() && !pool.members.is_empty() {
             errors.push(err(
                 &obj,
                 "pool",
-                format!("member {m} is IPv6; SNAT is IPv4 only for now"),
-            ));
-        }
-        let budget: u32 = addresses.iter().map(|a| spaces[a].free_ports()).sum();
-        let need = ppm as u64 * members.len() as u64;
-        if need > u64::from(budget) {
-            errors.push(err(
-                &obj,
-                "ports_per_member",
                 format!(
-                    "{} members x {ppm} ports = {need} ports do not fit the {budget} free ports \
-                     of its {} frontend address(es)",
-                    members.len(),
-                    addresses.len()
+                    "no member of pool \"{}\" has an address of its frontends' family",
+                    pool.name
                 ),
             ));
+            continue;
+        }
+        let mut fits = true;
+        let both = addresses.iter().any(|a| a.is_ipv6()) && addresses.iter().any(|a| a.is_ipv4());
+        for v6 in [false, true] {
+            let fam = match (both, v6) {
+                (false, _) => "",
+                (true, false) => "IPv4 ",
+                (true, true) => "IPv6 ",
+            };
+            let of = |a: &&IpAddr| a.is_ipv6() == v6;
+            let budget: u32 = addresses
+                .iter()
+                .filter(of)
+                .map(|a| spaces[a].free_ports())
+                .sum();
+            let n = members.iter().filter(of).count();
+            let need = ppm as u64 * n as u64;
+            if need > u64::from(budget) {
+                errors.push(err(
+                    &obj,
+                    "ports_per_member",
+                    format!(
+                        "{n} members x {ppm} ports = {need} ports do not fit the {budget} free \
+                         ports of its {} {fam}frontend address(es)",
+                        addresses.iter().filter(of).count(),
+                    ),
+                ));
+                fits = false;
+            }
+        }
+        if !fits {
             continue;
         }
         plans.push(RulePlan {
@@ -292,14 +313,16 @@ pub fn plan(
     for p in &mut plans {
         let empty = Assignment::new();
         let prev = previous.get(&p.name).unwrap_or(&empty);
-        let pool = &cfg.pools[cfg.outbound_rules[p.rule].pool];
-        for m in &pool.members {
-            let Some(runs) = prev.get(&m.address) else {
+        let pool = cfg.outbound_rules[p.rule].pool;
+        for m in member_addresses(cfg, pool, &p.addresses) {
+            let Some(runs) = prev.get(&m) else {
                 continue;
             };
             let total: u32 = runs.iter().map(|r| u32::from(r.len)).sum();
             let fits = total == p.ports_per_member
-                && runs.iter().all(|r| p.addresses.contains(&r.address));
+                && runs.iter().all(|r| {
+                    p.addresses.contains(&r.address) && r.address.is_ipv6() == m.is_ipv6()
+                });
             if !fits {
                 continue;
             }
@@ -313,7 +336,7 @@ pub fn plan(
                 t
             });
             if ok {
-                p.members.insert(m.address, runs.clone());
+                p.members.insert(m, runs.clone());
             } else {
                 for r in taken {
                     let s = spaces.get_mut(&r.address).expect("rule address");
@@ -326,14 +349,20 @@ pub fn plan(
         }
     }
     for p in &mut plans {
-        let pool = &cfg.pools[cfg.outbound_rules[p.rule].pool];
-        for m in &pool.members {
-            if p.members.contains_key(&m.address) {
+        let pool = cfg.outbound_rules[p.rule].pool;
+        for m in member_addresses(cfg, pool, &p.addresses) {
+            if p.members.contains_key(&m) {
                 continue;
             }
-            match allocate(&mut spaces, &p.addresses, p.ports_per_member) {
+            let family: Vec<IpAddr> = p
+                .addresses
+                .iter()
+                .copied()
+                .filter(|a| a.is_ipv6() == m.is_ipv6())
+                .collect();
+            match allocate(&mut spaces, &family, p.ports_per_member) {
                 Some(runs) => {
-                    p.members.insert(m.address, runs);
+                    p.members.insert(m, runs);
                 }
                 None => errors.push(err(
                     &format!("outbound_rule \"{}\"", p.name),
@@ -341,7 +370,7 @@ pub fn plan(
                     format!(
                         "no room for member {}'s {} ports on the rule's frontend addresses \
                          (other outbound rules share them)",
-                        m.address, p.ports_per_member
+                        m, p.ports_per_member
                     ),
                 )),
             }
@@ -357,8 +386,8 @@ pub fn plan(
 /// `ports` ports: one contiguous run on the first address with room, else
 /// free blocks in address order.
 fn allocate(
-    spaces: &mut BTreeMap<Ipv4Addr, AddressBlocks>,
-    addresses: &[Ipv4Addr],
+    spaces: &mut BTreeMap<IpAddr, AddressBlocks>,
+    addresses: &[IpAddr],
     ports: u32,
 ) -> Option<Vec<Run>> {
     let k = (ports / u32::from(BLOCK)) as usize;

@@ -10,7 +10,6 @@ pub mod blocks;
 use sluice_core::config::{Config, ConfigError, Protocol};
 use sluice_core::lb::snat::{Snat, SnatRule};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 
 /// The assignments a running snapshot holds, by rule name: what a reload
@@ -21,7 +20,7 @@ pub fn assignments(snat: &Snat) -> BTreeMap<String, blocks::Assignment> {
         let name = &snat.rules[usize::from(m.rule)].name;
         out.entry(name.clone())
             .or_default()
-            .insert(IpAddr::V4(m.address), m.runs.clone());
+            .insert(m.address, m.runs.clone());
     }
     out
 }
@@ -78,9 +77,7 @@ pub fn build(cfg: &Config, plans: &[blocks::RulePlan], workers: usize) -> Snat {
             tcp_reset: r.tcp_reset,
         });
         for (m, runs) in &p.members {
-            if let IpAddr::V4(a) = m {
-                members.push((ri, *a, runs.clone()));
-            }
+            members.push((ri, *m, runs.clone()));
         }
     }
     Snat::new(rules, members, workers)

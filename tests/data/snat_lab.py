@@ -4,10 +4,11 @@ Usage: snat_lab.py MODE ARGS
   udp-client PORT HOST P1 P2 OUT   from local PORT sends "a" to HOST:P1 and "b" to
                                    HOST:P2, then for 6 s appends "addr port data"
                                    of every datagram received to OUT
-  udp-two P1 P2 P3 OUT             receives one datagram on P1 and one on P2, appends
+  udp-two P1 P2 P3 OUT [6]         receives one datagram on P1 and one on P2, appends
                                    "port peer_addr peer_port" to OUT, then sends
-                                   "third" from P3 to the first peer
+                                   "third" from P3 to the first peer (6: over IPv6)
   udp-send HOST PORT DATA          one datagram
+HOST may be IPv6; clients then use IPv6.
   tcp-echo PORT                    echoes every connection (threads)
   tcp-log PORT OUT                 per connection: reads a line, appends
                                    "line peer_port" to OUT
@@ -24,27 +25,34 @@ import threading
 import time
 
 
+def family(host):
+    return (socket.AF_INET6, "::") if ":" in host else (socket.AF_INET, "0.0.0.0")
+
+
 def udp_client(port, host, p1, p2, out):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+    af, any_addr = family(host)
+    s = socket.socket(af, socket.SOCK_DGRAM)
+    s.bind((any_addr, port))
     s.sendto(b"a", (host, p1))
     s.sendto(b"b", (host, p2))
     s.settimeout(0.2)
     end = time.time() + 6
     while time.time() < end:
         try:
-            data, (a, p) = s.recvfrom(100)
+            data, peer = s.recvfrom(100)
+            a, p = peer[0], peer[1]
         except socket.timeout:
             continue
         with open(out, "a") as f:
             f.write(f"{a} {p} {data.decode()}\n")
 
 
-def udp_two(p1, p2, p3, out):
+def udp_two(p1, p2, p3, out, v6=False):
+    af, any_addr = family("::" if v6 else "0.0.0.0")
     socks = []
     for p in (p1, p2):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", p))
+        s = socket.socket(af, socket.SOCK_DGRAM)
+        s.bind((any_addr, p))
         socks.append(s)
     first = None
     for p, s in zip((p1, p2), socks):
@@ -52,13 +60,13 @@ def udp_two(p1, p2, p3, out):
         first = first or peer
         with open(out, "a") as f:
             f.write(f"{p} {peer[0]} {peer[1]}\n")
-    t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    t.bind(("0.0.0.0", p3))
+    t = socket.socket(af, socket.SOCK_DGRAM)
+    t.bind((any_addr, p3))
     t.sendto(b"third", first)
 
 
 def udp_send(host, port, data):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(host)[0], socket.SOCK_DGRAM)
     s.sendto(data.encode(), (host, port))
 
 
@@ -140,7 +148,7 @@ if __name__ == "__main__":
     if cmd == "udp-client":
         udp_client(int(a[0]), a[1], int(a[2]), int(a[3]), a[4])
     elif cmd == "udp-two":
-        udp_two(int(a[0]), int(a[1]), int(a[2]), a[3])
+        udp_two(int(a[0]), int(a[1]), int(a[2]), a[3], a[4:] == ["6"])
     elif cmd == "udp-send":
         udp_send(a[0], int(a[1]), a[2])
     elif cmd == "tcp-echo":

@@ -456,3 +456,155 @@ fn a_smaller_link_behind_sluice_is_learned_from_a_translated_packet_too_big() {
     );
     assert!(rep.get("icmp_translated") >= 1, "{}", rep.log);
 }
+
+/// The internet host's IPv6 address (on the external segment).
+const INTERNET6: &str = "2001:db8:1::200";
+
+/// `tests/data/snat_lab.py ARGS` in `ns`, in the background.
+fn snat_script(lab: &Lab, ns: &str, args: &[&str]) {
+    let script = sluice_tests::workspace().join("tests/data/snat_lab.py");
+    let mut v = vec!["python3", script.to_str().unwrap()];
+    v.extend_from_slice(args);
+    lab.spawn(ns, &v);
+}
+
+/// An outbound rule over both families' frontends (HTTP stays inbound on
+/// the IPv4 one, so its rule leaves outbound to this one).
+const EGRESS6: &str = r#"
+[[frontend]]
+name = "web6"
+address = "2001:db8:1::10"
+kind = "public"
+
+[[outbound_rule]]
+name = "egress"
+frontends = ["web", "web6"]
+pool = "web-pool"
+protocol = "all"
+ports_per_member = 64
+"#;
+
+#[test]
+fn ipv6_members_reach_the_internet_as_the_public_ipv6_address() {
+    let lab = Lab::new(2);
+    lab.server(&lab.internet(), &["http", "8000", "inet"]);
+    lab.spawn(
+        &lab.internet(),
+        &["iperf3", "-s", "-p", "5201", "--logfile", "/dev/null"],
+    );
+    let seen = lab.dir.join("internet.out");
+    let got = lab.dir.join("backend.out");
+    snat_script(
+        &lab,
+        &lab.internet(),
+        &[
+            "udp-two",
+            "5001",
+            "5002",
+            "5003",
+            seen.to_str().unwrap(),
+            "6",
+        ],
+    );
+    assert!(lab.wait_until(&lab.internet(), "ss -ltn | grep -q '\\[::\\]:8000 '", 10));
+    assert!(lab.wait_until(&lab.internet(), "ss -lun | grep -q ':5002 '", 10));
+    assert!(lab.wait_until(&lab.internet(), "ss -ltn | grep -q ':5201 '", 10));
+    let (text, prefix) = config(&lab, EGRESS6);
+    let text = text.replace(
+        "probe = \"http-health\"",
+        "probe = \"http-health\"\ndisable_outbound_snat = true",
+    );
+    let d = lab.start_sluiced_with(&text, &prefix);
+    // Both backends, over IPv6, seen as the public IPv6 address.
+    for b in 0..2 {
+        let out = lab.sh(
+            &lab.backend(b),
+            &format!("curl -g -s --max-time 3 'http://[{INTERNET6}]:8000/'"),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("inet {FRONTEND6}"),
+            "backend {b}\n{}",
+            d.log()
+        );
+    }
+    // UDP: one socket to two ports of one address leaves from one public
+    // port; the third port gets in, a stranger does not.
+    snat_script(
+        &lab,
+        &lab.backend(0),
+        &[
+            "udp-client",
+            "40000",
+            INTERNET6,
+            "5001",
+            "5002",
+            got.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        lab.wait_until(
+            &lab.lb(),
+            &format!("[ $(wc -l < {}) -ge 2 ]", seen.display()),
+            10
+        ),
+        "the internet host did not get both datagrams"
+    );
+    let lines: Vec<Vec<String>> = std::fs::read_to_string(&seen)
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(
+        (lines[0][1].as_str(), lines[1][1].as_str()),
+        (FRONTEND6, FRONTEND6)
+    );
+    assert_eq!(lines[0][2], lines[1][2], "one public port");
+    // The client, another address, sends to that public port.
+    let script = sluice_tests::workspace().join("tests/data/snat_lab.py");
+    let out = lab.exec(
+        &lab.client(),
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "udp-send",
+            FRONTEND6,
+            &lines[0][2],
+            "stranger",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lab.wait_until(&lab.lb(), &format!("grep -q third {}", got.display()), 10),
+        "the reply from a third port did not get in"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let got = std::fs::read_to_string(&got).unwrap();
+    assert!(got.contains(&format!("{INTERNET6} 5003 third")), "{got}");
+    assert!(!got.contains("stranger"), "{got}");
+    // Bulk TCP through SNAT.
+    let out = lab.exec(
+        &lab.backend(1),
+        &[
+            "iperf3", "-6", "-c", INTERNET6, "-p", "5201", "-t", "2", "-J",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], d.log());
+    let sent = j["end"]["sum_sent"]["bytes"].as_f64().unwrap();
+    let retransmits = j["end"]["sum_sent"]["retransmits"].as_f64().unwrap();
+    assert!(sent > 1e6, "only {sent} bytes");
+    assert!(
+        retransmits < sent / 1428.0 * 0.01,
+        "{retransmits} retransmits"
+    );
+    let r = d.stop();
+    assert!(r.get("drop.snat_no_mapping") >= 1, "{}", r.log);
+    assert!(r.get("snat.egress.2001:db8:2::11.ok") >= 1, "{}", r.log);
+    assert_eq!(r.get("snat.egress.2001:db8:2::11.ports_allocated"), 64);
+}

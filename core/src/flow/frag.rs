@@ -39,6 +39,16 @@ impl<A: Family> Default for Slot<A> {
     }
 }
 
+/// Both families' fragment tables (one reference in the pipeline's
+/// context).
+#[derive(Debug, Default)]
+pub struct Fragments {
+    /// IPv4 datagrams.
+    pub v4: FragTable<crate::family::V4>,
+    /// IPv6 datagrams.
+    pub v6: FragTable<crate::family::V6>,
+}
+
 /// The fragment table of family `A`.
 pub struct FragTable<A: Family = crate::family::V4> {
     slots: Box<[Slot<A>]>,

@@ -11,9 +11,15 @@
 //! destination (address, port) when the reply key of that 5-tuple is not in
 //! the table; a UDP port is free for a destination address when no cone
 //! mapping for (destination, public address, port) is.
+//!
+//! Both families: a dual-stack member is two entries here, one per family
+//! (its IPv4 address with runs on the rule's IPv4 addresses, its IPv6
+//! address with runs on the IPv6 ones); each family's flows live in that
+//! family's table.
 
+use crate::family::Family;
 use crate::fxmap::FxMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -21,7 +27,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Run {
     /// Public address.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// First port.
     pub start: u16,
     /// Ports.
@@ -30,7 +36,7 @@ pub struct Run {
 
 impl Run {
     /// True when `port` on `address` is in the run.
-    pub fn contains(&self, address: Ipv4Addr, port: u16) -> bool {
+    pub fn contains(&self, address: IpAddr, port: u16) -> bool {
         address == self.address && port >= self.start && u32::from(port) < self.end()
     }
     /// One past the last port.
@@ -77,8 +83,8 @@ pub struct MemberCounters {
 pub struct SnatMember {
     /// Index in [`Snat::rules`].
     pub rule: u16,
-    /// Member address.
-    pub address: Ipv4Addr,
+    /// Member address (one family; the runs are of the same family).
+    pub address: IpAddr,
     /// Its public ports.
     pub runs: Vec<Run>,
     /// Ports in all runs.
@@ -90,10 +96,10 @@ pub struct SnatMember {
 impl SnatMember {
     /// Port `i` of the member's ports (0..ports), in run order.
     #[inline]
-    pub fn port_at(&self, mut i: u32) -> Option<(Ipv4Addr, u16)> {
+    pub fn port_at<A: Family>(&self, mut i: u32) -> Option<(A, u16)> {
         for r in &self.runs {
             if i < u32::from(r.len) {
-                return Some((r.address, r.start + i as u16));
+                return Some((A::from_ip(r.address)?, r.start + i as u16));
             }
             i -= u32::from(r.len);
         }
@@ -101,7 +107,7 @@ impl SnatMember {
     }
 
     /// True when `port` on `address` is one of the member's.
-    pub fn holds(&self, address: Ipv4Addr, port: u16) -> bool {
+    pub fn holds(&self, address: IpAddr, port: u16) -> bool {
         self.runs.iter().any(|r| r.contains(address, port))
     }
 
@@ -120,12 +126,16 @@ pub struct Snat {
     pub rules: Vec<SnatRule>,
     /// Members of their pools.
     pub members: Vec<SnatMember>,
-    /// (member address << 8 | protocol) -> index in `members`.
+    /// IPv4: (member address << 8 | protocol) -> index in `members`.
     by_member: FxMap<u64, u16>,
-    /// Member addresses with any outbound rule.
+    /// IPv4 member addresses with any outbound rule.
     any_rule: FxMap<u32, ()>,
-    /// Public addresses SNAT uses.
+    /// IPv4 public addresses SNAT uses.
     public: FxMap<u32, ()>,
+    /// The same three for IPv6.
+    by_member6: FxMap<(u128, u8), u16>,
+    any_rule6: FxMap<u128, ()>,
+    public6: FxMap<u128, ()>,
     /// Workers that share each member's ports.
     workers: u32,
 }
@@ -135,7 +145,7 @@ impl Snat {
     /// member's counters are per worker).
     pub fn new(
         rules: Vec<SnatRule>,
-        members: Vec<(u16, Ipv4Addr, Vec<Run>)>,
+        members: Vec<(u16, IpAddr, Vec<Run>)>,
         workers: usize,
     ) -> Snat {
         let workers = workers.max(1);
@@ -148,13 +158,23 @@ impl Snat {
             let idx = s.members.len() as u16;
             for (on, proto) in [(r.tcp, 6u8), (r.udp, 17u8)] {
                 if on {
-                    s.by_member
-                        .insert(u64::from(u32::from(address)) << 8 | u64::from(proto), idx);
+                    match address {
+                        IpAddr::V4(a) => s
+                            .by_member
+                            .insert(u64::from(u32::from(a)) << 8 | u64::from(proto), idx),
+                        IpAddr::V6(a) => s.by_member6.insert((u128::from(a), proto), idx),
+                    };
                 }
             }
-            s.any_rule.insert(u32::from(address), ());
+            match address {
+                IpAddr::V4(a) => s.any_rule.insert(u32::from(a), ()),
+                IpAddr::V6(a) => s.any_rule6.insert(u128::from(a), ()),
+            };
             for run in &runs {
-                s.public.insert(u32::from(run.address), ());
+                match run.address {
+                    IpAddr::V4(a) => s.public.insert(u32::from(a), ()),
+                    IpAddr::V6(a) => s.public6.insert(u128::from(a), ()),
+                };
             }
             s.members.push(SnatMember {
                 rule,
@@ -175,23 +195,35 @@ impl Snat {
 
     /// The member entry that SNATs `proto` (6 or 17) from `src`.
     #[inline]
-    pub fn member(&self, src: Ipv4Addr, proto: u8) -> Option<(u16, &SnatMember)> {
-        let &i = self
-            .by_member
-            .get(&(u64::from(u32::from(src)) << 8 | u64::from(proto)))?;
+    pub fn member<A: Family>(&self, src: A, proto: u8) -> Option<(u16, &SnatMember)> {
+        let &i = if A::V6 {
+            self.by_member6.get(&(src.bits(), proto))?
+        } else {
+            let a = src.bits() as u32;
+            self.by_member
+                .get(&(u64::from(a) << 8 | u64::from(proto)))?
+        };
         Some((i, &self.members[usize::from(i)]))
     }
 
     /// True when some outbound rule covers `src` (for any protocol).
     #[inline]
-    pub fn has_rule(&self, src: Ipv4Addr) -> bool {
-        self.any_rule.contains_key(&u32::from(src))
+    pub fn has_rule<A: Family>(&self, src: A) -> bool {
+        if A::V6 {
+            self.any_rule6.contains_key(&src.bits())
+        } else {
+            self.any_rule.contains_key(&(src.bits() as u32))
+        }
     }
 
     /// True when `a` is a public address SNAT uses.
     #[inline]
-    pub fn is_public(&self, a: Ipv4Addr) -> bool {
-        self.public.contains_key(&u32::from(a))
+    pub fn is_public<A: Family>(&self, a: A) -> bool {
+        if A::V6 {
+            self.public6.contains_key(&a.bits())
+        } else {
+            self.public.contains_key(&(a.bits() as u32))
+        }
     }
 
     /// Member `i`.
@@ -216,7 +248,7 @@ impl Snat {
     }
 
     /// Index of the member of rule `name` at `address`.
-    pub fn find(&self, name: &str, address: Ipv4Addr) -> Option<u16> {
+    pub fn find(&self, name: &str, address: IpAddr) -> Option<u16> {
         self.members
             .iter()
             .position(|m| m.address == address && self.rules[usize::from(m.rule)].name == name)
@@ -242,45 +274,25 @@ pub struct SnatUsage {
     /// Per member.
     pub members: Vec<Usage>,
     /// Per public address: ports allocated to members, and their use.
-    pub addresses: std::collections::BTreeMap<Ipv4Addr, (u64, Usage)>,
+    pub addresses: std::collections::BTreeMap<IpAddr, (u64, Usage)>,
 }
 
-/// What the live flows of `flows` use of `snat`'s ports. A walk over the
-/// table: for the control thread (reports, metrics).
-pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> SnatUsage {
-    use crate::flow::tcp::State;
-    let mut ports: Vec<[std::collections::HashSet<(Ipv4Addr, u16)>; 2]> =
-        snat.members.iter().map(|_| Default::default()).collect();
+/// Ports in use per member: `[TCP, UDP cone]` sets of (public address, port).
+type MemberPorts = Vec<[std::collections::HashSet<(IpAddr, u16)>; 2]>;
+
+/// What the live flows of both tables use of `snat`'s ports. A walk over
+/// the tables: for the control thread (reports, metrics).
+pub fn usage(
+    flows: &crate::flow::FlowTable,
+    flows6: &crate::flow::FlowTable<crate::family::V6>,
+    snat: &Snat,
+) -> SnatUsage {
+    let mut ports: MemberPorts = snat.members.iter().map(|_| Default::default()).collect();
     let mut out = vec![Usage::default(); snat.members.len()];
     let mut pending = Vec::new();
-    for idx in 0..flows.high_water() {
-        let Some(f) = flows.info(idx) else { continue };
-        if !f.snat || f.rule < RULE_BASE {
-            continue;
-        }
-        let mi = usize::from(f.rule - RULE_BASE);
-        let Some(m) = snat.members.get(mi) else {
-            continue;
-        };
-        let public = (f.key[1].dst, f.key[1].dport);
-        if !m.holds(public.0, public.1) {
-            continue; // a flow of the previous snapshot not carried yet
-        }
-        match f.key[0].proto {
-            6 => {
-                ports[mi][0].insert(public);
-                if matches!(f.state, State::SynSent | State::SynRecv) {
-                    out[mi].pending += 1;
-                    pending.push(public.0);
-                }
-            }
-            CONE => {
-                ports[mi][1].insert(public);
-            }
-            _ => {}
-        }
-    }
-    let mut addresses: std::collections::BTreeMap<Ipv4Addr, (u64, Usage)> = Default::default();
+    walk(flows, snat, &mut ports, &mut out, &mut pending);
+    walk(flows6, snat, &mut ports, &mut out, &mut pending);
+    let mut addresses: std::collections::BTreeMap<IpAddr, (u64, Usage)> = Default::default();
     for m in &snat.members {
         for r in &m.runs {
             addresses.entry(r.address).or_default().0 += u64::from(r.len);
@@ -302,5 +314,43 @@ pub fn usage(flows: &crate::flow::FlowTable, snat: &Snat) -> SnatUsage {
     SnatUsage {
         members: out,
         addresses,
+    }
+}
+
+/// [`usage`]'s walk over one table.
+fn walk<A: Family>(
+    flows: &crate::flow::FlowTable<A>,
+    snat: &Snat,
+    ports: &mut MemberPorts,
+    out: &mut [Usage],
+    pending: &mut Vec<IpAddr>,
+) {
+    use crate::flow::tcp::State;
+    for idx in 0..flows.high_water() {
+        let Some(f) = flows.info(idx) else { continue };
+        if !f.snat || f.rule < RULE_BASE {
+            continue;
+        }
+        let mi = usize::from(f.rule - RULE_BASE);
+        let Some(m) = snat.members.get(mi) else {
+            continue;
+        };
+        let public: (IpAddr, u16) = (f.key[1].dst.into(), f.key[1].dport);
+        if !m.holds(public.0, public.1) {
+            continue; // a flow of the previous snapshot not carried yet
+        }
+        match f.key[0].proto {
+            6 => {
+                ports[mi][0].insert(public);
+                if matches!(f.state, State::SynSent | State::SynRecv) {
+                    out[mi].pending += 1;
+                    pending.push(public.0);
+                }
+            }
+            CONE => {
+                ports[mi][1].insert(public);
+            }
+            _ => {}
+        }
     }
 }

@@ -262,6 +262,7 @@ impl Dataplane {
     }
 
     /// True when `a`, of either family, is on an internal port's subnet.
+    #[inline]
     pub fn is_internal(&self, a: IpAddr) -> bool {
         match a {
             IpAddr::V4(a) => self.is_internal_v4(a),
@@ -282,7 +283,8 @@ impl Dataplane {
     /// [`super::PROBE_PORTS`].
     #[inline]
     pub fn is_probe_reply(&self, dst: IpAddr, dport: u16) -> bool {
-        super::PROBE_PORTS.contains(&dport)
+        dport >= *super::PROBE_PORTS.start()
+            && dport <= *super::PROBE_PORTS.end()
             && match dst {
                 IpAddr::V4(a) => self.probe_v4.contains(&a),
                 IpAddr::V6(a) => self.probe_v6.contains(&a),

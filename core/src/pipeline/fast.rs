@@ -69,7 +69,7 @@ pub(super) fn established<A: Ip>(
         return None;
     }
     let l4 = l4::parse(b, ETH + hl, total - hl, proto)?;
-    Some(forward::<A>(cx, found, room, len, hl, proto, l4, memo, c))
+    Some(forward::<A>(&cx, found, room, len, hl, proto, l4, memo, c))
 }
 
 /// Rewrites a tracked flow's packet in place and sends it on. `hl` is the
@@ -77,7 +77,7 @@ pub(super) fn established<A: Ip>(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(super) fn forward<A: Ip>(
-    cx: Context<'_>,
+    cx: &Context<'_>,
     (idx, dir): (u32, usize),
     room: &mut [u8],
     len: usize,
@@ -87,7 +87,7 @@ pub(super) fn forward<A: Ip>(
     memo: &mut NeighMemo,
     c: &mut Counters,
 ) -> Fate {
-    let e = A::flows(&cx).entry(idx);
+    let e = A::flows(cx).entry(idx);
     let ip = &mut room[ETH..];
     if proto == TCP {
         let s = e.tcp_state();
@@ -103,7 +103,7 @@ pub(super) fn forward<A: Ip>(
     cx.traffic.count(e.rule(), dir, ip_len::<A>(ip), syn);
     rewrite_headers::<A>(ip, hl, proto, &rw);
     c.add(Stat::Forwarded, 1);
-    send(cx, room, len, &rw, memo)
+    send(*cx, room, len, &rw, memo)
 }
 
 /// The IP packet's length as its header says.

@@ -7,7 +7,6 @@ use super::l3::{Header, Ip, ETH};
 use super::l4::{self, L4, TCP};
 use super::{Context, Counters, DropReason, Stat};
 use crate::config::Direction;
-use crate::family::Family;
 use crate::flow::{tcp, FlowKey, NewFlow};
 use crate::neigh::PortIndex;
 use crate::wire::IpProtocol;
@@ -19,8 +18,11 @@ pub(super) type Tracked = ((u32, usize), L4);
 /// The flow a non-ICMP packet belongs to, created if it is the first
 /// packet of an inbound (or outbound) flow. `missed`: the burst's lookup
 /// pass found none. `Err` is the drop reason, or `None` for a probe reply.
+/// Always inlined: its callers are one per family, and the call and its
+/// returned tuple cost a new flow more than the copy.
+#[inline(always)]
 pub(super) fn track<A: Ip>(
-    cx: Context<'_>,
+    cx: &Context<'_>,
     rx_port: PortIndex,
     room: &[u8],
     h: &Header<A>,
@@ -45,7 +47,7 @@ pub(super) fn track<A: Ip>(
     let found = if missed {
         None
     } else {
-        A::flows(&cx).lookup(&key)
+        A::flows(cx).lookup(&key)
     };
     let found = match found {
         Some(found) => found,
@@ -58,11 +60,10 @@ pub(super) fn track<A: Ip>(
 
 /// Creates the flow a first packet to a frontend asks for: service, TCP
 /// SYN, security rules, member, routes, insert. The state machine starts
-/// at SynSent, so the SYN itself then applies as no change. Kept out of
-/// line: it is the miss path, and inlined it crowds the fast path.
+/// at SynSent, so the SYN itself then applies as no change.
 #[inline(never)]
 fn new_flow<A: Ip>(
-    cx: Context<'_>,
+    cx: &Context<'_>,
     rx_port: PortIndex,
     key: &FlowKey<A>,
     owned: bool,
@@ -78,7 +79,7 @@ fn new_flow<A: Ip>(
         if fragment {
             return Err(DropReason::Fragment);
         }
-        return A::no_service(cx, rx_port, key, owned, &l4, c);
+        return A::no_service(*cx, rx_port, key, owned, &l4, c);
     };
     if fragment && !svc.ha_ports {
         return Err(DropReason::Fragment);
@@ -132,28 +133,9 @@ fn new_flow<A: Ip>(
         generation: cx.services.generation,
         snat: false,
     };
-    let idx = A::flows(&cx)
+    let idx = A::flows(cx)
         .insert(&f)
         .map_err(|_| DropReason::FlowTableFull)?;
     c.add(Stat::FlowsCreated, 1);
     Ok((idx, 0))
-}
-
-/// Why an IPv6 packet no inbound service takes is dropped (IPv6 has no
-/// outbound SNAT yet): for Sluice with no service there, leaving the
-/// internal side with no outbound rule, or for no one.
-pub(super) fn not_forwarded<A: Family>(
-    cx: Context<'_>,
-    rx_port: PortIndex,
-    dst: A,
-    owned: bool,
-) -> DropReason {
-    let internal = cx.dataplane.ports[usize::from(rx_port)].role == crate::config::Role::Internal;
-    if owned {
-        DropReason::NoService
-    } else if internal && !cx.dataplane.is_internal(dst.into()) {
-        DropReason::EgressDenied
-    } else {
-        DropReason::NoRule
-    }
 }

@@ -12,7 +12,7 @@ use crate::wire::ipv4;
 /// IPv4 that is not ARP: flows first, then new flows, then Sluice's own
 /// services (echo).
 pub(super) fn ipv4_input(
-    cx: Context<'_>,
+    cx: &Context<'_>,
     rx_port: PortIndex,
     room: &mut [u8],
     len: usize,
@@ -30,14 +30,14 @@ pub(super) fn ipv4_input(
         }
         let t = room.get(ETH + h.l4).copied().unwrap_or(0);
         if h.frag.is_none() && icmp_error::is_error(false, t) {
-            return icmp_error::icmp_error(cx, room, len, &h, c);
+            return icmp_error::icmp_error(*cx, room, len, &h, c);
         }
         if owned {
-            return host::ipv4_input(cx, rx_port, room, len, c);
+            return host::ipv4_input(*cx, rx_port, room, len, c);
         }
         // ICMP is never balanced, and outbound rules carry TCP and UDP.
         return Fate::Drop(super::outbound::not_forwarded(
-            cx, rx_port, h.src, h.dst, false,
+            *cx, rx_port, h.src, h.dst, false,
         ));
     }
     if !ipv4::Packet::new_unchecked(&room[ETH..len]).verify_checksum() {
@@ -49,7 +49,7 @@ pub(super) fn ipv4_input(
         return Fate::Drop(DropReason::TtlExceeded);
     }
     if h.frag.is_some_and(|f| !f.first) {
-        return fragment::later_fragment(cx, room, len, &h, c);
+        return fragment::later_fragment(*cx, room, len, &h, c);
     }
     let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
         Ok(t) => t,
@@ -64,6 +64,7 @@ pub(super) fn ipv4_input(
             return Fate::Drop(DropReason::Fragment);
         }
         cx.frags
+            .v4
             .record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
     }
     let memo = &mut NeighMemo::default();
@@ -73,7 +74,7 @@ pub(super) fn ipv4_input(
 /// IPv6 that is not neighbour discovery or echo for Sluice: flows first,
 /// then new flows. Extension headers are walked to the transport header.
 pub(super) fn ipv6_input<S: Slowpath>(
-    cx: Context<'_>,
+    cx: &Context<'_>,
     rx_port: PortIndex,
     room: &mut [u8],
     len: usize,
@@ -92,16 +93,16 @@ pub(super) fn ipv6_input<S: Slowpath>(
         // echo).
         let t = room.get(ETH + h.l4).copied().unwrap_or(0);
         if h.frag.is_none() && icmp_error::is_error(true, t) {
-            return icmp_error::icmp_error(cx, room, len, &h, c);
+            return icmp_error::icmp_error(*cx, room, len, &h, c);
         }
-        return host::ipv6_input(cx, rx_port, room, len, slow, c);
+        return host::ipv6_input(*cx, rx_port, room, len, slow, c);
     }
     let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);
     if h.ttl <= 1 {
         return Fate::Drop(DropReason::TtlExceeded);
     }
     if h.frag.is_some_and(|f| !f.first) {
-        return fragment::later_fragment(cx, room, len, &h, c);
+        return fragment::later_fragment(*cx, room, len, &h, c);
     }
     let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
         Ok(t) => t,
@@ -114,7 +115,8 @@ pub(super) fn ipv6_input<S: Slowpath>(
         if !cx.services.is_ha(cx.flows6.entry(idx).rule()) {
             return Fate::Drop(DropReason::Fragment);
         }
-        cx.frags6
+        cx.frags
+            .v6
             .record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
     }
     let memo = &mut NeighMemo::default();

@@ -122,7 +122,7 @@ impl Ip for V4 {
 
     #[inline]
     fn frags<'a>(cx: &Context<'a>) -> &'a FragTable<V4> {
-        cx.frags
+        &cx.frags.v4
     }
 
     #[inline]
@@ -197,7 +197,7 @@ impl Ip for V6 {
 
     #[inline]
     fn frags<'a>(cx: &Context<'a>) -> &'a FragTable<V6> {
-        cx.frags6
+        &cx.frags.v6
     }
 
     #[inline]
@@ -255,9 +255,9 @@ impl Ip for V6 {
         rx_port: PortIndex,
         key: &FlowKey<V6>,
         owned: bool,
-        _l4: &L4,
-        _c: &mut Counters,
+        l4: &L4,
+        c: &mut Counters,
     ) -> Result<(u32, usize), DropReason> {
-        Err(super::inbound::not_forwarded(cx, rx_port, key.dst, owned))
+        super::outbound::no_service(cx, rx_port, key, owned, l4, c)
     }
 }

@@ -30,7 +30,7 @@ pub use counters::{
 pub use dataplane::{internal_sources_v4, internal_sources_v6, Dataplane, PortView};
 
 use crate::family::{V4, V6};
-use crate::flow::frag::FragTable;
+use crate::flow::frag::Fragments;
 use crate::flow::FlowTable;
 use crate::lb::Services;
 use crate::neigh::{NeighView, PortIndex};
@@ -109,10 +109,8 @@ pub struct Context<'a> {
     pub flows: &'a FlowTable,
     /// The shared IPv6 flow table.
     pub flows6: &'a FlowTable<V6>,
-    /// Which flow each fragmented IPv4 datagram follows.
-    pub frags: &'a FragTable,
-    /// The same for IPv6.
-    pub frags6: &'a FragTable<V6>,
+    /// Which flow each fragmented datagram follows, per family.
+    pub frags: &'a Fragments,
     /// Coarse clock (ms) for last-seen ticks.
     pub now: u32,
     /// Index of the worker processing the burst (its slice of SNAT ports).
@@ -130,13 +128,16 @@ pub fn process<S: Slowpath>(
     slow: &mut S,
     counters: &mut Counters,
 ) -> Fate {
-    process_frame(cx, rx_port, room, len, slow, counters, false)
+    process_frame(&cx, rx_port, room, len, slow, counters, false)
 }
 
 /// [`process`]; `missed`: the burst's lookup pass found no flow for this
 /// frame's key and no flow was created since, so the lookup is not repeated.
+/// Out of line: the full path is the exception, and inlined into the burst
+/// loop it costs the fast path registers.
+#[inline(never)]
 fn process_frame<S: Slowpath>(
-    cx: Context<'_>,
+    cx: &Context<'_>,
     rx_port: PortIndex,
     room: &mut [u8],
     len: usize,
@@ -161,7 +162,7 @@ fn process_frame<S: Slowpath>(
         return Fate::Drop(DropReason::VlanTagged);
     }
     match eth.ethertype() {
-        EtherType::Arp => host::arp_input(cx, rx_port, room, len, slow, counters),
+        EtherType::Arp => host::arp_input(*cx, rx_port, room, len, slow, counters),
         EtherType::Ipv4 => input::ipv4_input(cx, rx_port, room, len, counters, missed),
         EtherType::Ipv6 => input::ipv6_input(cx, rx_port, room, len, slow, counters, missed),
         _ => Fate::Drop(DropReason::UnknownEthertype),
@@ -256,7 +257,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let p = &peeks[i];
-            outbound::prefetch_probe(cx, &crate::flow::FlowKey::from_words(&p.w[..2]));
+            outbound::prefetch_probe(cx, &crate::flow::FlowKey::<V4>::from_words(&p.w));
         }
     }
     let mut memo = fast::NeighMemo::default();
@@ -275,7 +276,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         let missed = missed >> i & 1 != 0 && counters.stat(Stat::FlowsCreated) == created;
         *fate = match fast {
             Some(fate) => fate,
-            None => process_frame(cx, rx_port, room, len, slow, counters, missed),
+            None => process_frame(&cx, rx_port, room, len, slow, counters, missed),
         };
         match *fate {
             Fate::Tx { .. } => counters.add(Stat::ToTx, 1),

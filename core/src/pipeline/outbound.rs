@@ -4,15 +4,18 @@
 //! and is dropped otherwise; a UDP datagram to a public port from a new
 //! port of an address the port's cone mapping was made for gets in.
 //!
-//! The flow table is the port allocator: see `lb::snat`.
+//! The flow table is the port allocator: see `lb::snat`. Written once for
+//! both families; each family's flows and cone mappings live in its own
+//! table.
 
+use super::l3::Ip;
 use super::l4::{L4, TCP, UDP};
 use super::{Context, Counters, DropReason, Stat};
 use crate::config::{Direction, Role};
+use crate::family::Family;
 use crate::flow::{tcp, FlowKey, NewFlow};
 use crate::lb::snat::{SnatMember, CONE, RULE_BASE};
 use crate::neigh::PortIndex;
-use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Ports tried per new flow at most before it fails as exhausted: bounds
@@ -21,11 +24,13 @@ use std::sync::atomic::Ordering::Relaxed;
 pub const MAX_PROBES: u32 = 4096;
 
 /// A new flow no inbound rule serves: SNAT, a cone reply, or the drop that
-/// says why not. `Ok` is (entry, direction of this packet).
-pub(super) fn no_service(
+/// says why not. `Ok` is (entry, direction of this packet). Out of line:
+/// inlined, it makes every inbound new flow pay for its registers.
+#[inline(never)]
+pub(super) fn no_service<A: Ip>(
     cx: Context<'_>,
     rx_port: PortIndex,
-    key: &FlowKey,
+    key: &FlowKey<A>,
     owned: bool,
     l4: &L4,
     c: &mut Counters,
@@ -47,20 +52,20 @@ pub(super) fn no_service(
 
 /// From the internal side to an address off the internal network.
 #[inline]
-fn leaves(cx: Context<'_>, rx_port: PortIndex, dst: Ipv4Addr) -> bool {
+fn leaves<A: Family>(cx: Context<'_>, rx_port: PortIndex, dst: A) -> bool {
     cx.dataplane.ports[usize::from(rx_port)].role == Role::Internal
-        && !cx.dataplane.is_internal_v4(dst)
+        && !cx.dataplane.is_internal(dst.into())
 }
 
 /// Why a packet that creates no flow is dropped: leaving without an
 /// outbound rule for it (`egress_denied`, or `snat_protocol` when the
 /// member's rule does not cover the protocol), for Sluice with no service
 /// there, or for no one.
-pub(super) fn not_forwarded(
+pub(super) fn not_forwarded<A: Family>(
     cx: Context<'_>,
     rx_port: PortIndex,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: A,
+    dst: A,
     owned: bool,
 ) -> DropReason {
     if owned {
@@ -77,7 +82,7 @@ pub(super) fn not_forwarded(
 /// The cone mapping key of a member's (address, port) towards `remote`
 /// (direction 0), and of `remote` towards the public (address, port)
 /// (direction 1).
-fn cone_keys(member: (Ipv4Addr, u16), remote: Ipv4Addr, public: (Ipv4Addr, u16)) -> [FlowKey; 2] {
+fn cone_keys<A: Family>(member: (A, u16), remote: A, public: (A, u16)) -> [FlowKey<A>; 2] {
     [
         FlowKey {
             src: member.0,
@@ -98,18 +103,22 @@ fn cone_keys(member: (Ipv4Addr, u16), remote: Ipv4Addr, public: (Ipv4Addr, u16))
 
 /// The cone mapping of an outbound UDP flow's key, if one exists: its
 /// public (address, port).
-pub fn cone_of(cx: Context<'_>, k: &FlowKey) -> Option<(u32, Ipv4Addr, u16)> {
-    let probe = cone_keys((k.src, k.sport), k.dst, (Ipv4Addr::UNSPECIFIED, 0))[0];
-    let (idx, dir) = cx.flows.lookup(&probe)?;
+pub(super) fn cone_of<A: Ip>(cx: Context<'_>, k: &FlowKey<A>) -> Option<(u32, A, u16)> {
+    let probe = cone_keys((k.src, k.sport), k.dst, (A::UNSPECIFIED, 0))[0];
+    let (idx, dir) = A::flows(&cx).lookup(&probe)?;
     (dir == 0).then_some(())?;
-    let public = cx.flows.entry(idx).key(1);
+    let public = A::flows(&cx).entry(idx).key(1);
     Some((idx, public.dst, public.dport))
 }
 
 /// This worker's slice of member `m`'s ports for `key`: (first index,
 /// stride, slice length, where in the slice the probe starts).
 #[inline]
-fn slice(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(u32, u32, u32, u32)> {
+fn slice<A: Family>(
+    cx: Context<'_>,
+    key: &FlowKey<A>,
+    m: &SnatMember,
+) -> Option<(u32, u32, u32, u32)> {
     let n = cx.services.snat.workers();
     let w = (cx.worker as u32) % n;
     if m.ports <= w {
@@ -122,7 +131,7 @@ fn slice(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(u32, u32, u3
 /// The key whose absence makes public (`pa`, `pp`) free for `key`: the
 /// public 5-tuple for TCP, the cone mapping for UDP.
 #[inline]
-fn probe_key(key: &FlowKey, (pa, pp): (Ipv4Addr, u16)) -> FlowKey {
+fn probe_key<A: Family>(key: &FlowKey<A>, (pa, pp): (A, u16)) -> FlowKey<A> {
     if key.proto == UDP {
         cone_keys((key.src, key.sport), key.dst, (pa, pp))[1]
     } else {
@@ -139,7 +148,7 @@ fn probe_key(key: &FlowKey, (pa, pp): (Ipv4Addr, u16)) -> FlowKey {
 /// For the burst's prefetch pass: starts loading the buckets the first
 /// port probe of `key` will read, if `key` would be an SNAT flow.
 #[inline]
-pub(super) fn prefetch_probe(cx: Context<'_>, key: &FlowKey) {
+pub(super) fn prefetch_probe<A: Ip>(cx: Context<'_>, key: &FlowKey<A>) {
     if key.proto != TCP && key.proto != UDP {
         return;
     }
@@ -147,8 +156,8 @@ pub(super) fn prefetch_probe(cx: Context<'_>, key: &FlowKey) {
         return;
     };
     if let Some((w, n, _, start)) = slice(cx, key, m) {
-        if let Some(public) = m.port_at(w + n * start) {
-            cx.flows.prefetch_buckets(probe_key(key, public).hash());
+        if let Some(public) = m.port_at::<A>(w + n * start) {
+            A::flows(&cx).prefetch_buckets(probe_key(key, public).hash());
         }
     }
 }
@@ -156,11 +165,11 @@ pub(super) fn prefetch_probe(cx: Context<'_>, key: &FlowKey) {
 /// A free public port of member `m` in this worker's slice for `key`'s
 /// destination: for TCP, no flow has the public 5-tuple; for UDP, no cone
 /// mapping holds (destination address, public address, port).
-fn pick(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(Ipv4Addr, u16)> {
+fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<(A, u16)> {
     let (w, n, len, start) = slice(cx, key, m)?;
     for j in 0..len.min(MAX_PROBES) {
-        let public = m.port_at(w + n * ((start + j) % len))?;
-        if cx.flows.lookup(&probe_key(key, public)).is_none() {
+        let public = m.port_at::<A>(w + n * ((start + j) % len))?;
+        if A::flows(&cx).lookup(&probe_key(key, public)).is_none() {
             return Some(public);
         }
     }
@@ -168,10 +177,10 @@ fn pick(cx: Context<'_>, key: &FlowKey, m: &SnatMember) -> Option<(Ipv4Addr, u16
 }
 
 /// Inserts the SNAT flow of `key` leaving from (`pa`, `pp`).
-fn insert(
+fn insert<A: Ip>(
     cx: Context<'_>,
-    key: &FlowKey,
-    (pa, pp): (Ipv4Addr, u16),
+    key: &FlowKey<A>,
+    (pa, pp): (A, u16),
     mi: u16,
     m: &SnatMember,
     state: tcp::State,
@@ -189,10 +198,10 @@ fn insert(
 /// Inserts a table entry under `keys` for member `m` (a flow, or a cone
 /// mapping), routed as `flow`: towards its destination, and back to the
 /// member.
-fn insert_entry(
+fn insert_entry<A: Ip>(
     cx: Context<'_>,
-    keys: [FlowKey; 2],
-    flow: &FlowKey,
+    keys: [FlowKey<A>; 2],
+    flow: &FlowKey<A>,
     mi: u16,
     m: &SnatMember,
     state: tcp::State,
@@ -217,13 +226,15 @@ fn insert_entry(
         generation: cx.services.generation,
         snat: true,
     };
-    cx.flows.insert(&f).map_err(|_| DropReason::FlowTableFull)
+    A::flows(&cx)
+        .insert(&f)
+        .map_err(|_| DropReason::FlowTableFull)
 }
 
 /// A new flow from a member that an outbound rule covers.
-fn snat_flow(
+fn snat_flow<A: Ip>(
     cx: Context<'_>,
-    key: &FlowKey,
+    key: &FlowKey<A>,
     l4: &L4,
     mi: u16,
     m: &SnatMember,
@@ -276,16 +287,16 @@ fn snat_flow(
 /// UDP to a public SNAT port from a port of an address whose cone mapping
 /// holds that port: a new flow to the mapping's member. From any other
 /// address: dropped.
-fn cone_reply(
+fn cone_reply<A: Ip>(
     cx: Context<'_>,
-    key: &FlowKey,
+    key: &FlowKey<A>,
     c: &mut Counters,
 ) -> Result<(u32, usize), DropReason> {
-    let probe = cone_keys((Ipv4Addr::UNSPECIFIED, 0), key.src, (key.dst, key.dport))[1];
-    let Some((idx, 1)) = cx.flows.lookup(&probe) else {
+    let probe = cone_keys((A::UNSPECIFIED, 0), key.src, (key.dst, key.dport))[1];
+    let Some((idx, 1)) = A::flows(&cx).lookup(&probe) else {
         return Err(DropReason::SnatNoMapping);
     };
-    let e = cx.flows.entry(idx);
+    let e = A::flows(&cx).entry(idx);
     let mi = e.rule().wrapping_sub(RULE_BASE);
     let Some(m) = cx.services.snat.get(mi) else {
         return Err(DropReason::SnatNoMapping);

@@ -80,15 +80,15 @@ fn tcp_ports_are_reused_per_destination_and_exhaustion_fails_only_the_new_flow()
         ports.insert(parsed(&o.frame).1);
     }
     assert_eq!(ports.len(), 8, "one destination: 8 distinct public ports");
-    let u = crate::lb::snat::usage(&ex.flows, &ex.services.snat);
+    let u = crate::lb::snat::usage(&ex.flows, &ex.flows6, &ex.services.snat);
     assert_eq!((u.members[0].tcp_ports, u.members[0].pending), (8, 8));
     assert_eq!(u.members[1], Default::default());
     assert_eq!(
-        u.addresses[&ip(PUBLIC)].0,
+        u.addresses[&IpAddr::V4(ip(PUBLIC))].0,
         8 + 16,
         "allocated on the address"
     );
-    assert_eq!(u.addresses[&ip(PUBLIC)].1.tcp_ports, 8);
+    assert_eq!(u.addresses[&IpAddr::V4(ip(PUBLIC))].1.tcp_ports, 8);
     let o = send(&ex, INT, out_syn("10.0.0.11", 40100, (REMOTE, 443)));
     assert_eq!(o.fate, Fate::Drop(DropReason::SnatExhausted));
     assert_eq!(ex.services.snat.members[0].totals(), (8, 1));
@@ -210,7 +210,7 @@ proptest! {
             let reply = e.key(1);
             prop_assert!(public.insert(reply), "public tuple {:?} twice", reply);
             let m = ex.services.snat.member(k.src, k.proto).unwrap().1;
-            prop_assert!(m.holds(reply.dst, reply.dport));
+            prop_assert!(m.holds(reply.dst.into(), reply.dport));
             let i = (0..m.ports).find(|&i| m.port_at(i) == Some((reply.dst, reply.dport))).unwrap();
             // A UDP flow may use a mapping another worker made.
             if k.proto == 6 {

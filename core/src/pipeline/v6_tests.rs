@@ -503,3 +503,86 @@ fn fragments_of_one_datagram_follow_the_first_over_ipv6_ha_ports() {
         Fate::Drop(DropReason::Fragment)
     );
 }
+
+/// A frame from IPv6 member `m` on the internal port.
+fn from_member(m: Ipv6Addr, sport: u16, dst: (Ipv6Addr, u16), udp: bool) -> Vec<u8> {
+    let (s, d) = ((m.into(), sport), (dst.0.into(), dst.1));
+    if udp {
+        craft::udp_ip(member_mac(m), INT_MAC, s, d, b"ping")
+    } else {
+        craft::tcp_ip(member_mac(m), INT_MAC, s, d, tcp::Flags::SYN, (1, 0), &[])
+    }
+}
+
+#[test]
+fn ipv6_members_leave_masqueraded_as_the_public_ipv6_address() {
+    let ex = Example::lb6_snat(256, 1);
+    let d1 = ip("2001:db8:2::21");
+    let public = ip("2001:db8:1::10");
+    let remote = (ip("2001:db8:99::5"), 443);
+    let (fate, f, c) = send(&ex, INT, from_member(d1, 40000, remote, false));
+    assert!(matches!(fate, Fate::Tx { port: EXT, .. }), "{fate:?} {c:?}");
+    assert_eq!(c.stat(Stat::SnatCreated), 1);
+    let (s, sp, d, dp, _) = parsed(&f);
+    assert_eq!((s, d, dp), (public, remote.0, 443));
+    assert!((1024..1032).contains(&sp), "from d1's block: {sp}");
+    assert_eq!(&f[..6], &GW_MAC.0, "off-link: via the IPv6 gateway");
+    // The reply comes back to the member.
+    let reply = craft::tcp_ip(
+        GW_MAC,
+        EXT_MAC,
+        (remote.0.into(), 443),
+        (public.into(), sp),
+        tcp::Flags::SYN | tcp::Flags::ACK,
+        (7, 2),
+        &[],
+    );
+    let (fate, f, _) = send(&ex, EXT, reply);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    assert_eq!(parsed(&f).2..=parsed(&f).2, d1..=d1);
+    assert_eq!(parsed(&f).3, 40000);
+    // Eight ports: the ninth connection to the same destination fails, the
+    // others stand.
+    for p in 1..8u16 {
+        let (fate, _, _) = send(&ex, INT, from_member(d1, 40000 + p, remote, false));
+        assert!(matches!(fate, Fate::Tx { .. }), "{p}: {fate:?}");
+    }
+    let (fate, _, _) = send(&ex, INT, from_member(d1, 40100, remote, false));
+    assert_eq!(fate, Fate::Drop(DropReason::SnatExhausted));
+    // Another destination port: the ports are free again for it.
+    let (fate, _, _) = send(&ex, INT, from_member(d1, 40100, (remote.0, 80), false));
+    assert!(matches!(fate, Fate::Tx { .. }), "{fate:?}");
+}
+
+#[test]
+fn ipv6_udp_is_port_restricted_cone() {
+    let ex = Example::lb6_snat(256, 1);
+    let d2 = ip("2001:db8:2::22");
+    let public = ip("2001:db8:1::10");
+    let remote = ip("2001:db8:99::5");
+    let mut ports = Vec::new();
+    for dport in [53, 54] {
+        let (fate, f, _) = send(&ex, INT, from_member(d2, 5000, (remote, dport), true));
+        assert!(matches!(fate, Fate::Tx { port: EXT, .. }), "{fate:?}");
+        let (s, sp, _, _, _) = parsed(&f);
+        assert_eq!(s, public);
+        ports.push(sp);
+    }
+    assert_eq!(ports[0], ports[1], "one public port for one member socket");
+    let to_public = |from: Ipv6Addr, sport: u16| {
+        craft::udp_ip(
+            GW_MAC,
+            EXT_MAC,
+            (from.into(), sport),
+            (public.into(), ports[0]),
+            b"pong",
+        )
+    };
+    // A third port of the same remote address gets in.
+    let (fate, f, _) = send(&ex, EXT, to_public(remote, 55));
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    assert_eq!((parsed(&f).2, parsed(&f).3), (d2, 5000));
+    // Another address does not.
+    let (fate, _, _) = send(&ex, EXT, to_public(ip("2001:db8:98::9"), 53));
+    assert_eq!(fate, Fate::Drop(DropReason::SnatNoMapping));
+}

@@ -239,7 +239,6 @@ impl ControlPlane {
             flows: &shared.flows,
             flows6: &shared.flows6,
             frags: &shared.frags,
-            frags6: &shared.frags6,
             now: now.as_millis() as u32,
             worker: 0,
             traffic: &shared.traffic[shared.traffic.len() - 1],

@@ -71,9 +71,7 @@ pub struct Shared {
     /// The IPv6 flow table.
     pub flows6: FlowTable<crate::family::V6>,
     /// Where fragmented datagrams' later fragments go.
-    pub frags: crate::flow::frag::FragTable,
-    /// The same for IPv6.
-    pub frags6: crate::flow::frag::FragTable<crate::family::V6>,
+    pub frags: crate::flow::frag::Fragments,
     /// Coarse clock in ms since start, advanced by control; workers stamp
     /// flows with it.
     pub now_ms: AtomicU32,
@@ -111,7 +109,6 @@ impl Shared {
             flows: FlowTable::new(capacity, workers),
             flows6: FlowTable::new(capacity_v6, workers),
             frags: Default::default(),
-            frags6: Default::default(),
             now_ms: AtomicU32::new(0),
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| SharedCounters::default()).collect(),

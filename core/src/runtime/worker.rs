@@ -60,7 +60,6 @@ impl Worker {
                 flows: &shared.flows,
                 flows6: &shared.flows6,
                 frags: &shared.frags,
-                frags6: &shared.frags6,
                 now: shared.now_ms.load(Ordering::Relaxed),
                 worker: self.index,
                 traffic: &shared.traffic[self.index],

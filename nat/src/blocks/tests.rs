@@ -1,6 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 use sluice_core::craft::EXAMPLE_CONFIG;
+use std::net::Ipv4Addr;
 
 /// EXAMPLE_CONFIG plus a second public frontend, a pool of `members`
 /// (10.0.0.100 + m) and an outbound rule over both frontends.
@@ -23,8 +24,8 @@ fn ip(m: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100 + m))
 }
 
-const WEB: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
-const WEB2: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
+const WEB: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+const WEB2: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 11));
 
 fn one(cfg: &Config, prev: &BTreeMap<String, Assignment>) -> RulePlan {
     let mut p = plan(cfg, prev).unwrap_or_else(|e| panic!("{e:?}"));
@@ -189,7 +190,7 @@ proptest! {
                 members.push(1); // the NAT rule's member
             }
             let p = one(&config(&members, &ports.to_string(), extra), &prev);
-            let mut seen: Vec<(Ipv4Addr, u16)> = Vec::new();
+            let mut seen: Vec<(IpAddr, u16)> = Vec::new();
             for (m, runs) in &p.members {
                 let total: u32 = runs.iter().map(|r| u32::from(r.len)).sum();
                 prop_assert_eq!(total, ports);
@@ -227,4 +228,51 @@ fn every_conf_file_plans() {
             }
         }
     }
+}
+
+#[test]
+fn each_family_takes_blocks_on_its_own_frontends() {
+    let text = format!(
+        "{EXAMPLE_CONFIG}\n[[frontend]]\nname = \"web6\"\naddress = \"2001:db8:1::10\"\n\
+         kind = \"public\"\n[[pool]]\nname = \"p\"\nmembers = [\n\
+         {{ addresses = [\"10.0.0.101\", \"2001:db8:2::101\"] }},\n\
+         {{ address = \"2001:db8:2::102\" }},\n{{ address = \"10.0.0.103\" }},\n]\n\
+         [[outbound_rule]]\nname = \"egress\"\nfrontends = [\"web\", \"web6\"]\npool = \"p\"\n\
+         protocol = \"all\"\nports_per_member = 1000\n"
+    );
+    let cfg = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let p = one(&cfg, &BTreeMap::new());
+    let web6: IpAddr = "2001:db8:1::10".parse().unwrap();
+    let a = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(p.members.len(), 4, "{:?}", p.members);
+    for (m, public) in [
+        ("10.0.0.101", WEB),
+        ("2001:db8:2::101", web6),
+        ("2001:db8:2::102", web6),
+        ("10.0.0.103", WEB),
+    ] {
+        let runs = &p.members[&a(m)];
+        assert!(runs.iter().all(|r| r.address == public), "{m}: {runs:?}");
+        assert_eq!(runs.iter().map(|r| u32::from(r.len)).sum::<u32>(), 1000);
+    }
+    // Same blocks after a restart (the assignment read back).
+    let dir = std::env::temp_dir().join(format!("sluice-nat6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    store(&dir, "egress", &p.members).unwrap();
+    let (back, bad) = load(&dir, "egress");
+    assert!(bad.is_empty(), "{bad:?}");
+    let again = one(&cfg, &BTreeMap::from([("egress".to_string(), back)]));
+    assert_eq!(again.members, p.members);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // IPv6 members alone with only an IPv4 frontend: no family to serve.
+    let only6 = text
+        .replace("frontends = [\"web\", \"web6\"]", "frontends = [\"web\"]")
+        .replace("{ addresses = [\"10.0.0.101\", \"2001:db8:2::101\"] },", "")
+        .replace("{ address = \"10.0.0.103\" },", "");
+    let cfg = Config::from_toml_str(&only6).unwrap();
+    let e = plan(&cfg, &BTreeMap::new()).unwrap_err();
+    assert_eq!(
+        (e[0].object.as_str(), e[0].field.as_str()),
+        ("outbound_rule \"egress\"", "pool")
+    );
 }
