@@ -84,6 +84,14 @@ fn describe() {
     );
     describe_gauge!("sluice_flow_table_flows", "Live flows.");
     describe_gauge!("sluice_flow_table_capacity", "Flows the table holds.");
+    describe_gauge!(
+        "sluice_flow_table_ipv6_flows",
+        "Live IPv6 flows (their own table)."
+    );
+    describe_gauge!(
+        "sluice_flow_table_ipv6_capacity",
+        "Flows the IPv6 table holds."
+    );
     describe_counter!(
         "sluice_reloads_total",
         "Config reloads by outcome (applied, rejected)."
@@ -201,6 +209,8 @@ pub fn update(v: &View<'_>) {
     }
     gauge!("sluice_flow_table_flows").set(v.shared.flows.len() as f64);
     gauge!("sluice_flow_table_capacity").set(v.shared.flows.capacity() as f64);
+    gauge!("sluice_flow_table_ipv6_flows").set(v.shared.flows6.len() as f64);
+    gauge!("sluice_flow_table_ipv6_capacity").set(v.shared.flows6.capacity() as f64);
     counter!("sluice_reloads_total", "outcome" => "applied").absolute(v.control.reloads);
     counter!("sluice_reloads_total", "outcome" => "rejected").absolute(v.control.reloads_rejected);
     for (p, c) in v.ports.iter().zip(&v.cfg.ports) {

@@ -91,6 +91,8 @@ pub fn format(
         ("control.originated_no_route", control.originated_no_route),
         ("flows.live", shared.flows.len() as u64),
         ("flows.capacity", shared.flows.capacity() as u64),
+        ("flows.live_v6", shared.flows6.len() as u64),
+        ("flows.capacity_v6", shared.flows6.capacity() as u64),
     ] {
         line(k, v);
     }

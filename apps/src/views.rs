@@ -148,6 +148,8 @@ impl View<'_> {
             "workers": self.cfg.dpdk.workers,
             "flows": self.shared.flows.len(),
             "flow_capacity": self.shared.flows.capacity(),
+            "flows_v6": self.shared.flows6.len(),
+            "flow_capacity_v6": self.shared.flows6.capacity(),
             "reloads": self.control.reloads,
             "reloads_rejected": self.control.reloads_rejected,
             "drops": drops,

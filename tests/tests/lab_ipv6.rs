@@ -186,6 +186,24 @@ fn ipv6_clients_spread_over_dual_stack_members_which_drain_as_one() {
         "{flows}"
     );
 
+    // The metrics carry the IPv6 rule's traffic and the IPv6 table.
+    let m = lab.metrics();
+    let series = |name: &str, label: &str| {
+        m.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert!(
+        series("sluice_frontend_syns_total", "rule=\"http6\"") >= 300.0,
+        "{m}"
+    );
+    assert!(series("sluice_flow_table_ipv6_flows", "") >= 1.0, "{m}");
+    assert!(
+        m.contains("2001:db8:1::10"),
+        "the frontend address as a label"
+    );
+
     // The same pool serves IPv4 from the same members.
     let v4 = curls(
         &lab,

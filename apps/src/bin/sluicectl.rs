@@ -171,7 +171,7 @@ fn render(cmd: &str, d: &Value) -> String {
     match cmd {
         "status" => {
             out.push_str(&format!(
-                "sluiced {}  pid {}  up {}s  config {}\nworkers {}  flows {}/{}  reloads {} (rejected {})  drops {}  drained {}\n\n",
+                "sluiced {}  pid {}  up {}s  config {}\nworkers {}  flows {}/{}  IPv6 flows {}/{}  reloads {} (rejected {})  drops {}  drained {}\n\n",
                 cell(&d["version"]),
                 cell(&d["pid"]),
                 cell(&d["uptime_s"]),
@@ -179,6 +179,8 @@ fn render(cmd: &str, d: &Value) -> String {
                 cell(&d["workers"]),
                 cell(&d["flows"]),
                 cell(&d["flow_capacity"]),
+                cell(&d["flows_v6"]),
+                cell(&d["flow_capacity_v6"]),
                 cell(&d["reloads"]),
                 cell(&d["reloads_rejected"]),
                 cell(&d["drops"]),
