@@ -177,7 +177,7 @@ pub fn update(v: &View<'_>) {
         let l = [
             ("probe", m.probe.clone()),
             ("member", m.address.to_string()),
-            ("name", crate::views::member_name(v.cfg, m.address.into())),
+            ("name", crate::views::member_name(v.cfg, m.address)),
         ];
         gauge!("sluice_probe_up", &l).set(f64::from(u8::from(m.health.up)));
     }

@@ -251,12 +251,12 @@ impl View<'_> {
     pub fn health(&self) -> Value {
         let cfg = self.cfg;
         let mut rows = Vec::new();
-        let probed: BTreeSet<(String, Ipv4Addr)> = self
+        let probed: BTreeSet<(String, IpAddr)> = self
             .prober
             .status()
             .into_iter()
             .map(|m| {
-                let a = IpAddr::V4(m.address);
+                let a = m.address;
                 rows.push(json!({
                     "probe": m.probe,
                     "member": m.address.to_string(),
@@ -274,7 +274,7 @@ impl View<'_> {
         // Members of pools no probe covers: their admin state only.
         for pool in &cfg.pools {
             for m in &pool.members {
-                let IpAddr::V4(a) = m.address else { continue };
+                let a = m.address;
                 if probed.iter().any(|(_, p)| *p == a) {
                     continue;
                 }

@@ -30,10 +30,10 @@ use sluice_core::pipeline::PROBE_PORTS;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Bytes of a response kept to find the status line.
@@ -66,7 +66,7 @@ pub struct MemberStatus {
     /// Probe name.
     pub probe: String,
     /// Member address.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// Health and its history.
     pub health: MemberHealth,
     /// Probes finished.
@@ -79,7 +79,7 @@ pub struct Change {
     /// Probe name.
     pub probe: String,
     /// Member address.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// New verdict.
     pub up: bool,
     /// The result that flipped it.
@@ -112,7 +112,7 @@ pub struct ProberCounters {
 
 #[derive(Debug)]
 struct Target {
-    address: Ipv4Addr,
+    address: IpAddr,
     health: MemberHealth,
     cursor: u16,
     busy: bool,
@@ -148,8 +148,8 @@ pub struct Prober {
     sockets: SocketSet<'static>,
     groups: Vec<Group>,
     /// (probe index, member) -> (group, target).
-    index: HashMap<(usize, Ipv4Addr), (usize, usize)>,
-    sources: Vec<Ipv4Cidr>,
+    index: HashMap<(usize, IpAddr), (usize, usize)>,
+    sources: Vec<IpCidr>,
     active: Vec<Attempt>,
     /// Sockets of finished probes: (handle, reset after, already reset).
     lingering: Vec<(SocketHandle, u64, bool)>,
@@ -169,10 +169,12 @@ impl std::fmt::Debug for Prober {
     }
 }
 
-/// The probes of `cfg` that some load-balancing rule uses, with the IPv4
-/// members they probe: (probe index, spec, members).
-pub fn targets(cfg: &Config) -> Vec<(usize, Spec, Vec<Ipv4Addr>)> {
-    let mut out: Vec<(usize, Spec, Vec<Ipv4Addr>)> = Vec::new();
+/// The probes of `cfg` that some load-balancing rule uses, with the
+/// members they probe, each by its first address (a dual-stack member is
+/// probed once; its verdict covers both addresses): (probe index, spec,
+/// members).
+pub fn targets(cfg: &Config) -> Vec<(usize, Spec, Vec<IpAddr>)> {
+    let mut out: Vec<(usize, Spec, Vec<IpAddr>)> = Vec::new();
     for r in &cfg.lb_rules {
         let Some(p) = r.probe else { continue };
         let pos = match out.iter().position(|(i, _, _)| *i == p) {
@@ -196,10 +198,8 @@ pub fn targets(cfg: &Config) -> Vec<(usize, Spec, Vec<Ipv4Addr>)> {
             }
         };
         for m in &cfg.pools[r.pool].members {
-            if let IpAddr::V4(a) = m.address {
-                if !out[pos].2.contains(&a) {
-                    out[pos].2.push(a);
-                }
+            if !out[pos].2.contains(&m.address) {
+                out[pos].2.push(m.address);
             }
         }
     }
@@ -216,28 +216,40 @@ fn mix(mut x: u64) -> u64 {
 
 impl Prober {
     /// A prober for `cfg`'s probes, sending from `sources` (the internal
-    /// ports' own addresses and prefixes), starting at `now` (ms). `seed`
-    /// varies TCP initial sequence numbers and first ports between runs.
-    pub fn new(cfg: &Config, sources: &[(Ipv4Addr, u8)], seed: u64, now: u64) -> Prober {
+    /// ports' own addresses and prefixes, of both families), starting at
+    /// `now` (ms). `seed` varies TCP initial sequence numbers and first
+    /// ports between runs.
+    pub fn new(cfg: &Config, sources: &[(IpAddr, u8)], seed: u64, now: u64) -> Prober {
         let mut pipe = Pipe::default();
         let mut ic = IfaceConfig::new(HardwareAddress::Ip);
         ic.random_seed = seed;
         let mut iface = Interface::new(ic, &mut pipe, Instant::from_millis(now as i64));
-        let sources: Vec<Ipv4Cidr> = sources
+        let sources: Vec<IpCidr> = sources
             .iter()
-            .map(|&(a, len)| Ipv4Cidr::new(a, len))
+            .map(|&(a, len)| IpCidr::new(a.into(), len))
             .collect();
         iface.update_ip_addrs(|addrs| {
             for s in &sources {
                 // More than the interface holds: the rest reach their
-                // members through the default route below.
-                let _ = addrs.push(IpCidr::Ipv4(*s));
+                // members through the default routes below.
+                let _ = addrs.push(*s);
             }
         });
-        if let Some(s) = sources.first() {
-            // The control plane routes what the prober sends; smoltcp only
-            // needs to believe every member is reachable.
-            let _ = iface.routes_mut().add_default_ipv4_route(s.address());
+        // The control plane routes what the prober sends; smoltcp only
+        // needs to believe every member is reachable, in either family.
+        if let Some(IpAddress::Ipv4(a)) = sources
+            .iter()
+            .map(|c| c.address())
+            .find(|a| matches!(a, IpAddress::Ipv4(_)))
+        {
+            let _ = iface.routes_mut().add_default_ipv4_route(a);
+        }
+        if let Some(IpAddress::Ipv6(a)) = sources
+            .iter()
+            .map(|c| c.address())
+            .find(|a| matches!(a, IpAddress::Ipv6(_)))
+        {
+            let _ = iface.routes_mut().add_default_ipv6_route(a);
         }
         let mut p = Prober {
             iface,
@@ -261,7 +273,7 @@ impl Prober {
     /// address) keep their health; new ones start up. Probes in flight are
     /// abandoned (reset), and each probe's schedule starts again at `now`.
     pub fn reconfigure(&mut self, cfg: &Config, now: u64) {
-        let mut old: HashMap<(String, Ipv4Addr), (MemberHealth, u16, u64)> = HashMap::new();
+        let mut old: HashMap<(String, IpAddr), (MemberHealth, u16, u64)> = HashMap::new();
         for g in &self.groups {
             for t in &g.targets {
                 old.insert(
@@ -288,7 +300,12 @@ impl Prober {
                         .copied()
                         .unwrap_or_else(|| {
                             let span = u64::from(*PROBE_PORTS.end() - *PROBE_PORTS.start()) + 1;
-                            let start = mix(self.seed ^ u64::from(u32::from(address))) % span;
+                            let bits = match address {
+                                IpAddr::V4(a) => u128::from(u32::from(a)),
+                                IpAddr::V6(a) => u128::from(a),
+                            };
+                            let folded = (bits >> 64) as u64 ^ bits as u64;
+                            let start = mix(self.seed ^ folded) % span;
                             (MemberHealth::default(), start as u16, 0)
                         });
                     Target {
@@ -323,17 +340,15 @@ impl Prober {
     /// True unless probe `probe` (an index in `Config::probes`) says the
     /// member at `address` is down. Members no probe covers are up.
     pub fn eligible(&self, probe: usize, address: IpAddr) -> bool {
-        let IpAddr::V4(a) = address else { return true };
         self.index
-            .get(&(probe, a))
+            .get(&(probe, address))
             .is_none_or(|&(g, t)| self.groups[g].targets[t].health.up)
     }
 
     /// What probe `name` last said about `address`, if it probes it.
     pub fn health(&self, name: &str, address: IpAddr) -> Option<MemberHealth> {
-        let IpAddr::V4(a) = address else { return None };
         let g = self.groups.iter().find(|g| g.spec.name == name)?;
-        let &(gi, ti) = self.index.get(&(g.index, a))?;
+        let &(gi, ti) = self.index.get(&(g.index, address))?;
         Some(self.groups[gi].targets[ti].health)
     }
 
@@ -462,20 +477,18 @@ impl Prober {
         );
         s.set_ack_delay(None);
         s.set_nagle_enabled(false);
-        let remote = (IpAddress::Ipv4(t.address), g.spec.port);
+        let target = IpAddress::from(t.address);
+        let remote = (target, g.spec.port);
+        let same_family = |c: &&IpCidr| c.address().version() == target.version();
         let source = self
             .sources
             .iter()
-            .find(|c| c.contains_addr(&t.address))
-            .or(self.sources.first())
+            .find(|c| c.contains_addr(&target))
+            .or_else(|| self.sources.iter().find(same_family))
             .map(|c| c.address());
         let connected = source.is_some_and(|src| {
-            s.connect(
-                self.iface.context(),
-                remote,
-                (IpAddress::Ipv4(src), local_port),
-            )
-            .is_ok()
+            s.connect(self.iface.context(), remote, (src, local_port))
+                .is_ok()
         });
         let handle = self.sockets.add(s);
         let a = Attempt {
@@ -569,10 +582,11 @@ fn status(head: &[u8]) -> Option<Result<u16, ()>> {
     Some(code)
 }
 
-fn request(spec: &Spec, address: Ipv4Addr) -> String {
+fn request(spec: &Spec, address: IpAddr) -> String {
     format!(
-        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: sluice-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        spec.path, address, spec.port
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sluice-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        spec.path,
+        SocketAddr::new(address, spec.port)
     )
 }
 
@@ -640,7 +654,7 @@ fn verdict(head: &[u8], s: &tcp::Socket<'_>) -> Option<Outcome> {
 
 fn http(s: &mut tcp::Socket<'_>, a: &mut Attempt, spec: &Spec) -> Option<Outcome> {
     if !a.sent && s.can_send() {
-        let IpEndpointV4(addr) = remote(s)?;
+        let addr = remote(s)?;
         let req = request(spec, addr);
         if s.send_slice(req.as_bytes()).ok()? != req.len() {
             return Some(Outcome::Refused(0));
@@ -657,12 +671,8 @@ fn http(s: &mut tcp::Socket<'_>, a: &mut Attempt, spec: &Spec) -> Option<Outcome
     verdict(&a.head, s)
 }
 
-struct IpEndpointV4(Ipv4Addr);
-
-fn remote(s: &tcp::Socket<'_>) -> Option<IpEndpointV4> {
-    match s.remote_endpoint()?.addr {
-        IpAddress::Ipv4(a) => Some(IpEndpointV4(a)),
-    }
+fn remote(s: &tcp::Socket<'_>) -> Option<IpAddr> {
+    Some(s.remote_endpoint()?.addr.into())
 }
 
 /// Writes TLS records into the socket's send buffer.
@@ -688,8 +698,8 @@ fn https(
     config: &Arc<rustls::ClientConfig>,
 ) -> Option<Outcome> {
     if a.tls.is_none() {
-        let IpEndpointV4(addr) = remote(s)?;
-        let name = rustls::pki_types::ServerName::IpAddress(IpAddr::V4(addr).into());
+        let addr = remote(s)?;
+        let name = rustls::pki_types::ServerName::IpAddress(addr.into());
         let Ok(mut conn) = ClientConnection::new(config.clone(), name) else {
             return Some(Outcome::Refused(0));
         };
@@ -746,6 +756,7 @@ mod tests {
     //! network (the lab tests run the same against nginx).
     use super::*;
     use smoltcp::iface::Interface;
+    use std::net::Ipv4Addr;
 
     const B1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);
     const B2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 12);
@@ -877,7 +888,12 @@ probe = "pr"
     }
 
     fn prober(probe: &str) -> Prober {
-        Prober::new(&config(probe), &[(Ipv4Addr::new(10, 0, 0, 1), 24)], 7, 0)
+        Prober::new(
+            &config(probe),
+            &[(Ipv4Addr::new(10, 0, 0, 1).into(), 24)],
+            7,
+            0,
+        )
     }
 
     fn health(p: &Prober, a: Ipv4Addr) -> MemberHealth {
@@ -896,12 +912,12 @@ probe = "pr"
         assert!(health(&p, B1).up);
         assert_eq!(health(&p, B2).last, Some(Outcome::Refused(0)));
         assert!(!health(&p, B2).up);
-        assert!(changes.iter().any(|c| c.address == B2 && !c.up));
+        assert!(changes.iter().any(|c| c.address == IpAddr::V4(B2) && !c.up));
         // B3's second probe starts at 1666 and times out at 2166.
         let changes = run(&mut p, &mut m, 1000, 1200);
         assert_eq!(health(&p, B3).last, Some(Outcome::Timeout));
         assert!(!health(&p, B3).up, "two timeouts");
-        assert!(changes.iter().any(|c| c.address == B3 && !c.up));
+        assert!(changes.iter().any(|c| c.address == IpAddr::V4(B3) && !c.up));
         assert!(p.eligible(0, IpAddr::V4(B1)));
         assert!(!p.eligible(0, IpAddr::V4(B2)));
         let c = p.counters();
@@ -923,7 +939,7 @@ probe = "pr"
         assert!(!health(&p, B1).up, "one success is not enough");
         let changes = run(&mut p, &mut m, 2000, 1000);
         assert!(health(&p, B1).up);
-        assert!(changes.iter().any(|c| c.address == B1 && c.up));
+        assert!(changes.iter().any(|c| c.address == IpAddr::V4(B1) && c.up));
     }
 
     #[test]

@@ -333,6 +333,11 @@ impl Lab {
         self.ip(b, &format!("link set {if_b} up"));
     }
 
+    /// Kills every process in namespace `ns` (a host's servers going away).
+    pub fn kill_all(&self, ns: &str) {
+        kill_all_in(ns);
+    }
+
     /// Runs `ip ARGS` in `ns` (must succeed).
     pub fn ip_in(&self, ns: &str, args: &str) {
         self.ip(ns, args);

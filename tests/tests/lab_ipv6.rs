@@ -626,3 +626,64 @@ fn ipv6_members_reach_the_internet_as_the_public_ipv6_address() {
     assert!(r.get("snat.egress.2001:db8:2::11.ok") >= 1, "{}", r.log);
     assert_eq!(r.get("snat.egress.2001:db8:2::11.ports_allocated"), 64);
 }
+
+#[test]
+fn ipv6_only_members_are_probed_over_ipv6() {
+    let lab = Lab::new(3);
+    http_backends(&lab);
+    let rules = format!(
+        "{RULES6}\n[[pool]]\nname = \"six\"\nmembers = [\
+         {{ address = \"{}\", name = \"s1\" }}, {{ address = \"{}\", name = \"s2\" }}]\n",
+        backend_addr6(0),
+        backend_addr6(1)
+    )
+    .replace(
+        "frontend_port = 80\nbackend_port = 80\npool = \"web-pool\"",
+        "frontend_port = 80\nbackend_port = 80\npool = \"six\"",
+    );
+    let (text, prefix) = config(&lab, &rules);
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let state = |name: &str| {
+        let h = lab.ctl_json(&["health"]);
+        h["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name && m["probe"] == "http-health")
+            .map(|m| {
+                (
+                    m["state"].as_str().unwrap_or("").to_string(),
+                    m["probes"].as_u64().unwrap_or(0),
+                )
+            })
+    };
+    let wait = |name: &str, want: &str| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < end {
+            if state(name).is_some_and(|(s, n)| s == want && n >= 2) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        false
+    };
+    assert!(
+        wait("s1", "up") && wait("s2", "up"),
+        "{:?} {:?}\n{}",
+        state("s1"),
+        state("s2"),
+        d.log()
+    );
+    // b2's server goes away: its IPv6 probe fails and it takes no new flow.
+    lab.kill_all(&lab.backend(1));
+    assert!(wait("s2", "down"), "{:?}\n{}", state("s2"), d.log());
+    let answers = curls(
+        &lab,
+        &[CLIENT6.to_string()],
+        12,
+        &format!("http://[{FRONTEND6}]/"),
+    );
+    assert!(answers.iter().all(|(_, b, _)| b == "b1"), "{answers:?}");
+    let r = d.stop();
+    assert!(r.log.contains("member 2001:db8:2::12 down"), "{}", r.log);
+}

@@ -16,7 +16,7 @@ use sluice_core::lb::natmap::PortMap;
 use sluice_core::lb::Services;
 use sluice_core::neigh::CacheConfig;
 use sluice_core::pipeline::Dataplane;
-use sluice_core::pipeline::{internal_sources_v4, PROBE_PORTS};
+use sluice_core::pipeline::{internal_sources_v4, internal_sources_v6, PROBE_PORTS};
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
 use sluice_nat::blocks::Assignment;
 use sluice_probe::Prober;
@@ -227,7 +227,15 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     wait_for_links(&ports, &cfg);
 
     let clock = Instant::now();
-    let sources = internal_sources_v4(&cfg);
+    let sources: Vec<(IpAddr, u8)> = internal_sources_v4(&cfg)
+        .into_iter()
+        .map(|(a, l)| (IpAddr::V4(a), l))
+        .chain(
+            internal_sources_v6(&cfg)
+                .into_iter()
+                .map(|(a, l)| (IpAddr::V6(a), l)),
+        )
+        .collect();
     let prober = Prober::new(&cfg, &sources, seed(), 0);
     info!(
         probed = prober.status().len(),
@@ -496,10 +504,15 @@ impl Daemon {
             busy = true;
             let frame = m.data();
             let Some(ip) = frame.get(14..) else { continue };
-            // Trim Ethernet padding: the IP total length says where it ends.
-            let total = ip
-                .get(2..4)
-                .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            // Trim Ethernet padding: the IP total length (IPv6: 40 + payload
+            // length) says where it ends.
+            let total = if ip.first().map(|b| b >> 4) == Some(6) {
+                ip.get(4..6)
+                    .map_or(0, |b| 40 + usize::from(u16::from_be_bytes([b[0], b[1]])))
+            } else {
+                ip.get(2..4)
+                    .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            };
             self.prober.push_rx(&ip[..total.min(ip.len())]);
         }
         let changes = self.prober.poll(self.clock.elapsed().as_millis() as u64);
@@ -515,7 +528,7 @@ impl Daemon {
         }
         let control = &mut self.control;
         self.prober.drain_tx(|p| {
-            control.send_ipv4(p);
+            control.send_ip(p);
         });
         busy
     }

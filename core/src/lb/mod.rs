@@ -325,23 +325,6 @@ impl Services {
                 errors.push(family_error(&obj, r.pool, addr));
                 continue;
             };
-            // Probes go over IPv4 (a dual-stack member's verdict covers both
-            // of its addresses); an IPv6-only member could not be probed.
-            if let Some(p) = r.probe {
-                let pool = &cfg.pools[r.pool];
-                if let Some(m) = pool.members.iter().find(|m| m.address_of(false).is_none()) {
-                    errors.push(ConfigError::new(
-                        &obj,
-                        "probe",
-                        format!(
-                            "probe \"{}\" cannot probe member {} of pool \"{}\": health probes \
-                             go over IPv4, give the member an IPv4 address too or drop the probe",
-                            cfg.probes[p].name, m.address, pool.name
-                        ),
-                    ));
-                    continue;
-                }
-            }
             let n = members.len();
             let all = &members;
             let mut ok: Vec<bool> = (0..n)

@@ -326,28 +326,3 @@ fn a_dual_stack_member_is_one_member_for_both_families() {
         assert_eq!(six(&s).pick(&k).unwrap().0, 1, "only d2");
     }
 }
-
-#[test]
-fn a_probe_on_a_pool_with_an_ipv6_only_member_is_refused() {
-    let text = format!(
-        "{}{}{}[[probe]]\nname = \"p\"\nprotocol = \"tcp\"\nport = 80\n",
-        crate::craft::EXAMPLE_CONFIG,
-        crate::craft::LB_CONFIG,
-        crate::craft::LB6_CONFIG
-    )
-    .replace(
-        "pool = \"pool6\"\ntcp_reset = true",
-        "pool = \"pool6\"\ntcp_reset = true\nprobe = \"p\"",
-    );
-    let cfg = Config::from_toml_str(&text).unwrap();
-    let errs = Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap_err();
-    assert_eq!(
-        (errs[0].object.as_str(), errs[0].field.as_str()),
-        ("lb_rule \"http6\"", "probe")
-    );
-    assert!(
-        errs[0].reason.contains("2001:db8:2::22"),
-        "{}",
-        errs[0].reason
-    );
-}

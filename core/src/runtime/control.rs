@@ -343,16 +343,26 @@ impl ControlPlane {
         true
     }
 
-    /// Sends an IPv4 packet control originated (a health probe): routed as
-    /// any other, from the egress port's MAC, through the neighbour cache.
-    /// False when it could not go (no route, no mbuf, too long).
-    pub fn send_ipv4(&mut self, packet: &[u8]) -> bool {
-        let Some(dst) = packet.get(16..20) else {
+    /// Sends an IP packet of either family control originated (a health
+    /// probe): routed as any other, from the egress port's MAC, through the
+    /// neighbour cache. False when it could not go (no route, no mbuf, too
+    /// long, not IP).
+    pub fn send_ip(&mut self, packet: &[u8]) -> bool {
+        let v6 = packet.first().map(|b| b >> 4) == Some(6);
+        let dst = if v6 {
+            packet
+                .get(24..40)
+                .map(|d| IpAddr::V6(<V6 as Family>::read(d)))
+        } else {
+            packet
+                .get(16..20)
+                .map(|d| IpAddr::V4(<V4 as Family>::read(d)))
+        };
+        let Some(dst) = dst else {
             return false;
         };
-        let dst = std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
         let dp = self.shared.dataplane.load();
-        let Some((port, nh)) = dp.route_v4(dst) else {
+        let Some((port, nh)) = dp.route(dst) else {
             self.counters.originated_no_route += 1;
             return false;
         };
@@ -369,13 +379,17 @@ impl ControlPlane {
         ethernet::Repr {
             src: mac,
             dst: MacAddr([0; 6]),
-            ethertype: ethernet::EtherType::Ipv4,
+            ethertype: if v6 {
+                ethernet::EtherType::Ipv6
+            } else {
+                ethernet::EtherType::Ipv4
+            },
         }
         .emit(&mut ethernet::Frame::new_unchecked(&mut room[..len]));
         room[ethernet::HEADER_LEN..len].copy_from_slice(packet);
         m.set_len(len);
         self.counters.originated += 1;
-        self.send_via(port, IpAddr::V4(nh), m, self.now());
+        self.send_via(port, nh, m, self.now());
         true
     }
 
