@@ -324,6 +324,16 @@ impl Lab {
         );
     }
 
+    /// Connects `ns`'s new interface `ifname` to the external switch.
+    pub fn wire_external(&self, ns: &str, ifname: &str) {
+        self.wire(
+            ns,
+            ifname,
+            &self.ns("xs"),
+            &format!("x-{ifname}-{}", self.namespaces.len()),
+        );
+    }
+
     /// A veth pair between `a`'s `if_a` and `b`'s `if_b`, both up.
     pub fn veth(&self, a: &str, if_a: &str, b: &str, if_b: &str) {
         must(Command::new("ip").args([

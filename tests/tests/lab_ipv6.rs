@@ -687,3 +687,85 @@ fn ipv6_only_members_are_probed_over_ipv6() {
     let r = d.stop();
     assert!(r.log.contains("member 2001:db8:2::12 down"), "{}", r.log);
 }
+
+#[test]
+fn a_smaller_link_beyond_sluice_is_learned_through_snat_from_a_translated_packet_too_big() {
+    // The internet host sits behind a router (Sluice's IPv6 gateway) whose
+    // link to it has an MTU of 1280: the router's Packet Too Big goes to
+    // the public SNAT address, and Sluice hands it to the member.
+    let mut lab = Lab::new(1);
+    let r = lab.extra_ns("r6");
+    let far = lab.extra_ns("far6");
+    lab.wire_external(&r, "eth0");
+    lab.veth(&r, "eth1", &far, "eth0");
+    for c in [
+        "addr add 2001:db8:1::50/64 dev eth0 nodad",
+        "link set eth0 up",
+        "addr add 2001:db8:5::1/64 dev eth1 nodad",
+        "link set eth1 mtu 1280",
+    ] {
+        lab.ip_in(&r, c);
+    }
+    for c in [
+        "addr add 2001:db8:5::10/64 dev eth0 nodad",
+        "-6 route add default via 2001:db8:5::1",
+    ] {
+        lab.ip_in(&far, c);
+    }
+    assert!(lab
+        .exec(&r, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        .status
+        .success());
+    lab.spawn(
+        &far,
+        &["iperf3", "-s", "-p", "5201", "--logfile", "/dev/null"],
+    );
+    assert!(lab.wait_until(&far, "ss -ltn | grep -q ':5201 '", 10));
+    let (text, prefix) = config(&lab, EGRESS6);
+    let text = text
+        .replace(
+            "probe = \"http-health\"",
+            "probe = \"http-health\"\ndisable_outbound_snat = true",
+        )
+        .replace(
+            "addresses = [\"203.0.113.1/24\", \"2001:db8:1::1/64\"]",
+            "addresses = [\"203.0.113.1/24\", \"2001:db8:1::1/64\"]\ngateway = \"2001:db8:1::50\"",
+        );
+    assert!(
+        text.contains("gateway = \"2001:db8:1::50\""),
+        "conf/lab.toml's ext port changed"
+    );
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let out = lab.exec(
+        &lab.backend(0),
+        &[
+            "iperf3",
+            "-6",
+            "-c",
+            "2001:db8:5::10",
+            "-p",
+            "5201",
+            "-t",
+            "2",
+            "-J",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let route = lab.sh(&lab.backend(0), "ip -6 route get 2001:db8:5::10");
+    let route = String::from_utf8_lossy(&route.stdout).to_string();
+    let rep = d.stop();
+    assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], rep.log);
+    let received = j["end"]["sum_received"]["bytes"].as_f64().unwrap();
+    assert!(
+        received > 1e6,
+        "only {received} bytes arrived: a black hole\n{}",
+        rep.log
+    );
+    assert!(
+        route.contains("mtu 1280"),
+        "the member did not learn the path MTU: {route}"
+    );
+    assert!(rep.get("icmp_translated") >= 1, "{}", rep.log);
+    assert!(rep.get("snat_created") >= 1, "{}", rep.log);
+}
