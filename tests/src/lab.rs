@@ -343,6 +343,56 @@ impl Lab {
         self.ip(b, &format!("link set {if_b} up"));
     }
 
+    /// Starts the HTTP server of `tests/data/lab_server.py` on `port` in
+    /// backends `0..n` (it answers "bN CLIENT" on IPv4 and IPv6) and waits
+    /// until each listens on both.
+    pub fn http_backends(&self, n: usize, port: u16) {
+        for i in 0..n {
+            self.server(
+                &self.backend(i),
+                &["http", &port.to_string(), &format!("b{}", i + 1)],
+            );
+        }
+        for i in 0..n {
+            assert!(
+                self.wait_until(
+                    &self.backend(i),
+                    &format!("ss -ltn | grep -q '0.0.0.0:{port} ' && ss -ltn | grep -q '\\[::\\]:{port} '"),
+                    10
+                ),
+                "backend {i} HTTP server did not start"
+            );
+        }
+    }
+
+    /// `count` curls from each client address in `addrs` to `url`, one
+    /// after another: (client address, answering backend, client address
+    /// the backend saw) per answer; "FAIL" as backend for a failure.
+    pub fn curls(
+        &self,
+        addrs: &[String],
+        count: usize,
+        url: &str,
+    ) -> Vec<(String, String, String)> {
+        let mut script = String::new();
+        for a in addrs {
+            for _ in 0..count {
+                script.push_str(&format!(
+                    "printf '{a} '; curl -g -s --max-time 3 --interface {a} '{url}' || echo FAIL; "
+                ));
+            }
+        }
+        let out = self.sh(&self.client(), &script);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: Vec<&str> = l.split_whitespace().collect();
+                let f = |i: usize| v.get(i).copied().unwrap_or("").to_string();
+                (f(0), f(1), f(2))
+            })
+            .collect()
+    }
+
     /// Kills every process in namespace `ns` (a host's servers going away).
     pub fn kill_all(&self, ns: &str) {
         kill_all_in(ns);

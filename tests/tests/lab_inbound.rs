@@ -6,27 +6,6 @@ use sluice_tests::lab::{backend_addr, Lab, CLIENT, FRONTEND};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Starts the HTTP server of `tests/data/lab_server.py` on `port` in every
-/// backend and waits until each listens.
-fn http_backends(lab: &Lab, n: usize, port: u16) {
-    for i in 0..n {
-        lab.server(
-            &lab.backend(i),
-            &["http", &port.to_string(), &format!("b{}", i + 1)],
-        );
-    }
-    for i in 0..n {
-        assert!(
-            lab.wait_until(
-                &lab.backend(i),
-                &format!("ss -ltn | grep -q ':{port} '"),
-                10
-            ),
-            "backend {i} HTTP server did not start"
-        );
-    }
-}
-
 /// Adds `n` more client addresses (203.0.113.101..) and returns them.
 fn client_addresses(lab: &Lab, n: usize) -> Vec<String> {
     let addrs: Vec<String> = (0..n).map(|i| format!("203.0.113.{}", 101 + i)).collect();
@@ -39,37 +18,13 @@ fn client_addresses(lab: &Lab, n: usize) -> Vec<String> {
     addrs
 }
 
-/// `count` curls from each address in turn; returns (backend, seen client) per answer.
-fn curls(lab: &Lab, addrs: &[String], count: usize, url: &str) -> Vec<(String, String, String)> {
-    let mut script = String::new();
-    for a in addrs {
-        for _ in 0..count {
-            script.push_str(&format!(
-                "printf '{a} '; curl -s --max-time 3 --interface {a} {url} || echo FAIL; "
-            ));
-        }
-    }
-    let out = lab.sh(&lab.client(), &script);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Vec<&str> = l.split_whitespace().collect();
-            (
-                v.first().copied().unwrap_or("").to_string(),
-                v.get(1).copied().unwrap_or("").to_string(),
-                v.get(2).copied().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn connections_spread_over_the_pool_and_keep_the_client_address() {
     let lab = Lab::new(3);
-    http_backends(&lab, 3, 80);
+    lab.http_backends(3, 80);
     let addrs = client_addresses(&lab, 30);
     let d = lab.start_sluiced("");
-    let answers = curls(&lab, &addrs, 10, &format!("http://{FRONTEND}/"));
+    let answers = lab.curls(&addrs, 10, &format!("http://{FRONTEND}/"));
     assert_eq!(answers.len(), 300);
     let mut per: HashMap<String, usize> = HashMap::new();
     for (from, backend, seen) in &answers {
@@ -89,7 +44,7 @@ fn connections_spread_over_the_pool_and_keep_the_client_address() {
 #[test]
 fn source_ip_distribution_keeps_a_client_on_one_backend() {
     let lab = Lab::new(3);
-    http_backends(&lab, 3, 80);
+    lab.http_backends(3, 80);
     let addrs = client_addresses(&lab, 30);
     let (text, prefix) = lab.config("");
     let text = text.replace(
@@ -97,16 +52,11 @@ fn source_ip_distribution_keeps_a_client_on_one_backend() {
         "probe = \"http-health\"\ndistribution = \"source_ip\"",
     );
     let _d = lab.start_sluiced_with(&text, &prefix);
-    let one = curls(
-        &lab,
-        &[CLIENT.to_string()],
-        50,
-        &format!("http://{FRONTEND}/"),
-    );
+    let one = lab.curls(&[CLIENT.to_string()], 50, &format!("http://{FRONTEND}/"));
     let backends: std::collections::HashSet<_> = one.iter().map(|a| a.1.clone()).collect();
     assert_eq!(backends.len(), 1, "one client, one backend: {backends:?}");
     assert!(!backends.contains("FAIL"));
-    let many = curls(&lab, &addrs, 1, &format!("http://{FRONTEND}/"));
+    let many = lab.curls(&addrs, 1, &format!("http://{FRONTEND}/"));
     let spread: std::collections::HashSet<_> = many.iter().map(|a| a.1.clone()).collect();
     assert_eq!(spread.len(), 3, "30 clients over 3 backends: {many:?}");
 }
@@ -114,7 +64,7 @@ fn source_ip_distribution_keeps_a_client_on_one_backend() {
 #[test]
 fn public_ports_need_an_allow_rule() {
     let lab = Lab::new(3);
-    http_backends(&lab, 3, 8080);
+    lab.http_backends(3, 8080);
     let rule = "[[lb_rule]]\nname = \"alt\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
                 frontend_port = 8080\nbackend_port = 8080\npool = \"web-pool\"\n";
     let d = lab.start_sluiced(rule);
@@ -155,7 +105,7 @@ fn floating_ip_delivers_to_the_frontend_address_on_the_backend() {
             .status
             .success());
     }
-    http_backends(&lab, 3, 80);
+    lab.http_backends(3, 80);
     let (text, prefix) = lab.config("");
     let text = text.replace(
         "probe = \"http-health\"",

@@ -5,6 +5,17 @@
 use sluice_tests::lab::{backend_addr, backend_addr6, Lab, CLIENT6, FRONTEND};
 use std::collections::HashMap;
 
+/// `iperf3 -6 -c HOST -p 5201 -t SECS -J` in `ns`, its JSON report.
+fn iperf6(lab: &Lab, ns: &str, host: &str, secs: u32) -> serde_json::Value {
+    let secs = secs.to_string();
+    let out = lab.exec(
+        ns,
+        &["iperf3", "-6", "-c", host, "-p", "5201", "-t", &secs, "-J"],
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// The public IPv6 frontend these tests add.
 const FRONTEND6: &str = "2001:db8:1::10";
 
@@ -101,19 +112,6 @@ fn config(lab: &Lab, extra: &str) -> (String, String) {
     (text, prefix)
 }
 
-/// The lab's HTTP server (IPv4 and IPv6) on port 80 in every backend.
-fn http_backends(lab: &Lab) {
-    for i in 0..3 {
-        lab.server(&lab.backend(i), &["http", "80", &format!("b{}", i + 1)]);
-    }
-    for i in 0..3 {
-        assert!(
-            lab.wait_until(&lab.backend(i), "ss -ltn | grep -q '\\[::\\]:80 '", 10),
-            "backend {i}: no IPv6 HTTP listener"
-        );
-    }
-}
-
 /// Adds `n` IPv6 client addresses (2001:db8:1::101..) and returns them.
 fn client_addresses6(lab: &Lab, n: usize) -> Vec<String> {
     let addrs: Vec<String> = (0..n)
@@ -128,35 +126,14 @@ fn client_addresses6(lab: &Lab, n: usize) -> Vec<String> {
     addrs
 }
 
-/// `count` curls from each address to `url`; (client, backend, seen).
-fn curls(lab: &Lab, addrs: &[String], count: usize, url: &str) -> Vec<(String, String, String)> {
-    let mut script = String::new();
-    for a in addrs {
-        for _ in 0..count {
-            script.push_str(&format!(
-                "printf '{a} '; curl -g -s --max-time 3 --interface {a} '{url}' || echo FAIL; "
-            ));
-        }
-    }
-    let out = lab.sh(&lab.client(), &script);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Vec<&str> = l.split_whitespace().collect();
-            let f = |i: usize| v.get(i).copied().unwrap_or("").to_string();
-            (f(0), f(1), f(2))
-        })
-        .collect()
-}
-
 #[test]
 fn ipv6_clients_spread_over_dual_stack_members_which_drain_as_one() {
     let lab = Lab::new(3);
-    http_backends(&lab);
+    lab.http_backends(3, 80);
     let addrs = client_addresses6(&lab, 30);
     let d = start(&lab);
     let url6 = format!("http://[{FRONTEND6}]/");
-    let answers = curls(&lab, &addrs, 10, &url6);
+    let answers = lab.curls(&addrs, 10, &url6);
     assert_eq!(answers.len(), 300);
     let mut per: HashMap<String, usize> = HashMap::new();
     for (from, backend, seen) in &answers {
@@ -205,8 +182,7 @@ fn ipv6_clients_spread_over_dual_stack_members_which_drain_as_one() {
     );
 
     // The same pool serves IPv4 from the same members.
-    let v4 = curls(
-        &lab,
+    let v4 = lab.curls(
         &["203.0.113.100".into()],
         12,
         &format!("http://{FRONTEND}/"),
@@ -216,9 +192,8 @@ fn ipv6_clients_spread_over_dual_stack_members_which_drain_as_one() {
     // Drained: b1 takes no new flow of either family.
     let dr = lab.ctl_json(&["drain", "b1"]);
     assert_eq!(dr["drained"], true, "{dr}");
-    let after6 = curls(&lab, &addrs[..10], 3, &url6);
-    let after4 = curls(
-        &lab,
+    let after6 = lab.curls(&addrs[..10], 3, &url6);
+    let after4 = lab.curls(
         &["203.0.113.100".into()],
         20,
         &format!("http://{FRONTEND}/"),
@@ -261,14 +236,7 @@ fn udp_and_bulk_tcp_over_ipv6_cross_an_lb_rule_intact() {
     assert_eq!(v[2], "6");
 
     // Bulk TCP: iperf3 -6 for 3 s; every byte arrives, retransmits < 1%.
-    let out = lab.exec(
-        &lab.client(),
-        &[
-            "iperf3", "-6", "-c", FRONTEND6, "-p", "5201", "-t", "3", "-J",
-        ],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let j = iperf6(&lab, &lab.client(), FRONTEND6, 3);
     assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], d.log());
     let sent = j["end"]["sum_sent"]["bytes"].as_f64().unwrap();
     let received = j["end"]["sum_received"]["bytes"].as_f64().unwrap();
@@ -302,7 +270,7 @@ fn udp_and_bulk_tcp_over_ipv6_cross_an_lb_rule_intact() {
 #[test]
 fn an_nmap_scan_of_the_ipv6_frontend_finds_only_the_allowed_ports() {
     let lab = Lab::new(3);
-    http_backends(&lab);
+    lab.http_backends(3, 80);
     for i in 0..3 {
         // Listening, but no rule and no security rule lets anyone reach it.
         lab.spawn(
@@ -450,14 +418,7 @@ fn a_smaller_link_behind_sluice_is_learned_from_a_translated_packet_too_big() {
     let (text, prefix) = lab.config(rules);
     let text = text.replace("\"2001:db8:2::1/64\"", "\"2001:db8:2::1/48\"");
     let d = lab.start_sluiced_with(&text, &prefix);
-    let out = lab.exec(
-        &lab.client(),
-        &[
-            "iperf3", "-6", "-c", FRONTEND6, "-p", "5201", "-t", "2", "-J",
-        ],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let j = iperf6(&lab, &lab.client(), FRONTEND6, 2);
     let route = lab.sh(&lab.client(), &format!("ip -6 route get {FRONTEND6}"));
     let route = String::from_utf8_lossy(&route.stdout).to_string();
     let rep = d.stop();
@@ -605,14 +566,7 @@ fn ipv6_members_reach_the_internet_as_the_public_ipv6_address() {
     assert!(got.contains(&format!("{INTERNET6} 5003 third")), "{got}");
     assert!(!got.contains("stranger"), "{got}");
     // Bulk TCP through SNAT.
-    let out = lab.exec(
-        &lab.backend(1),
-        &[
-            "iperf3", "-6", "-c", INTERNET6, "-p", "5201", "-t", "2", "-J",
-        ],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let j = iperf6(&lab, &lab.backend(1), INTERNET6, 2);
     assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], d.log());
     let sent = j["end"]["sum_sent"]["bytes"].as_f64().unwrap();
     let retransmits = j["end"]["sum_sent"]["retransmits"].as_f64().unwrap();
@@ -630,7 +584,7 @@ fn ipv6_members_reach_the_internet_as_the_public_ipv6_address() {
 #[test]
 fn ipv6_only_members_are_probed_over_ipv6() {
     let lab = Lab::new(3);
-    http_backends(&lab);
+    lab.http_backends(3, 80);
     let rules = format!(
         "{RULES6}\n[[pool]]\nname = \"six\"\nmembers = [\
          {{ address = \"{}\", name = \"s1\" }}, {{ address = \"{}\", name = \"s2\" }}]\n",
@@ -677,8 +631,7 @@ fn ipv6_only_members_are_probed_over_ipv6() {
     // b2's server goes away: its IPv6 probe fails and it takes no new flow.
     lab.kill_all(&lab.backend(1));
     assert!(wait("s2", "down"), "{:?}\n{}", state("s2"), d.log());
-    let answers = curls(
-        &lab,
+    let answers = lab.curls(
         &[CLIENT6.to_string()],
         12,
         &format!("http://[{FRONTEND6}]/"),
@@ -736,22 +689,7 @@ fn a_smaller_link_beyond_sluice_is_learned_through_snat_from_a_translated_packet
         "conf/lab.toml's ext port changed"
     );
     let d = lab.start_sluiced_with(&text, &prefix);
-    let out = lab.exec(
-        &lab.backend(0),
-        &[
-            "iperf3",
-            "-6",
-            "-c",
-            "2001:db8:5::10",
-            "-p",
-            "5201",
-            "-t",
-            "2",
-            "-J",
-        ],
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let j = iperf6(&lab, &lab.backend(0), "2001:db8:5::10", 2);
     let route = lab.sh(&lab.backend(0), "ip -6 route get 2001:db8:5::10");
     let route = String::from_utf8_lossy(&route.stdout).to_string();
     let rep = d.stop();

@@ -79,7 +79,7 @@ fn new_flow<A: Ip>(
         if fragment {
             return Err(DropReason::Fragment);
         }
-        return A::no_service(*cx, rx_port, key, owned, &l4, c);
+        return super::outbound::no_service(*cx, rx_port, key, owned, &l4, c);
     };
     if fragment && !svc.ha_ports {
         return Err(DropReason::Fragment);

@@ -3,7 +3,7 @@
 //! the flow part ([`inbound::track`]) and the forward are shared.
 
 use super::fast::{forward, NeighMemo};
-use super::l3::{Ip, ETH};
+use super::l3::{Header, Ip, ETH};
 use super::{fragment, host, icmp_error, inbound, Context, Counters, DropReason, Fate, Slowpath};
 use crate::family::{V4, V6};
 use crate::neigh::PortIndex;
@@ -43,32 +43,7 @@ pub(super) fn ipv4_input(
     if !ipv4::Packet::new_unchecked(&room[ETH..len]).verify_checksum() {
         return Fate::Drop(DropReason::Ipv4BadChecksum);
     }
-    // Checked once here for every forwarded packet (deferred fragments
-    // included), before any flow is created for it.
-    if h.ttl <= 1 {
-        return Fate::Drop(DropReason::TtlExceeded);
-    }
-    if h.frag.is_some_and(|f| !f.first) {
-        return fragment::later_fragment(*cx, room, len, &h, c);
-    }
-    let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
-        Ok(t) => t,
-        Err(None) => return Fate::Probe,
-        Err(Some(r)) => return Fate::Drop(r),
-    };
-    if let Some(f) = h.frag {
-        // Fragments are forwarded on HA-ports rules only; the later ones
-        // follow this one's flow.
-        let (idx, dir) = found;
-        if !cx.services.is_ha(cx.flows.entry(idx).rule()) {
-            return Fate::Drop(DropReason::Fragment);
-        }
-        cx.frags
-            .v4
-            .record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
-    }
-    let memo = &mut NeighMemo::default();
-    forward::<V4>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+    flow_input(cx, rx_port, room, len, &h, owned, missed, c)
 }
 
 /// IPv6 that is not neighbour discovery or echo for Sluice: flows first,
@@ -98,27 +73,45 @@ pub(super) fn ipv6_input<S: Slowpath>(
         return host::ipv6_input(*cx, rx_port, room, len, slow, c);
     }
     let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);
+    flow_input(cx, rx_port, room, len, &h, owned, missed, c)
+}
+
+/// The part both families share once their prelude is done: TTL / hop
+/// limit (checked once here for every forwarded packet, deferred fragments
+/// included, before any flow is created for it), later fragments, the
+/// flow (found or created), the first fragment's record, the forward.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn flow_input<A: Ip>(
+    cx: &Context<'_>,
+    rx_port: PortIndex,
+    room: &mut [u8],
+    len: usize,
+    h: &Header<A>,
+    owned: bool,
+    missed: bool,
+    c: &mut Counters,
+) -> Fate {
     if h.ttl <= 1 {
         return Fate::Drop(DropReason::TtlExceeded);
     }
     if h.frag.is_some_and(|f| !f.first) {
-        return fragment::later_fragment(*cx, room, len, &h, c);
+        return fragment::later_fragment(*cx, room, len, h, c);
     }
-    let (found, l4) = match inbound::track(cx, rx_port, room, &h, owned, missed, c) {
+    let (found, l4) = match inbound::track(cx, rx_port, room, h, owned, missed, c) {
         Ok(t) => t,
         Err(None) => return Fate::Probe,
         Err(Some(r)) => return Fate::Drop(r),
     };
     if let Some(f) = h.frag {
-        // As for IPv4: HA-ports rules only; later fragments follow.
+        // Fragments are forwarded on HA-ports rules only; the later ones
+        // follow this one's flow.
         let (idx, dir) = found;
-        if !cx.services.is_ha(cx.flows6.entry(idx).rule()) {
+        if !cx.services.is_ha(A::flows(cx).entry(idx).rule()) {
             return Fate::Drop(DropReason::Fragment);
         }
-        cx.frags
-            .v6
-            .record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
+        A::frags(cx).record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
     }
     let memo = &mut NeighMemo::default();
-    forward::<V6>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+    forward::<A>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
 }

@@ -2,12 +2,11 @@
 //! or IPv6 header, yielding a family-tagged [`Header`]; everything above it
 //! is written once over [`Ip`].
 
-use super::l4::{rd16, wr16, L4, TCP, UDP};
-use super::{Context, Counters, DropReason};
+use super::l4::{rd16, wr16, TCP, UDP};
+use super::{Context, DropReason};
 use crate::family::{Family, V4, V6};
 use crate::flow::frag::FragTable;
-use crate::flow::{hash_words, Delta, FlowKey, FlowTable, RawRewrite};
-use crate::neigh::PortIndex;
+use crate::flow::{hash_words, Delta, FlowTable, RawRewrite};
 use crate::wire::{checksum, ethernet, ipv4, ipv6, Error as WireError};
 
 pub(super) const ETH: usize = ethernet::HEADER_LEN;
@@ -83,16 +82,6 @@ pub(super) trait Ip: Family {
     /// Writes the addresses and TTL / hop limit of `rw` (and, IPv4, its
     /// header checksum).
     fn rewrite(ip: &mut [u8], rw: &RawRewrite<Self>);
-    /// A new flow no inbound service takes: outbound SNAT, a cone reply,
-    /// or the drop that says why not.
-    fn no_service(
-        cx: Context<'_>,
-        rx_port: PortIndex,
-        key: &FlowKey<Self>,
-        owned: bool,
-        l4: &L4,
-        c: &mut Counters,
-    ) -> Result<(u32, usize), DropReason>;
 }
 
 #[inline]
@@ -174,17 +163,6 @@ impl Ip for V4 {
         let cs = rd16(ip, v4::CSUM);
         wr16(ip, v4::CSUM, Delta::apply(cs, rw.delta.ip));
     }
-
-    fn no_service(
-        cx: Context<'_>,
-        rx_port: PortIndex,
-        key: &FlowKey<V4>,
-        owned: bool,
-        l4: &L4,
-        c: &mut Counters,
-    ) -> Result<(u32, usize), DropReason> {
-        super::outbound::no_service(cx, rx_port, key, owned, l4, c)
-    }
 }
 
 impl Ip for V6 {
@@ -248,16 +226,5 @@ impl Ip for V6 {
             ip[at..at + 8].copy_from_slice(&w.to_be_bytes());
         }
         ip[V6::TTL] -= 1;
-    }
-
-    fn no_service(
-        cx: Context<'_>,
-        rx_port: PortIndex,
-        key: &FlowKey<V6>,
-        owned: bool,
-        l4: &L4,
-        c: &mut Counters,
-    ) -> Result<(u32, usize), DropReason> {
-        super::outbound::no_service(cx, rx_port, key, owned, l4, c)
     }
 }
