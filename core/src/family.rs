@@ -15,6 +15,46 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicU64;
 
+/// Which way a packet goes through a flow: the way its first packet went
+/// (`Original`: client to member inbound, member to the internet through
+/// SNAT) or back (`Reply`). Entries keep one key, rewrite and sequence
+/// number per direction, indexed by [`Dir::index`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Dir {
+    /// As the flow's first packet.
+    #[default]
+    Original = 0,
+    /// Back.
+    Reply = 1,
+}
+
+impl Dir {
+    /// Both, in index order.
+    pub const BOTH: [Dir; 2] = [Dir::Original, Dir::Reply];
+    /// The index of this direction's key, rewrite and counters.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    /// The other direction.
+    #[inline]
+    pub fn other(self) -> Dir {
+        match self {
+            Dir::Original => Dir::Reply,
+            Dir::Reply => Dir::Original,
+        }
+    }
+    /// The direction a stored bit says (0: original).
+    #[inline]
+    pub fn from_bit(b: u64) -> Dir {
+        if b & 1 == 0 {
+            Dir::Original
+        } else {
+            Dir::Reply
+        }
+    }
+}
+
 /// IPv4, as a [`Family`].
 pub type V4 = Ipv4Addr;
 /// IPv6, as a [`Family`].

@@ -5,7 +5,7 @@
 
 use super::tcp::{self, State};
 use super::{FlowInfo, FlowKey, FlowTable, Reclaimer};
-use crate::family::Family;
+use crate::family::{Dir, Family};
 use crate::wire::{checksum, ethernet, ipv4, ipv6, tcp as wtcp, EtherType, IpProtocol, MacAddr};
 use std::net::IpAddr;
 
@@ -68,7 +68,7 @@ impl Ager {
                     proto: crate::lb::snat::CONE,
                     ..f.key[0]
                 };
-                if let Some((m, 0)) = t.lookup(&cone) {
+                if let Some((m, crate::family::Dir::Original)) = t.lookup(&cone) {
                     t.entry(m).refresh(f.last_seen);
                 }
             }
@@ -154,16 +154,17 @@ pub fn build_rst<A: Family>(
 /// direction 0 goes to the member (as the client's packets do) and 1 to
 /// the client (as the member's replies do). Each carries the sequence number
 /// its receiver expects next and acknowledges what it sent.
-pub fn resets<A: Family>(f: &FlowInfo<A>) -> [(usize, FlowKey<A>, u32, u32); 2] {
+pub fn resets<A: Family>(f: &FlowInfo<A>) -> [(Dir, FlowKey<A>, u32, u32); 2] {
     [
-        (0, f.rewrite[0].to, f.next_seq[0], f.next_seq[1]),
-        (1, f.rewrite[1].to, f.next_seq[1], f.next_seq[0]),
+        (Dir::Original, f.rewrite[0].to, f.next_seq[0], f.next_seq[1]),
+        (Dir::Reply, f.rewrite[1].to, f.next_seq[1], f.next_seq[0]),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::family::Dir;
     use crate::flow::NewFlow;
     use crate::wire::tcp::Flags;
     use std::net::Ipv4Addr;
@@ -230,7 +231,7 @@ mod tests {
         let t = FlowTable::new(8, 0);
         let mut r = Reclaimer::new();
         let idx = t.insert(&flow(1, State::Established, 240)).unwrap();
-        t.entry(idx).touch(0, 2_000);
+        t.entry(idx).touch(Dir::Original, 2_000);
         assert!(sweep_at(&t, &mut r, 2_000 + 2_400, 100).is_empty());
         assert_eq!(sweep_at(&t, &mut r, 2_000 + 2_401, 100).len(), 1);
     }
@@ -239,18 +240,18 @@ mod tests {
     fn rsts_carry_what_each_end_expects() {
         let t = FlowTable::new(8, 0);
         let idx = t.insert(&flow(1, State::Established, 240)).unwrap();
-        t.entry(idx).track_seq(0, 1000);
-        t.entry(idx).track_seq(1, 5000);
+        t.entry(idx).track_seq(Dir::Original, 1000);
+        t.entry(idx).track_seq(Dir::Reply, 5000);
         let f = t.info(idx).unwrap();
         let [(d0, k0, s0, a0), (d1, k1, s1, a1)] = resets(&f);
         assert_eq!(
             (d0, k0.dst, k0.dport, s0, a0),
-            (0, Ipv4Addr::new(10, 0, 0, 11), 8080, 1000, 5000)
+            (Dir::Original, Ipv4Addr::new(10, 0, 0, 11), 8080, 1000, 5000)
         );
         assert_eq!(
             (d1, k1.src, k1.sport, k1.dst, s1, a1),
             (
-                1,
+                Dir::Reply,
                 Ipv4Addr::new(203, 0, 113, 10),
                 80,
                 f.key[0].src,
@@ -346,7 +347,7 @@ mod tests {
             })
             .unwrap();
         // The flow sees a packet at 50 s; the mapping saw none since 0.
-        t.entry(f).touch(0, 50_000);
+        t.entry(f).touch(Dir::Original, 50_000);
         assert!(sweep_at(&t, &mut r, 59_000, 1).is_empty());
         assert_eq!(
             t.info(m).unwrap().last_seen,

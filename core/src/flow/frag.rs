@@ -10,7 +10,7 @@
 
 use super::key::hash_words;
 use super::FlowKey;
-use crate::family::Family;
+use crate::family::{Dir, Family};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 /// Slots in the table.
@@ -93,14 +93,15 @@ impl<A: Family> FragTable<A> {
     #[allow(clippy::too_many_arguments)]
     /// Records that the datagram's first fragment went with flow `idx` in
     /// direction `dir` at tick `now`.
-    pub fn record(&self, src: A, dst: A, proto: u8, id: u32, idx: u32, dir: usize, now: u32) {
+    pub fn record(&self, src: A, dst: A, proto: u8, id: u32, idx: u32, dir: Dir, now: u32) {
         let (w, t) = words(src, dst, proto, id);
         let s = self.slot(&w);
         s.tag.store(0, Release);
         for (slot, v) in s.addrs.as_ref().iter().zip(&w.as_ref()[..A::ADDR_WORDS]) {
             slot.store(*v, Relaxed);
         }
-        s.value.store(u64::from(idx) << 1 | dir as u64 & 1, Relaxed);
+        s.value
+            .store(u64::from(idx) << 1 | dir.index() as u64, Relaxed);
         s.tick.store(now, Relaxed);
         s.tag.store(t, Release);
     }
@@ -108,7 +109,7 @@ impl<A: Family> FragTable<A> {
     /// The flow a later fragment follows, if its first fragment was seen in
     /// the last [`LIFETIME_MS`].
     #[inline]
-    pub fn lookup(&self, src: A, dst: A, proto: u8, id: u32, now: u32) -> Option<(u32, usize)> {
+    pub fn lookup(&self, src: A, dst: A, proto: u8, id: u32, now: u32) -> Option<(u32, Dir)> {
         let (w, t) = words(src, dst, proto, id);
         let s = self.slot(&w);
         let t1 = s.tag.load(Acquire);
@@ -126,7 +127,7 @@ impl<A: Family> FragTable<A> {
         if s.tag.load(Relaxed) != t1 || !same || now.wrapping_sub(tick) > LIFETIME_MS {
             return None;
         }
-        Some(((v >> 1) as u32, (v & 1) as usize))
+        Some(((v >> 1) as u32, Dir::from_bit(v)))
     }
 }
 
@@ -143,8 +144,11 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 100),
         );
         assert_eq!(t.lookup(s, d, 17, 7, 0), None);
-        t.record(s, d, 17, 7, 42, 1, 100);
-        assert_eq!(t.lookup(s, d, 17, 7, 100 + LIFETIME_MS), Some((42, 1)));
+        t.record(s, d, 17, 7, 42, Dir::Reply, 100);
+        assert_eq!(
+            t.lookup(s, d, 17, 7, 100 + LIFETIME_MS),
+            Some((42, Dir::Reply))
+        );
         assert_eq!(t.lookup(s, d, 17, 8, 100), None, "another datagram");
         assert_eq!(t.lookup(s, d, 6, 7, 100), None, "another protocol");
         assert_eq!(t.lookup(d, s, 17, 7, 100), None, "the other way");
@@ -156,8 +160,8 @@ mod tests {
         let t = FragTable::<Ipv6Addr>::default();
         let s: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
         let d: Ipv6Addr = "2001:db8:2::100".parse().unwrap();
-        t.record(s, d, 17, 0x1234_5678, 9, 0, 5);
-        assert_eq!(t.lookup(s, d, 17, 0x1234_5678, 6), Some((9, 0)));
+        t.record(s, d, 17, 0x1234_5678, 9, Dir::Original, 5);
+        assert_eq!(t.lookup(s, d, 17, 0x1234_5678, 6), Some((9, Dir::Original)));
         assert_eq!(t.lookup(s, d, 17, 0x5678, 6), None, "the id's high half");
         let other: Ipv6Addr = "2001:db8:1:1::100".parse().unwrap();
         assert_eq!(t.lookup(other, d, 17, 0x1234_5678, 6), None);

@@ -146,8 +146,8 @@ const NEXT: [[[State; 5]; 2]; 8] = [
 
 /// The state after a segment of `class` in direction `dir` (0 or 1).
 #[inline]
-pub fn next(state: State, dir: usize, class: Class) -> State {
-    NEXT[state as usize][dir & 1][class as usize]
+pub fn next(state: State, dir: crate::family::Dir, class: Class) -> State {
+    NEXT[state as usize][dir.index()][class as usize]
 }
 
 /// Handshake that never completed: short, so a SYN flood cannot fill the
@@ -191,9 +191,9 @@ mod tests {
     use super::*;
 
     fn run(steps: &[(usize, Flags)]) -> State {
-        steps
-            .iter()
-            .fold(SynSent, |s, &(d, f)| next(s, d, classify(f)))
+        steps.iter().fold(SynSent, |s, &(d, f)| {
+            next(s, crate::family::Dir::from_bit(d as u64), classify(f))
+        })
     }
 
     #[test]

@@ -299,11 +299,11 @@ impl Traffic {
     /// Counts one forwarded packet of `ip_bytes` of rule `rule`, direction
     /// `dir`. Single writer: the owning worker.
     #[inline]
-    pub fn count(&self, rule: u16, dir: usize, ip_bytes: usize, syn: bool) {
+    pub fn count(&self, rule: u16, dir: crate::family::Dir, ip_bytes: usize, syn: bool) {
         let Some(s) = self.slots.get(usize::from(rule)) else {
             return;
         };
-        let v = &s.v[dir & 1];
+        let v = &s.v[dir.index()];
         let add = |a: &AtomicU64, n: u64| a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
         add(&v[0], 1);
         add(&v[1], ip_bytes as u64);

@@ -5,7 +5,7 @@
 use super::l3::{Ip, ETH};
 use super::l4::{self, field, rd16, wr16, L4, TCP, UDP};
 use super::{Context, Counters, Fate, Stat};
-use crate::family::Family;
+use crate::family::{Dir, Family};
 use crate::flow::{tcp, Delta, RawRewrite};
 use crate::neigh::PortIndex;
 use crate::wire::MacAddr;
@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 /// The burst's lookup pass: the flow of a frame whose key words are `w`
 /// and hash `h`.
 #[inline]
-pub(super) fn lookup<A: Ip>(cx: Context<'_>, w: &[u64], h: u64) -> Option<(u32, usize)> {
+pub(super) fn lookup<A: Ip>(cx: Context<'_>, w: &[u64], h: u64) -> Option<(u32, Dir)> {
     A::flows(&cx).lookup_words(&w[..=A::ADDR_WORDS], h)
 }
 
@@ -53,7 +53,7 @@ pub(super) fn established<A: Ip>(
     rx_port: PortIndex,
     room: &mut [u8],
     len: usize,
-    found: (u32, usize),
+    found: (u32, Dir),
     memo: &mut NeighMemo,
     c: &mut Counters,
 ) -> Option<Fate> {
@@ -78,7 +78,7 @@ pub(super) fn established<A: Ip>(
 #[inline]
 pub(super) fn forward<A: Ip>(
     cx: &Context<'_>,
-    (idx, dir): (u32, usize),
+    (idx, dir): (u32, Dir),
     room: &mut [u8],
     len: usize,
     hl: usize,

@@ -7,13 +7,14 @@ use super::l3::{Header, Ip, ETH};
 use super::l4::{self, L4, TCP};
 use super::{Context, Counters, DropReason, Stat};
 use crate::config::Direction;
+use crate::family::Dir;
 use crate::flow::{tcp, FlowKey, NewFlow};
 use crate::neigh::PortIndex;
 use crate::wire::IpProtocol;
 
 /// What the flow part of the full path found for a packet: its flow
 /// (entry, direction of this packet) and L4 header.
-pub(super) type Tracked = ((u32, usize), L4);
+pub(super) type Tracked = ((u32, Dir), L4);
 
 /// The flow a non-ICMP packet belongs to, created if it is the first
 /// packet of an inbound (or outbound) flow. `missed`: the burst's lookup
@@ -70,7 +71,7 @@ fn new_flow<A: Ip>(
     fragment: bool,
     l4: L4,
     c: &mut Counters,
-) -> Result<(u32, usize), DropReason> {
+) -> Result<(u32, Dir), DropReason> {
     let proto = key.proto;
     let Some((sid, svc)) = cx
         .services
@@ -137,5 +138,5 @@ fn new_flow<A: Ip>(
         .insert(&f)
         .map_err(|_| DropReason::FlowTableFull)?;
     c.add(Stat::FlowsCreated, 1);
-    Ok((idx, 0))
+    Ok((idx, Dir::Original))
 }

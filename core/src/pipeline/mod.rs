@@ -226,7 +226,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             v6 |= 1 << i;
         }
     }
-    let mut found = [(0u32, 0usize); crate::MAX_BURST];
+    let mut found = [(0u32, crate::family::Dir::Original); crate::MAX_BURST];
     let mut hits = 0u64;
     let missed = peeked;
     while peeked != 0 {

@@ -12,7 +12,7 @@ use super::l3::Ip;
 use super::l4::{L4, TCP, UDP};
 use super::{Context, Counters, DropReason, Stat};
 use crate::config::{Direction, Role};
-use crate::family::Family;
+use crate::family::{Dir, Family};
 use crate::flow::{tcp, FlowKey, NewFlow};
 use crate::lb::snat::{SnatMember, CONE, RULE_BASE};
 use crate::neigh::PortIndex;
@@ -34,7 +34,7 @@ pub(super) fn no_service<A: Ip>(
     owned: bool,
     l4: &L4,
     c: &mut Counters,
-) -> Result<(u32, usize), DropReason> {
+) -> Result<(u32, Dir), DropReason> {
     let snat = &cx.services.snat;
     if snat.is_public(key.dst) {
         if key.proto == UDP {
@@ -106,8 +106,8 @@ fn cone_keys<A: Family>(member: (A, u16), remote: A, public: (A, u16)) -> [FlowK
 pub(super) fn cone_of<A: Ip>(cx: Context<'_>, k: &FlowKey<A>) -> Option<(u32, A, u16)> {
     let probe = cone_keys((k.src, k.sport), k.dst, (A::UNSPECIFIED, 0))[0];
     let (idx, dir) = A::flows(&cx).lookup(&probe)?;
-    (dir == 0).then_some(())?;
-    let public = A::flows(&cx).entry(idx).key(1);
+    (dir == Dir::Original).then_some(())?;
+    let public = A::flows(&cx).entry(idx).key(Dir::Reply);
     Some((idx, public.dst, public.dport))
 }
 
@@ -239,7 +239,7 @@ fn snat_flow<A: Ip>(
     mi: u16,
     m: &SnatMember,
     c: &mut Counters,
-) -> Result<(u32, usize), DropReason> {
+) -> Result<(u32, Dir), DropReason> {
     if key.proto == TCP && l4.flags != tcp::Class::Syn {
         return Err(DropReason::TcpNoFlow);
     }
@@ -281,7 +281,7 @@ fn snat_flow<A: Ip>(
     counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
     c.add(Stat::FlowsCreated, 1);
     c.add(Stat::SnatCreated, 1);
-    Ok((idx, 0))
+    Ok((idx, Dir::Original))
 }
 
 /// UDP to a public SNAT port from a port of an address whose cone mapping
@@ -291,9 +291,9 @@ fn cone_reply<A: Ip>(
     cx: Context<'_>,
     key: &FlowKey<A>,
     c: &mut Counters,
-) -> Result<(u32, usize), DropReason> {
+) -> Result<(u32, Dir), DropReason> {
     let probe = cone_keys((A::UNSPECIFIED, 0), key.src, (key.dst, key.dport))[1];
-    let Some((idx, 1)) = A::flows(&cx).lookup(&probe) else {
+    let Some((idx, Dir::Reply)) = A::flows(&cx).lookup(&probe) else {
         return Err(DropReason::SnatNoMapping);
     };
     let e = A::flows(&cx).entry(idx);
@@ -301,7 +301,7 @@ fn cone_reply<A: Ip>(
     let Some(m) = cx.services.snat.get(mi) else {
         return Err(DropReason::SnatNoMapping);
     };
-    let member = e.key(0);
+    let member = e.key(Dir::Original);
     let original = FlowKey {
         src: member.src,
         dst: key.src,
@@ -318,5 +318,5 @@ fn cone_reply<A: Ip>(
         tcp::State::Other,
     )?;
     c.add(Stat::FlowsCreated, 1);
-    Ok((idx, 1))
+    Ok((idx, Dir::Reply))
 }

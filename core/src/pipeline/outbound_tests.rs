@@ -3,6 +3,7 @@
 //! from 1032; b3 has no outbound rule.
 
 use super::*;
+use crate::family::Dir;
 use crate::flow::{FlowKey, Reclaimer};
 use std::sync::Arc;
 
@@ -180,7 +181,7 @@ proptest! {
             let remote = ["198.51.100.7", "198.51.100.8", "192.0.2.1"][remote as usize];
             if op == 0 && !live.is_empty() {
                 let (k, _) = live.remove(usize::from(sport) % live.len());
-                if let Some((idx, 0)) = ex.flows.lookup(&k) {
+                if let Some((idx, Dir::Original)) = ex.flows.lookup(&k) {
                     r.remove(&ex.flows, idx);
                 }
                 continue;
@@ -205,9 +206,9 @@ proptest! {
         let mut public = std::collections::HashSet::new();
         for (k, worker) in &live {
             let (idx, dir) = ex.flows.lookup(k).expect("live flow");
-            prop_assert_eq!(dir, 0);
+            prop_assert_eq!(dir, Dir::Original);
             let e = ex.flows.entry(idx);
-            let reply = e.key(1);
+            let reply = e.key(Dir::Reply);
             prop_assert!(public.insert(reply), "public tuple {:?} twice", reply);
             let m = ex.services.snat.member(k.src, k.proto).unwrap().1;
             prop_assert!(m.holds(reply.dst.into(), reply.dport));
@@ -217,9 +218,9 @@ proptest! {
                 prop_assert_eq!(i as usize % 2, *worker, "port outside the worker's slice");
             }
             // The translation reverses: the reply direction restores the key.
-            let rw = e.rewrite(1);
+            let rw = e.rewrite(Dir::Reply);
             prop_assert_eq!(rw.to, k.reversed());
-            prop_assert_eq!(e.rewrite(0).to, reply.reversed());
+            prop_assert_eq!(e.rewrite(Dir::Original).to, reply.reversed());
         }
     }
 }

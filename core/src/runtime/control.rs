@@ -468,13 +468,13 @@ impl ControlPlane {
     fn send_rst<A: Family>(
         &mut self,
         f: &FlowInfo<A>,
-        dir: usize,
+        dir: crate::family::Dir,
         key: &crate::flow::FlowKey<A>,
         seq: u32,
         ack: u32,
         now: Duration,
     ) {
-        let rw = &f.rewrite[dir];
+        let rw = &f.rewrite[dir.index()];
         let dp = self.shared.dataplane.load();
         let nh = rw.next_hop(|| dp.gateway_of());
         let Some(mut m) = self.pool.alloc() else {

@@ -9,7 +9,7 @@
 
 use super::key::{hash_words, Delta, FlowKey, KEY_MASK};
 use super::tcp::State;
-use crate::family::Family;
+use crate::family::{Dir, Family};
 use crate::memory::huge_vec;
 use crate::neigh::PortIndex;
 use crossbeam_queue::ArrayQueue;
@@ -139,7 +139,7 @@ impl<A: Family> Entry<A> {
     /// How packets of direction `dir` are rewritten: into the reverse of the
     /// other direction's key.
     #[inline]
-    pub fn rewrite(&self, dir: usize) -> Rewrite<A> {
+    pub fn rewrite(&self, dir: Dir) -> Rewrite<A> {
         let r = self.raw_rewrite(dir);
         let (src, dst) = A::unpack(r.addrs.as_ref());
         Rewrite {
@@ -158,9 +158,9 @@ impl<A: Family> Entry<A> {
 
     /// [`Entry::rewrite`] in the words a packet carries, for the fast path.
     #[inline]
-    pub fn raw_rewrite(&self, dir: usize) -> RawRewrite<A> {
-        let other = load::<A>(&self.key[dir ^ 1]);
-        let this = load::<A>(&self.key[dir]);
+    pub fn raw_rewrite(&self, dir: Dir) -> RawRewrite<A> {
+        let other = load::<A>(&self.key[dir.other().index()]);
+        let this = load::<A>(&self.key[dir.index()]);
         let (b, fb) = (other.as_ref()[A::ADDR_WORDS], this.as_ref()[A::ADDR_WORDS]);
         // The reverse of the other direction's key: addresses and ports
         // swap places.
@@ -172,14 +172,14 @@ impl<A: Family> Entry<A> {
             proto: b as u8,
             delta: Delta::between_words::<A>(this.as_ref(), other.as_ref()),
             egress: PortIndex::from((fb >> 40) as u8),
-            hop: (self.next_hop.load(Relaxed) >> (32 * dir as u32)) as u32,
+            hop: (self.next_hop.load(Relaxed) >> (32 * dir.index() as u32)) as u32,
         }
     }
 
     /// The key packets of direction `dir` carry.
     #[inline]
-    pub fn key(&self, dir: usize) -> FlowKey<A> {
-        FlowKey::from_words(load::<A>(&self.key[dir & 1]).as_ref())
+    pub fn key(&self, dir: Dir) -> FlowKey<A> {
+        FlowKey::from_words(load::<A>(&self.key[dir.index()]).as_ref())
     }
 
     /// Moves the last-seen tick forward to `tick` (control: a cone mapping
@@ -219,7 +219,7 @@ impl<A: Family> Entry<A> {
     /// written only when it changes, so a quiet flow's cache line stays
     /// shared between the cores that read it.
     #[inline]
-    pub fn touch(&self, dir: usize, now: u32) {
+    pub fn touch(&self, dir: Dir, now: u32) {
         if self.last_seen.load(Relaxed) != now {
             self.last_seen.store(now, Relaxed);
         }
@@ -233,8 +233,8 @@ impl<A: Family> Entry<A> {
     /// Records the sequence number following a segment, if it is later
     /// (modulo 2^32) than what is stored.
     #[inline]
-    pub fn track_seq(&self, dir: usize, end: u32) {
-        let s = &self.next_seq[dir & 1];
+    pub fn track_seq(&self, dir: Dir, end: u32) {
+        let s = &self.next_seq[dir.index()];
         let cur = s.load(Relaxed);
         if (end.wrapping_sub(cur) as i32) > 0 || cur == 0 {
             s.store(end, Relaxed);
@@ -247,7 +247,7 @@ impl<A: Family> Entry<A> {
         let meta = self.meta.load(Relaxed);
         FlowInfo {
             index: idx,
-            key: [self.key(0), self.key(1)],
+            key: [self.key(Dir::Original), self.key(Dir::Reply)],
             state: State::from_bits(st),
             tcp_reset: st & TCP_RESET != 0,
             generation: st & GENERATION != 0,
@@ -261,7 +261,7 @@ impl<A: Family> Entry<A> {
                 self.next_seq[1].load(Relaxed),
             ],
             packets: self.packets.load(Relaxed),
-            rewrite: [self.rewrite(0), self.rewrite(1)],
+            rewrite: [self.rewrite(Dir::Original), self.rewrite(Dir::Reply)],
         }
     }
 }
@@ -367,8 +367,8 @@ impl<A: Family> std::fmt::Debug for FlowTable<A> {
 }
 
 #[inline]
-fn slot_value(sig: u16, dir: usize, idx: u32) -> u64 {
-    u64::from(sig) << 48 | (dir as u64) << 32 | u64::from(idx + 1)
+fn slot_value(sig: u16, dir: Dir, idx: u32) -> u64 {
+    u64::from(sig) << 48 | (dir.index() as u64) << 32 | u64::from(idx + 1)
 }
 
 impl<A: Family> FlowTable<A> {
@@ -440,7 +440,7 @@ impl<A: Family> FlowTable<A> {
 
     /// Finds `k`: (entry index, direction).
     #[inline]
-    pub fn lookup(&self, k: &FlowKey<A>) -> Option<(u32, usize)> {
+    pub fn lookup(&self, k: &FlowKey<A>) -> Option<(u32, Dir)> {
         let w = k.words();
         self.lookup_words(w.as_ref(), hash_words(w.as_ref()))
     }
@@ -448,7 +448,7 @@ impl<A: Family> FlowTable<A> {
     /// [`FlowTable::lookup`] of a key given as its words (see
     /// [`crate::flow::hash_words`]) and hash `h`.
     #[inline]
-    pub fn lookup_words(&self, w: &[u64], h: u64) -> Option<(u32, usize)> {
+    pub fn lookup_words(&self, w: &[u64], h: u64) -> Option<(u32, Dir)> {
         let sig = Self::sig(h);
         for bi in Self::candidates(h, self.mask) {
             for s in &self.buckets[bi].0 {
@@ -457,11 +457,11 @@ impl<A: Family> FlowTable<A> {
                     continue;
                 }
                 let idx = (v as u32).wrapping_sub(1);
-                let dir = (v >> 32) as usize & 1;
+                let dir = Dir::from_bit(v >> 32);
                 let Some(e) = self.entries.get(idx as usize) else {
                     continue;
                 };
-                if Self::matches(&e.key[dir], w) {
+                if Self::matches(&e.key[dir.index()], w) {
                     return Some((idx, dir));
                 }
             }
@@ -533,7 +533,7 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
-    fn place(&self, k: &FlowKey<A>, dir: usize, idx: u32) -> bool {
+    fn place(&self, k: &FlowKey<A>, dir: Dir, idx: u32) -> bool {
         let h = k.hash();
         let v = slot_value(Self::sig(h), dir, idx);
         for bi in Self::candidates(h, self.mask) {
@@ -546,7 +546,7 @@ impl<A: Family> FlowTable<A> {
         false
     }
 
-    fn unplace(&self, k: &FlowKey<A>, dir: usize, idx: u32) -> bool {
+    fn unplace(&self, k: &FlowKey<A>, dir: Dir, idx: u32) -> bool {
         let h = k.hash();
         let v = slot_value(Self::sig(h), dir, idx);
         for bi in Self::candidates(h, self.mask) {
@@ -592,12 +592,12 @@ impl<A: Family> FlowTable<A> {
             .store(u32::from(f.rule) | u32::from(f.member) << 16, Relaxed);
         // Reply key first: once the original key is visible, replies find
         // the flow too.
-        if !self.place(&f.key[1], 1, idx) {
+        if !self.place(&f.key[1], Dir::Reply, idx) {
             self.abandon(idx);
             return Err(InsertError::NoSlot);
         }
-        if !self.place(&f.key[0], 0, idx) {
-            self.unplace(&f.key[1], 1, idx);
+        if !self.place(&f.key[0], Dir::Original, idx) {
+            self.unplace(&f.key[1], Dir::Reply, idx);
             self.abandon(idx);
             return Err(InsertError::NoSlot);
         }
@@ -687,7 +687,7 @@ impl Reclaimer {
         if st & LIVE == 0 {
             return false;
         }
-        for d in 0..2 {
+        for d in Dir::BOTH {
             t.unplace(&e.key(d), d, idx);
         }
         t.live.fetch_sub(1, Relaxed);

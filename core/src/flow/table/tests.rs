@@ -1,4 +1,5 @@
 use super::*;
+use crate::family::Dir;
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -42,19 +43,19 @@ fn flow(i: u32) -> NewFlow {
 
 fn check(t: &FlowTable, i: u32) -> bool {
     let f = flow(i);
-    let Some((idx, 0)) = t.lookup(&f.key[0]) else {
+    let Some((idx, Dir::Original)) = t.lookup(&f.key[0]) else {
         return false;
     };
-    let r = t.entry(idx).rewrite(0);
+    let r = t.entry(idx).rewrite(Dir::Original);
     assert_eq!(r.to, f.key[1].reversed(), "torn or foreign entry for {i}");
     assert_eq!(r.next_hop(|| None), f.next_hop[0]);
-    let r1 = t.entry(idx).rewrite(1);
+    let r1 = t.entry(idx).rewrite(Dir::Reply);
     assert_eq!(
         r1.next_hop(|| None),
         Ipv4Addr::from(i),
         "torn entry for {i}"
     );
-    assert_eq!(t.lookup(&f.key[1]), Some((idx, 1)));
+    assert_eq!(t.lookup(&f.key[1]), Some((idx, Dir::Reply)));
     true
 }
 
@@ -63,14 +64,14 @@ fn both_keys_find_one_entry_with_each_directions_rewrite() {
     let t = FlowTable::new(16, 0);
     let f = flow(42);
     let idx = t.insert(&f).unwrap();
-    assert_eq!(t.lookup(&f.key[0]), Some((idx, 0)));
-    assert_eq!(t.lookup(&f.key[1]), Some((idx, 1)));
-    let r0 = t.entry(idx).rewrite(0);
+    assert_eq!(t.lookup(&f.key[0]), Some((idx, Dir::Original)));
+    assert_eq!(t.lookup(&f.key[1]), Some((idx, Dir::Reply)));
+    let r0 = t.entry(idx).rewrite(Dir::Original);
     assert_eq!(r0.to.dst, f.key[1].src, "original goes to the member");
     assert_eq!(r0.to.dport, 8080);
     assert_eq!(r0.to.src, f.key[0].src, "client address kept");
     assert_eq!(r0.egress, 1);
-    let r1 = t.entry(idx).rewrite(1);
+    let r1 = t.entry(idx).rewrite(Dir::Reply);
     assert_eq!(r1.to, f.key[0].reversed(), "replies come from the frontend");
     assert_eq!(r1.egress, 0);
     let info = t.info(idx).unwrap();
@@ -117,9 +118,9 @@ fn removed_entries_are_reused_only_after_every_worker_was_quiescent() {
 fn seq_tracking_keeps_the_latest_modulo_2_32() {
     let t = FlowTable::new(1, 0);
     let e = t.entry(t.insert(&flow(1)).unwrap());
-    e.track_seq(0, u32::MAX - 10);
-    e.track_seq(0, 5); // wrapped: later
-    e.track_seq(0, u32::MAX - 3); // a retransmission: earlier
+    e.track_seq(Dir::Original, u32::MAX - 10);
+    e.track_seq(Dir::Original, 5); // wrapped: later
+    e.track_seq(Dir::Original, u32::MAX - 3); // a retransmission: earlier
     assert_eq!(t.info(0).unwrap().next_seq[0], 5);
 }
 
@@ -243,7 +244,7 @@ fn retag_moves_a_live_flow_to_new_ids_and_generation() {
     assert_eq!((after.rule, after.member, after.generation), (9, 4, true));
     assert_eq!(after.key, before.key, "only the ids change");
     assert_eq!(after.state, before.state);
-    assert_eq!(t.lookup(&before.key[1]), Some((idx, 1)));
+    assert_eq!(t.lookup(&before.key[1]), Some((idx, Dir::Reply)));
 }
 
 #[test]
