@@ -10,7 +10,7 @@
 //! loop) may be counted under the new owner of their old id.
 
 use sluice_core::config::Config;
-use sluice_core::lb::snat::RULE_BASE;
+use sluice_core::lb::snat::RuleRef;
 use sluice_core::lb::Services;
 use sluice_core::pipeline::TrafficCount;
 use sluice_core::runtime::Shared;
@@ -123,7 +123,7 @@ impl TrafficBook {
                 _ => "all",
             };
             owners.insert(
-                RULE_BASE + i as u16,
+                RuleRef::Snat(i as u16).id(),
                 TrafficKey {
                     rule: rule.name.clone(),
                     kind: "outbound_rule",

@@ -9,7 +9,7 @@ use sluice_core::config::{AdminState, Config};
 use sluice_core::dpdk::Port;
 use sluice_core::family::Family;
 use sluice_core::flow::FlowTable;
-use sluice_core::lb::snat::{CONE, RULE_BASE};
+use sluice_core::lb::snat::{RuleRef, CONE};
 use sluice_core::lb::Kind;
 use sluice_core::runtime::{ControlCounters, Shared};
 use sluice_probe::state::Outcome;
@@ -398,11 +398,8 @@ fn flow_rows<A: Family>(
         if sel.proto.is_some_and(|want| want != p) {
             continue;
         }
-        let row = if fl.snat {
-            let m = services
-                .snat
-                .members
-                .get(usize::from(fl.rule.wrapping_sub(RULE_BASE)));
+        let row = if let RuleRef::Snat(mi) = fl.rule {
+            let m = services.snat.members.get(usize::from(mi));
             let rule = m
                 .and_then(|m| services.snat.rules.get(usize::from(m.rule)))
                 .map_or("?", |r| r.name.as_str());
@@ -425,7 +422,10 @@ fn flow_rows<A: Family>(
                 "packets": fl.packets,
             })
         } else {
-            let svc = services.services.get(usize::from(fl.rule));
+            let RuleRef::Service(sid) = fl.rule else {
+                continue;
+            };
+            let svc = services.services.get(usize::from(sid));
             let current = fl.generation == services.generation;
             let rule = svc.filter(|_| current).map_or("?", |s| s.name.as_str());
             // The reply key's source is the member (or the frontend with

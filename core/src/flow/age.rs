@@ -192,7 +192,7 @@ mod tests {
             state,
             tcp_reset: true,
             idle_timeout: Duration::from_secs(idle_s),
-            rule: 0,
+            rule: crate::lb::snat::RuleRef::Service(0),
             member: 0,
             now: 0,
             generation: false,

@@ -91,13 +91,20 @@ impl Carry {
 
     /// The new (rule, member) of a flow of old `rule` and `member`; `None`
     /// when the flow should end.
-    pub fn get(&self, rule: u16, member: u16) -> Option<(u16, u16)> {
-        if rule >= snat::RULE_BASE {
-            let n = (*self.snat.get(usize::from(rule - snat::RULE_BASE))?)?;
-            return Some((snat::RULE_BASE + n, member));
+    pub fn get(&self, rule: snat::RuleRef, member: u16) -> Option<(snat::RuleRef, u16)> {
+        match rule {
+            snat::RuleRef::Snat(m) => {
+                let n = (*self.snat.get(usize::from(m))?)?;
+                Some((snat::RuleRef::Snat(n), member))
+            }
+            snat::RuleRef::Service(s) => {
+                let (n, members) = self.map.get(usize::from(s))?.as_ref()?;
+                Some((
+                    snat::RuleRef::Service(*n),
+                    (*members.get(usize::from(member))?)?,
+                ))
+            }
         }
-        let (n, members) = self.map.get(usize::from(rule))?.as_ref()?;
-        Some((*n, (*members.get(usize::from(member))?)?))
     }
 }
 
@@ -463,7 +470,10 @@ impl Services {
 
     /// True when service `id` is an HA-ports rule.
     #[inline]
-    pub fn is_ha(&self, id: u16) -> bool {
+    pub fn is_ha(&self, rule: snat::RuleRef) -> bool {
+        let snat::RuleRef::Service(id) = rule else {
+            return false;
+        };
         self.services
             .get(usize::from(id))
             .is_some_and(|s| s.ha_ports)

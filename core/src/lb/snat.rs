@@ -50,8 +50,40 @@ impl Run {
 /// where a packet's would carry the remote port, so no packet matches one.
 pub const CONE: u8 = 253;
 
-/// Flows of SNAT members record `RULE_BASE + member index` as their rule.
+/// Flows of SNAT members record `RULE_BASE + member index` as their rule
+/// id (see [`RuleRef::id`]).
 pub const RULE_BASE: u16 = 0x8000;
+
+/// What a flow belongs to: an inbound service (its id in
+/// `Services::services`) or an outbound SNAT member (its index in
+/// [`Snat::members`]). Entries store it as one 16-bit id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleRef {
+    /// An inbound service (load-balancing, NAT or NAT pool member).
+    Service(u16),
+    /// An outbound SNAT member.
+    Snat(u16),
+}
+
+impl RuleRef {
+    /// The id entries and per-rule traffic slots use.
+    #[inline]
+    pub fn id(self) -> u16 {
+        match self {
+            RuleRef::Service(i) => i,
+            RuleRef::Snat(m) => RULE_BASE + m,
+        }
+    }
+    /// The reference an id stands for.
+    #[inline]
+    pub fn from_id(id: u16) -> RuleRef {
+        if id >= RULE_BASE {
+            RuleRef::Snat(id - RULE_BASE)
+        } else {
+            RuleRef::Service(id)
+        }
+    }
+}
 
 /// One outbound rule.
 #[derive(Debug, Clone)]
@@ -328,10 +360,10 @@ fn walk<A: Family>(
     use crate::flow::tcp::State;
     for idx in 0..flows.high_water() {
         let Some(f) = flows.info(idx) else { continue };
-        if !f.snat || f.rule < RULE_BASE {
+        let (true, RuleRef::Snat(mi)) = (f.snat, f.rule) else {
             continue;
-        }
-        let mi = usize::from(f.rule - RULE_BASE);
+        };
+        let mi = usize::from(mi);
         let Some(m) = snat.members.get(mi) else {
             continue;
         };

@@ -151,8 +151,9 @@ fn nat_pool_rules_get_one_service_per_member_and_keep_ports() {
 #[test]
 fn a_reload_carries_unchanged_rules_and_remaining_members_only() {
     let old = compile();
-    let id =
-        |s: &Services, name: &str| s.services.iter().position(|x| x.name == name).unwrap() as u16;
+    let id = |s: &Services, name: &str| {
+        snat::RuleRef::Service(s.services.iter().position(|x| x.name == name).unwrap() as u16)
+    };
     // b1 leaves; a rule is added in front (every id shifts); "dns" changes
     // its backend port.
     let text = format!(
@@ -183,7 +184,7 @@ fn a_reload_carries_unchanged_rules_and_remaining_members_only() {
     assert_eq!(carry.get(id(&old, "dns"), 1), None, "a changed rule ends");
     let nat = id(&old, "ssh-b2");
     assert_eq!(carry.get(nat, 0), Some((id(&new, "ssh-b2"), 0)));
-    assert_eq!(carry.get(999, 0), None);
+    assert_eq!(carry.get(snat::RuleRef::Service(999), 0), None);
 }
 
 /// lb_config with a probe on the "http" rule; `down` are the addresses it

@@ -100,7 +100,7 @@ pub(super) fn forward<A: Ip>(
     e.touch(dir, cx.now);
     let rw = e.raw_rewrite(dir);
     let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
-    cx.traffic.count(e.rule(), dir, ip_len::<A>(ip), syn);
+    cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), syn);
     rewrite_headers::<A>(ip, hl, proto, &rw);
     c.add(Stat::Forwarded, 1);
     send(*cx, room, len, &rw, memo)

@@ -167,11 +167,11 @@ fn forwarded_packets_count_per_rule_and_direction() {
         proto: 6,
     };
     let (idx, _) = ex.flows.lookup(&key).unwrap();
-    let t = ex.traffic.read(ex.flows.entry(idx).rule());
+    let t = ex.traffic.read(ex.flows.entry(idx).rule_id());
     assert_eq!(t.packets, [2, 1]);
     assert_eq!(t.bytes, [2 * ip_len as u64, ip_len as u64]);
     assert_eq!(t.syns, [1, 1], "the SYN in, the SYN-ACK back");
-    let other = ex.traffic.read(ex.flows.entry(idx).rule() + 1);
+    let other = ex.traffic.read(ex.flows.entry(idx).rule_id() + 1);
     assert_eq!(other, Default::default());
 }
 

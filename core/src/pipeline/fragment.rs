@@ -24,7 +24,7 @@ pub(super) fn later_fragment<A: Ip>(
     let e = A::flows(&cx).entry(idx);
     e.touch(dir, cx.now);
     let rw = e.raw_rewrite(dir);
-    cx.traffic.count(e.rule(), dir, ip_len::<A>(ip), false);
+    cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), false);
     rewrite_headers::<A>(ip, h.l4, 0, &rw);
     c.add(Stat::FragmentsForwarded, 1);
     send(cx, room, len, &rw, &mut NeighMemo::default())

@@ -128,7 +128,7 @@ fn new_flow<A: Ip>(
         },
         tcp_reset: svc.tcp_reset,
         idle_timeout: svc.idle_timeout,
-        rule: sid,
+        rule: crate::lb::snat::RuleRef::Service(sid),
         member,
         now: cx.now,
         generation: cx.services.generation,

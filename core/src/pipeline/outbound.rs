@@ -14,7 +14,7 @@ use super::{Context, Counters, DropReason, Stat};
 use crate::config::{Direction, Role};
 use crate::family::{Dir, Family};
 use crate::flow::{tcp, FlowKey, NewFlow};
-use crate::lb::snat::{SnatMember, CONE, RULE_BASE};
+use crate::lb::snat::{RuleRef, SnatMember, CONE};
 use crate::neigh::PortIndex;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -220,7 +220,7 @@ fn insert_entry<A: Ip>(
         state,
         tcp_reset: rule.tcp_reset && flow.proto == TCP,
         idle_timeout: rule.idle_timeout,
-        rule: RULE_BASE + mi,
+        rule: RuleRef::Snat(mi),
         member: 0,
         now: cx.now,
         generation: cx.services.generation,
@@ -297,7 +297,9 @@ fn cone_reply<A: Ip>(
         return Err(DropReason::SnatNoMapping);
     };
     let e = A::flows(&cx).entry(idx);
-    let mi = e.rule().wrapping_sub(RULE_BASE);
+    let RuleRef::Snat(mi) = e.rule() else {
+        return Err(DropReason::SnatNoMapping);
+    };
     let Some(m) = cx.services.snat.get(mi) else {
         return Err(DropReason::SnatNoMapping);
     };

@@ -65,7 +65,10 @@ impl<A: Family> TableWork<A> {
             if f.snat || f.key[0].proto != 17 || f.generation != services.generation {
                 continue;
             }
-            let Some(s) = services.services.get(usize::from(f.rule)) else {
+            let crate::lb::snat::RuleRef::Service(rule) = f.rule else {
+                continue;
+            };
+            let Some(s) = services.services.get(usize::from(rule)) else {
                 continue;
             };
             let down = s.eligible.get(usize::from(f.member)) == Some(&false);

@@ -10,6 +10,7 @@
 use super::key::{hash_words, Delta, FlowKey, KEY_MASK};
 use super::tcp::State;
 use crate::family::{Dir, Family};
+use crate::lb::snat::RuleRef;
 use crate::memory::huge_vec;
 use crate::neigh::PortIndex;
 use crossbeam_queue::ArrayQueue;
@@ -191,9 +192,16 @@ impl<A: Family> Entry<A> {
         }
     }
 
-    /// The service (rule) that created the flow.
+    /// The service or SNAT member the flow belongs to.
     #[inline]
-    pub fn rule(&self) -> u16 {
+    pub fn rule(&self) -> RuleRef {
+        RuleRef::from_id(self.rule_id())
+    }
+
+    /// [`Entry::rule`] as its stored id: the index of its per-rule traffic
+    /// slot, for the fast path.
+    #[inline]
+    pub fn rule_id(&self) -> u16 {
         self.meta.load(Relaxed) as u16
     }
 
@@ -254,7 +262,7 @@ impl<A: Family> Entry<A> {
             snat: st & SNAT != 0,
             idle_timeout: Duration::from_secs(u64::from(st >> 16)),
             last_seen: self.last_seen.load(Relaxed),
-            rule: meta as u16,
+            rule: RuleRef::from_id(meta as u16),
             member: (meta >> 16) as u16,
             next_seq: [
                 self.next_seq[0].load(Relaxed),
@@ -283,7 +291,7 @@ pub struct NewFlow<A: Family = crate::family::V4> {
     /// The rule's idle timeout (whole seconds are kept, at most 18 h).
     pub idle_timeout: Duration,
     /// Rule and member, for listings and for removal when a member goes.
-    pub rule: u16,
+    pub rule: RuleRef,
     /// Member index in the rule's pool.
     pub member: u16,
     /// Tick of the first packet.
@@ -314,7 +322,7 @@ pub struct FlowInfo<A: Family = crate::family::V4> {
     /// Tick of the last packet.
     pub last_seen: u32,
     /// Rule.
-    pub rule: u16,
+    pub rule: RuleRef,
     /// Member.
     pub member: u16,
     /// Sequence number after the last segment, per direction.
@@ -589,7 +597,7 @@ impl<A: Family> FlowTable<A> {
         );
         e.last_seen.store(f.now, Relaxed);
         e.meta
-            .store(u32::from(f.rule) | u32::from(f.member) << 16, Relaxed);
+            .store(u32::from(f.rule.id()) | u32::from(f.member) << 16, Relaxed);
         // Reply key first: once the original key is visible, replies find
         // the flow too.
         if !self.place(&f.key[1], Dir::Reply, idx) {
@@ -636,11 +644,11 @@ impl<A: Family> FlowTable<A> {
 
     /// Moves live flow `idx` to `rule` and `member` of the rules snapshot
     /// of `generation` (the ids a reload gave them); control only.
-    pub fn retag(&self, idx: u32, rule: u16, member: u16, generation: bool) {
+    pub fn retag(&self, idx: u32, rule: RuleRef, member: u16, generation: bool) {
         if let Some(e) = self.entries.get(idx as usize) {
             if e.state.load(Relaxed) & LIVE != 0 {
                 e.meta
-                    .store(u32::from(rule) | u32::from(member) << 16, Relaxed);
+                    .store(u32::from(rule.id()) | u32::from(member) << 16, Relaxed);
                 if generation {
                     e.state.fetch_or(GENERATION, Relaxed);
                 } else {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::family::Dir;
+use crate::lb::snat::RuleRef;
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ fn flow(i: u32) -> NewFlow {
         state: State::SynSent,
         tcp_reset: true,
         idle_timeout: Duration::from_secs(240),
-        rule: 3,
+        rule: RuleRef::Service(3),
         member: (i % 7) as u16,
         now: 5,
         generation: false,
@@ -75,7 +76,10 @@ fn both_keys_find_one_entry_with_each_directions_rewrite() {
     assert_eq!(r1.to, f.key[0].reversed(), "replies come from the frontend");
     assert_eq!(r1.egress, 0);
     let info = t.info(idx).unwrap();
-    assert_eq!((info.rule, info.member, info.tcp_reset), (3, 0, true));
+    assert_eq!(
+        (info.rule, info.member, info.tcp_reset),
+        (RuleRef::Service(3), 0, true)
+    );
     assert_eq!(info.idle_timeout, Duration::from_secs(240));
     assert_eq!(t.len(), 1);
     assert_eq!(t.lookup(&key(43)), None);
@@ -239,9 +243,12 @@ fn retag_moves_a_live_flow_to_new_ids_and_generation() {
     let idx = t.insert(&flow(1)).unwrap();
     let before = t.info(idx).unwrap();
     assert!(!before.generation);
-    t.retag(idx, 9, 4, true);
+    t.retag(idx, RuleRef::Snat(9), 4, true);
     let after = t.info(idx).unwrap();
-    assert_eq!((after.rule, after.member, after.generation), (9, 4, true));
+    assert_eq!(
+        (after.rule, after.member, after.generation),
+        (RuleRef::Snat(9), 4, true)
+    );
     assert_eq!(after.key, before.key, "only the ids change");
     assert_eq!(after.state, before.state);
     assert_eq!(t.lookup(&before.key[1]), Some((idx, Dir::Reply)));
