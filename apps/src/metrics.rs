@@ -139,7 +139,7 @@ pub fn update(v: &View<'_>) {
     for s in &services.services {
         if let Kind::Lb(_) = s.kind {
             let labels = [
-                ("rule", s.name.clone()),
+                ("rule", s.label()),
                 ("address", s.frontend.to_string()),
                 ("port", s.frontend_port.to_string()),
             ];

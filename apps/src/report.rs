@@ -136,9 +136,9 @@ pub fn format(
             continue;
         };
         let healthy = s.eligible.iter().filter(|e| **e).count() as u64;
-        line(&format!("rule.{}.eligible_members", s.name), healthy);
+        line(&format!("rule.{}.eligible_members", s.label()), healthy);
         line(
-            &format!("rule.{}.available", s.name),
+            &format!("rule.{}.available", s.label()),
             u64::from(s.maglev.is_some()),
         );
     }

@@ -119,7 +119,7 @@ impl View<'_> {
             .iter()
             .map(|s| {
                 json!({
-                    "rule": s.name,
+                    "rule": s.label(),
                     "kind": kind_name(s.kind),
                     "frontend": s.frontend.to_string(),
                     "protocol": proto_name(s.protocol),
@@ -480,13 +480,9 @@ pub fn proto_name(p: sluice_core::config::Protocol) -> &'static str {
     }
 }
 
-/// The config's name of the rule a service comes from (a NAT pool rule's
-/// services are named `rule[member]`).
+/// The config's name of the rule a service comes from.
 pub fn rule_name(s: &sluice_core::lb::Service) -> &str {
-    match s.kind {
-        Kind::NatPool(_) => s.name.split('[').next().unwrap_or(&s.name),
-        _ => &s.name,
-    }
+    &s.name
 }
 
 /// The kind of rule a service comes from, as the config names it.

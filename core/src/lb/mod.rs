@@ -122,8 +122,11 @@ pub enum Kind {
 /// One matchable inbound service.
 #[derive(Debug, Clone)]
 pub struct Service {
-    /// Rule name.
+    /// Rule name (as the config names the rule).
     pub name: String,
+    /// A NAT pool rule's service: the pool member it forwards to (one
+    /// service per member). See [`Service::label`].
+    pub pool_member: Option<IpAddr>,
     /// Where it came from.
     pub kind: Kind,
     /// Frontend address.
@@ -158,6 +161,15 @@ pub struct Service {
 }
 
 impl Service {
+    /// The service as listings and counters name it: the rule name, and
+    /// for a NAT pool rule's member `rule[member address]`.
+    pub fn label(&self) -> String {
+        match self.pool_member {
+            Some(m) => format!("{}[{m}]", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// The member for a new flow: its index and address.
     #[inline]
     pub fn pick<A: Family>(&self, k: &FlowKey<A>) -> Option<(u16, IpAddr)> {
@@ -224,6 +236,7 @@ fn forwarding(
 ) -> Service {
     Service {
         name,
+        pool_member: None,
         kind,
         frontend,
         public,
@@ -351,6 +364,7 @@ impl Services {
             });
             let svc = Service {
                 name: r.name.clone(),
+                pool_member: None,
                 kind: Kind::Lb(i),
                 frontend: addr,
                 public: f.kind == FrontendKind::Public,
@@ -420,8 +434,8 @@ impl Services {
                 let (maddr, has) = m
                     .address_of(addr.is_ipv6())
                     .map_or((unspecified_like(addr), false), |a| (a, true));
-                let svc = forwarding(
-                    format!("{}[{}]", r.name, m.address),
+                let mut svc = forwarding(
+                    r.name.clone(),
                     Kind::NatPool(i),
                     addr,
                     f.kind == FrontendKind::Public,
@@ -429,6 +443,7 @@ impl Services {
                     maddr,
                     has && usable(r.pool, mi),
                 );
+                svc.pool_member = Some(m.address);
                 add(
                     &mut s,
                     &mut errors,
