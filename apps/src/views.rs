@@ -8,8 +8,9 @@ use serde_json::{json, Map, Value};
 use sluice_core::config::{AdminState, Config};
 use sluice_core::dpdk::Port;
 use sluice_core::family::Family;
+use sluice_core::flow::FlowKind;
 use sluice_core::flow::FlowTable;
-use sluice_core::lb::snat::{RuleRef, CONE};
+use sluice_core::lb::snat::RuleRef;
 use sluice_core::lb::Kind;
 use sluice_core::runtime::{ControlCounters, Shared};
 use sluice_probe::state::Outcome;
@@ -394,7 +395,8 @@ fn flow_rows<A: Family>(
     for idx in 0..flows.high_water() {
         let Some(fl) = flows.info(idx) else { continue };
         let (k0, k1) = (fl.key[0], fl.key[1]);
-        let p = if k0.proto == CONE { 17 } else { k0.proto };
+        let cone = fl.kind() == FlowKind::Cone;
+        let p = if cone { 17 } else { k0.proto };
         if sel.proto.is_some_and(|want| want != p) {
             continue;
         }
@@ -413,10 +415,10 @@ fn flow_rows<A: Family>(
             json!({
                 "direction": "outbound",
                 "rule": rule,
-                "protocol": if k0.proto == CONE { "udp-cone" } else { proto_word(p) },
+                "protocol": if cone { "udp-cone" } else { proto_word(p) },
                 "member": sock(k0.src, k0.sport),
                 "public": sock(public, k1.dport),
-                "remote": if k0.proto == CONE { k0.dst.to_string() } else { sock(k0.dst, k0.dport) },
+                "remote": if cone { k0.dst.to_string() } else { sock(k0.dst, k0.dport) },
                 "state": fl.state.name(),
                 "idle_ms": sel.now.wrapping_sub(fl.last_seen),
                 "packets": fl.packets,

@@ -61,7 +61,7 @@ impl Ager {
             let idx = self.pos;
             self.pos += 1;
             let Some(f) = t.info(idx) else { continue };
-            if f.snat && f.key[0].proto == 17 {
+            if f.kind() == super::FlowKind::Snat && f.key[0].proto == 17 {
                 // A UDP SNAT flow keeps its cone mapping alive.
                 let cone = FlowKey {
                     dport: 0,

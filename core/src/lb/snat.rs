@@ -371,15 +371,15 @@ fn walk<A: Family>(
         if !m.holds(public.0, public.1) {
             continue; // a flow of the previous snapshot not carried yet
         }
-        match f.key[0].proto {
-            6 => {
+        match (f.kind(), f.key[0].proto) {
+            (crate::flow::FlowKind::Snat, 6) => {
                 ports[mi][0].insert(public);
                 if matches!(f.state, State::SynSent | State::SynRecv) {
                     out[mi].pending += 1;
                     pending.push(public.0);
                 }
             }
-            CONE => {
+            (crate::flow::FlowKind::Cone, _) => {
                 ports[mi][1].insert(public);
             }
             _ => {}

@@ -569,6 +569,14 @@ fn ipv6_udp_is_port_restricted_cone() {
         ports.push(sp);
     }
     assert_eq!(ports[0], ports[1], "one public port for one member socket");
+    // Two SNAT flows and the one cone mapping that holds their port.
+    let kinds: Vec<crate::flow::FlowKind> = (0..ex.flows6.high_water())
+        .filter_map(|i| ex.flows6.info(i))
+        .map(|f| f.kind())
+        .collect();
+    use crate::flow::FlowKind::{Cone, Snat};
+    assert_eq!(kinds.iter().filter(|k| **k == Snat).count(), 2, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == Cone).count(), 1, "{kinds:?}");
     let to_public = |from: Ipv6Addr, sport: u16| {
         craft::udp_ip(
             GW_MAC,

@@ -62,7 +62,10 @@ impl<A: Family> TableWork<A> {
             let Some(f) = t.info(idx) else {
                 continue;
             };
-            if f.snat || f.key[0].proto != 17 || f.generation != services.generation {
+            if f.kind() != crate::flow::FlowKind::Inbound
+                || f.key[0].proto != 17
+                || f.generation != services.generation
+            {
                 continue;
             }
             let crate::lb::snat::RuleRef::Service(rule) = f.rule else {

@@ -333,6 +333,33 @@ pub struct FlowInfo<A: Family = crate::family::V4> {
     pub rewrite: [Rewrite<A>; 2],
 }
 
+/// What an entry is, as listings, the ager and the SNAT accounting see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// A flow to a frontend (balanced or forwarded).
+    Inbound,
+    /// An outbound SNAT flow.
+    Snat,
+    /// An outbound UDP flow's port-restricted cone mapping: not a flow
+    /// (its keys carry protocol [`crate::lb::snat::CONE`] and port 0, so
+    /// no packet matches them), the record of which public port a member
+    /// socket holds towards a remote address.
+    Cone,
+}
+
+impl<A: Family> FlowInfo<A> {
+    /// What the entry is.
+    pub fn kind(&self) -> FlowKind {
+        if self.key[0].proto == crate::lb::snat::CONE {
+            FlowKind::Cone
+        } else if self.snat {
+            FlowKind::Snat
+        } else {
+            FlowKind::Inbound
+        }
+    }
+}
+
 /// Why an insert failed. The flow is not created; nothing else changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {
