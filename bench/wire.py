@@ -13,8 +13,9 @@ median:
 1. MRR (maximum receive rate, as FD.io CSIT calls it): the generator offers
    WIRE_MAX_RATE (what it sustains on time here) for SECONDS, and the
    Mpps that come back are the forwarder's capacity. Per scenario: inbound
-   UDP and TCP (flows created during the warm-up), outbound SNAT, HA ports;
-   1k, 100k and 1M flows; 64- and 1500-byte frames. The ceiling is measured
+   UDP and TCP (flows created during the warm-up), inbound UDP over IPv6
+   (78-byte frames), outbound SNAT, HA ports; 1k, 100k and 1M flows; 64-
+   and 1500-byte frames. The ceiling is measured
    per frame size in the same run; sluiced / ceiling is the ratio.
 2. NDR and PDR for inbound UDP, 1M flows, 64 bytes: a binary search over
    the offered rate (RFC 2544 / CSIT) for the highest rate with no loss
@@ -67,7 +68,8 @@ with open(os.path.join(ROOT, "conf", "memif-bench.toml")) as f:
     SLUICED_TOML = (f.read().replace("/tmp/sluice-bench", TMP)
                     .replace("--file-prefix=sluice-bench", "--file-prefix=wbsl")
                     .replace("127.0.0.1:9101", "127.0.0.1:0")
-                    .replace("capacity = 1048576", f"capacity = {CAPACITY}"))
+                    .replace("capacity = 1048576", f"capacity = {CAPACITY}")
+                    .replace("capacity_v6 = 1048576", f"capacity_v6 = {CAPACITY}"))
 assert f"capacity = {CAPACITY}" in SLUICED_TOML, "conf/memif-bench.toml changed shape"
 
 INBOUND = dict(tx="ext", dst_mac="02:00:00:00:00:01", src="203.0.113.100", src_count=64,
@@ -79,6 +81,8 @@ SCENARIOS = {
     "inbound-udp-1k": dict(INBOUND, proto="udp", dst="203.0.113.10:53", flows=1000),
     "inbound-udp-100k": dict(INBOUND, proto="udp", dst="203.0.113.10:53", flows=100_000),
     "inbound-udp-1m": dict(INBOUND, proto="udp", dst="203.0.113.10:53", flows=1_000_000),
+    "inbound-udp6-1m": dict(INBOUND, proto="udp", src="2001:db8:1::100", dst="[2001:db8:1::10]:53",
+                            arp="2001:db8:2::11", flows=1_000_000, size=74),
     "inbound-tcp-1m": dict(INBOUND, proto="tcp", dst="203.0.113.10:80", flows=1_000_000),
     "snat-udp-1m": dict(SNAT, proto="udp", flows=1_000_000),
     "snat-tcp-1m": dict(SNAT, proto="tcp", flows=1_000_000),
@@ -92,7 +96,7 @@ SCENARIOS = {
 ALL_SCENARIOS = dict(SCENARIOS)
 if QUICK:
     SCENARIOS = {k: dict(v, flows=min(v["flows"], 100_000)) for k, v in SCENARIOS.items()
-                 if k in ("inbound-udp-1k", "inbound-tcp-1m", "snat-udp-1m")}
+                 if k in ("inbound-udp-1k", "inbound-tcp-1m", "snat-udp-1m", "inbound-udp6-1m")}
 # Whole connections: the --tx port plays the clients, the --rx port the
 # servers (sluice-gen --proto conn).
 CONN_SCENARIOS = {

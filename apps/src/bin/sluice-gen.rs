@@ -18,8 +18,8 @@ use clap::Parser;
 use sluice_core::config::Device;
 use sluice_core::craft;
 use sluice_core::dpdk::{self, Burst, Eal, Mempool, Port};
-use sluice_core::wire::{arp, ethernet, tcp, MacAddr};
-use std::net::Ipv4Addr;
+use sluice_core::wire::{arp, checksum, ethernet, icmpv6, tcp, IpProtocol, MacAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -80,16 +80,19 @@ struct Args {
     /// Destination MAC of the frames.
     #[arg(long, default_value = "02:00:00:00:00:01")]
     dst_mac: String,
-    /// Destination address and port of the frames.
+    /// Destination address and port of the frames (`[v6]:port` for IPv6,
+    /// udp mode only).
     #[arg(long, default_value = "203.0.113.10:53")]
     dst: String,
-    /// First source address; flow i adds i / 1024 to it.
+    /// First source address (of the destination's family); flow i adds
+    /// i / 1024 to it.
     #[arg(long, default_value = "198.18.0.1")]
-    src: Ipv4Addr,
-    /// Answer ARP requests for this address on the receiving port (to play
-    /// the backend behind a load balancer).
+    src: IpAddr,
+    /// Answer ARP requests (IPv4) or neighbour solicitations (IPv6) for
+    /// this address on the receiving port (to play the backend behind a
+    /// load balancer).
     #[arg(long)]
-    answer_arp: Option<Ipv4Addr>,
+    answer_arp: Option<IpAddr>,
 }
 
 fn mac(s: &str) -> Result<MacAddr> {
@@ -106,8 +109,13 @@ fn mac(s: &str) -> Result<MacAddr> {
 /// mangled (or is not ours) is counted as bad.
 const MAGIC: &[u8; 8] = b"SLUICEGN";
 
-/// The reply to an ARP request for `ip`, from `mac`.
-fn arp_answer(frame: &[u8], ip: Ipv4Addr, mac: MacAddr) -> Option<Vec<u8>> {
+/// The reply to an ARP request (IPv4) or a neighbour solicitation (IPv6)
+/// for `ip`, from `mac`.
+fn arp_answer(frame: &[u8], ip: IpAddr, mac: MacAddr) -> Option<Vec<u8>> {
+    let ip = match ip {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => return nd_answer(frame, ip, mac),
+    };
     let eth = ethernet::Frame::new_checked(frame).ok()?;
     if eth.ethertype() != ethernet::EtherType::Arp {
         return None;
@@ -116,6 +124,47 @@ fn arp_answer(frame: &[u8], ip: Ipv4Addr, mac: MacAddr) -> Option<Vec<u8>> {
     let r = arp::Repr::parse(&p);
     (r.operation == arp::Operation::Request && r.target_ip == ip)
         .then(|| craft::arp_reply(mac, ip, r.sender_hw, r.sender_ip))
+}
+
+/// The neighbour advertisement answering a solicitation for `target`.
+fn nd_answer(frame: &[u8], target: Ipv6Addr, mac: MacAddr) -> Option<Vec<u8>> {
+    if frame.len() < 14 + 40 + 24 || frame[12..14] != [0x86, 0xdd] || frame[14 + 6] != 58 {
+        return None;
+    }
+    let icmp = &frame[54..];
+    if icmp[0] != 135 || icmp[8..24] != target.octets() {
+        return None;
+    }
+    let asker = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[22..38]).ok()?);
+    let mut na = vec![136u8, 0, 0, 0, 0x60, 0, 0, 0];
+    na.extend_from_slice(&target.octets());
+    na.extend_from_slice(&[2, 1]);
+    na.extend_from_slice(&mac.0);
+    let pseudo = checksum::pseudo_header_v6(target, asker, 58, na.len() as u32);
+    icmpv6::Packet::new_unchecked(&mut na[..]).fill_checksum(pseudo);
+    let asker_mac = MacAddr(<[u8; 6]>::try_from(&frame[6..12]).ok()?);
+    let mut f = craft::ip_frame(
+        mac,
+        asker_mac,
+        target.into(),
+        asker.into(),
+        IpProtocol::Icmpv6,
+        &na,
+    );
+    f[14 + 7] = 255; // hop limit of neighbour discovery
+    Some(f)
+}
+
+/// True for ARP and ICMPv6 neighbour discovery: what the forwarder sends
+/// to resolve next hops, not the traffic the sink counts.
+fn is_neighbour_traffic(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some([0x08, 0x06]) => true,
+        Some([0x86, 0xdd]) => {
+            frame.get(20) == Some(&58) && frame.get(54).is_some_and(|t| (133..=137).contains(t))
+        }
+        _ => false,
+    }
 }
 
 /// Copies `frame` into a new mbuf at the end of `burst`; false when no
@@ -285,9 +334,16 @@ fn main() -> Result<()> {
     }
     let (dst_ip, dst_port) = a
         .dst
-        .split_once(':')
-        .and_then(|(h, p)| Some((h.parse::<Ipv4Addr>().ok()?, p.parse::<u16>().ok()?)))
-        .context("--dst ADDRESS:PORT")?;
+        .parse::<std::net::SocketAddr>()
+        .map(|s| (s.ip(), s.port()))
+        .context("--dst ADDRESS:PORT ([ADDRESS]:PORT for IPv6)")?;
+    let v6 = dst_ip.is_ipv6();
+    if v6 != a.src.is_ipv6() {
+        bail!("--src and --dst must be of one family");
+    }
+    if v6 && a.proto != "udp" {
+        bail!("IPv6 frames are udp mode only");
+    }
     let dst_mac = mac(&a.dst_mac)?;
     let eal_args: Vec<String> = a.eal.split_whitespace().map(String::from).collect();
     let _eal = Eal::init(&eal_args).context("EAL")?;
@@ -306,16 +362,30 @@ fn main() -> Result<()> {
     // One template per flow: payload = MAGIC + padding up to `size`.
     let tcp = a.proto != "udp";
     let l4_header = if tcp { 20 } else { 8 };
-    let payload_at = 14 + 20 + l4_header;
+    let payload_at = 14 + if v6 { 40 } else { 20 } + l4_header;
     let payload_len = a.size.saturating_sub(payload_at).max(MAGIC.len());
     let mut payload = vec![0u8; payload_len];
     payload[..MAGIC.len()].copy_from_slice(MAGIC);
     let (src_count, dst_ports) = (a.src_count.max(1), a.dst_ports.max(1));
-    let tuple = |i: u32| {
-        let src = Ipv4Addr::from(u32::from(a.src) + (i / dst_ports) % src_count);
+    // Flow i: source address, source port, destination port.
+    let walk = |i: u32| {
+        let n = (i / dst_ports) % src_count;
+        let src = match a.src {
+            IpAddr::V4(s) => IpAddr::V4(Ipv4Addr::from(u32::from(s) + n)),
+            IpAddr::V6(s) => IpAddr::V6(Ipv6Addr::from(u128::from(s) + u128::from(n))),
+        };
         let sport = 1024 + ((i / dst_ports / src_count) % 60000) as u16;
         let dport = dst_port.wrapping_add((i % dst_ports) as u16);
         ((src, sport), (dst_ip, dport))
+    };
+    // The IPv4 modes (tcp, syn, conn) take IPv4 tuples.
+    let tuple = |i: u32| {
+        let ((s, sp), (d, dp)) = walk(i);
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        ((v4(s), sp), (v4(d), dp))
     };
     let segment = |i: u32, flags| {
         let (s, d) = tuple(i);
@@ -329,8 +399,8 @@ fn main() -> Result<()> {
     let flows: Vec<Vec<u8>> = (0..nflows)
         .map(|i| match a.proto.as_str() {
             "udp" => {
-                let (s, d) = tuple(i);
-                craft::udp_v4(src_mac, dst_mac, s, d, &payload)
+                let (s, d) = walk(i);
+                craft::udp_ip(src_mac, dst_mac, s, d, &payload)
             }
             _ => segment(i, tcp::Flags::ACK),
         })
@@ -500,6 +570,9 @@ fn main() -> Result<()> {
                         arp_answered += u64::from(push_frame(&pool, &mut arp_out, &reply));
                         continue;
                     }
+                    if is_neighbour_traffic(m.data()) {
+                        continue; // ARP/ND for someone else (the gateway): not traffic
+                    }
                     received += 1;
                     // Check every 64th frame's payload marker.
                     if received % 64 == 0 {
@@ -594,6 +667,28 @@ mod tests {
             "SYN-ACK, request, response+FIN, FIN-ACK, last ACK"
         );
         assert!(!server, "the client completes it");
+    }
+
+    #[test]
+    fn a_neighbour_solicitation_for_the_backend_is_answered_as_sluiced_checks_it() {
+        let (sluice, member): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:2::1".parse().unwrap(),
+            "2001:db8:2::11".parse().unwrap(),
+        );
+        let sluice_mac = MacAddr([2, 0, 0, 0, 0, 2]);
+        let me = MacAddr([2, 0, 0, 0, 0, 0x11]);
+        let ns = craft::neighbor_solicit(sluice_mac, sluice, member);
+        let na = nd_answer(&ns, member, me).expect("answered");
+        assert_eq!(&na[..6], &sluice_mac.0);
+        assert_eq!(na[14 + 7], 255, "hop limit of neighbour discovery");
+        let icmp = &na[54..54 + 32];
+        assert_eq!((icmp[0], &icmp[8..24]), (136, &member.octets()[..]));
+        let pseudo = checksum::pseudo_header_v6(member, sluice, 58, 32);
+        assert!(icmpv6::Packet::new_checked(icmp)
+            .unwrap()
+            .verify_checksum(pseudo));
+        assert_eq!(&icmp[26..32], &me.0, "target link-layer option");
+        assert!(nd_answer(&ns, "2001:db8:2::12".parse().unwrap(), me).is_none());
     }
 
     #[test]
