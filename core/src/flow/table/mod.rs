@@ -14,9 +14,11 @@ use crate::lb::snat::RuleRef;
 use crate::memory::huge_vec;
 use crate::neigh::PortIndex;
 use crossbeam_queue::ArrayQueue;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
+
+mod types;
+pub use types::{FlowInfo, FlowKind, InsertError, NewFlow, RawRewrite, Rewrite};
 
 const SLOTS: usize = 8;
 /// Buckets probed per key: two choices of one cache line each.
@@ -79,53 +81,6 @@ const GENERATION: u32 = 1 << 6;
 /// An outbound SNAT flow (or cone mapping): its own release timers.
 const SNAT: u32 = 1 << 7;
 const TCP_RESET: u32 = 1 << 4;
-
-/// [`Rewrite`] as packet words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawRewrite<A: Family = crate::family::V4> {
-    /// New source and destination addresses, as the packet's words (the
-    /// last word is not an address).
-    pub addrs: A::Words,
-    /// New source port << 16 | new destination port.
-    pub ports: u32,
-    /// IP protocol.
-    pub proto: u8,
-    /// Checksum deltas.
-    pub delta: Delta,
-    /// Egress port.
-    pub egress: PortIndex,
-    /// Next hop on that port, as [`Family::hop_code`].
-    pub hop: u32,
-}
-
-impl<A: Family> RawRewrite<A> {
-    /// The next hop; `gateway` gives the family's gateway.
-    #[inline]
-    pub fn next_hop(&self, gateway: impl FnOnce() -> Option<A>) -> A {
-        A::hop(self.hop, A::unpack(self.addrs.as_ref()).1, gateway)
-    }
-}
-
-/// What a direction's packets become.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rewrite<A: Family = crate::family::V4> {
-    /// New key (addresses and ports) of the packet.
-    pub to: FlowKey<A>,
-    /// Checksum deltas.
-    pub delta: Delta,
-    /// Egress port.
-    pub egress: PortIndex,
-    /// Next hop on that port, as [`Family::hop_code`].
-    pub hop: u32,
-}
-
-impl<A: Family> Rewrite<A> {
-    /// The next hop; `gateway` gives the family's gateway.
-    #[inline]
-    pub fn next_hop(&self, gateway: impl FnOnce() -> Option<A>) -> A {
-        A::hop(self.hop, self.to.dst, gateway)
-    }
-}
 
 #[inline]
 fn load<A: Family>(slots: &A::Slots) -> A::Words {
@@ -272,101 +227,6 @@ impl<A: Family> Entry<A> {
             rewrite: [self.rewrite(Dir::Original), self.rewrite(Dir::Reply)],
         }
     }
-}
-
-/// A flow to insert.
-#[derive(Debug, Clone, Copy)]
-pub struct NewFlow<A: Family = crate::family::V4> {
-    /// `[original, reply]` keys. The original direction is rewritten into
-    /// `key[1].reversed()` and the reply direction into `key[0].reversed()`.
-    pub key: [FlowKey<A>; 2],
-    /// Egress port per direction.
-    pub egress: [PortIndex; 2],
-    /// Next hop per direction.
-    pub next_hop: [A; 2],
-    /// Initial state.
-    pub state: State,
-    /// RST both ends when an established flow idles out.
-    pub tcp_reset: bool,
-    /// The rule's idle timeout (whole seconds are kept, at most 18 h).
-    pub idle_timeout: Duration,
-    /// Rule and member, for listings and for removal when a member goes.
-    pub rule: RuleRef,
-    /// Member index in the rule's pool.
-    pub member: u16,
-    /// Tick of the first packet.
-    pub now: u32,
-    /// Generation parity of the rules snapshot `rule` and `member` are of.
-    pub generation: bool,
-    /// An outbound SNAT flow or cone mapping.
-    pub snat: bool,
-}
-
-/// A decoded copy of an entry, for the control thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowInfo<A: Family = crate::family::V4> {
-    /// Entry index.
-    pub index: u32,
-    /// `[original, reply]` keys.
-    pub key: [FlowKey<A>; 2],
-    /// TCP state.
-    pub state: State,
-    /// RST on idle.
-    pub tcp_reset: bool,
-    /// Generation parity of the rules snapshot of `rule` and `member`.
-    pub generation: bool,
-    /// An outbound SNAT flow or cone mapping.
-    pub snat: bool,
-    /// The rule's idle timeout.
-    pub idle_timeout: Duration,
-    /// Tick of the last packet.
-    pub last_seen: u32,
-    /// Rule.
-    pub rule: RuleRef,
-    /// Member.
-    pub member: u16,
-    /// Sequence number after the last segment, per direction.
-    pub next_seq: [u32; 2],
-    /// Packets, both directions (approximate: see [`Entry`]).
-    pub packets: u32,
-    /// Per-direction rewrite.
-    pub rewrite: [Rewrite<A>; 2],
-}
-
-/// What an entry is, as listings, the ager and the SNAT accounting see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowKind {
-    /// A flow to a frontend (balanced or forwarded).
-    Inbound,
-    /// An outbound SNAT flow.
-    Snat,
-    /// An outbound UDP flow's port-restricted cone mapping: not a flow
-    /// (its keys carry protocol [`crate::lb::snat::CONE`] and port 0, so
-    /// no packet matches them), the record of which public port a member
-    /// socket holds towards a remote address.
-    Cone,
-}
-
-impl<A: Family> FlowInfo<A> {
-    /// What the entry is.
-    pub fn kind(&self) -> FlowKind {
-        if self.key[0].proto == crate::lb::snat::CONE {
-            FlowKind::Cone
-        } else if self.snat {
-            FlowKind::Snat
-        } else {
-            FlowKind::Inbound
-        }
-    }
-}
-
-/// Why an insert failed. The flow is not created; nothing else changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InsertError {
-    /// Every entry is in use.
-    Full,
-    /// Both candidate buckets of a key are full.
-    NoSlot,
 }
 
 /// The shared flow table of one address family.
@@ -697,74 +557,8 @@ impl<A: Family> FlowTable<A> {
     }
 }
 
-/// The control thread's side of removal: unlink now, reuse after a grace
-/// period. Only one `Reclaimer` may exist per table.
-#[derive(Debug, Default)]
-pub struct Reclaimer {
-    waiting: VecDeque<(Vec<u64>, Vec<u32>)>,
-    batch: Vec<u32>,
-    removed: u64,
-}
-
-impl Reclaimer {
-    /// A reclaimer.
-    pub fn new() -> Reclaimer {
-        Reclaimer::default()
-    }
-
-    /// Unlinks flow `idx` from both keys; its entry is reused once every
-    /// worker has been quiescent since. False when it was not live.
-    pub fn remove<A: Family>(&mut self, t: &FlowTable<A>, idx: u32) -> bool {
-        let Some(e) = t.entries.get(idx as usize) else {
-            return false;
-        };
-        let st = e.state.fetch_and(!LIVE, Relaxed);
-        if st & LIVE == 0 {
-            return false;
-        }
-        for d in Dir::BOTH {
-            t.unplace(&e.key(d), d, idx);
-        }
-        t.live.fetch_sub(1, Relaxed);
-        self.removed += 1;
-        self.batch.push(idx);
-        true
-    }
-
-    /// Flows removed so far.
-    pub fn removed(&self) -> u64 {
-        self.removed
-    }
-
-    /// Ends the current batch and frees every batch whose grace period is
-    /// over. Returns the entries freed.
-    pub fn poll<A: Family>(&mut self, t: &FlowTable<A>) -> usize {
-        while let Some(idx) = t.orphans.pop() {
-            self.batch.push(idx);
-        }
-        if !self.batch.is_empty() {
-            self.waiting
-                .push_back((t.epochs(), std::mem::take(&mut self.batch)));
-        }
-        let mut freed = 0;
-        while let Some((then, _)) = self.waiting.front() {
-            if !t.passed_since(then) {
-                break;
-            }
-            let (_, idxs) = self.waiting.pop_front().expect("front exists");
-            for idx in idxs {
-                t.push_free(idx);
-                freed += 1;
-            }
-        }
-        freed
-    }
-
-    /// Entries waiting for their grace period.
-    pub fn pending(&self) -> usize {
-        self.batch.len() + self.waiting.iter().map(|(_, v)| v.len()).sum::<usize>()
-    }
-}
+mod reclaim;
+pub use reclaim::Reclaimer;
 
 #[cfg(test)]
 mod tests;
