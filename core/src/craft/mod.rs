@@ -141,6 +141,22 @@ protocol = "udp"
 frontend_port = 53
 backend_port = 53
 pool = "pool6"
+[[nat_rule]]
+name = "ssh6"
+frontend = "web6"
+protocol = "tcp"
+frontend_port = 50006
+member = "d2"
+backend_port = 22
+[[security_rule]]
+name = "allow-ssh6"
+priority = 220
+direction = "inbound"
+action = "allow"
+source = "2001:db8::/32"
+destination = "2001:db8:1::10/128"
+protocol = "tcp"
+destination_ports = "50006"
 [[lb_rule]]
 name = "ha6"
 frontend = "ilb6"

@@ -594,3 +594,43 @@ fn ipv6_udp_is_port_restricted_cone() {
     let (fate, _, _) = send(&ex, EXT, to_public(ip("2001:db8:98::9"), 53));
     assert_eq!(fate, Fate::Drop(DropReason::SnatNoMapping));
 }
+
+#[test]
+fn an_inbound_nat_rule_forwards_one_ipv6_port_to_one_member() {
+    let ex = Example::lb6(64);
+    let client = (ip("2001:db8:99::7"), 40100);
+    let f = craft::tcp_ip(
+        GW_MAC,
+        EXT_MAC,
+        (client.0.into(), client.1),
+        (ip("2001:db8:1::10").into(), 50006),
+        tcp::Flags::SYN,
+        (1, 0),
+        &[],
+    );
+    let (fate, out, _) = send(&ex, EXT, f);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    let (s, sp, d, dp, _) = parsed(&out);
+    assert_eq!(
+        (s, sp, d, dp),
+        (client.0, client.1, ip("2001:db8:2::22"), 22)
+    );
+}
+
+#[test]
+fn an_ipv6_reset_carries_valid_checksums() {
+    let key = crate::flow::FlowKey {
+        src: ip("2001:db8:1::10"),
+        dst: ip("2001:db8:99::7"),
+        sport: 80,
+        dport: 40000,
+        proto: 6,
+    };
+    let mut buf = [0u8; 128];
+    let n = crate::flow::age::build_rst(&mut buf, EXT_MAC, &key, 7, 9);
+    assert_eq!(n, crate::flow::age::RST_LEN_V6);
+    let (s, sp, d, dp, hl) = parsed(&buf[..n]);
+    assert_eq!((s, sp, d, dp, hl), (key.src, 80, key.dst, 40000, 64));
+    let t = tcp::Packet::new_checked(&buf[54..n]).unwrap();
+    assert_eq!((t.seq(), t.ack()), (7, 9));
+}
