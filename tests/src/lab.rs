@@ -393,6 +393,39 @@ impl Lab {
             .collect()
     }
 
+    /// `config` with its external port on `net_tap` instead of
+    /// `net_af_packet` (whose socket reassembles fragments behind the
+    /// PMD's back); [`Lab::bridge_tap`] then joins the tap to `ext0`.
+    pub fn ext_on_tap(config: &str) -> String {
+        let text = config
+            .replace(
+                "--vdev=net_af_packet0,iface=ext0",
+                "--vdev=net_tap0,iface=stap0",
+            )
+            .replace("device = \"net_af_packet0\"", "device = \"net_tap0\"");
+        assert!(
+            text.contains("net_tap0,iface=stap0") && text.contains("\"net_tap0\""),
+            "conf/lab.toml's external port changed"
+        );
+        text
+    }
+
+    /// Bridges sluiced's tap (see [`Lab::ext_on_tap`]) to the external
+    /// veth in Sluice's namespace, checksums in full.
+    pub fn bridge_tap(&self) {
+        assert!(self
+            .sh(
+                &self.lb(),
+                "sysctl -qw net.bridge.bridge-nf-call-iptables=0; \
+                 ip link set stap0 address 02:00:00:00:aa:01 && \
+                 ip link add brx type bridge && ip link set ext0 master brx && \
+                 ip link set stap0 master brx && ip link set stap0 up && ip link set brx up && \
+                 ethtool -K stap0 tx off tso off gso off gro off >/dev/null 2>&1; true",
+            )
+            .status
+            .success());
+    }
+
     /// Kills every process in namespace `ns` (a host's servers going away).
     pub fn kill_all(&self, ns: &str) {
         kill_all_in(ns);

@@ -447,25 +447,9 @@ fn ha_ports_deliver_a_fragmented_datagram_whole() {
         .status
         .success());
     let (text, prefix) = lab.config(HA_RULES);
-    let text = text
-        .replace(
-            "--vdev=net_af_packet0,iface=ext0",
-            "--vdev=net_tap0,iface=stap0",
-        )
-        .replace("device = \"net_af_packet0\"", "device = \"net_tap0\"");
-    assert!(text.contains("net_tap0,iface=stap0") && text.contains("\"net_tap0\""));
+    let text = Lab::ext_on_tap(&text);
     let d = lab.start_sluiced_with(&text, &prefix);
-    assert!(lab
-        .sh(
-            &lab.lb(),
-            "sysctl -qw net.bridge.bridge-nf-call-iptables=0; \
-             ip link set stap0 address 02:00:00:00:aa:01 && \
-             ip link add brx type bridge && ip link set ext0 master brx && \
-             ip link set stap0 master brx && ip link set stap0 up && ip link set brx up && \
-             ethtool -K stap0 tx off tso off gso off gro off >/dev/null 2>&1; true",
-        )
-        .status
-        .success());
+    lab.bridge_tap();
     // 4,000 bytes: the client's kernel sends three fragments.
     let out = lab.sh(
         &lab.client(),

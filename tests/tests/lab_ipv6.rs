@@ -340,23 +340,9 @@ fn a_fragmented_udp_datagram_crosses_ipv6_ha_ports_whole() {
     let (text, prefix) = config(&lab, ha6);
     // net_tap on the external side: net_af_packet's socket reassembles
     // fragments behind the PMD's back (see lab_inbound's IPv4 test).
-    let text = text
-        .replace(
-            "--vdev=net_af_packet0,iface=ext0",
-            "--vdev=net_tap0,iface=stap0",
-        )
-        .replace("device = \"net_af_packet0\"", "device = \"net_tap0\"");
+    let text = Lab::ext_on_tap(&text);
     let d = lab.start_sluiced_with(&text, &prefix);
-    assert!(lab
-        .sh(
-            &lab.lb(),
-            "ip link set stap0 address 02:00:00:00:aa:01 && \
-             ip link add brx type bridge && ip link set ext0 master brx && \
-             ip link set stap0 master brx && ip link set stap0 up && ip link set brx up && \
-             ethtool -K stap0 tx off tso off gso off gro off >/dev/null 2>&1; true",
-        )
-        .status
-        .success());
+    lab.bridge_tap();
     // 4,000 bytes over a 1,500-byte link: the client's kernel sends three
     // fragments (a fragment header each).
     let out = lab.sh(
