@@ -76,6 +76,8 @@ pub trait Family:
     const SRC: usize;
     /// Offset of the TTL / hop limit in the IP header.
     const TTL: usize;
+    /// Offset of the protocol / next header field in the IP header.
+    const PROTOCOL: usize;
     /// The unspecified address.
     const UNSPECIFIED: Self;
     /// Words of a flow key: the address words, then the ports word.
@@ -112,8 +114,9 @@ impl Family for Ipv4Addr {
     const V6: bool = false;
     const ETHERTYPE: u16 = 0x0800;
     const HEADER_LEN: usize = 20;
-    const SRC: usize = 12;
-    const TTL: usize = 8;
+    const SRC: usize = crate::wire::ipv4::field::SRC.start;
+    const TTL: usize = crate::wire::ipv4::field::TTL;
+    const PROTOCOL: usize = crate::wire::ipv4::field::PROTOCOL;
     const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
     type Words = [u64; 2];
     type Slots = [AtomicU64; 2];
@@ -163,8 +166,9 @@ impl Family for Ipv6Addr {
     const V6: bool = true;
     const ETHERTYPE: u16 = 0x86dd;
     const HEADER_LEN: usize = 40;
-    const SRC: usize = 8;
-    const TTL: usize = 7;
+    const SRC: usize = crate::wire::ipv6::field::SRC.start;
+    const TTL: usize = crate::wire::ipv6::field::HOP_LIMIT;
+    const PROTOCOL: usize = crate::wire::ipv6::field::NEXT_HEADER;
     const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
     type Words = [u64; 5];
     type Slots = [AtomicU64; 5];

@@ -64,7 +64,7 @@ pub(super) fn established<A: Ip>(
         return None;
     }
     let (hl, total) = A::fast_checks(b)?;
-    let proto = b[ETH + if A::V6 { 6 } else { 9 }];
+    let proto = b[ETH + A::PROTOCOL];
     if proto != TCP && proto != UDP {
         return None;
     }
@@ -110,9 +110,9 @@ pub(super) fn forward<A: Ip>(
 #[inline]
 pub(super) fn ip_len<A: Family>(ip: &[u8]) -> usize {
     if A::V6 {
-        40 + usize::from(rd16(ip, 4))
+        A::HEADER_LEN + usize::from(rd16(ip, crate::wire::ipv6::field::PAYLOAD_LEN))
     } else {
-        usize::from(rd16(ip, 2))
+        usize::from(rd16(ip, crate::wire::ipv4::field::LENGTH))
     }
 }
 

@@ -11,19 +11,9 @@ use crate::wire::{checksum, ethernet, ipv4, ipv6, Error as WireError};
 
 pub(super) const ETH: usize = ethernet::HEADER_LEN;
 
-/// Offsets in the IPv4 header (the `wire` view's fields).
-mod v4 {
-    pub const TOTAL_LEN: usize = 2;
-    pub const FLAGS_FRAG: usize = 6;
-    pub const PROTOCOL: usize = 9;
-    pub const CSUM: usize = 10;
-}
-
-/// Offsets in the IPv6 header.
-mod v6 {
-    pub const PAYLOAD_LEN: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-}
+/// Offsets in the IPv4 and IPv6 headers: the `wire` views' field tables.
+use ipv4::field as v4;
+use ipv6::field as v6;
 
 /// A fragment's place in its datagram.
 #[derive(Debug, Clone, Copy)]
@@ -116,10 +106,10 @@ impl Ip for V4 {
 
     #[inline]
     fn peek(b: &[u8]) -> Option<([u64; 2], u64)> {
-        if b.len() < ETH + 20 || b[12] != 0x08 || b[13] != 0x00 || b[ETH] >> 4 != 4 {
+        if b.len() < ETH + V4::HEADER_LEN || b[12..14] != [0x08, 0x00] || b[ETH] >> 4 != 4 {
             return None;
         }
-        if rd16(b, ETH + v4::FLAGS_FRAG) & 0x3fff != 0 {
+        if rd16(b, ETH + v4::FLG_OFF) & 0x3fff != 0 {
             return None;
         }
         let hl = usize::from(b[ETH] & 0x0f) * 4;
@@ -129,7 +119,7 @@ impl Ip for V4 {
     #[inline]
     fn fast_checks(b: &[u8]) -> Option<(usize, usize)> {
         let hl = usize::from(b[ETH] & 0x0f) * 4;
-        let total = usize::from(rd16(b, ETH + v4::TOTAL_LEN));
+        let total = usize::from(rd16(b, ETH + v4::LENGTH));
         if hl < 20 || total < hl || ETH + total > b.len() || b[ETH + V4::TTL] <= 1 {
             return None;
         }
@@ -160,8 +150,8 @@ impl Ip for V4 {
     fn rewrite(ip: &mut [u8], rw: &RawRewrite<V4>) {
         ip[V4::SRC..V4::SRC + 8].copy_from_slice(&rw.addrs[0].to_be_bytes());
         ip[V4::TTL] -= 1;
-        let cs = rd16(ip, v4::CSUM);
-        wr16(ip, v4::CSUM, Delta::apply(cs, rw.delta.ip));
+        let cs = rd16(ip, v4::CHECKSUM);
+        wr16(ip, v4::CHECKSUM, Delta::apply(cs, rw.delta.ip));
     }
 }
 
@@ -180,14 +170,14 @@ impl Ip for V6 {
 
     #[inline]
     fn peek(b: &[u8]) -> Option<([u64; 5], u64)> {
-        if b.len() < ETH + 40 || b[12] != 0x86 || b[13] != 0xdd || b[ETH] >> 4 != 6 {
+        if b.len() < ETH + V6::HEADER_LEN || b[12..14] != [0x86, 0xdd] || b[ETH] >> 4 != 6 {
             return None;
         }
         let proto = b[ETH + v6::NEXT_HEADER];
         if proto != TCP && proto != UDP {
             return None;
         }
-        key_words::<V6>(b, ETH + 40, proto)
+        key_words::<V6>(b, ETH + V6::HEADER_LEN, proto)
     }
 
     #[inline]

@@ -8,20 +8,22 @@ use crate::wire::tcp::Flags;
 pub(super) const TCP: u8 = 6;
 pub(super) const UDP: u8 = 17;
 
-/// Offsets in the TCP and UDP headers (the `wire` views' fields).
+/// Offsets in the TCP and UDP headers, from the `wire` views' field tables.
 pub(super) mod field {
+    use crate::wire::{tcp, udp};
     /// Both headers start with source then destination port.
-    pub const PORTS: usize = 0;
+    pub const PORTS: usize = tcp::field::SRC_PORT;
     /// TCP: sequence number.
-    pub const TCP_SEQ: usize = 4;
-    /// TCP: data offset (high nibble).
-    pub const TCP_OFF: usize = 12;
-    /// TCP: flags.
-    pub const TCP_FLAGS: usize = 13;
+    pub const TCP_SEQ: usize = tcp::field::SEQ;
+    /// TCP: data offset (high nibble of the offset/flags word).
+    pub const TCP_OFF: usize = tcp::field::OFF_FLAGS;
+    /// TCP: flags (low byte of that word).
+    pub const TCP_FLAGS: usize = tcp::field::OFF_FLAGS + 1;
     /// TCP: checksum.
-    pub const TCP_CSUM: usize = 16;
+    pub const TCP_CSUM: usize = tcp::field::CHECKSUM;
     /// UDP: checksum.
-    pub const UDP_CSUM: usize = 6;
+    pub const UDP_CSUM: usize = udp::field::CHECKSUM;
+    const _: () = assert!(udp::field::SRC_PORT == PORTS);
 }
 
 #[inline(always)]

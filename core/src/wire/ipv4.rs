@@ -4,7 +4,10 @@ use super::checksum;
 use super::{read_u16, write_u16, Error, Field, IpProtocol, Result};
 use core::net::Ipv4Addr;
 
-mod field {
+/// Byte offsets of the header's fields, named as the RFC names them: the
+/// views below and the per-packet code read fields through these.
+#[allow(missing_docs)]
+pub mod field {
     use super::Field;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;

@@ -3,7 +3,10 @@
 use super::checksum;
 use super::{read_u16, write_u16, Error, Result};
 
-mod field {
+/// Byte offsets of the header's fields, named as the RFC names them: the
+/// views below and the per-packet code read fields through these.
+#[allow(missing_docs)]
+pub mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;
