@@ -416,8 +416,21 @@ fn a_smaller_link_behind_sluice_is_learned_from_a_translated_packet_too_big() {
     let (text, prefix) = lab.config(rules);
     let text = text.replace("\"2001:db8:2::1/64\"", "\"2001:db8:2::1/48\"");
     let d = lab.start_sluiced_with(&text, &prefix);
-    let j = iperf6(&lab, &lab.client(), FRONTEND6, 2);
-    let route = lab.sh(&lab.client(), &format!("ip -6 route get {FRONTEND6}"));
+    let client = lab.client();
+    pmtu_learned(&lab, d, &client, FRONTEND6);
+}
+
+/// Sends 2 s of bulk TCP from `ns` to `host` through `d` and checks that it
+/// got through (no black hole), that `ns` learned a 1280-byte path MTU and
+/// that sluiced translated the Packet Too Big that taught it. Stops `d`.
+fn pmtu_learned(
+    lab: &Lab,
+    d: sluice_tests::daemon::Daemon,
+    ns: &str,
+    host: &str,
+) -> sluice_tests::daemon::Report {
+    let j = iperf6(lab, ns, host, 2);
+    let route = lab.sh(ns, &format!("ip -6 route get {host}"));
     let route = String::from_utf8_lossy(&route.stdout).to_string();
     let rep = d.stop();
     assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], rep.log);
@@ -429,9 +442,10 @@ fn a_smaller_link_behind_sluice_is_learned_from_a_translated_packet_too_big() {
     );
     assert!(
         route.contains("mtu 1280"),
-        "the client did not learn the path MTU: {route}"
+        "{ns} did not learn the path MTU: {route}"
     );
     assert!(rep.get("icmp_translated") >= 1, "{}", rep.log);
+    rep
 }
 
 /// The internet host's IPv6 address (on the external segment).
@@ -687,21 +701,7 @@ fn a_smaller_link_beyond_sluice_is_learned_through_snat_from_a_translated_packet
         "conf/lab.toml's ext port changed"
     );
     let d = lab.start_sluiced_with(&text, &prefix);
-    let j = iperf6(&lab, &lab.backend(0), "2001:db8:5::10", 2);
-    let route = lab.sh(&lab.backend(0), "ip -6 route get 2001:db8:5::10");
-    let route = String::from_utf8_lossy(&route.stdout).to_string();
-    let rep = d.stop();
-    assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], rep.log);
-    let received = j["end"]["sum_received"]["bytes"].as_f64().unwrap();
-    assert!(
-        received > 1e6,
-        "only {received} bytes arrived: a black hole\n{}",
-        rep.log
-    );
-    assert!(
-        route.contains("mtu 1280"),
-        "the member did not learn the path MTU: {route}"
-    );
-    assert!(rep.get("icmp_translated") >= 1, "{}", rep.log);
+    let member = lab.backend(0);
+    let rep = pmtu_learned(&lab, d, &member, "2001:db8:5::10");
     assert!(rep.get("snat_created") >= 1, "{}", rep.log);
 }

@@ -244,12 +244,6 @@ impl Dataplane {
         Some((port, A::from_ip(g)?))
     }
 
-    /// [`Dataplane::route_of`] for IPv4.
-    #[inline]
-    pub fn route_v4(&self, dst: Ipv4Addr) -> Option<(PortIndex, Ipv4Addr)> {
-        self.route_of(dst)
-    }
-
     /// The gateway of family `A`, if the config sets one.
     #[inline]
     pub fn gateway_of<A: Family>(&self) -> Option<A> {
@@ -337,7 +331,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
-    fn route_v4_agrees_with_route() {
+    fn route_of_agrees_with_route() {
         let dp = crate::craft::example_dataplane();
         for a in [
             Ipv4Addr::new(203, 0, 113, 7),
@@ -348,11 +342,11 @@ mod tests {
             Ipv4Addr::new(255, 255, 255, 255),
         ] {
             let want = dp.route(IpAddr::V4(a));
-            let got = dp.route_v4(a).map(|(p, nh)| (p, IpAddr::V4(nh)));
+            let got = dp.route_of(a).map(|(p, nh)| (p, IpAddr::V4(nh)));
             assert_eq!(got, want, "{a}");
         }
         assert_eq!(
-            dp.route_v4(Ipv4Addr::new(198, 51, 100, 1)),
+            dp.route_of(Ipv4Addr::new(198, 51, 100, 1)),
             Some((0, Ipv4Addr::new(203, 0, 113, 254))),
             "off-link goes to the gateway"
         );
