@@ -22,17 +22,20 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_core::craft::{self, Example};
 use sluice_core::flow::FlowTable;
-use sluice_core::neigh::NeighView;
+use sluice_core::neigh::{NeighView, PortIndex};
 use sluice_core::pipeline::{process_burst, Counters, Fate};
 use sluice_core::wire::tcp;
 use std::time::{Duration, Instant};
+
+const EXT: PortIndex = PortIndex::new(0);
+const INT: PortIndex = PortIndex::new(1);
 
 type Frames = Vec<(Vec<u8>, usize)>;
 
 fn run(
     ex: &Example,
     n: &NeighView,
-    port: u16,
+    port: PortIndex,
     frames: &mut [(Vec<u8>, usize)],
     fates: &mut [Fate],
 ) {
@@ -56,7 +59,7 @@ fn established(
     name: &str,
     ex: &Example,
     n: &NeighView,
-    port: u16,
+    port: PortIndex,
     count: u32,
     frame: impl Fn(u32, tcp::Flags) -> (Vec<u8>, usize),
     baseline: bool,
@@ -122,7 +125,7 @@ fn new_flows(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     n: &NeighView,
-    port: u16,
+    port: PortIndex,
     syns: &[Frames],
     fresh: impl Fn() -> Example,
 ) {
@@ -184,7 +187,7 @@ fn bench(c: &mut Criterion) {
         "established_1m",
         &ex,
         &n,
-        0,
+        EXT,
         N,
         craft::bench_frame,
         true,
@@ -198,7 +201,7 @@ fn bench(c: &mut Criterion) {
         "established_v6_1m",
         &ex,
         &n,
-        0,
+        EXT,
         N,
         craft::bench_frame6,
         false,
@@ -211,7 +214,7 @@ fn bench(c: &mut Criterion) {
         "snat_established_1m",
         &ex,
         &n,
-        1,
+        INT,
         N,
         snat_frame,
         false,
@@ -227,7 +230,7 @@ fn bench(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    new_flows(&mut g, "new_flows", &n, 0, &syns, || Example::lb(M));
+    new_flows(&mut g, "new_flows", &n, EXT, &syns, || Example::lb(M));
     let syns6: Vec<Frames> = (0..M / 32)
         .map(|b| {
             (0..32)
@@ -235,7 +238,7 @@ fn bench(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    new_flows(&mut g, "new_flows_v6", &n, 0, &syns6, || Example::lb6(M));
+    new_flows(&mut g, "new_flows_v6", &n, EXT, &syns6, || Example::lb6(M));
     let syns: Vec<Frames> = (0..M / 32)
         .map(|b| {
             (0..32)
@@ -243,9 +246,14 @@ fn bench(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    new_flows(&mut g, "snat_new_flows_1000_members", &n, 1, &syns, || {
-        craft::snat_example(MEMBERS, 64, 2 * M)
-    });
+    new_flows(
+        &mut g,
+        "snat_new_flows_1000_members",
+        &n,
+        INT,
+        &syns,
+        || craft::snat_example(MEMBERS, 64, 2 * M),
+    );
     g.finish();
 }
 

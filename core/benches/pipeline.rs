@@ -90,8 +90,11 @@ fn not_for_us() -> Vec<Vec<u8>> {
 fn bench(c: &mut Criterion) {
     let ex = craft::Example::host();
     // The client is resolved, so echo replies take the Tx path, not Hold.
-    let neigh =
-        NeighView::with_entries([(0, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 100)), CLIENT_MAC)]);
+    let neigh = NeighView::with_entries([(
+        PortIndex::new(0),
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 100)),
+        CLIENT_MAC,
+    )]);
     let cx = ex.cx(&neigh, 0);
     let mut g = c.benchmark_group("burst32");
     g.throughput(Throughput::Elements(32));
@@ -120,7 +123,14 @@ fn bench(c: &mut Criterion) {
                         f[..*len].copy_from_slice(&p[..*len]);
                     }
                 }
-                process_burst(cx, 0, &mut burst, &mut fates, &mut NoLearn, &mut counters)
+                process_burst(
+                    cx,
+                    PortIndex::new(0),
+                    &mut burst,
+                    &mut fates,
+                    &mut NoLearn,
+                    &mut counters,
+                )
             });
         });
         // Cold: fresh buffers every burst (not in L1/L2), as packets a NIC
@@ -130,7 +140,16 @@ fn bench(c: &mut Criterion) {
             let mut fates = [Fate::Consumed; 32];
             b.iter_batched_ref(
                 || pristine.clone(),
-                |burst| process_burst(cx, 0, burst, &mut fates, &mut NoLearn, &mut counters),
+                |burst| {
+                    process_burst(
+                        cx,
+                        PortIndex::new(0),
+                        burst,
+                        &mut fates,
+                        &mut NoLearn,
+                        &mut counters,
+                    )
+                },
                 BatchSize::SmallInput,
             );
         });

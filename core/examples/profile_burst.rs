@@ -8,7 +8,7 @@
 //! It prints nothing; callgrind does the counting.
 
 use sluice_core::craft;
-use sluice_core::neigh::NeighView;
+use sluice_core::neigh::{NeighView, PortIndex};
 use sluice_core::pipeline::{process_burst, Counters, Fate};
 use sluice_core::wire::{tcp, MacAddr};
 use std::net::Ipv4Addr;
@@ -55,7 +55,7 @@ fn main() {
     for _ in 0..bursts {
         process_burst(
             cx,
-            0,
+            PortIndex::new(0),
             std::hint::black_box(&mut frames),
             &mut fates,
             &mut craft::NoLearn,

@@ -15,8 +15,12 @@
 //! total over N x 32 is the cost per packet.
 
 use sluice_core::craft::{self, Example};
+use sluice_core::neigh::PortIndex;
 use sluice_core::pipeline::{process_burst, Context, Counters, Fate};
 use sluice_core::wire::tcp;
+
+const EXT: PortIndex = PortIndex::new(0);
+const INT: PortIndex = PortIndex::new(1);
 
 const FLOWS: u32 = 1 << 16;
 const MEMBERS: u32 = 1000;
@@ -41,7 +45,7 @@ fn burst(frame: &Frame, first: u32, flags: tcp::Flags, spread: bool) -> Frames {
 
 /// Creates `FLOWS` flows uncounted, then counts `bursts` bursts of ACKs
 /// spread over them, each restored from a copy first (as the benches do).
-fn established(cx: Context<'_>, port: u16, frame: &Frame, bursts: u32) {
+fn established(cx: Context<'_>, port: PortIndex, frame: &Frame, bursts: u32) {
     let (mut fates, mut c) = ([Fate::Consumed; 32], Counters::default());
     for b in 0..FLOWS / 32 {
         let mut syns = burst(frame, b * 32, tcp::Flags::SYN, false);
@@ -62,7 +66,7 @@ fn established(cx: Context<'_>, port: u16, frame: &Frame, bursts: u32) {
 }
 
 /// Counts `bursts` bursts of SYNs of flows never seen.
-fn new_flows(cx: Context<'_>, port: u16, frame: &Frame, bursts: u32) {
+fn new_flows(cx: Context<'_>, port: PortIndex, frame: &Frame, bursts: u32) {
     let (mut fates, mut c) = ([Fate::Consumed; 32], Counters::default());
     let mut all: Vec<Frames> = (0..bursts)
         .map(|b| burst(frame, FLOWS + b * 32, tcp::Flags::SYN, false))
@@ -82,17 +86,17 @@ fn main() {
     let snat = |i, f| craft::snat_bench_frame(i, MEMBERS, f);
     let inbound6 = |i, f| craft::bench_frame6(i, f);
     match mode.as_str() {
-        "established6" => established(Example::lb6(capacity).cx(&neigh, 1), 0, &inbound6, bursts),
-        "new6" => new_flows(Example::lb6(capacity).cx(&neigh, 1), 0, &inbound6, bursts),
-        "established" => established(Example::lb(capacity).cx(&neigh, 1), 0, &inbound, bursts),
-        "new" => new_flows(Example::lb(capacity).cx(&neigh, 1), 0, &inbound, bursts),
+        "established6" => established(Example::lb6(capacity).cx(&neigh, 1), EXT, &inbound6, bursts),
+        "new6" => new_flows(Example::lb6(capacity).cx(&neigh, 1), EXT, &inbound6, bursts),
+        "established" => established(Example::lb(capacity).cx(&neigh, 1), EXT, &inbound, bursts),
+        "new" => new_flows(Example::lb(capacity).cx(&neigh, 1), EXT, &inbound, bursts),
         "snat-established" | "snat-new" => {
             let ex = craft::snat_example(MEMBERS, 64, capacity);
             let cx = ex.cx(&neigh, 1);
             if mode == "snat-new" {
-                new_flows(cx, 1, &snat, bursts);
+                new_flows(cx, INT, &snat, bursts);
             } else {
-                established(cx, 1, &snat, bursts);
+                established(cx, INT, &snat, bursts);
             }
         }
         m => panic!("mode {m}: established, new, established6, new6, snat-established or snat-new"),
@@ -104,7 +108,7 @@ fn main() {
 #[inline(never)]
 fn measured_on(
     cx: Context<'_>,
-    port: u16,
+    port: PortIndex,
     frames: &mut Frames,
     fates: &mut [Fate; 32],
     c: &mut Counters,

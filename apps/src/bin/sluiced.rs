@@ -14,7 +14,7 @@ use sluice_core::config::Config;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
 use sluice_core::lb::natmap::PortMap;
 use sluice_core::lb::Services;
-use sluice_core::neigh::CacheConfig;
+use sluice_core::neigh::{CacheConfig, PortIndex};
 use sluice_core::pipeline::Dataplane;
 use sluice_core::pipeline::{internal_sources_v4, internal_sources_v6, PROBE_PORTS};
 use sluice_core::runtime::{ControlPlane, Shared, Worker};
@@ -184,10 +184,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         })
         .collect();
     let mut k = 0;
-    for (pi, p) in cfg.ports.iter().enumerate() {
+    for (pi, p) in PortIndex::all(cfg.ports.len()).zip(&cfg.ports) {
         for q in 0..p.rx_queues {
             let w = k % workers.len();
-            workers[w].rx.push((pi as u16, ports[pi].rx_queue(q)));
+            workers[w].rx.push((pi, ports[pi.index()].rx_queue(q)));
             k += 1;
         }
     }
@@ -213,15 +213,15 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         CacheConfig::default(),
         args.timer_scale,
     );
-    for (pi, port) in ports.iter().enumerate() {
+    for (pi, port) in PortIndex::all(ports.len()).zip(&ports) {
         if port.tx_queue_count() > nworkers {
-            control.own_tx(pi as u16, port.tx_queue(nworkers));
-            info!(port = %cfg.ports[pi].name, queue = nworkers, "control sends on its own TX queue");
+            control.own_tx(pi, port.tx_queue(nworkers));
+            info!(port = %cfg.ports[pi.index()].name, queue = nworkers, "control sends on its own TX queue");
         }
     }
-    for (pi, p) in cfg.ports.iter().enumerate() {
+    for (pi, p) in PortIndex::all(cfg.ports.len()).zip(&cfg.ports) {
         for &gw in &p.gateways {
-            control.resolve(pi as u16, gw);
+            control.resolve(pi, gw);
         }
     }
     wait_for_links(&ports, &cfg);

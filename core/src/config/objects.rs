@@ -46,7 +46,11 @@ pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<P
     let mut devices = HashSet::new();
     let mut ports: Vec<Port> = Vec::new();
     let mut gateway_family: HashMap<bool, String> = HashMap::new();
-    for (obj, p) in raw {
+    for (i, (obj, p)) in raw.into_iter().enumerate() {
+        if i == crate::neigh::PortIndex::MAX_PORTS {
+            let max = crate::neigh::PortIndex::MAX_PORTS;
+            ctx.err(&obj, "name", format!("at most {max} ports"));
+        }
         unique_name(ctx, &mut names, &obj, &p.name);
         let device = match p.device {
             raw::DeviceRef::Id(id) => {

@@ -305,3 +305,25 @@ members = [
     .0;
     assert!(has(&e, "port \"int\"", "gateway"), "{e:#?}");
 }
+
+#[test]
+fn at_most_256_ports() {
+    // A flow entry keeps a port index in 8 bits.
+    let extra: String = (2..=256)
+        .map(|i| {
+            format!(
+                "[[port]]\nname = \"p{i}\"\ndevice = {i}\nrole = \"internal\"\naddresses = [\"10.{}.{}.1/24\"]\n",
+                i / 256 + 1,
+                i % 256
+            )
+        })
+        .collect();
+    let e = errors(&extra);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(has(&e, "port \"p256\"", "name"), "{e:#?}");
+    assert!(Config::from_toml_str(&format!(
+        "{MINIMAL}\n{}",
+        &extra[..extra.rfind("[[port]]").unwrap()]
+    ))
+    .is_ok());
+}

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::flow::FlowTable;
 use crate::lb::Services;
-use crate::neigh::NeighView;
+use crate::neigh::{NeighView, PortIndex};
 use crate::pipeline::{Context, Dataplane, Slowpath};
 use crate::wire::{tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -331,7 +331,7 @@ impl Example {
 pub struct NoLearn;
 
 impl Slowpath for NoLearn {
-    fn learn(&mut self, _: crate::neigh::PortIndex, _: IpAddr, _: MacAddr) -> bool {
+    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
         true
     }
 }
@@ -341,23 +341,24 @@ pub const EXAMPLE_GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 
 /// A neighbour view with the example's gateway and three backends resolved.
 pub fn example_neigh() -> NeighView {
+    let (ext, int) = (PortIndex::new(0), PortIndex::new(1));
     let mut v = vec![(
-        0,
+        ext,
         IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)),
         EXAMPLE_GW_MAC,
     )];
     for m in 11..=13 {
         v.push((
-            1,
+            int,
             IpAddr::V4(Ipv4Addr::new(10, 0, 0, m)),
             MacAddr([2, 0, 0, 0, 1, m]),
         ));
     }
     // The IPv6 gateway and the IPv6 members of LB6_CONFIG.
-    v.push((0, "2001:db8:1::fe".parse().expect("v6"), EXAMPLE_GW_MAC));
+    v.push((ext, "2001:db8:1::fe".parse().expect("v6"), EXAMPLE_GW_MAC));
     for m in [0x21u8, 0x22] {
         let a = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, u16::from(m));
-        v.push((1, IpAddr::V6(a), MacAddr([2, 0, 0, 0, 6, m])));
+        v.push((int, IpAddr::V6(a), MacAddr([2, 0, 0, 0, 6, m])));
     }
     NeighView::with_entries(v)
 }

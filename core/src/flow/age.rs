@@ -166,6 +166,7 @@ mod tests {
     use super::*;
     use crate::family::Dir;
     use crate::flow::NewFlow;
+    use crate::neigh::PortIndex;
     use crate::wire::tcp::Flags;
     use std::net::Ipv4Addr;
     use std::time::Duration;
@@ -187,7 +188,7 @@ mod tests {
         };
         NewFlow {
             key: [k0, k1],
-            egress: [1, 0],
+            egress: [PortIndex::new(1), PortIndex::new(0)],
             next_hop: [k1.src, Ipv4Addr::new(203, 0, 113, 254)],
             state,
             tcp_reset: true,

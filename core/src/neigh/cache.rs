@@ -314,6 +314,8 @@ mod tests {
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
+    const P0: PortIndex = PortIndex::new(0);
+    const P1: PortIndex = PortIndex::new(1);
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x11]);
 
     fn ip() -> IpAddr {
@@ -332,36 +334,36 @@ mod tests {
     fn holds_then_releases_in_order() {
         let mut c = cache();
         assert_eq!(
-            c.hold(1, ip(), 10, S(0)),
+            c.hold(P1, ip(), 10, S(0)),
             HoldOutcome::Queued { solicit: true }
         );
         assert_eq!(
-            c.hold(1, ip(), 11, S(0)),
+            c.hold(P1, ip(), 11, S(0)),
             HoldOutcome::Queued { solicit: false }
         );
         assert_eq!(
-            c.hold(1, ip(), 12, S(0)),
+            c.hold(P1, ip(), 12, S(0)),
             HoldOutcome::Dropped(12),
             "queue of 2 is full"
         );
         assert_eq!(c.counters().queue_full, 1);
         assert!(c.take_view().is_none(), "nothing usable yet");
-        let r = c.learn(1, ip(), MAC, S(0));
+        let r = c.learn(P1, ip(), MAC, S(0));
         assert_eq!(r.iter().map(|r| r.packet).collect::<Vec<_>>(), vec![10, 11]);
-        assert!(r.iter().all(|r| r.mac == MAC && r.port == 1));
-        assert_eq!(c.take_view().unwrap().lookup(1, ip()), Some(MAC));
-        assert_eq!(c.hold(1, ip(), 13, S(1)), HoldOutcome::Resolved(MAC, 13));
+        assert!(r.iter().all(|r| r.mac == MAC && r.port == P1));
+        assert_eq!(c.take_view().unwrap().lookup(P1, ip()), Some(MAC));
+        assert_eq!(c.hold(P1, ip(), 13, S(1)), HoldOutcome::Resolved(MAC, 13));
     }
 
     #[test]
     fn retries_then_fails_and_drops_the_queue() {
         let mut c = cache();
-        c.hold(0, ip(), 1, S(0));
+        c.hold(P0, ip(), 1, S(0));
         let mut sol = Vec::new();
         assert!(c.poll(Duration::from_millis(500), &mut sol).is_empty());
         assert!(sol.is_empty(), "not yet time to retry");
         c.poll(S(1), &mut sol);
-        assert_eq!(sol, vec![(0, ip())], "second request");
+        assert_eq!(sol, vec![(P0, ip())], "second request");
         sol.clear();
         c.poll(S(2), &mut sol);
         assert_eq!(sol.len(), 1, "third request");
@@ -377,7 +379,7 @@ mod tests {
     #[test]
     fn ages_then_probes_and_expires_silent_neighbours() {
         let mut c = cache();
-        c.learn(0, ip(), MAC, S(0));
+        c.learn(P0, ip(), MAC, S(0));
         c.take_view();
         let mut sol = Vec::new();
         c.poll(S(59), &mut sol);
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(sol.len(), 1, "probe when the answer is old");
         assert!(c.take_view().is_none(), "still usable while probing");
         // An answer keeps it.
-        c.learn(0, ip(), MAC, S(61));
+        c.learn(P0, ip(), MAC, S(61));
         sol.clear();
         c.poll(S(100), &mut sol);
         assert!(sol.is_empty());
@@ -403,12 +405,12 @@ mod tests {
     fn full_table_fails_only_new_next_hops() {
         let mut c = cache();
         for i in 0..4u8 {
-            c.learn(0, IpAddr::from([10, 0, 0, 20 + i]), MAC, S(0));
+            c.learn(P0, IpAddr::from([10, 0, 0, 20 + i]), MAC, S(0));
         }
-        assert_eq!(c.hold(0, ip(), 7, S(0)), HoldOutcome::Dropped(7));
+        assert_eq!(c.hold(P0, ip(), 7, S(0)), HoldOutcome::Dropped(7));
         assert_eq!(c.counters().table_full, 1);
         assert!(matches!(
-            c.hold(0, IpAddr::from([10, 0, 0, 20]), 8, S(0)),
+            c.hold(P0, IpAddr::from([10, 0, 0, 20]), 8, S(0)),
             HoldOutcome::Resolved(_, 8)
         ));
     }
@@ -416,23 +418,23 @@ mod tests {
     #[test]
     fn mac_change_republishes() {
         let mut c = cache();
-        c.learn(0, ip(), MAC, S(0));
+        c.learn(P0, ip(), MAC, S(0));
         c.take_view();
-        c.learn(0, ip(), MAC, S(1));
+        c.learn(P0, ip(), MAC, S(1));
         assert!(c.take_view().is_none(), "same MAC: nothing to publish");
         let other = MacAddr([2, 0, 0, 0, 0, 0x99]);
-        c.learn(0, ip(), other, S(2));
-        assert_eq!(c.take_view().unwrap().lookup(0, ip()), Some(other));
-        assert!(c.learn(0, ip(), MacAddr::BROADCAST, S(3)).is_empty());
+        c.learn(P0, ip(), other, S(2));
+        assert_eq!(c.take_view().unwrap().lookup(P0, ip()), Some(other));
+        assert!(c.learn(P0, ip(), MacAddr::BROADCAST, S(3)).is_empty());
         assert!(c.take_view().is_none(), "a broadcast MAC is never learned");
     }
 
     #[test]
     fn resolve_in_advance() {
         let mut c = cache();
-        assert!(c.resolve(0, ip(), S(0)));
-        assert!(!c.resolve(0, ip(), S(0)), "already resolving");
-        c.learn(0, ip(), MAC, S(0));
-        assert_eq!(c.take_view().unwrap().lookup(0, ip()), Some(MAC));
+        assert!(c.resolve(P0, ip(), S(0)));
+        assert!(!c.resolve(P0, ip(), S(0)), "already resolving");
+        c.learn(P0, ip(), MAC, S(0));
+        assert_eq!(c.take_view().unwrap().lookup(P0, ip()), Some(MAC));
     }
 }

@@ -20,8 +20,66 @@ use crate::fxmap::FxMap;
 use crate::wire::MacAddr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Port index as Sluice numbers ports (the config's order).
-pub type PortIndex = u16;
+/// A port as Sluice numbers them: its place in the config's `[[port]]`
+/// list, not a DPDK port id. A flow entry keeps it in 8 bits, so the config
+/// allows at most [`PortIndex::MAX_PORTS`] ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct PortIndex(u8);
+
+impl PortIndex {
+    /// How many ports a config may list.
+    pub const MAX_PORTS: usize = 256;
+
+    /// The port at place `i` of the config's list.
+    pub const fn new(i: u8) -> Self {
+        PortIndex(i)
+    }
+    /// The index of the `i`th port, if `i` is below [`Self::MAX_PORTS`].
+    pub fn from_index(i: usize) -> Option<Self> {
+        u8::try_from(i).ok().map(PortIndex)
+    }
+    /// Every port of a config with `n` ports (validation keeps `n` within
+    /// [`Self::MAX_PORTS`]).
+    pub fn all(n: usize) -> impl Iterator<Item = PortIndex> {
+        (0..n.min(Self::MAX_PORTS)).map(|i| PortIndex(i as u8))
+    }
+    /// The place in the config's list, for indexing per-port arrays.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+    /// The 8 bits a flow entry keeps.
+    #[inline(always)]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+}
+
+impl From<u8> for PortIndex {
+    fn from(i: u8) -> PortIndex {
+        PortIndex(i)
+    }
+}
+
+impl From<PortIndex> for usize {
+    #[inline(always)]
+    fn from(p: PortIndex) -> usize {
+        p.index()
+    }
+}
+
+impl From<PortIndex> for u64 {
+    #[inline(always)]
+    fn from(p: PortIndex) -> u64 {
+        u64::from(p.0)
+    }
+}
+
+impl std::fmt::Display for PortIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// The resolved neighbours workers read: (port, IP) -> MAC. IPv4 entries
 /// sit in their own map under one integer key, since every forwarded
@@ -71,7 +129,7 @@ impl NeighView {
     pub fn iter(&self) -> impl Iterator<Item = (PortIndex, IpAddr, MacAddr)> + '_ {
         let v4 = self.v4.iter().map(|(&k, &m)| {
             (
-                (k >> 32) as PortIndex,
+                PortIndex((k >> 32) as u8),
                 IpAddr::V4(Ipv4Addr::from(k as u32)),
                 m,
             )

@@ -89,11 +89,11 @@ impl Dataplane {
     pub fn new(cfg: &Config, macs: &[MacAddr]) -> Dataplane {
         let mut ports = Vec::new();
         let (mut gateway_v4, mut gateway_v6) = (None, None);
-        for (i, p) in cfg.ports.iter().enumerate() {
-            let owned = cfg.owned_addresses(i);
+        for (i, p) in PortIndex::all(cfg.ports.len()).zip(&cfg.ports) {
+            let owned = cfg.owned_addresses(i.index());
             ports.push(PortView {
                 name: p.name.clone(),
-                mac: macs[i],
+                mac: macs[i.index()],
                 role: p.role,
                 v4: owned
                     .iter()
@@ -119,8 +119,8 @@ impl Dataplane {
             });
             for &g in &p.gateways {
                 match g {
-                    IpAddr::V4(_) => gateway_v4 = Some((i as PortIndex, g)),
-                    IpAddr::V6(_) => gateway_v6 = Some((i as PortIndex, g)),
+                    IpAddr::V4(_) => gateway_v4 = Some((i, g)),
+                    IpAddr::V6(_) => gateway_v6 = Some((i, g)),
                 }
             }
         }
@@ -133,15 +133,14 @@ impl Dataplane {
         let owned = (0..cfg.ports.len())
             .flat_map(|i| cfg.owned_addresses(i))
             .collect();
-        let mut routes_v4: Vec<(u32, u32, PortIndex, u8)> = ports
-            .iter()
-            .enumerate()
+        let mut routes_v4: Vec<(u32, u32, PortIndex, u8)> = PortIndex::all(ports.len())
+            .zip(&ports)
             .flat_map(|(i, p)| {
                 p.nets.iter().filter_map(move |n| match n {
                     IpNet::V4(n) => Some((
                         u32::from(n.network()),
                         u32::from(n.netmask()),
-                        i as PortIndex,
+                        i,
                         n.prefix_len(),
                     )),
                     IpNet::V6(_) => None,
@@ -155,15 +154,14 @@ impl Dataplane {
             .filter(|r| ports[usize::from(r.2)].role == Role::Internal)
             .map(|r| (r.0, r.1))
             .collect();
-        let mut routes_v6: Vec<(u128, u128, PortIndex, u8)> = ports
-            .iter()
-            .enumerate()
+        let mut routes_v6: Vec<(u128, u128, PortIndex, u8)> = PortIndex::all(ports.len())
+            .zip(&ports)
             .flat_map(|(i, p)| {
                 p.nets.iter().filter_map(move |n| match n {
                     IpNet::V6(n) => Some((
                         u128::from(n.network()),
                         u128::from(n.netmask()),
-                        i as PortIndex,
+                        i,
                         n.prefix_len(),
                     )),
                     IpNet::V4(_) => None,
@@ -203,10 +201,10 @@ impl Dataplane {
     /// else the gateway of its family.
     pub fn route(&self, dst: IpAddr) -> Option<(PortIndex, IpAddr)> {
         let mut best: Option<(PortIndex, u8)> = None;
-        for (i, p) in self.ports.iter().enumerate() {
+        for (i, p) in PortIndex::all(self.ports.len()).zip(&self.ports) {
             for n in &p.nets {
                 if n.contains(&dst) && best.is_none_or(|(_, l)| n.prefix_len() > l) {
-                    best = Some((i as PortIndex, n.prefix_len()));
+                    best = Some((i, n.prefix_len()));
                 }
             }
         }
@@ -347,7 +345,10 @@ mod tests {
         }
         assert_eq!(
             dp.route_of(Ipv4Addr::new(198, 51, 100, 1)),
-            Some((0, Ipv4Addr::new(203, 0, 113, 254))),
+            Some((
+                crate::neigh::PortIndex::new(0),
+                Ipv4Addr::new(203, 0, 113, 254)
+            )),
             "off-link goes to the gateway"
         );
     }

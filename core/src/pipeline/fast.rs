@@ -37,7 +37,7 @@ impl Default for NeighMemo {
             key: u64::MAX,
             mac: MacAddr([0; 6]),
             nh6: 0,
-            port6: PortIndex::MAX,
+            port6: PortIndex::new(u8::MAX),
             mac6: MacAddr([0; 6]),
         }
     }

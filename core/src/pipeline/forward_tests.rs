@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
 const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
 const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const EXT: PortIndex = 0;
-const INT: PortIndex = 1;
+const EXT: PortIndex = PortIndex::new(0);
+const INT: PortIndex = PortIndex::new(1);
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()

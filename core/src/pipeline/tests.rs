@@ -13,8 +13,8 @@ const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
 const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
 const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const EXT: PortIndex = 0;
-const INT: PortIndex = 1;
+const EXT: PortIndex = PortIndex::new(0);
+const INT: PortIndex = PortIndex::new(1);
 
 fn v4(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -564,7 +564,7 @@ fn random_and_mangled_frames_are_all_accounted_for() {
         let mut fates = [Fate::Consumed; 32];
         process_burst(
             cx,
-            (burst % 2) as PortIndex,
+            PortIndex::new((burst % 2) as u8),
             &mut frames,
             &mut fates,
             &mut learned,

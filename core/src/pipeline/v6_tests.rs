@@ -12,8 +12,8 @@ const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
 const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
 const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
-const EXT: PortIndex = 0;
-const INT: PortIndex = 1;
+const EXT: PortIndex = PortIndex::new(0);
+const INT: PortIndex = PortIndex::new(1);
 
 fn ip(s: &str) -> Ipv6Addr {
     s.parse().unwrap()

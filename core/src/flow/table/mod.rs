@@ -127,7 +127,7 @@ impl<A: Family> Entry<A> {
             ports: ((b >> 8) as u32).rotate_left(16),
             proto: b as u8,
             delta: Delta::between_words::<A>(this.as_ref(), other.as_ref()),
-            egress: PortIndex::from((fb >> 40) as u8),
+            egress: PortIndex::new((fb >> 40) as u8),
             hop: (self.next_hop.load(Relaxed) >> (32 * dir.index() as u32)) as u32,
         }
     }
@@ -462,7 +462,7 @@ impl<A: Family> FlowTable<A> {
         let e = &self.entries[idx as usize];
         for d in 0..2 {
             let mut w = f.key[d].words();
-            w.as_mut()[A::ADDR_WORDS] |= u64::from(f.egress[d] as u8) << 40;
+            w.as_mut()[A::ADDR_WORDS] |= u64::from(f.egress[d].bits()) << 40;
             for (s, v) in e.key[d].as_ref().iter().zip(w.as_ref()) {
                 s.store(*v, Relaxed);
             }

@@ -29,7 +29,7 @@ fn flow(i: u32) -> NewFlow {
     };
     NewFlow {
         key: [k0, k1],
-        egress: [1, 0],
+        egress: [PortIndex::new(1), PortIndex::new(0)],
         next_hop: [member, Ipv4Addr::from(i)],
         state: State::SynSent,
         tcp_reset: true,
@@ -71,10 +71,10 @@ fn both_keys_find_one_entry_with_each_directions_rewrite() {
     assert_eq!(r0.to.dst, f.key[1].src, "original goes to the member");
     assert_eq!(r0.to.dport, 8080);
     assert_eq!(r0.to.src, f.key[0].src, "client address kept");
-    assert_eq!(r0.egress, 1);
+    assert_eq!(r0.egress, PortIndex::new(1));
     let r1 = t.entry(idx).rewrite(Dir::Reply);
     assert_eq!(r1.to, f.key[0].reversed(), "replies come from the frontend");
-    assert_eq!(r1.egress, 0);
+    assert_eq!(r1.egress, PortIndex::new(0));
     let info = t.info(idx).unwrap();
     assert_eq!(
         (info.rule, info.member, info.tcp_reset),
