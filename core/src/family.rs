@@ -97,6 +97,8 @@ pub trait Family:
     fn from_ip(a: IpAddr) -> Option<Self>;
     /// The address as 128 bits (IPv4 in the low 32): for prefixes.
     fn bits(self) -> u128;
+    /// The address of [`Family::bits`] (IPv4 takes the low 32).
+    fn from_bits(b: u128) -> Self;
     /// The address from the first bytes of `b`.
     fn read(b: &[u8]) -> Self;
 
@@ -147,6 +149,10 @@ impl Family for Ipv4Addr {
     #[inline]
     fn bits(self) -> u128 {
         u128::from(u32::from(self))
+    }
+    #[inline]
+    fn from_bits(b: u128) -> Self {
+        Ipv4Addr::from(b as u32)
     }
     #[inline]
     fn read(b: &[u8]) -> Self {
@@ -203,6 +209,10 @@ impl Family for Ipv6Addr {
     #[inline]
     fn bits(self) -> u128 {
         u128::from(self)
+    }
+    #[inline]
+    fn from_bits(b: u128) -> Self {
+        Ipv6Addr::from(b)
     }
     #[inline]
     fn read(b: &[u8]) -> Self {

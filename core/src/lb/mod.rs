@@ -170,11 +170,12 @@ impl Service {
         }
     }
 
-    /// The member for a new flow: its index and address.
+    /// The member for a new flow: its index and its address of the flow's
+    /// family (a member without one is never in the table).
     #[inline]
-    pub fn pick<A: Family>(&self, k: &FlowKey<A>) -> Option<(u16, IpAddr)> {
+    pub fn pick<A: Family>(&self, k: &FlowKey<A>) -> Option<(u16, A)> {
         let m = self.maglev.as_ref()?.pick(flow_hash(k, self.distribution));
-        Some((m, self.members[usize::from(m)]))
+        Some((m, A::from_ip(self.members[usize::from(m)])?))
     }
 }
 

@@ -161,6 +161,30 @@ pub struct Counters {
     pub stats: [u64; Stat::COUNT],
     /// Indexed by [`DropReason`].
     pub drops: [u64; DropReason::COUNT],
+    /// Not a count: the keys of the flows this worker inserted in the
+    /// current chunk, as a filter of their hashes. A frame the chunk's
+    /// lookup pass did not find is looked up again only when a flow
+    /// inserted since may be its own; empty between chunks.
+    pub(super) inserted: KeyFilter,
+}
+
+/// A 256-bit filter of flow key hashes: no false negatives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct KeyFilter([u64; 4]);
+
+impl KeyFilter {
+    /// Notes the hash of a key.
+    #[inline(always)]
+    pub(super) fn note(&mut self, h: u64) {
+        let b = (h >> 56) as usize;
+        self.0[b >> 6] |= 1 << (b & 63);
+    }
+    /// False when no key of hash `h` has been noted.
+    #[inline(always)]
+    pub(super) fn may_hold(&self, h: u64) -> bool {
+        let b = (h >> 56) as usize;
+        self.0[b >> 6] >> (b & 63) & 1 != 0
+    }
 }
 
 impl Default for Counters {
@@ -168,11 +192,19 @@ impl Default for Counters {
         Counters {
             stats: [0; Stat::COUNT],
             drops: [0; DropReason::COUNT],
+            inserted: KeyFilter::default(),
         }
     }
 }
 
 impl Counters {
+    /// Counts a flow this worker inserted, whose keys hash to `hashes`.
+    #[inline]
+    pub(super) fn flow_created(&mut self, hashes: [u64; 2]) {
+        self.add(Stat::FlowsCreated, 1);
+        self.inserted.note(hashes[0]);
+        self.inserted.note(hashes[1]);
+    }
     /// Adds `n` to a stat.
     #[inline]
     pub fn add(&mut self, s: Stat, n: u64) {
@@ -238,6 +270,7 @@ impl SharedCounters {
         Counters {
             stats: std::array::from_fn(|i| self.stats[i].load(Ordering::Relaxed)),
             drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
+            inserted: KeyFilter::default(),
         }
     }
 }

@@ -68,8 +68,10 @@ impl PortView {
 pub struct Dataplane {
     /// Indexed by port index.
     pub ports: Vec<PortView>,
-    gateway_v4: Option<(PortIndex, IpAddr)>,
-    gateway_v6: Option<(PortIndex, IpAddr)>,
+    /// Each family's gateway, its address as [`Family::bits`] (a new flow
+    /// to an off-link client reads it, and an `IpAddr` costs a tag check).
+    gateway_v4: Option<(PortIndex, u128)>,
+    gateway_v6: Option<(PortIndex, u128)>,
     /// IPv4 connected subnets as (network, mask, port), longest first.
     routes_v4: Vec<(u32, u32, PortIndex)>,
     /// IPv6 connected subnets as (network, mask, port), longest first.
@@ -119,8 +121,8 @@ impl Dataplane {
             });
             for &g in &p.gateways {
                 match g {
-                    IpAddr::V4(_) => gateway_v4 = Some((i, g)),
-                    IpAddr::V6(_) => gateway_v6 = Some((i, g)),
+                    IpAddr::V4(a) => gateway_v4 = Some((i, a.bits())),
+                    IpAddr::V6(a) => gateway_v6 = Some((i, a.bits())),
                 }
             }
         }
@@ -210,8 +212,12 @@ impl Dataplane {
         }
         match best {
             Some((port, _)) => Some((port, dst)),
-            None if dst.is_ipv4() => self.gateway_v4,
-            None => self.gateway_v6,
+            None if dst.is_ipv4() => self
+                .gateway_v4
+                .map(|(p, g)| (p, IpAddr::V4(Family::from_bits(g)))),
+            None => self
+                .gateway_v6
+                .map(|(p, g)| (p, IpAddr::V6(Family::from_bits(g)))),
         }
     }
 
@@ -239,7 +245,7 @@ impl Dataplane {
         } else {
             self.gateway_v4
         }?;
-        Some((port, A::from_ip(g)?))
+        Some((port, A::from_bits(g)))
     }
 
     /// The gateway of family `A`, if the config sets one.
@@ -250,7 +256,7 @@ impl Dataplane {
         } else {
             self.gateway_v4
         }?;
-        A::from_ip(g)
+        Some(A::from_bits(g))
     }
 
     /// True when `a`, of either family, is on an internal port's subnet.

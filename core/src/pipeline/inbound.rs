@@ -5,7 +5,7 @@
 
 use super::l3::{Header, Ip, ETH};
 use super::l4::{self, L4, TCP};
-use super::{Context, Counters, DropReason, Stat};
+use super::{Context, Counters, DropReason};
 use crate::config::Direction;
 use crate::family::Dir;
 use crate::flow::{tcp, FlowKey, NewFlow};
@@ -98,8 +98,9 @@ fn new_flow<A: Ip>(
     ) {
         return Err(DropReason::SecurityDeny);
     }
-    let (member, maddr) = svc.pick(key).ok_or(DropReason::NoHealthyMember)?;
-    let maddr = A::from_ip(maddr).ok_or(DropReason::NoHealthyMember)?;
+    let Some((member, maddr)) = svc.pick(key) else {
+        return Err(DropReason::NoHealthyMember);
+    };
     let bport = if svc.backend_port == 0 {
         key.dport
     } else {
@@ -134,9 +135,9 @@ fn new_flow<A: Ip>(
         generation: cx.services.generation,
         snat: false,
     };
-    let idx = A::flows(cx)
-        .insert(&f)
+    let (idx, hashes) = A::flows(cx)
+        .insert_hashed(&f)
         .map_err(|_| DropReason::FlowTableFull)?;
-    c.add(Stat::FlowsCreated, 1);
+    c.flow_created(hashes);
     Ok((idx, Dir::Original))
 }

@@ -261,7 +261,6 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         }
     }
     let mut memo = fast::NeighMemo::default();
-    let created = counters.stat(Stat::FlowsCreated);
     for (i, (f, fate)) in frames.iter_mut().zip(fates.iter_mut()).enumerate() {
         let (room, len) = f.room_and_len();
         let fast = if hits >> i & 1 == 0 {
@@ -271,9 +270,9 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         } else {
             fast::established::<V6>(cx, rx_port, room, len, found[i], &mut memo, counters)
         };
-        // Looked up in pass 2 and not found; still true unless this chunk
-        // has created a flow since (it may be this frame's).
-        let missed = missed >> i & 1 != 0 && counters.stat(Stat::FlowsCreated) == created;
+        // Looked up in pass 2 and not found; still true unless a flow this
+        // chunk has created since may be this frame's.
+        let missed = missed >> i & 1 != 0 && !counters.inserted.may_hold(peeks[i].h);
         *fate = match fast {
             Some(fate) => fate,
             None => process_frame(&cx, rx_port, room, len, slow, counters, missed),
@@ -287,6 +286,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             Fate::Drop(r) => counters.drop(r),
         }
     }
+    counters.inserted = Default::default();
 }
 
 #[cfg(test)]

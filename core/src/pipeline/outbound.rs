@@ -184,7 +184,7 @@ fn insert<A: Ip>(
     mi: u16,
     m: &SnatMember,
     state: tcp::State,
-) -> Result<u32, DropReason> {
+) -> Result<(u32, [u64; 2]), DropReason> {
     let reply = FlowKey {
         src: key.dst,
         dst: pa,
@@ -197,7 +197,7 @@ fn insert<A: Ip>(
 
 /// Inserts a table entry under `keys` for member `m` (a flow, or a cone
 /// mapping), routed as `flow`: towards its destination, and back to the
-/// member.
+/// member. Returns the entry and its keys' hashes.
 fn insert_entry<A: Ip>(
     cx: Context<'_>,
     keys: [FlowKey<A>; 2],
@@ -205,7 +205,7 @@ fn insert_entry<A: Ip>(
     mi: u16,
     m: &SnatMember,
     state: tcp::State,
-) -> Result<u32, DropReason> {
+) -> Result<(u32, [u64; 2]), DropReason> {
     let rule = &cx.services.snat.rules[usize::from(m.rule)];
     let (Some((p0, nh0)), Some((p1, nh1))) = (
         cx.dataplane.route_of(flow.dst),
@@ -227,7 +227,7 @@ fn insert_entry<A: Ip>(
         snat: true,
     };
     A::flows(&cx)
-        .insert(&f)
+        .insert_hashed(&f)
         .map_err(|_| DropReason::FlowTableFull)
 }
 
@@ -269,6 +269,8 @@ fn snat_flow<A: Ip>(
         }
     };
     if key.proto == UDP && existing.is_none() {
+        // Keyed with protocol 253, which no packet has: no lookup of this
+        // chunk can find it, so it is not counted as a flow.
         let mapping = cone_keys((key.src, key.sport), key.dst, public);
         insert_entry(cx, mapping, key, mi, m, tcp::State::Other)?;
     }
@@ -277,9 +279,9 @@ fn snat_flow<A: Ip>(
     } else {
         tcp::State::Other
     };
-    let idx = insert(cx, key, public, mi, m, state)?;
+    let (idx, hashes) = insert(cx, key, public, mi, m, state)?;
     counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
-    c.add(Stat::FlowsCreated, 1);
+    c.flow_created(hashes);
     c.add(Stat::SnatCreated, 1);
     Ok((idx, Dir::Original))
 }
@@ -311,7 +313,7 @@ fn cone_reply<A: Ip>(
         dport: key.sport,
         proto: UDP,
     };
-    let idx = insert(
+    let (idx, hashes) = insert(
         cx,
         &original,
         (key.dst, key.dport),
@@ -319,6 +321,6 @@ fn cone_reply<A: Ip>(
         m,
         tcp::State::Other,
     )?;
-    c.add(Stat::FlowsCreated, 1);
+    c.flow_created(hashes);
     Ok((idx, Dir::Reply))
 }

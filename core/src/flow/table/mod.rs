@@ -428,8 +428,7 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
-    fn place(&self, k: &FlowKey<A>, dir: Dir, idx: u32) -> bool {
-        let h = k.hash();
+    fn place(&self, h: u64, dir: Dir, idx: u32) -> bool {
         let v = slot_value(Self::sig(h), dir, idx);
         for bi in Self::candidates(h, self.mask) {
             for s in &self.buckets[bi].0 {
@@ -458,6 +457,11 @@ impl<A: Family> FlowTable<A> {
     /// has looked the key up first; two workers racing on one new key may
     /// both insert, and lookups then find one of them (the other ages out).
     pub fn insert(&self, f: &NewFlow<A>) -> Result<u32, InsertError> {
+        self.insert_hashed(f).map(|(idx, _)| idx)
+    }
+
+    /// [`FlowTable::insert`], also returning the hashes of the two keys.
+    pub fn insert_hashed(&self, f: &NewFlow<A>) -> Result<(u32, [u64; 2]), InsertError> {
         let idx = self.alloc().ok_or(InsertError::Full)?;
         let e = &self.entries[idx as usize];
         for d in 0..2 {
@@ -487,17 +491,18 @@ impl<A: Family> FlowTable<A> {
             .store(u32::from(f.rule.id()) | u32::from(f.member) << 16, Relaxed);
         // Reply key first: once the original key is visible, replies find
         // the flow too.
-        if !self.place(&f.key[1], Dir::Reply, idx) {
+        let h = [f.key[0].hash(), f.key[1].hash()];
+        if !self.place(h[1], Dir::Reply, idx) {
             self.abandon(idx);
             return Err(InsertError::NoSlot);
         }
-        if !self.place(&f.key[0], Dir::Original, idx) {
+        if !self.place(h[0], Dir::Original, idx) {
             self.unplace(&f.key[1], Dir::Reply, idx);
             self.abandon(idx);
             return Err(InsertError::NoSlot);
         }
         self.live.fetch_add(1, Relaxed);
-        Ok(idx)
+        Ok((idx, h))
     }
 
     fn abandon(&self, idx: u32) {
