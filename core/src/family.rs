@@ -60,6 +60,16 @@ pub type V4 = Ipv4Addr;
 /// IPv6, as a [`Family`].
 pub type V6 = Ipv6Addr;
 
+/// A 64-byte alignment, for [`Family::EntryAlign`].
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub struct Align64;
+
+/// A 128-byte alignment, for [`Family::EntryAlign`].
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct Align128;
+
 /// An address family: implemented by its address type, so a key's type
 /// follows from its addresses.
 pub trait Family:
@@ -84,6 +94,10 @@ pub trait Family:
     type Words: Copy + Default + PartialEq + Eq + Debug + AsRef<[u64]> + AsMut<[u64]> + Send + Sync;
     /// The same, as the atomics a table entry holds.
     type Slots: Default + Debug + AsRef<[AtomicU64]> + Send + Sync;
+    /// Zero-sized; aligns a flow entry to its size (64 bytes for IPv4, 128
+    /// for IPv6), so an IPv6 entry's two cache lines are one 128-byte pair,
+    /// which the L2's adjacent-line prefetcher loads together.
+    type EntryAlign: Default + Debug + Send + Sync;
     /// Words the two addresses take.
     const ADDR_WORDS: usize;
 
@@ -122,6 +136,7 @@ impl Family for Ipv4Addr {
     const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
     type Words = [u64; 2];
     type Slots = [AtomicU64; 2];
+    type EntryAlign = [Align64; 0];
     const ADDR_WORDS: usize = 1;
 
     #[inline]
@@ -178,6 +193,7 @@ impl Family for Ipv6Addr {
     const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
     type Words = [u64; 5];
     type Slots = [AtomicU64; 5];
+    type EntryAlign = [Align128; 0];
     const ADDR_WORDS: usize = 4;
 
     #[inline]

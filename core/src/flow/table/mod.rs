@@ -54,6 +54,7 @@ pub struct Entry<A: Family = crate::family::V4> {
     packets: AtomicU32,
     /// Per direction, the sequence number after the last segment seen.
     next_seq: [AtomicU32; 2],
+    _align: A::EntryAlign,
 }
 
 impl<A: Family> Default for Entry<A> {
@@ -66,6 +67,7 @@ impl<A: Family> Default for Entry<A> {
             meta: AtomicU32::new(0),
             packets: AtomicU32::new(0),
             next_seq: Default::default(),
+            _align: Default::default(),
         }
     }
 }
