@@ -46,6 +46,13 @@ impl State {
         State::ALL[(b & 7) as usize]
     }
 
+    /// Both sides have synchronized sequence numbers and the connection
+    /// is not closed: a SYN now is not a new connection (RFC 5961 4).
+    #[inline]
+    pub fn is_synchronized(self) -> bool {
+        matches!(self, State::Established | State::FinOrig | State::FinReply)
+    }
+
     /// Name for listings.
     pub fn name(self) -> &'static str {
         match self {

@@ -139,6 +139,12 @@ named_enum! {
         SnatCreated => "snat_created",
         /// Packets forwarded through a flow.
         Forwarded => "forwarded",
+        /// TCP RSTs outside the receiver's window: forwarded, the flow's
+        /// state unchanged.
+        TcpRstOutOfWindow => "tcp_rst_out_of_window",
+        /// TCP SYNs (no ACK) on an established or half-closed flow:
+        /// forwarded, the flow's state unchanged.
+        TcpSynOnEstablished => "tcp_syn_on_established",
         /// ICMP errors translated for a flow.
         IcmpTranslated => "icmp_translated",
         /// Fragments forwarded after their first fragment.

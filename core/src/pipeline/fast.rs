@@ -6,7 +6,7 @@ use super::l3::{Ip, ETH};
 use super::l4::{self, field, rd16, wr16, L4, TCP, UDP};
 use super::{Context, Counters, Fate, Stat};
 use crate::family::{Dir, Family};
-use crate::flow::{tcp, Delta, RawRewrite};
+use crate::flow::{tcp, Delta, Entry, RawRewrite};
 use crate::neigh::PortIndex;
 use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
@@ -90,20 +90,86 @@ pub(super) fn forward<A: Ip>(
     let e = A::flows(cx).entry(idx);
     let ip = &mut room[ETH..];
     if proto == TCP {
-        let s = e.tcp_state();
-        let n = tcp::next(s, dir, l4.flags);
-        if n != s {
-            e.set_tcp_state(s, n);
+        if l4.flags == tcp::Class::Ack {
+            let s = e.tcp_state();
+            let n = tcp::next(s, dir, l4.flags);
+            if n != s {
+                e.set_tcp_state(s, n);
+            }
+            e.track_seq(dir, l4.seq_end);
+        } else {
+            track_tcp_flags(e, dir, &l4, ip, hl, c);
         }
-        e.track_seq(dir, l4.seq_end);
     }
-    e.touch(dir, cx.now);
+    if e.touch(dir, cx.now) && proto == TCP {
+        note_window(e, dir, ip, hl);
+    }
     let rw = e.raw_rewrite(dir);
     let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
     cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), syn);
     rewrite_headers::<A>(ip, hl, proto, &rw);
     c.add(Stat::Forwarded, 1);
     send(*cx, room, len, &rw, memo)
+}
+
+/// The TCP tracking of a segment with SYN, FIN or RST (`forward` does a
+/// plain ACK's inline). A RST outside the receiver's window, and a SYN on a
+/// synchronized connection, change nothing (they are forwarded: the
+/// endpoint decides) and are counted: a blind attacker cannot end or
+/// shorten a connection. Out of line, so the data path keeps its
+/// registers.
+#[inline(never)]
+fn track_tcp_flags<A: Family>(
+    e: &Entry<A>,
+    dir: Dir,
+    l4: &L4,
+    ip: &[u8],
+    hl: usize,
+    c: &mut Counters,
+) {
+    let Some(t) = ip.get(hl..) else { return };
+    let s = e.tcp_state();
+    match l4.flags {
+        tcp::Class::Ack | tcp::Class::Fin => e.note_window(dir, rd16(t, field::TCP_WINDOW)),
+        tcp::Class::Rst if !rst_acceptable(e, dir, t) => {
+            c.add(Stat::TcpRstOutOfWindow, 1);
+            return;
+        }
+        tcp::Class::Rst => {}
+        tcp::Class::Syn | tcp::Class::SynAck => {
+            if l4.flags == tcp::Class::Syn && s.is_synchronized() {
+                c.add(Stat::TcpSynOnEstablished, 1);
+                return;
+            }
+            if matches!(s, tcp::State::Closing | tcp::State::Reset) && dir == Dir::Original {
+                e.restart_tcp();
+            }
+            e.note_wscale(dir, l4::wscale(t));
+        }
+    }
+    let n = tcp::next(s, dir, l4.flags);
+    if n != s {
+        e.set_tcp_state(s, n);
+    }
+    e.track_seq(dir, l4.seq_end);
+}
+
+/// Samples the window field of a TCP segment: `forward` calls it when the
+/// flow's last-seen tick moves (at most once a millisecond per flow, from
+/// whichever direction comes first), and the table keeps the maximum.
+#[inline(never)]
+fn note_window<A: Family>(e: &Entry<A>, dir: Dir, ip: &[u8], hl: usize) {
+    if let Some(w) = ip.get(hl + field::TCP_WINDOW..hl + field::TCP_WINDOW + 2) {
+        e.note_window(dir, u16::from_be_bytes([w[0], w[1]]));
+    }
+}
+
+/// [`Entry::rst_acceptable`] for the RST whose TCP header is `t`.
+fn rst_acceptable<A: Family>(e: &Entry<A>, dir: Dir, t: &[u8]) -> bool {
+    let seq = l4::rd32(t, field::TCP_SEQ);
+    let ack = (t[field::TCP_FLAGS] & crate::wire::tcp::Flags::ACK.0 != 0)
+        .then(|| l4::rd32(t, field::TCP_ACK));
+    e.rst_acceptable(dir, seq, ack)
 }
 
 /// The IP packet's length as its header says.

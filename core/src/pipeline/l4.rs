@@ -15,6 +15,10 @@ pub(super) mod field {
     pub const PORTS: usize = tcp::field::SRC_PORT;
     /// TCP: sequence number.
     pub const TCP_SEQ: usize = tcp::field::SEQ;
+    /// TCP: acknowledgment number.
+    pub const TCP_ACK: usize = tcp::field::ACK;
+    /// TCP: window.
+    pub const TCP_WINDOW: usize = tcp::field::WINDOW;
     /// TCP: data offset (high nibble of the offset/flags word).
     pub const TCP_OFF: usize = tcp::field::OFF_FLAGS;
     /// TCP: flags (low byte of that word).
@@ -48,6 +52,34 @@ pub(super) struct L4 {
     pub(super) flags: tcp::Class,
     /// TCP only: the sequence number after this segment.
     pub(super) seq_end: u32,
+}
+
+/// A TCP window scale no option gives.
+pub(super) const NO_WSCALE: u8 = 15;
+
+/// The window scale option of the TCP header `t` (RFC 7323: a shift above
+/// 14 is taken as 14), or [`NO_WSCALE`]. Only SYNs carry it.
+pub(super) fn wscale(t: &[u8]) -> u8 {
+    let off = t.get(field::TCP_OFF).map_or(0, |o| usize::from(o >> 4) * 4);
+    let opts = t.get(20..off).unwrap_or(&[]);
+    let mut i = 0;
+    while let Some(&kind) = opts.get(i) {
+        match kind {
+            0 => break,
+            1 => i += 1,
+            _ => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                if kind == 3 && len == 3 {
+                    return opts.get(i + 2).map_or(NO_WSCALE, |&s| s.min(14));
+                }
+                if len < 2 {
+                    break;
+                }
+                i += usize::from(len);
+            }
+        }
+    }
+    NO_WSCALE
 }
 
 /// Reads ports (and TCP flags) at `l4` of a packet whose IP payload is
@@ -94,5 +126,32 @@ pub(super) fn parse(b: &[u8], l4: usize, payload_len: usize, proto: u8) -> Optio
             flags: tcp::Class::Ack,
             seq_end: 0,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(opts: &[u8]) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[field::TCP_OFF] = (((20 + opts.len()) / 4) as u8) << 4;
+        t.extend_from_slice(opts);
+        t
+    }
+
+    #[test]
+    fn window_scale_is_found_among_the_options() {
+        // MSS, SACK permitted, timestamps, NOP, window scale 7 (Linux's SYN).
+        let linux = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ];
+        assert_eq!(wscale(&header(&linux)), 7);
+        assert_eq!(wscale(&header(&[1, 3, 3, 15])), 14, "capped at 14");
+        assert_eq!(wscale(&header(&[2, 4, 5, 0xb4])), NO_WSCALE);
+        assert_eq!(wscale(&header(&[0, 3, 3, 7])), NO_WSCALE, "after the end");
+        assert_eq!(wscale(&header(&[8, 0, 3, 3])), NO_WSCALE, "bad length");
+        assert_eq!(wscale(&header(&[3, 3])), NO_WSCALE, "truncated");
+        assert_eq!(wscale(&[0x50]), NO_WSCALE, "header cut short");
     }
 }

@@ -297,3 +297,6 @@ mod forward_tests;
 
 #[cfg(test)]
 mod v6_tests;
+
+#[cfg(test)]
+mod tcp_tests;

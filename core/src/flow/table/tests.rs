@@ -129,6 +129,69 @@ fn seq_tracking_keeps_the_latest_modulo_2_32() {
 }
 
 #[test]
+fn a_blind_segment_cannot_move_the_sequence_number_far() {
+    let t = FlowTable::new(1, 0);
+    let e = t.entry(t.insert(&flow(1)).unwrap());
+    e.track_seq(Dir::Original, 1000);
+    e.track_seq(Dir::Original, 1000 + (1 << 30)); // far beyond any window
+    assert_eq!(t.info(0).unwrap().next_seq[0], 1000);
+    e.track_seq(Dir::Original, 1000 + 60_000);
+    assert_eq!(t.info(0).unwrap().next_seq[0], 61_000);
+    // The receiver advertised 1 MiB (16 KiB << 6): twice that plus 1 MiB
+    // of slack is how far one segment may move it.
+    e.note_wscale(Dir::Original, 2);
+    e.note_wscale(Dir::Reply, 6);
+    e.note_window(Dir::Reply, 16384);
+    assert_eq!(e.window(Dir::Reply), 16384 << 6);
+    e.track_seq(Dir::Original, 61_000 + (3 << 20) - 1);
+    assert_eq!(t.info(0).unwrap().next_seq[0], 61_000 + (3 << 20) - 1);
+    // The key is untouched by what the ports word also holds.
+    assert_eq!(t.lookup(&flow(1).key[0]), Some((0, Dir::Original)));
+    assert_eq!(t.info(0).unwrap().key, flow(1).key);
+}
+
+#[test]
+fn windows_scale_only_when_both_syns_offered_it() {
+    let t = FlowTable::new(1, 0);
+    let e = t.entry(t.insert(&flow(1)).unwrap());
+    assert_eq!(e.window(Dir::Original), 0, "nothing advertised yet");
+    e.note_window(Dir::Original, 1000);
+    e.note_window(Dir::Original, 500); // the maximum stays
+    assert_eq!(e.window(Dir::Original), 1008, "16-byte units, rounded up");
+    e.note_wscale(Dir::Original, 7);
+    assert_eq!(e.window(Dir::Original), 1008, "the other side offered none");
+    e.note_wscale(Dir::Reply, 0);
+    assert_eq!(e.window(Dir::Original), 1008 << 7);
+    e.restart_tcp();
+    assert_eq!(e.window(Dir::Original), 0);
+}
+
+#[test]
+fn a_rst_is_judged_against_the_receivers_window() {
+    let t = FlowTable::new(1, 0);
+    let e = t.entry(t.insert(&flow(1)).unwrap());
+    // Nothing seen from either side: no ground to refuse.
+    assert!(e.rst_acceptable(Dir::Reply, 12345, None));
+    e.track_seq(Dir::Original, 1001);
+    // The reply side has sent nothing: it must acknowledge the SYN.
+    assert!(!e.rst_acceptable(Dir::Reply, 0, Some(1000)));
+    assert!(!e.rst_acceptable(Dir::Reply, 0, None));
+    assert!(e.rst_acceptable(Dir::Reply, 0, Some(1001)));
+    e.track_seq(Dir::Reply, 9001);
+    // Without an advertised window the bound is 65535 either way.
+    assert!(e.rst_acceptable(Dir::Original, 1001 + 65535, None));
+    assert!(e.rst_acceptable(Dir::Original, 1001u32.wrapping_sub(65535), None));
+    assert!(!e.rst_acceptable(Dir::Original, 1001 + 65536, None));
+    assert!(!e.rst_acceptable(Dir::Original, 1001 + (1 << 31), None));
+    // The member's window widens what the client's RST may carry.
+    e.note_window(Dir::Reply, 65535);
+    e.note_wscale(Dir::Original, 4);
+    e.note_wscale(Dir::Reply, 4);
+    assert!(e.rst_acceptable(Dir::Original, 1001 + 1_000_000, None));
+    assert!(!e.rst_acceptable(Dir::Original, 1001 + 2_000_000, None));
+}
+
+#[test]
 fn states_move_only_from_the_expected_one() {
     let t = FlowTable::new(1, 0);
     let e = t.entry(t.insert(&flow(1)).unwrap());
