@@ -13,7 +13,7 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which way a packet goes through a flow: the way its first packet went
 /// (`Original`: client to member inbound, member to the internet through
@@ -60,6 +60,9 @@ pub type V4 = Ipv4Addr;
 /// IPv6, as a [`Family`].
 pub type V6 = Ipv6Addr;
 
+/// The IPv6 hop code of a next hop kept in [`Family::FarHop`].
+const FAR_HOP: u32 = 2;
+
 /// A 64-byte alignment, for [`Family::EntryAlign`].
 #[repr(align(64))]
 #[derive(Debug, Default)]
@@ -98,6 +101,12 @@ pub trait Family:
     /// for IPv6), so an IPv6 entry's two cache lines are one 128-byte pair,
     /// which the L2's adjacent-line prefetcher loads together.
     type EntryAlign: Default + Debug + Send + Sync;
+    /// Where an entry keeps the next hop of its original direction when
+    /// [`Family::hop_code`] cannot name it: zero-sized for IPv4, whose
+    /// codes are addresses; for IPv6 a next hop that is neither the
+    /// rewritten destination nor the gateway (floating IP: the member, while
+    /// the destination stays the frontend).
+    type FarHop: Default + Debug + Send + Sync;
     /// Words the two addresses take.
     const ADDR_WORDS: usize;
 
@@ -121,9 +130,14 @@ pub trait Family:
     /// do not fit an entry of 128 bytes twice more) keeps whether it is
     /// the family's gateway (1) or the destination itself, on link (0).
     fn hop_code(nh: Self, to: Self) -> u32;
-    /// The next hop [`Family::hop_code`] encoded; `gateway` gives the
-    /// family's gateway when the code says so.
-    fn hop(code: u32, to: Self, gateway: impl FnOnce() -> Option<Self>) -> Self;
+    /// [`Family::hop_code`] for an entry's original direction, whose next
+    /// hop may be neither: IPv6 then keeps it in `far` (code 2).
+    fn hop_code_far(nh: Self, to: Self, far: &Self::FarHop) -> u32;
+    /// The far next hop [`Family::hop_code_far`] stored.
+    fn load_far(far: &Self::FarHop) -> Self;
+    /// The next hop [`Family::hop_code`] encoded; `far` is the entry's far
+    /// next hop, `gateway` gives the family's gateway when the code says so.
+    fn hop(code: u32, to: Self, far: Self, gateway: impl FnOnce() -> Option<Self>) -> Self;
 }
 
 impl Family for Ipv4Addr {
@@ -137,6 +151,7 @@ impl Family for Ipv4Addr {
     type Words = [u64; 2];
     type Slots = [AtomicU64; 2];
     type EntryAlign = [Align64; 0];
+    type FarHop = ();
     const ADDR_WORDS: usize = 1;
 
     #[inline]
@@ -178,7 +193,15 @@ impl Family for Ipv4Addr {
         u32::from(nh)
     }
     #[inline]
-    fn hop(code: u32, _to: Self, _gateway: impl FnOnce() -> Option<Self>) -> Self {
+    fn hop_code_far(nh: Self, to: Self, _far: &()) -> u32 {
+        Self::hop_code(nh, to)
+    }
+    #[inline(always)]
+    fn load_far(_far: &()) -> Self {
+        Ipv4Addr::UNSPECIFIED
+    }
+    #[inline]
+    fn hop(code: u32, _to: Self, _far: Self, _gateway: impl FnOnce() -> Option<Self>) -> Self {
         Ipv4Addr::from(code)
     }
 }
@@ -194,6 +217,7 @@ impl Family for Ipv6Addr {
     type Words = [u64; 5];
     type Slots = [AtomicU64; 5];
     type EntryAlign = [Align128; 0];
+    type FarHop = [AtomicU64; 2];
     const ADDR_WORDS: usize = 4;
 
     #[inline]
@@ -241,11 +265,26 @@ impl Family for Ipv6Addr {
         u32::from(nh != to)
     }
     #[inline]
-    fn hop(code: u32, to: Self, gateway: impl FnOnce() -> Option<Self>) -> Self {
-        if code == 0 {
-            to
-        } else {
-            gateway().unwrap_or(to)
+    fn hop_code_far(nh: Self, to: Self, far: &[AtomicU64; 2]) -> u32 {
+        if nh == to {
+            return 0;
+        }
+        let b = u128::from(nh);
+        far[0].store((b >> 64) as u64, Ordering::Relaxed);
+        far[1].store(b as u64, Ordering::Relaxed);
+        FAR_HOP
+    }
+    #[inline]
+    fn load_far(far: &[AtomicU64; 2]) -> Self {
+        let hi = far[0].load(Ordering::Relaxed);
+        Ipv6Addr::from(u128::from(hi) << 64 | u128::from(far[1].load(Ordering::Relaxed)))
+    }
+    #[inline]
+    fn hop(code: u32, to: Self, far: Self, gateway: impl FnOnce() -> Option<Self>) -> Self {
+        match code {
+            0 => to,
+            FAR_HOP => far,
+            _ => gateway().unwrap_or(to),
         }
     }
 }
@@ -275,9 +314,18 @@ mod tests {
     fn v6_next_hop_is_on_link_or_the_gateway() {
         let to: Ipv6Addr = "2001:db8:2::11".parse().unwrap();
         let gw: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
-        assert_eq!(V6::hop(V6::hop_code(to, to), to, || Some(gw)), to);
-        assert_eq!(V6::hop(V6::hop_code(gw, to), to, || Some(gw)), gw);
+        let none = Ipv6Addr::UNSPECIFIED;
+        assert_eq!(V6::hop(V6::hop_code(to, to), to, none, || Some(gw)), to);
+        assert_eq!(V6::hop(V6::hop_code(gw, to), to, none, || Some(gw)), gw);
         let a = Ipv4Addr::new(10, 0, 0, 1);
-        assert_eq!(V4::hop(V4::hop_code(a, a), a, || None), a);
+        assert_eq!(
+            V4::hop(V4::hop_code(a, a), a, Ipv4Addr::UNSPECIFIED, || None),
+            a
+        );
+        // Floating IP: the member, while the destination is the frontend.
+        let far = Default::default();
+        let member: Ipv6Addr = "2001:db8:2::21".parse().unwrap();
+        let code = V6::hop_code_far(member, to, &far);
+        assert_eq!(V6::hop(code, to, V6::load_far(&far), || Some(gw)), member);
     }
 }

@@ -300,3 +300,6 @@ mod v6_tests;
 
 #[cfg(test)]
 mod tcp_tests;
+
+#[cfg(test)]
+mod floating_tests;

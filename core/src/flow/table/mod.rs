@@ -56,6 +56,9 @@ pub struct Entry<A: Family = crate::family::V4> {
     packets: AtomicU32,
     /// Per direction, the sequence number after the last segment seen.
     next_seq: [AtomicU32; 2],
+    /// IPv6: the original direction's next hop when its code cannot name
+    /// it (floating IP); nothing for IPv4.
+    far_hop: A::FarHop,
     _align: A::EntryAlign,
 }
 
@@ -69,6 +72,7 @@ impl<A: Family> Default for Entry<A> {
             meta: AtomicU32::new(0),
             packets: AtomicU32::new(0),
             next_seq: Default::default(),
+            far_hop: Default::default(),
             _align: Default::default(),
         }
     }
@@ -125,6 +129,7 @@ impl<A: Family> Entry<A> {
             delta: r.delta,
             egress: r.egress,
             hop: r.hop,
+            far: r.far,
         }
     }
 
@@ -138,13 +143,19 @@ impl<A: Family> Entry<A> {
         // swap places.
         let mut addrs = other;
         A::swap(addrs.as_mut());
+        let hop = (self.next_hop.load(Relaxed) >> (32 * dir.index() as u32)) as u32;
         RawRewrite {
             addrs,
             ports: ((b >> 8) as u32).rotate_left(16),
             proto: b as u8,
             delta: Delta::between_words::<A>(this.as_ref(), other.as_ref()),
             egress: PortIndex::new((fb >> 40) as u8),
-            hop: (self.next_hop.load(Relaxed) >> (32 * dir.index() as u32)) as u32,
+            hop,
+            far: if A::V6 && dir == Dir::Original && hop > 1 {
+                A::load_far(&self.far_hop)
+            } else {
+                A::UNSPECIFIED
+            },
         }
     }
 
@@ -580,9 +591,10 @@ impl<A: Family> FlowTable<A> {
         e.packets.store(0, Relaxed);
         // Direction d is rewritten into the reverse of the other key: its
         // destination is the other key's source.
-        let hop = |d: usize| A::hop_code(f.next_hop[d], f.key[d ^ 1].src);
+        let hop0 = A::hop_code_far(f.next_hop[0], f.key[1].src, &e.far_hop);
+        let hop1 = A::hop_code(f.next_hop[1], f.key[0].src);
         e.next_hop
-            .store(u64::from(hop(0)) | u64::from(hop(1)) << 32, Relaxed);
+            .store(u64::from(hop0) | u64::from(hop1) << 32, Relaxed);
         let secs = f.idle_timeout.as_secs().min(u64::from(u16::MAX)) as u32;
         let reset = if f.tcp_reset { TCP_RESET } else { 0 };
         let generation = if f.generation { GENERATION } else { 0 };

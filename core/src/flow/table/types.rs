@@ -24,13 +24,20 @@ pub struct RawRewrite<A: Family = crate::family::V4> {
     pub egress: PortIndex,
     /// Next hop on that port, as [`Family::hop_code`].
     pub hop: u32,
+    /// The entry's far next hop ([`Family::FarHop`]), when `hop` names it.
+    pub far: A,
 }
 
 impl<A: Family> RawRewrite<A> {
     /// The next hop; `gateway` gives the family's gateway.
     #[inline]
     pub fn next_hop(&self, gateway: impl FnOnce() -> Option<A>) -> A {
-        A::hop(self.hop, A::unpack(self.addrs.as_ref()).1, gateway)
+        A::hop(
+            self.hop,
+            A::unpack(self.addrs.as_ref()).1,
+            self.far,
+            gateway,
+        )
     }
 }
 
@@ -45,13 +52,15 @@ pub struct Rewrite<A: Family = crate::family::V4> {
     pub egress: PortIndex,
     /// Next hop on that port, as [`Family::hop_code`].
     pub hop: u32,
+    /// The entry's far next hop ([`Family::FarHop`]), when `hop` names it.
+    pub far: A,
 }
 
 impl<A: Family> Rewrite<A> {
     /// The next hop; `gateway` gives the family's gateway.
     #[inline]
     pub fn next_hop(&self, gateway: impl FnOnce() -> Option<A>) -> A {
-        A::hop(self.hop, self.to.dst, gateway)
+        A::hop(self.hop, self.to.dst, self.far, gateway)
     }
 }
 
