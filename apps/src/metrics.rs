@@ -76,7 +76,11 @@ fn describe() {
     describe_gauge!("sluice_pool_members", "Members of the pool.");
     describe_counter!(
         "sluice_drops_total",
-        "Frames dropped per worker and reason."
+        "Frames dropped per worker and reason; worker=\"control\" for frames control lost after a worker handed them on (neighbour queue full or resolution failed, fragments that waited too long)."
+    );
+    describe_counter!(
+        "sluice_control_events_total",
+        "What the control thread did, by event (neigh.requests, flows.expired, frag.timeout, ...)."
     );
     describe_counter!(
         "sluice_worker_events_total",
@@ -206,6 +210,16 @@ pub fn update(v: &View<'_>) {
             let l = [("worker", worker.clone()), ("kind", s.name().to_string())];
             counter!("sluice_worker_events_total", &l).absolute(c.stat(*s));
         }
+    }
+    for (reason, n) in v.control.drops() {
+        let l = [
+            ("worker", "control".to_string()),
+            ("reason", reason.to_string()),
+        ];
+        counter!("sluice_drops_total", &l).absolute(n);
+    }
+    for (event, n) in v.control.named() {
+        counter!("sluice_control_events_total", "event" => event).absolute(n);
     }
     gauge!("sluice_flow_table_flows").set(v.shared.flows.len() as f64);
     gauge!("sluice_flow_table_capacity").set(v.shared.flows.capacity() as f64);

@@ -34,7 +34,14 @@ pub fn format(
     for r in DropReason::ALL {
         line(&format!("drop.{}", r.name()), total.dropped(*r));
     }
-    line("drop.total", total.total_drops());
+    // What workers dropped of what they received (rx = to_tx + held +
+    // consumed + deferred + to_prober + drop.worker), then everything lost
+    // anywhere: control's drops of frames workers handed on too.
+    line("drop.worker", total.total_drops());
+    for (k, v) in control.drops() {
+        line(&format!("drop.{k}"), v);
+    }
+    line("drop.total", total.total_drops() + control.total_drops());
     line("tsc_hz", sluice_core::dpdk::tsc_hz());
     line(
         "cycles_per_packet",
@@ -60,35 +67,10 @@ pub fn format(
         line(&format!("{p}.ports_used_udp"), u.udp_ports);
         line(&format!("{p}.pending"), u.pending);
     }
-    let n = control.neigh;
+    for (k, v) in control.named() {
+        line(k, v);
+    }
     for (k, v) in [
-        ("neigh.requests", n.requests),
-        ("neigh.resolved", n.resolved),
-        ("neigh.held", n.held),
-        ("neigh.released", n.released),
-        ("neigh.queue_full", n.queue_full),
-        ("neigh.failed", n.failed),
-        ("neigh.expired", n.expired),
-        ("neigh.table_full", n.table_full),
-        ("control.to_worker_full", control.to_worker_full),
-        ("control.tx_own", control.tx_own),
-        ("control.tx_own_full", control.tx_own_full),
-        ("control.alloc_failed", control.alloc_failed),
-        ("control.no_source", control.no_source),
-        ("flows.expired", control.flows_expired),
-        ("flows.reset", control.flows_reset),
-        ("flows.rst_sent", control.rst_sent),
-        ("flows.reclaimed", control.flows_reclaimed),
-        ("frag.released", control.frag_released),
-        ("frag.timeout", control.frag_timeout),
-        ("frag.overflow", control.frag_overflow),
-        ("reload.ok", control.reloads),
-        ("reload.rejected", control.reloads_rejected),
-        ("flows.ended_by_reload", control.flows_ended_by_reload),
-        ("flows.moved_by_health", control.flows_moved_by_health),
-        ("health.published", control.health_published),
-        ("control.originated", control.originated),
-        ("control.originated_no_route", control.originated_no_route),
         ("flows.live", shared.flows.len() as u64),
         ("flows.capacity", shared.flows.capacity() as u64),
         ("flows.live_v6", shared.flows6.len() as u64),

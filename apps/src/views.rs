@@ -137,7 +137,7 @@ impl View<'_> {
             .into_iter()
             .map(|(pool, healthy, members)| json!({"pool": pool, "healthy": healthy, "members": members}))
             .collect();
-        let mut drops = 0;
+        let mut drops = self.control.total_drops();
         for c in &self.shared.counters {
             drops += c.read().total_drops();
         }

@@ -84,7 +84,7 @@ fn client_and_backend_get_arp_and_ping_answers() {
     assert!(r.get("nd_adverts") >= 2, "{:?}", r.counters);
     assert_eq!(
         r.get("rx"),
-        r.get("to_tx") + r.get("held") + r.get("consumed") + r.get("drop.total")
+        r.get("to_tx") + r.get("held") + r.get("consumed") + r.get("drop.worker")
             - r.get("drop.tx_full")
             - r.get("drop.slowpath_full")
     );
@@ -230,7 +230,7 @@ fn gateway_is_resolved_at_start() {
     assert_eq!(r.get("neigh.resolved"), 1, "{:?}", r.counters);
     assert_eq!(
         r.get("rx") - r.get("consumed"),
-        r.get("drop.total"),
+        r.get("drop.worker"),
         "only the ARP reply is consumed"
     );
 }
@@ -277,6 +277,13 @@ fn replies_to_a_silent_neighbour_are_dropped_after_retries() {
     assert_eq!(r.get("echo_replies"), 2, "{:?}", r.counters);
     assert_eq!(r.get("neigh.held"), 2, "{:?}", r.counters);
     assert_eq!(r.get("neigh.failed"), 2, "{:?}", r.counters);
+    assert_eq!(r.get("drop.neigh_failed"), 2, "a drop like any other");
+    assert_eq!(
+        r.get("drop.total"),
+        r.get("drop.worker") + 2,
+        "{:?}",
+        r.counters
+    );
     assert_eq!(r.get("neigh.requests"), 3, "{:?}", r.counters);
     assert_eq!(r.get("neigh.released"), 0);
 }

@@ -318,6 +318,16 @@ fn metrics_and_sluicectl_show_what_the_traffic_did() {
         get("sluice_frontend_bytes_total", &dns_out),
         reply_bytes + 28.0 * replies as f64
     );
+    // Control's counters reach the metrics too: the lab's neighbours were
+    // resolved, and what control lost is a drop like a worker's.
+    assert!(
+        get(
+            "sluice_control_events_total",
+            &[("event", "neigh.resolved")]
+        ) >= 1.0
+    );
+    let lost = [("worker", "control"), ("reason", "neigh_failed")];
+    assert_eq!(get("sluice_drops_total", &lost), 0.0);
     let by_port = [("address", FRONTEND), ("port", "9000"), ("direction", "in")];
     assert_eq!(get("sluice_frontend_packets_total", &by_port), 40.0);
     let http_in = [("rule", "http"), ("direction", "in")];

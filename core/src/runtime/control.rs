@@ -3,6 +3,7 @@
 //! and originated frames through a worker, and republishes the neighbour
 //! view. Runs on the main lcore; may allocate, log and sleep.
 
+use super::control_counters::ControlCounters;
 use super::tables::TableWork;
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Mbuf, Mempool};
@@ -11,8 +12,7 @@ use crate::flow::age;
 use crate::flow::FlowInfo;
 use crate::lb::{Carry, Services};
 use crate::neigh::{
-    build_arp_request, build_neighbor_solicit, Cache, CacheConfig, CacheCounters, HoldOutcome,
-    PortIndex,
+    build_arp_request, build_neighbor_solicit, Cache, CacheConfig, HoldOutcome, PortIndex,
 };
 use crate::pipeline::Dataplane;
 use crate::wire::{ethernet, MacAddr};
@@ -23,55 +23,6 @@ use std::time::{Duration, Instant};
 
 /// Events drained per poll, so one poll stays short.
 const DRAIN: usize = 1024;
-
-/// Control-side counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ControlCounters {
-    /// Neighbour cache counters.
-    pub neigh: CacheCounters,
-    /// Frames dropped because the ring to worker 0 was full.
-    pub to_worker_full: u64,
-    /// Frames sent on control's own TX queues.
-    pub tx_own: u64,
-    /// Frames control's own TX queue did not take (handed to worker 0).
-    pub tx_own_full: u64,
-    /// Requests not sent: no mbuf.
-    pub alloc_failed: u64,
-    /// Requests not sent: no address of that family on the port.
-    pub no_source: u64,
-    /// Neighbour views published.
-    pub views_published: u64,
-    /// Flows removed because they idled out.
-    pub flows_expired: u64,
-    /// Established flows reset at both ends when they idled out.
-    pub flows_reset: u64,
-    /// RST segments sent (two per reset flow, unless one could not be).
-    pub rst_sent: u64,
-    /// Flow entries returned for reuse after their grace period.
-    pub flows_reclaimed: u64,
-    /// Later fragments that waited for their first fragment and went on.
-    pub frag_released: u64,
-    /// Later fragments dropped: their first fragment never came in time.
-    pub frag_timeout: u64,
-    /// Later fragments dropped: the waiting buffer was full.
-    pub frag_overflow: u64,
-    /// Rule snapshots published by a reload.
-    pub reloads: u64,
-    /// Flows ended by a reload: their rule changed or went, or their
-    /// member left the pool.
-    pub flows_ended_by_reload: u64,
-    /// Reloads rejected (invalid config, or a change that needs a restart).
-    pub reloads_rejected: u64,
-    /// Rule snapshots published because a member's health changed.
-    pub health_published: u64,
-    /// UDP flows ended because their member went down (their next
-    /// datagram goes to a healthy member).
-    pub flows_moved_by_health: u64,
-    /// IPv4 packets control originated (health probes) and sent on.
-    pub originated: u64,
-    /// Originated packets with no route to their destination.
-    pub originated_no_route: u64,
-}
 
 /// Later fragments that may wait for their first fragment at once.
 pub const FRAG_BUFFER: usize = 256;

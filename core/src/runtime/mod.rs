@@ -4,10 +4,12 @@
 //! lock-free queues both ways, and per-worker counters.
 
 mod control;
+mod control_counters;
 mod tables;
 mod worker;
 
-pub use control::{ControlCounters, ControlPlane};
+pub use control::ControlPlane;
+pub use control_counters::ControlCounters;
 pub use worker::Worker;
 
 use crate::dpdk::Mbuf;

@@ -1,0 +1,111 @@
+//! The control thread's counters, and the names the report and the metrics
+//! give them: one list, so neither can miss one.
+
+use crate::neigh::CacheCounters;
+
+/// Control-side counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControlCounters {
+    /// Neighbour cache counters.
+    pub neigh: CacheCounters,
+    /// Frames dropped because the ring to worker 0 was full.
+    pub to_worker_full: u64,
+    /// Frames sent on control's own TX queues.
+    pub tx_own: u64,
+    /// Frames control's own TX queue did not take (handed to worker 0).
+    pub tx_own_full: u64,
+    /// Requests not sent: no mbuf.
+    pub alloc_failed: u64,
+    /// Requests not sent: no address of that family on the port.
+    pub no_source: u64,
+    /// Neighbour views published.
+    pub views_published: u64,
+    /// Flows removed because they idled out.
+    pub flows_expired: u64,
+    /// Established flows reset at both ends when they idled out.
+    pub flows_reset: u64,
+    /// RST segments sent (two per reset flow, unless one could not be).
+    pub rst_sent: u64,
+    /// Flow entries returned for reuse after their grace period.
+    pub flows_reclaimed: u64,
+    /// Later fragments that waited for their first fragment and went on.
+    pub frag_released: u64,
+    /// Later fragments dropped: their first fragment never came in time.
+    pub frag_timeout: u64,
+    /// Later fragments dropped: the waiting buffer was full.
+    pub frag_overflow: u64,
+    /// Rule snapshots published by a reload.
+    pub reloads: u64,
+    /// Flows ended by a reload: their rule changed or went, or their
+    /// member left the pool.
+    pub flows_ended_by_reload: u64,
+    /// Reloads rejected (invalid config, or a change that needs a restart).
+    pub reloads_rejected: u64,
+    /// Rule snapshots published because a member's health changed.
+    pub health_published: u64,
+    /// UDP flows ended because their member went down (their next
+    /// datagram goes to a healthy member).
+    pub flows_moved_by_health: u64,
+    /// IPv4 packets control originated (health probes) and sent on.
+    pub originated: u64,
+    /// Originated packets with no route to their destination.
+    pub originated_no_route: u64,
+}
+
+impl ControlCounters {
+    /// Every counter by its report name (`counter NAME VALUE` at exit; the
+    /// `event` label of `sluice_control_events_total`).
+    pub fn named(&self) -> [(&'static str, u64); 27] {
+        let n = &self.neigh;
+        [
+            ("neigh.requests", n.requests),
+            ("neigh.resolved", n.resolved),
+            ("neigh.held", n.held),
+            ("neigh.released", n.released),
+            ("neigh.queue_full", n.queue_full),
+            ("neigh.failed", n.failed),
+            ("neigh.expired", n.expired),
+            ("neigh.table_full", n.table_full),
+            ("control.to_worker_full", self.to_worker_full),
+            ("control.tx_own", self.tx_own),
+            ("control.tx_own_full", self.tx_own_full),
+            ("control.alloc_failed", self.alloc_failed),
+            ("control.no_source", self.no_source),
+            ("flows.expired", self.flows_expired),
+            ("flows.reset", self.flows_reset),
+            ("flows.rst_sent", self.rst_sent),
+            ("flows.reclaimed", self.flows_reclaimed),
+            ("frag.released", self.frag_released),
+            ("frag.timeout", self.frag_timeout),
+            ("frag.overflow", self.frag_overflow),
+            ("reload.ok", self.reloads),
+            ("reload.rejected", self.reloads_rejected),
+            ("flows.ended_by_reload", self.flows_ended_by_reload),
+            ("flows.moved_by_health", self.flows_moved_by_health),
+            ("health.published", self.health_published),
+            ("control.originated", self.originated),
+            ("control.originated_no_route", self.originated_no_route),
+        ]
+    }
+
+    /// The frames control lost after a worker handed them on (held for a
+    /// neighbour, deferred fragments, frames to send), by the reason name
+    /// `sluice_drops_total` gives them: part of the drop total.
+    pub fn drops(&self) -> [(&'static str, u64); 7] {
+        let n = &self.neigh;
+        [
+            ("neigh_queue_full", n.queue_full),
+            ("neigh_failed", n.failed),
+            ("neigh_table_full", n.table_full),
+            ("frag_timeout", self.frag_timeout),
+            ("frag_overflow", self.frag_overflow),
+            ("control_to_worker_full", self.to_worker_full),
+            ("originated_no_route", self.originated_no_route),
+        ]
+    }
+
+    /// The sum of [`ControlCounters::drops`].
+    pub fn total_drops(&self) -> u64 {
+        self.drops().iter().map(|d| d.1).sum()
+    }
+}
