@@ -4,9 +4,10 @@
 //! block a load-balancing or inbound NAT rule uses on that address: the
 //! 8-port blocks from port 1024 up, skipping the reserved ones, as many as
 //! that budget allows. A member of an outbound rule's pool gets `ports_per_member` ports
-//! (a multiple of 8, or by pool size) as 8-aligned blocks: one contiguous
-//! run on the first address that has room, else runs taken in address
-//! order. A member keeps its blocks while it stays in the pool, across
+//! (a multiple of 8, or by pool size) on each frontend address of its
+//! family, as 8-aligned blocks: one contiguous run per address when one
+//! fits, else that address's free blocks. The data path uses the first
+//! address's ports until they are all in use, then the next's. A member keeps its blocks while it stays in the pool, across
 //! reloads and restarts: the assignment lives in the state directory
 //! (`snat-<rule>.map`, written to a temp file and renamed).
 //!
@@ -265,21 +266,16 @@ pub fn plan(
             ));
             continue;
         }
+        // Every member gets its ports on each frontend address of its
+        // family (SPEC: the first address until its ports there are used
+        // up, then the next): each address must hold them all.
         let mut fits = true;
-        let both = addresses.iter().any(|a| a.is_ipv6()) && addresses.iter().any(|a| a.is_ipv4());
-        for v6 in [false, true] {
-            let fam = match (both, v6) {
-                (false, _) => "",
-                (true, false) => "IPv4 ",
-                (true, true) => "IPv6 ",
-            };
-            let of = |a: &&IpAddr| a.is_ipv6() == v6;
-            let budget: u32 = addresses
+        for &a in &addresses {
+            let budget = spaces[&a].free_ports();
+            let n = members
                 .iter()
-                .filter(of)
-                .map(|a| spaces[a].free_ports())
-                .sum();
-            let n = members.iter().filter(of).count();
+                .filter(|m| m.is_ipv6() == a.is_ipv6())
+                .count();
             let need = ppm as u64 * n as u64;
             if need > u64::from(budget) {
                 errors.push(err(
@@ -287,8 +283,7 @@ pub fn plan(
                     "ports_per_member",
                     format!(
                         "{n} members x {ppm} ports = {need} ports do not fit the {budget} free \
-                         ports of its {} {fam}frontend address(es)",
-                        addresses.iter().filter(of).count(),
+                         ports of frontend address {a}"
                     ),
                 ));
                 fits = false;
@@ -318,11 +313,20 @@ pub fn plan(
             let Some(runs) = prev.get(&m) else {
                 continue;
             };
-            let total: u32 = runs.iter().map(|r| u32::from(r.len)).sum();
-            let fits = total == p.ports_per_member
-                && runs.iter().all(|r| {
-                    p.addresses.contains(&r.address) && r.address.is_ipv6() == m.is_ipv6()
-                });
+            // Its runs still give it ports_per_member on each address of
+            // its family, and nothing elsewhere.
+            let fits = runs.iter().all(|r| p.addresses.contains(&r.address))
+                && p.addresses
+                    .iter()
+                    .filter(|a| a.is_ipv6() == m.is_ipv6())
+                    .all(|a| {
+                        let on: u32 = runs
+                            .iter()
+                            .filter(|r| r.address == *a)
+                            .map(|r| u32::from(r.len))
+                            .sum();
+                        on == p.ports_per_member
+                    });
             if !fits {
                 continue;
             }
@@ -383,14 +387,21 @@ pub fn plan(
     }
 }
 
-/// `ports` ports: one contiguous run on the first address with room, else
-/// free blocks in address order.
+/// `ports` ports on each of `addresses`, in their order: on each, one
+/// contiguous run if one fits, else its free blocks in port order.
 fn allocate(
     spaces: &mut BTreeMap<IpAddr, AddressBlocks>,
     addresses: &[IpAddr],
     ports: u32,
 ) -> Option<Vec<Run>> {
     let k = (ports / u32::from(BLOCK)) as usize;
+    if addresses
+        .iter()
+        .any(|a| spaces.get(a).is_none_or(|s| s.free_ports() < ports))
+    {
+        return None;
+    }
+    let mut runs: Vec<Run> = Vec::new();
     for a in addresses {
         let s = spaces.get_mut(a)?;
         if let Some(b) = s.first_fit(k) {
@@ -400,17 +411,10 @@ fn allocate(
                 len: ports as u16,
             };
             s.take(&run);
-            return Some(vec![run]);
+            runs.push(run);
+            continue;
         }
-    }
-    let free: u32 = addresses.iter().map(|a| spaces[a].free_ports()).sum();
-    if free < ports {
-        return None;
-    }
-    let mut runs: Vec<Run> = Vec::new();
-    let mut left = k;
-    for a in addresses {
-        let s = spaces.get_mut(a)?;
+        let mut left = k;
         for b in FIRST_BLOCK..BLOCKS {
             if left == 0 {
                 break;

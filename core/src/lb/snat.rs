@@ -4,9 +4,14 @@
 //! blocks (budget, allocation, persistence) and builds this; workers only
 //! read it, through the rules snapshot.
 //!
-//! A new outbound flow takes a public port from its member's ports that
-//! belong to the worker handling it (index `i` of the member's ports with
-//! `i % workers == worker`), so workers never contend for a port. The flow
+//! A new outbound flow takes a public port on the member's first public
+//! address while one is free there, then on the next (SPEC). On each
+//! address it tries the ports that belong to the worker handling it first
+//! (index `i` of the member's ports with `i % workers == worker`), so
+//! workers seldom contend for a port, then the other workers' ones: a port
+//! taken from another worker's slice is confirmed after the insert (a full
+//! fence, then no other entry may hold its key), and given back if another
+//! worker took it at the same moment. The flow
 //! table itself says which ports are in use: a TCP port is free for a
 //! destination (address, port) when the reply key of that 5-tuple is not in
 //! the table; a UDP port is free for a destination address when no cone
@@ -121,6 +126,9 @@ pub struct SnatMember {
     pub runs: Vec<Run>,
     /// Ports in all runs.
     pub ports: u32,
+    /// Ports per public address, in the runs' (the rule's address) order:
+    /// the data path uses them in this order.
+    pub spans: Vec<u32>,
     /// Per worker.
     pub counters: Box<[MemberCounters]>,
 }
@@ -208,10 +216,18 @@ impl Snat {
                     IpAddr::V6(a) => s.public6.insert(u128::from(a), ()),
                 };
             }
+            let mut spans: Vec<(IpAddr, u32)> = Vec::new();
+            for r in &runs {
+                match spans.last_mut() {
+                    Some((a, n)) if *a == r.address => *n += u32::from(r.len),
+                    _ => spans.push((r.address, u32::from(r.len))),
+                }
+            }
             s.members.push(SnatMember {
                 rule,
                 address,
                 ports: runs.iter().map(|r| u32::from(r.len)).sum(),
+                spans: spans.into_iter().map(|(_, n)| n).collect(),
                 runs,
                 counters: (0..workers).map(|_| MemberCounters::default()).collect(),
             });

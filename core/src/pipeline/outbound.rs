@@ -111,23 +111,6 @@ pub(super) fn cone_of<A: Ip>(cx: Context<'_>, k: &FlowKey<A>) -> Option<(u32, A,
     Some((idx, public.dst, public.dport))
 }
 
-/// This worker's slice of member `m`'s ports for `key`: (first index,
-/// stride, slice length, where in the slice the probe starts).
-#[inline]
-fn slice<A: Family>(
-    cx: Context<'_>,
-    key: &FlowKey<A>,
-    m: &SnatMember,
-) -> Option<(u32, u32, u32, u32)> {
-    let n = cx.services.snat.workers();
-    let w = (cx.worker as u32) % n;
-    if m.ports <= w {
-        return None;
-    }
-    let len = (m.ports - 1 - w) / n + 1;
-    Some((w, n, len, ((key.hash() >> 32) as u32) % len))
-}
-
 /// The key whose absence makes public (`pa`, `pp`) free for `key`: the
 /// public 5-tuple for TCP, the cone mapping for UDP.
 #[inline]
@@ -155,25 +138,84 @@ pub(super) fn prefetch_probe<A: Ip>(cx: Context<'_>, key: &FlowKey<A>) {
     let Some((_, m)) = cx.services.snat.member(key.src, key.proto) else {
         return;
     };
-    if let Some((w, n, _, start)) = slice(cx, key, m) {
-        if let Some(public) = m.port_at::<A>(w + n * start) {
+    let n = cx.services.snat.workers();
+    let h = (key.hash() >> 32) as u32;
+    let len = m.spans.first().copied().unwrap_or(0);
+    if let Some((first, own)) = own_slice(0, len, (cx.worker as u32) % n, n) {
+        if let Some(public) = m.port_at::<A>(first + n * (h % own)) {
             A::flows(&cx).prefetch_buckets(probe_key(key, public).hash());
         }
     }
 }
 
-/// A free public port of member `m` in this worker's slice for `key`'s
-/// destination: for TCP, no flow has the public 5-tuple; for UDP, no cone
-/// mapping holds (destination address, public address, port).
-fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<(A, u16)> {
-    let (w, n, len, start) = slice(cx, key, m)?;
-    for j in 0..len.min(MAX_PROBES) {
-        let public = m.port_at::<A>(w + n * ((start + j) % len))?;
-        if A::flows(&cx).lookup(&probe_key(key, public)).is_none() {
-            return Some(public);
+/// Worker `w`'s indices (of `n` workers) in the span `base..base + len` of
+/// a member's ports: (the first, how many; the others follow `n` apart).
+#[inline]
+fn own_slice(base: u32, len: u32, w: u32, n: u32) -> Option<(u32, u32)> {
+    let first = base + (w + n - base % n) % n;
+    (first < base + len).then(|| (first, (base + len - 1 - first) / n + 1))
+}
+
+/// A free public port for `key` among member `m`'s ports: address by
+/// address in the rule's order (the first until all its ports are in use),
+/// on each first this worker's slice, from a place the key's hash picks so
+/// flows spread over it, then the other workers' slices. The flag: the
+/// port is from another worker's slice, and the caller confirms its claim
+/// after the insert ([`claimed`]). At most [`MAX_PROBES`] ports are tried.
+fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A, u16), bool)> {
+    let n = cx.services.snat.workers();
+    let w = (cx.worker as u32) % n;
+    let h = (key.hash() >> 32) as u32;
+    let flows = A::flows(&cx);
+    let mut probes = 0;
+    let mut free = |i: u32| -> Option<Option<(A, u16)>> {
+        if probes == MAX_PROBES {
+            return None;
         }
+        probes += 1;
+        let public = m.port_at::<A>(i)?;
+        Some(
+            flows
+                .lookup(&probe_key(key, public))
+                .is_none()
+                .then_some(public),
+        )
+    };
+    let mut base = 0u32;
+    for &len in &m.spans {
+        if let Some((first, own)) = own_slice(base, len, w, n) {
+            let s = h % own;
+            for j in 0..own {
+                if let Some(p) = free(first + n * ((s + j) % own))? {
+                    return Some((p, false));
+                }
+            }
+        }
+        if n > 1 {
+            let s = h % len;
+            for j in 0..len {
+                let i = base + (s + j) % len;
+                if i % n == w {
+                    continue;
+                }
+                if let Some(p) = free(i)? {
+                    return Some((p, true));
+                }
+            }
+        }
+        base += len;
     }
     None
+}
+
+/// After inserting entry `idx` under a port [`pick`] took from another
+/// worker's slice: true when no other entry holds `probe` (the key that
+/// makes the port used), so the claim stands. The fence orders this
+/// worker's insert before its look, so of two workers racing for a port at
+/// least one sees the other's entry.
+fn claimed<A: Ip>(cx: Context<'_>, probe: &FlowKey<A>, idx: u32) -> bool {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    !A::flows(&cx).has_other(probe, idx)
 }
 
 /// Inserts the SNAT flow of `key` leaving from (`pa`, `pp`).
@@ -259,20 +301,52 @@ fn snat_flow<A: Ip>(
     } else {
         None
     };
-    let public = match existing.or_else(|| pick(cx, key, m)) {
-        Some(p) => p,
-        None => {
+    // A port taken from another worker's slice may be lost to that worker
+    // at the same moment: then the next free one is tried.
+    let mut attempts = 0;
+    let (idx, hashes) = loop {
+        attempts += 1;
+        let picked = existing.map(|p| (p, false)).or_else(|| pick(cx, key, m));
+        let Some((public, stolen)) = picked.filter(|_| attempts <= 3) else {
             counters
                 .failed
                 .store(counters.failed.load(Relaxed) + 1, Relaxed);
             return Err(DropReason::SnatExhausted);
+        };
+        if let Some(opened) = open(cx, key, public, existing.is_none(), stolen, mi, m)? {
+            break opened;
         }
     };
-    if key.proto == UDP && existing.is_none() {
+    counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
+    c.flow_created(hashes);
+    c.add(Stat::SnatCreated, 1);
+    Ok((idx, Dir::Original))
+}
+
+/// Inserts the flow of `key` leaving from `public` (and, for a new UDP
+/// mapping, `fresh`, its cone mapping first). `Ok(None)`: the port was
+/// taken from another worker's slice (`stolen`) and that worker won it;
+/// nothing stays inserted.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn open<A: Ip>(
+    cx: Context<'_>,
+    key: &FlowKey<A>,
+    public: (A, u16),
+    fresh: bool,
+    stolen: bool,
+    mi: u16,
+    m: &SnatMember,
+) -> Result<Option<(u32, [u64; 2])>, DropReason> {
+    if key.proto == UDP && fresh {
         // Keyed with protocol 253, which no packet has: no lookup of this
         // chunk can find it, so it is not counted as a flow.
         let mapping = cone_keys((key.src, key.sport), key.dst, public);
-        insert_entry(cx, mapping, key, mi, m, tcp::State::Other)?;
+        let (mx, _) = insert_entry(cx, mapping, key, mi, m, tcp::State::Other)?;
+        if stolen && !claimed(cx, &mapping[1], mx) {
+            A::flows(&cx).withdraw(mx);
+            return Ok(None);
+        }
     }
     let state = if key.proto == TCP {
         tcp::State::SynSent
@@ -280,10 +354,11 @@ fn snat_flow<A: Ip>(
         tcp::State::Other
     };
     let (idx, hashes) = insert(cx, key, public, mi, m, state)?;
-    counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
-    c.flow_created(hashes);
-    c.add(Stat::SnatCreated, 1);
-    Ok((idx, Dir::Original))
+    if stolen && key.proto == TCP && !claimed(cx, &probe_key(key, public), idx) {
+        A::flows(&cx).withdraw(idx);
+        return Ok(None);
+    }
+    Ok(Some((idx, hashes)))
 }
 
 /// UDP to a public SNAT port from a port of an address whose cone mapping

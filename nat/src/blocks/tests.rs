@@ -56,51 +56,40 @@ fn auto_follows_the_pool_size_table() {
 }
 
 #[test]
-fn members_get_aligned_contiguous_blocks_on_the_first_address_first() {
+fn members_get_aligned_contiguous_blocks_on_every_address_in_order() {
     let p = one(&config(&[1, 2], "1000", ""), &BTreeMap::new());
-    assert_eq!(
-        p.members[&ip(1)],
-        [Run {
-            address: WEB,
-            start: 1024,
-            len: 1000
-        }]
-    );
-    assert_eq!(
-        p.members[&ip(2)],
-        [Run {
-            address: WEB,
-            start: 2024,
-            len: 1000
-        }]
-    );
+    let run = |address, start| Run {
+        address,
+        start,
+        len: 1000,
+    };
+    assert_eq!(p.members[&ip(1)], [run(WEB, 1024), run(WEB2, 1024)]);
+    assert_eq!(p.members[&ip(2)], [run(WEB, 2024), run(WEB2, 2024)]);
 }
 
 #[test]
-fn the_second_address_serves_once_the_first_is_full() {
-    // 64,000 ports per address: 2 x 32,000 fill the first.
-    let p = one(&config(&[1, 2, 3], "32000", ""), &BTreeMap::new());
-    assert_eq!(p.members[&ip(1)][0].address, WEB);
-    assert_eq!(p.members[&ip(2)][0].address, WEB);
-    assert_eq!(
-        p.members[&ip(3)],
-        [Run {
-            address: WEB2,
-            start: 1024,
-            len: 32000
-        }]
-    );
+fn each_address_must_hold_every_members_ports() {
+    // 64,000 ports per address: 2 x 32,000 fill each; a third does not fit.
+    let p = one(&config(&[1, 2], "32000", ""), &BTreeMap::new());
+    for m in [1, 2] {
+        let on: Vec<IpAddr> = p.members[&ip(m)].iter().map(|r| r.address).collect();
+        assert_eq!(on, [WEB, WEB2]);
+    }
+    let e = plan(&config(&[1, 2, 3], "32000", ""), &BTreeMap::new()).unwrap_err();
+    assert_eq!(e.len(), 2, "one error per address: {e:?}");
 }
 
 #[test]
 fn a_budget_that_does_not_fit_is_rejected_with_the_numbers() {
     let e = plan(&config(&[1, 2, 3, 4, 5], "32000", ""), &BTreeMap::new()).unwrap_err();
-    assert_eq!(e.len(), 1);
+    assert_eq!(e.len(), 2);
     assert_eq!(e[0].object, "outbound_rule \"egress\"");
     assert_eq!(e[0].field, "ports_per_member");
     assert!(
         e[0].reason.contains("5 members x 32000 ports = 160000")
-            && e[0].reason.contains("128000 free ports"),
+            && e[0]
+                .reason
+                .contains("64000 free ports of frontend address 203.0.113.10"),
         "{}",
         e[0].reason
     );
@@ -114,15 +103,23 @@ fn rule_ports_reserve_their_aligned_block() {
     let p = one(&config(&[1], "16", extra), &BTreeMap::new());
     assert_eq!(
         p.members[&ip(1)],
-        [Run {
-            address: WEB,
-            start: 1032,
-            len: 16
-        }]
+        [
+            Run {
+                address: WEB,
+                start: 1032,
+                len: 16
+            },
+            Run {
+                address: WEB2,
+                start: 1024,
+                len: 16
+            }
+        ]
     );
-    // The reserved block still counts against nothing else: 63,992 + 64,000.
-    let e = plan(&config(&[1, 2], "64000", extra), &BTreeMap::new()).unwrap_err();
-    assert!(e[0].reason.contains("127992 free ports"), "{}", e[0].reason);
+    // The reserved block counts against its address only.
+    let e = plan(&config(&[1], "64000", extra), &BTreeMap::new()).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].reason.contains("63992 free ports"), "{}", e[0].reason);
 }
 
 #[test]
@@ -192,8 +189,10 @@ proptest! {
             let p = one(&config(&members, &ports.to_string(), extra), &prev);
             let mut seen: Vec<(IpAddr, u16)> = Vec::new();
             for (m, runs) in &p.members {
-                let total: u32 = runs.iter().map(|r| u32::from(r.len)).sum();
-                prop_assert_eq!(total, ports);
+                for a in [WEB, WEB2] {
+                    let on: u32 = runs.iter().filter(|r| r.address == a).map(|r| u32::from(r.len)).sum();
+                    prop_assert_eq!(on, ports, "on {}", a);
+                }
                 for r in runs {
                     prop_assert_eq!(r.start % BLOCK, 0);
                     prop_assert_eq!(r.len % BLOCK, 0);

@@ -622,6 +622,54 @@ impl<A: Family> FlowTable<A> {
         Ok((idx, h))
     }
 
+    /// True when an entry other than `idx` holds key `k`: a worker that
+    /// took a public port from another worker's slice confirms its claim.
+    pub fn has_other(&self, k: &FlowKey<A>, idx: u32) -> bool {
+        let w = k.words();
+        let h = hash_words(w.as_ref());
+        let sig = Self::sig(h);
+        for bi in Self::candidates(h, self.mask) {
+            for s in &self.buckets[bi].0 {
+                let v = s.load(Acquire);
+                if v == 0 || (v >> 48) as u16 != sig {
+                    continue;
+                }
+                let other = (v as u32).wrapping_sub(1);
+                let dir = Dir::from_bit(v >> 32);
+                if other == idx {
+                    continue;
+                }
+                let Some(e) = self.entries.get(other as usize) else {
+                    continue;
+                };
+                if e.state.load(Relaxed) & LIVE != 0
+                    && Self::matches(&e.key[dir.index()], w.as_ref())
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Takes back a flow this worker has just inserted and no packet has
+    /// used: unlinked now, reused after the grace period like any other.
+    pub fn withdraw(&self, idx: u32) {
+        let Some(e) = self.entries.get(idx as usize) else {
+            return;
+        };
+        if e.state.fetch_and(!LIVE, Relaxed) & LIVE == 0 {
+            return;
+        }
+        for d in Dir::BOTH {
+            self.unplace(&e.key(d), d, idx);
+        }
+        self.live.fetch_sub(1, Relaxed);
+        if self.orphans.push(idx).is_err() {
+            self.leaked.fetch_add(1, Relaxed);
+        }
+    }
+
     fn abandon(&self, idx: u32) {
         self.entries[idx as usize].state.fetch_and(!LIVE, Relaxed);
         if self.orphans.push(idx).is_err() {
