@@ -16,6 +16,10 @@ HOST may be IPv6; clients then use IPv6.
                                    when all were accepted
   exhaust HOST P1 P2 OUT           the 8-port exhaustion sequence; appends
                                    "step 0|1" lines to OUT
+  fill HOST PORT N OUT             N connections one after another, all kept
+                                   open; each sends "i"; appends "i 0|1" to OUT
+  tcp-who PORT OUT                 per connection: reads a line, appends
+                                   "line peer_addr" to OUT
 """
 import socket
 import socketserver
@@ -97,6 +101,32 @@ def tcp_log(port, out):
     serve(port, Log)
 
 
+def tcp_who(port, out):
+    lock = threading.Lock()
+
+    class Who(socketserver.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline().decode().strip()
+            with lock, open(out, "a") as f:
+                f.write(f"{line} {self.client_address[0]}\n")
+            self.rfile.read()  # hold the connection until the client ends
+
+    serve(port, Who)
+
+
+def fill(host, port, n, out):
+    held = []
+    with open(out, "a") as f:
+        for i in range(n):
+            c = connect(host, port)
+            if c is not None:
+                c.sendall(f"{i}\n".encode())
+                held.append(c)
+            f.write(f"{i} {int(c is not None)}\n")
+            f.flush()
+    time.sleep(0.5)
+
+
 def connect(host, port, timeout=2.0):
     try:
         return socket.create_connection((host, port), timeout=timeout)
@@ -157,6 +187,10 @@ if __name__ == "__main__":
         tcp_log(int(a[0]), a[1])
     elif cmd == "tcp-names":
         tcp_names(a[0], int(a[1]), a[2], int(a[3]))
+    elif cmd == "fill":
+        fill(a[0], int(a[1]), int(a[2]), a[3])
+    elif cmd == "tcp-who":
+        tcp_who(int(a[0]), a[1])
     elif cmd == "exhaust":
         exhaust(a[0], int(a[1]), int(a[2]), a[3])
     else:

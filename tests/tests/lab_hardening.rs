@@ -137,3 +137,74 @@ fn blind_resets_do_not_end_inbound_or_snat_connections() {
     );
     assert_eq!(r.get("drop.tcp_no_flow"), 0, "{}", r.log);
 }
+
+#[test]
+fn snat_uses_the_first_address_then_the_next_and_every_workers_ports() {
+    let lab = Lab::new(1);
+    let log = lab.dir.join("who.out");
+    let script = sluice_tests::workspace().join("tests/data/snat_lab.py");
+    let py = script.to_str().unwrap();
+    lab.spawn(
+        &lab.internet(),
+        &["python3", py, "tcp-who", "9000", log.to_str().unwrap()],
+    );
+    assert!(lab.wait_until(&lab.internet(), "ss -ltn | grep -q ':9000 '", 10));
+    // Two public addresses, 8 ports on each; two workers on two RX queues
+    // per port (three lcores on this machine's two CPUs), so RSS spreads
+    // the member's connections over both workers' slices.
+    let extra = "[[frontend]]\nname = \"web2\"\naddress = \"203.0.113.11\"\nkind = \"public\"\n\n\
+                 [[outbound_rule]]\nname = \"egress\"\nfrontends = [\"web\", \"web2\"]\n\
+                 pool = \"web-pool\"\nprotocol = \"tcp\"\nports_per_member = 8\n";
+    let (text, prefix) = lab.config(extra);
+    let text = sluice_tests::lab::with_outbound(&text)
+        .replace("\"-l\", \"0-1\"", "\"--lcores=0@0,1@1,2@1\"")
+        .replace("iface=ext0\"", "iface=ext0,qpairs=2\"")
+        .replace("iface=int0\"", "iface=int0,qpairs=2\"")
+        .replace("workers = [1]", "workers = [1, 2]")
+        .replace("role = \"external\"", "role = \"external\"\nrx_queues = 2")
+        .replace("role = \"internal\"", "role = \"internal\"\nrx_queues = 2");
+    assert!(
+        text.contains("workers = [1, 2]"),
+        "conf/lab.toml changed shape"
+    );
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let out = lab.dir.join("fill.out");
+    let o = lab.exec(
+        &lab.backend(0),
+        &[
+            "python3",
+            py,
+            "fill",
+            INTERNET,
+            "9000",
+            "17",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let opened = std::fs::read_to_string(&out).unwrap_or_default();
+    let ok: Vec<&str> = opened.lines().filter(|l| l.ends_with(" 1")).collect();
+    assert_eq!(ok.len(), 16, "16 ports, 16 connections:\n{opened}");
+    assert!(opened.contains("16 0"), "the 17th fails:\n{opened}");
+    assert!(eventually(5, || std::fs::read_to_string(&log)
+        .is_ok_and(|s| s.lines().count() == 16)));
+    let seen = std::fs::read_to_string(&log).unwrap();
+    for line in seen.lines() {
+        let (i, from) = line.split_once(' ').unwrap();
+        let i: u32 = i.parse().unwrap();
+        let want = if i < 8 { FRONTEND } else { "203.0.113.11" };
+        assert_eq!(from, want, "connection {i}:\n{seen}");
+    }
+    let r = d.stop();
+    assert_eq!(r.get("snat.egress.10.0.0.11.ok"), 16, "{}", r.log);
+    // The 17th SYN and its retransmissions.
+    assert!(r.get("snat.egress.10.0.0.11.failed") >= 1, "{}", r.log);
+    assert_eq!(r.get("snat.egress.10.0.0.11.ports_allocated"), 16);
+    for w in 0..2 {
+        assert!(
+            r.get(&format!("worker{w}.snat_created")) >= 1,
+            "RSS gave worker {w} none of the connections: {}",
+            r.log
+        );
+    }
+}
