@@ -3,14 +3,15 @@
 #   build: DPDK 22.11 (libdpdk-dev), clang/libclang for bindgen, pkg-config,
 #          libsystemd-dev (a static build links it)
 #   labs:  iproute2, ethtool, ping, arping, tcpdump, procps (kill), python3
-#          (test servers), curl, socat, iperf3 (bulk TCP), nmap (port scans)
+#          (test servers), curl, socat, iperf3 (bulk TCP), nmap (port scans),
+#          tracepath (Sluice's hop)
 # Needs root for apt-get; prints what it installs.
 set -euo pipefail
 
 PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev libsystemd-dev
   iproute2 ethtool iputils-ping arping tcpdump procps python3 curl socat nginx-light openssl
-  iperf3 nmap
+  iperf3 nmap iputils-tracepath
 )
 
 missing=()

@@ -208,3 +208,28 @@ fn snat_uses_the_first_address_then_the_next_and_every_workers_ports() {
         );
     }
 }
+
+#[test]
+fn tracepath_shows_sluices_hop() {
+    let lab = Lab::new(1);
+    let b1 = lab.backend(0);
+    // b1 leaves through an outbound rule (UDP included) to the internet
+    // host: hop 1 is Sluice, whose internal address sends the Time
+    // Exceeded; hop 2 is the host itself.
+    let (text, prefix) = lab.config(EGRESS_AND_SSH_POOL);
+    let text = sluice_tests::lab::with_outbound(&text);
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let out = lab.exec(&b1, &["tracepath", "-n", "-m", "4", INTERNET]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let hop1 = text.lines().find(|l| l.trim_start().starts_with("1:"));
+    assert!(
+        hop1.is_some_and(|l| l.contains("10.0.0.1 ")),
+        "hop 1 is Sluice's internal address:\n{text}"
+    );
+    assert!(
+        text.contains("reached"),
+        "the host answers hop 2 (through SNAT):\n{text}"
+    );
+    let r = d.stop();
+    assert!(r.get("time_exceeded_sent") >= 1, "{}", r.log);
+}

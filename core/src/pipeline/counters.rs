@@ -147,6 +147,10 @@ named_enum! {
         TcpSynOnEstablished => "tcp_syn_on_established",
         /// ICMP errors translated for a flow.
         IcmpTranslated => "icmp_translated",
+        /// ICMP Time Exceeded sent for packets whose TTL / hop limit ran
+        /// out here (their frames; the rate-limited rest are
+        /// `drop.ttl_exceeded`).
+        TimeExceededSent => "time_exceeded_sent",
         /// Fragments forwarded after their first fragment.
         FragmentsForwarded => "fragments_forwarded",
         /// Later fragments handed to control to wait for their first one.
@@ -172,6 +176,8 @@ pub struct Counters {
     /// lookup pass did not find is looked up again only when a flow
     /// inserted since may be its own; empty between chunks.
     pub(super) inserted: KeyFilter,
+    /// Not a count: the budget of ICMP errors this worker originates.
+    pub(super) icmp_limit: super::time_exceeded::Limiter,
 }
 
 /// A 256-bit filter of flow key hashes: no false negatives.
@@ -199,6 +205,7 @@ impl Default for Counters {
             stats: [0; Stat::COUNT],
             drops: [0; DropReason::COUNT],
             inserted: KeyFilter::default(),
+            icmp_limit: Default::default(),
         }
     }
 }
@@ -277,6 +284,7 @@ impl SharedCounters {
             stats: std::array::from_fn(|i| self.stats[i].load(Ordering::Relaxed)),
             drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
             inserted: KeyFilter::default(),
+            icmp_limit: Default::default(),
         }
     }
 }

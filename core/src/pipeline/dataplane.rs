@@ -248,6 +248,16 @@ impl Dataplane {
         Some((port, A::from_bits(g)))
     }
 
+    /// The first address of family `A` configured on `port` (where the
+    /// ICMP errors Sluice originates come from).
+    pub fn address_of<A: Family>(&self, port: PortIndex) -> Option<A> {
+        self.ports
+            .get(port.index())?
+            .nets
+            .iter()
+            .find_map(|n| A::from_ip(n.addr()))
+    }
+
     /// The gateway of family `A`, if the config sets one.
     #[inline]
     pub fn gateway_of<A: Family>(&self) -> Option<A> {

@@ -59,7 +59,12 @@ fn send_on(ex: &Example, port: PortIndex, frame: Vec<u8>, worker: usize) -> Out 
         ..ex.cx(&n, 7)
     };
     let fate = process(cx, port, &mut room, len, &mut Nop, &mut c);
-    room.truncate(len);
+    // A reply Sluice built in place may be longer than what came in.
+    let sent = match fate {
+        Fate::Tx { len, .. } => usize::from(len),
+        _ => 0,
+    };
+    room.truncate(len.max(sent));
     Out {
         fate,
         frame: room,
@@ -211,14 +216,63 @@ fn tcp_without_a_flow_and_denied_ports_are_dropped_silently() {
 }
 
 #[test]
-fn ttl_that_would_reach_zero_is_dropped_before_a_flow_exists() {
+fn ttl_that_would_reach_zero_gets_time_exceeded_before_a_flow_exists() {
     let ex = Example::lb(64);
     let mut f = syn((ip("198.51.100.7"), 40000), (ip("203.0.113.10"), 80));
     let mut p = ipv4::Packet::new_unchecked(&mut f[14..]);
     p.set_ttl(1);
     p.fill_checksum();
-    assert_eq!(send(&ex, EXT, f).fate, Fate::Drop(DropReason::TtlExceeded));
+    let original = f[14..14 + 28].to_vec();
+    let o = send(&ex, EXT, f);
     assert!(ex.flows.is_empty());
+    let Fate::Tx { port: EXT, len } = o.fate else {
+        panic!("{:?}", o.fate)
+    };
+    assert_eq!(o.c.stat(Stat::TimeExceededSent), 1);
+    let frame = &o.frame[..usize::from(len)];
+    assert_eq!(&frame[..6], &GW_MAC.0, "back towards the sender");
+    let ip4 = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    assert!(ip4.verify_checksum());
+    assert_eq!(
+        ip4.src_addr(),
+        ip("203.0.113.1"),
+        "from the port's own address"
+    );
+    assert_eq!(ip4.dst_addr(), ip("198.51.100.7"));
+    let icmp = icmpv4::Packet::new_checked(ip4.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!(icmp.msg_type(), icmpv4::Message::TimeExceeded);
+    assert_eq!(&ip4.payload()[8..], &original[..], "IP header and 8 bytes");
+}
+
+#[test]
+fn time_exceeded_is_rate_limited_per_worker() {
+    let ex = Example::lb(64);
+    let mut c = Counters::default();
+    let n = neigh();
+    let (mut sent, mut dropped) = (0, 0);
+    for i in 0..50 {
+        let mut f = syn((ip("198.51.100.7"), 40000 + i), (ip("203.0.113.10"), 80));
+        let mut p = ipv4::Packet::new_unchecked(&mut f[14..]);
+        p.set_ttl(1);
+        p.fill_checksum();
+        let len = f.len();
+        f.resize(2048, 0);
+        struct Nop;
+        impl Slowpath for Nop {
+            fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
+                true
+            }
+        }
+        // One clock tick for all 50: one window.
+        match process(ex.cx(&n, 7), EXT, &mut f, len, &mut Nop, &mut c) {
+            Fate::Tx { .. } => sent += 1,
+            Fate::Drop(DropReason::TtlExceeded) => dropped += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((sent, dropped), (10, 40));
+    assert_eq!(c.stat(Stat::TimeExceededSent), 10);
 }
 
 #[test]

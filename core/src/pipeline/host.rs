@@ -78,7 +78,7 @@ pub(super) fn arp_input<S: Slowpath>(
 
 /// Sends an in-place reply towards `dst`: route, then the neighbour's MAC or
 /// a hold while control resolves it.
-fn route_reply(cx: Context<'_>, room: &mut [u8], len: usize, dst: IpAddr) -> Fate {
+pub(super) fn route_reply(cx: Context<'_>, room: &mut [u8], len: usize, dst: IpAddr) -> Fate {
     let Some((port, next_hop)) = cx.dataplane.route(dst) else {
         return Fate::Drop(DropReason::NoRoute);
     };

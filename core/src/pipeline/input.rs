@@ -93,7 +93,7 @@ fn flow_input<A: Ip>(
     c: &mut Counters,
 ) -> Fate {
     if h.ttl <= 1 {
-        return Fate::Drop(DropReason::TtlExceeded);
+        return super::time_exceeded::time_exceeded(*cx, rx_port, room, h, c);
     }
     if h.frag.is_some_and(|f| !f.first) {
         return fragment::later_fragment(*cx, room, len, h, c);

@@ -23,6 +23,7 @@ mod input;
 mod l3;
 mod l4;
 mod outbound;
+mod time_exceeded;
 
 pub use counters::{
     Counters, DropReason, SharedCounters, Stat, Traffic, TrafficCount, TRAFFIC_SLOTS,

@@ -328,7 +328,7 @@ fn snat_flow<A: Ip>(
 /// taken from another worker's slice (`stolen`) and that worker won it;
 /// nothing stays inserted.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(never)]
 fn open<A: Ip>(
     cx: Context<'_>,
     key: &FlowKey<A>,

@@ -57,7 +57,12 @@ fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> (Fate, Vec<u8>, Counte
     room.resize(2048, 0);
     let mut c = Counters::default();
     let fate = process(ex.cx(&n, 7), port, &mut room, len, &mut Nop, &mut c);
-    room.truncate(len);
+    // A reply Sluice built in place may be longer than what came in.
+    let sent = match fate {
+        Fate::Tx { len, .. } => usize::from(len),
+        _ => 0,
+    };
+    room.truncate(len.max(sent));
     (fate, room, c)
 }
 
@@ -246,7 +251,30 @@ fn fragments_and_expiring_hop_limits_are_dropped_with_their_reason() {
     assert_eq!(fate, Fate::Drop(DropReason::Fragment));
     let mut f = syn((ip("2001:db8:1::100"), 40003));
     f[14 + 7] = 1;
-    assert_eq!(send(&ex, EXT, f).0, Fate::Drop(DropReason::TtlExceeded));
+    let total = 40 + usize::from(u16::from_be_bytes([f[18], f[19]]));
+    let original = f[14..14 + total].to_vec();
+    let (fate, out, c) = send(&ex, EXT, f);
+    let Fate::Tx { port: EXT, len } = fate else {
+        panic!("{fate:?}")
+    };
+    assert_eq!(c.stat(Stat::TimeExceededSent), 1);
+    let out = &out[..usize::from(len)];
+    let p = ipv6::Packet::new_checked(&out[14..]).unwrap();
+    assert_eq!(
+        p.src_addr(),
+        ip("2001:db8:1::1"),
+        "from the port's own address"
+    );
+    assert_eq!(p.dst_addr(), ip("2001:db8:1::100"));
+    let msg = &out[14 + 40..];
+    assert_eq!((msg[0], msg[1]), (3, 0), "ICMPv6 time exceeded, hop limit");
+    let pseudo = checksum::pseudo_header_v6(p.src_addr(), p.dst_addr(), 58, msg.len() as u32);
+    assert_eq!(
+        checksum::fold(checksum::combine(pseudo, checksum::sum(msg))),
+        0xffff
+    );
+    assert_eq!(&msg[8..], &original[..], "the whole packet fits 1280 bytes");
+    assert_eq!(&out[..6], &CLIENT_MAC.0);
 }
 
 #[test]
