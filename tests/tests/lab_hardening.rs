@@ -233,3 +233,42 @@ fn tracepath_shows_sluices_hop() {
     let r = d.stop();
     assert!(r.get("time_exceeded_sent") >= 1, "{}", r.log);
 }
+
+#[test]
+fn a_packet_too_big_for_the_egress_makes_the_sender_learn_the_path_mtu() {
+    let lab = Lab::new(1);
+    let b1 = lab.backend(0);
+    lab.spawn(&b1, &["iperf3", "-s", "-p", "5201"]);
+    assert!(lab.wait_until(&b1, "ss -ltn | grep -q ':5201 '", 10));
+    let rule = ECHO_RULE
+        .replace("7000", "5201")
+        .replace("name = \"echo\"", "name = \"bulk\"")
+        .replace("allow-echo", "allow-bulk");
+    let (text, prefix) = lab.config(&rule);
+    // The client side's port carries at most 1280 bytes; b1's link 1500.
+    let text = text.replace("role = \"external\"\n", "role = \"external\"\nmtu = 1280\n");
+    assert!(text.contains("mtu = 1280"), "conf/lab.toml changed shape");
+    let d = lab.start_sluiced_with(&text, &prefix);
+    // b1 sends (-R): its full-size segments are too big for the client's
+    // side, with DF set; the "fragmentation needed" makes it resend
+    // smaller.
+    let out = lab.exec(
+        &lab.client(),
+        &[
+            "iperf3", "-c", FRONTEND, "-p", "5201", "-R", "-t", "2", "-J",
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let route = lab.sh(&b1, &format!("ip route get {CLIENT}"));
+    let route = String::from_utf8_lossy(&route.stdout).to_string();
+    let r = d.stop();
+    assert!(j["error"].is_null(), "iperf3: {}\n{}", j["error"], r.log);
+    let received = j["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+    assert!(received > 1e6, "only {received} bytes arrived\n{}", r.log);
+    assert!(
+        route.contains("mtu 1280"),
+        "b1 did not learn the path MTU: {route}"
+    );
+    assert!(r.get("too_big_sent") >= 1, "{}", r.log);
+}

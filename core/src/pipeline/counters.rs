@@ -102,6 +102,9 @@ named_enum! {
         SnatExhausted => "snat_exhausted",
         /// To a public SNAT address with no flow or cone mapping for it.
         SnatNoMapping => "snat_no_mapping",
+        /// Larger than the egress port's MTU, and no ICMP error sent for it
+        /// (IPv4 without DF, rate limit, martian source).
+        MtuExceeded => "mtu_exceeded",
         /// A probe reply found the ring to the prober full.
         ProbeRingFull => "probe_ring_full",
 
@@ -151,6 +154,9 @@ named_enum! {
         /// out here (their frames; the rate-limited rest are
         /// `drop.ttl_exceeded`).
         TimeExceededSent => "time_exceeded_sent",
+        /// ICMP "fragmentation needed" / ICMPv6 Packet Too Big sent for
+        /// packets larger than their egress port's MTU.
+        TooBigSent => "too_big_sent",
         /// Fragments forwarded after their first fragment.
         FragmentsForwarded => "fragments_forwarded",
         /// Later fragments handed to control to wait for their first one.

@@ -23,6 +23,8 @@ pub struct PortView {
     pub v6: Vec<Ipv6Addr>,
     /// Connected subnets.
     pub nets: Vec<IpNet>,
+    /// Largest IP packet it sends (`[[port]] mtu`).
+    pub mtu: u16,
 }
 
 impl PortView {
@@ -68,6 +70,8 @@ impl PortView {
 pub struct Dataplane {
     /// Indexed by port index.
     pub ports: Vec<PortView>,
+    /// The smallest port MTU: a packet no larger needs no per-port check.
+    pub min_mtu: u16,
     /// Each family's gateway, its address as [`Family::bits`] (a new flow
     /// to an off-link client reads it, and an `IpAddr` costs a tag check).
     gateway_v4: Option<(PortIndex, u128)>,
@@ -118,6 +122,7 @@ impl Dataplane {
                     })
                     .collect(),
                 nets: p.addresses.clone(),
+                mtu: p.mtu,
             });
             for &g in &p.gateways {
                 match g {
@@ -180,6 +185,7 @@ impl Dataplane {
             .map(|(a, _)| a)
             .collect();
         Dataplane {
+            min_mtu: ports.iter().map(|p| p.mtu).min().unwrap_or(1500),
             ports,
             probe_v4,
             probe_v6,

@@ -4,6 +4,7 @@
 
 use super::l3::{Ip, ETH};
 use super::l4::{self, field, rd16, wr16, L4, TCP, UDP};
+use super::time_exceeded::{too_big, About};
 use super::{Context, Counters, Fate, Stat};
 use crate::family::{Dir, Family};
 use crate::flow::{tcp, Delta, Entry, RawRewrite};
@@ -105,6 +106,14 @@ pub(super) fn forward<A: Ip>(
         note_window(e, dir, ip, hl);
     }
     let rw = e.raw_rewrite(dir);
+    // The frame's length bounds the packet's: most frames need no look at
+    // the egress port.
+    if len > ETH + usize::from(cx.dataplane.min_mtu) {
+        if let Some(f) = too_big_flow::<A>(*cx, (idx, dir), room, hl, proto, c) {
+            return f;
+        }
+    }
+    let ip = &mut room[ETH..];
     let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
     cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), syn);
     rewrite_headers::<A>(ip, hl, proto, &rw);
@@ -118,6 +127,7 @@ pub(super) fn forward<A: Ip>(
 /// endpoint decides) and are counted: a blind attacker cannot end or
 /// shorten a connection. Out of line, so the data path keeps its
 /// registers.
+#[cold]
 #[inline(never)]
 fn track_tcp_flags<A: Family>(
     e: &Entry<A>,
@@ -170,6 +180,42 @@ fn rst_acceptable<A: Family>(e: &Entry<A>, dir: Dir, t: &[u8]) -> bool {
     let ack = (t[field::TCP_FLAGS] & crate::wire::tcp::Flags::ACK.0 != 0)
         .then(|| l4::rd32(t, field::TCP_ACK));
     e.rst_acceptable(dir, seq, ack)
+}
+
+/// For a tracked flow's packet larger than some port's MTU: [`too_big`]
+/// when it is larger than its egress port's (its TCP state has moved by
+/// it: a sender that learns the smaller MTU resends the same bytes). The
+/// error leaves from the port the packet came in on, the other
+/// direction's egress.
+#[cold]
+#[inline(never)]
+fn too_big_flow<A: Ip>(
+    cx: Context<'_>,
+    (idx, dir): (u32, Dir),
+    room: &mut [u8],
+    hl: usize,
+    proto: u8,
+    c: &mut Counters,
+) -> Option<Fate> {
+    let e = A::flows(&cx).entry(idx);
+    let total = ip_len::<A>(&room[ETH..]);
+    let mtu = cx
+        .dataplane
+        .ports
+        .get(e.raw_rewrite(dir).egress.index())?
+        .mtu;
+    let rx_port = e.raw_rewrite(dir.other()).egress;
+    if total <= usize::from(mtu) {
+        return None;
+    }
+    let about = About {
+        src: A::read(&room[ETH + A::SRC..]),
+        total,
+        l4: hl,
+        proto,
+        later_fragment: false,
+    };
+    Some(too_big::<A>(cx, rx_port, room, about, mtu, c))
 }
 
 /// The IP packet's length as its header says.

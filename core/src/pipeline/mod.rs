@@ -304,3 +304,6 @@ mod tcp_tests;
 
 #[cfg(test)]
 mod floating_tests;
+
+#[cfg(test)]
+mod mtu_tests;
