@@ -130,6 +130,7 @@ pub struct LbRule {
     #[serde(default)]
     pub disable_outbound_snat: bool,
     pub all_down: Option<String>,
+    pub fragments: Option<bool>,
 }
 
 /// `[[nat_rule]]`

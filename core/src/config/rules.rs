@@ -113,6 +113,7 @@ pub(super) fn check_lb_rules(
             floating_ip: r.floating_ip,
             disable_outbound_snat: r.disable_outbound_snat,
             all_down,
+            fragments: r.fragments.unwrap_or(ha),
         });
     }
     out

@@ -256,6 +256,9 @@ pub struct LbRule {
     pub disable_outbound_snat: bool,
     /// Every-member-down behaviour.
     pub all_down: AllDown,
+    /// IP fragments are forwarded (later ones follow the first one's
+    /// member); default: HA ports only.
+    pub fragments: bool,
 }
 
 impl LbRule {

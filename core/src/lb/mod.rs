@@ -154,6 +154,8 @@ pub struct Service {
     pub eligible: Vec<bool>,
     /// HA ports: every port and protocol; fragments are forwarded.
     pub ha_ports: bool,
+    /// IP fragments are forwarded (HA ports, or the rule's `fragments`).
+    pub fragments: bool,
     /// Protocol it serves (as configured).
     pub protocol: Protocol,
     /// Frontend port it serves; 0 for HA ports.
@@ -250,6 +252,7 @@ fn forwarding(
         maglev: Maglev::build(&[member], &[up]),
         eligible: vec![up],
         ha_ports: false,
+        fragments: false,
         protocol: Protocol::All,
         frontend_port: 0,
     }
@@ -378,6 +381,7 @@ impl Services {
                 maglev,
                 eligible: ok,
                 ha_ports: r.is_ha_ports(),
+                fragments: r.fragments,
                 protocol: r.protocol,
                 frontend_port: r.frontend_port,
             };
@@ -484,15 +488,16 @@ impl Services {
         Some((id, &self.services[usize::from(id)]))
     }
 
-    /// True when service `id` is an HA-ports rule.
+    /// True when service `id` forwards IP fragments (HA ports, or a rule
+    /// with `fragments = true`).
     #[inline]
-    pub fn is_ha(&self, rule: snat::RuleRef) -> bool {
+    pub fn takes_fragments(&self, rule: snat::RuleRef) -> bool {
         let snat::RuleRef::Service(id) = rule else {
             return false;
         };
         self.services
             .get(usize::from(id))
-            .is_some_and(|s| s.ha_ports)
+            .is_some_and(|s| s.fragments)
     }
 
     /// Loads the NAT pool maps of `cfg` from `state_dir`.

@@ -503,5 +503,37 @@ fn fragments_to_other_rules_are_dropped() {
     assert!(ex.flows.is_empty());
 }
 
+#[test]
+fn a_rule_with_fragments_on_forwards_them_to_one_member_with_valid_checksums() {
+    let text = format!("{}{}", craft::EXAMPLE_CONFIG, craft::LB_CONFIG)
+        .replace("name = \"dns\"\n", "name = \"dns\"\nfragments = true\n");
+    assert!(text.contains("fragments = true"), "LB_CONFIG changed");
+    let cfg = crate::config::Config::from_toml_str(&text).unwrap();
+    let ex = Example::from_config(&cfg, 64);
+    let client = ip("198.51.100.7");
+    let fe = ip("203.0.113.10");
+    let dgram = udp_datagram((client, 4000), (fe, 53), &[7u8; 3000]);
+    let frags = fragments(client, fe, 9, &dgram, 1480);
+    let mut payload = Vec::new();
+    let mut to = None;
+    for f in frags {
+        let o = send(&ex, EXT, f);
+        assert!(matches!(o.fate, Fate::Tx { port: INT, .. }), "{:?}", o.fate);
+        let p = ipv4::Packet::new_checked(&o.frame[14..]).unwrap();
+        assert!(p.verify_checksum());
+        assert!(to.is_none_or(|m| m == p.dst_addr()), "one member");
+        to = Some(p.dst_addr());
+        payload.extend_from_slice(p.payload());
+    }
+    let member = to.unwrap();
+    let pseudo = checksum::pseudo_header_v4(client, member, 17, payload.len() as u32);
+    let u = udp::Packet::new_checked(&payload[..]).unwrap();
+    assert!(
+        u.verify_checksum(pseudo),
+        "the reassembled datagram's checksum"
+    );
+    assert_eq!(u.src_port(), 4000);
+}
+
 #[path = "outbound_tests.rs"]
 mod outbound;

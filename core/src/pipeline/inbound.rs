@@ -82,7 +82,7 @@ fn new_flow<A: Ip>(
         }
         return super::outbound::no_service(*cx, rx_port, key, owned, &l4, c);
     };
-    if fragment && !svc.ha_ports {
+    if fragment && !svc.fragments {
         return Err(DropReason::Fragment);
     }
     if proto == TCP && l4.flags != tcp::Class::Syn {

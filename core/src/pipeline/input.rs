@@ -104,10 +104,10 @@ fn flow_input<A: Ip>(
         Err(Some(r)) => return Fate::Drop(r),
     };
     if let Some(f) = h.frag {
-        // Fragments are forwarded on HA-ports rules only; the later ones
-        // follow this one's flow.
+        // Fragments are forwarded on rules that take them (HA ports, or
+        // `fragments = true`); the later ones follow this one's flow.
         let (idx, dir) = found;
-        if !cx.services.is_ha(A::flows(cx).entry(idx).rule()) {
+        if !cx.services.takes_fragments(A::flows(cx).entry(idx).rule()) {
             return Fate::Drop(DropReason::Fragment);
         }
         A::frags(cx).record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
