@@ -272,3 +272,62 @@ fn a_packet_too_big_for_the_egress_makes_the_sender_learn_the_path_mtu() {
     );
     assert!(r.get("too_big_sent") >= 1, "{}", r.log);
 }
+
+/// Sends `bytes` on a fresh connection to the control socket and returns
+/// what comes back (the connection's write side closed after them).
+fn raw_request(lab: &Lab, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(lab.socket()).expect("control socket");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn garbage_on_the_control_socket_changes_nothing() {
+    let lab = Lab::new(1);
+    lab.http_backends(1, 80);
+    let d = lab.start_sluiced("");
+    let url = format!("http://{FRONTEND}/");
+    assert!(lab.curls(&[CLIENT.to_string()], 1, &url)[0].1 == "b1");
+    // Not JSON, binary, a megabyte without a newline: each refused with a
+    // reason.
+    for bad in [
+        b"hello\n".to_vec(),
+        vec![0xff, 0x00, 0x13, b'\n'],
+        vec![b'a'; 1 << 20],
+        b"{\"cmd\": \"nonsense\"}\n".to_vec(),
+    ] {
+        let reply = raw_request(&lab, &bad);
+        let v: serde_json::Value = serde_json::from_str(reply.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {reply}"));
+        assert_eq!(v["ok"], false, "{v}");
+    }
+    // A request written halfway and held open: other clients are still
+    // answered, and traffic still flows.
+    use std::io::Write;
+    let mut half = std::os::unix::net::UnixStream::connect(lab.socket()).unwrap();
+    half.write_all(b"{\"cmd\": \"sta").unwrap();
+    let t = std::time::Instant::now();
+    let out = lab.ctl(&["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    assert!(lab
+        .curls(&[CLIENT.to_string()], 3, &url)
+        .iter()
+        .all(|a| a.1 == "b1"));
+    drop(half);
+    let r = d.stop();
+    assert_eq!(r.get("drop.tcp_no_flow"), 0, "{}", r.log);
+}
