@@ -331,3 +331,47 @@ fn garbage_on_the_control_socket_changes_nothing() {
     let r = d.stop();
     assert_eq!(r.get("drop.tcp_no_flow"), 0, "{}", r.log);
 }
+
+#[test]
+fn a_backend_that_accepts_and_never_answers_is_taken_out() {
+    let lab = Lab::new(2);
+    lab.server(&lab.backend(0), &["http", "80", "b1"]);
+    // b2 accepts every connection and never says a word.
+    let hole = "import socket\n\
+                s = socket.socket()\n\
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                s.bind(('0.0.0.0', 80))\n\
+                s.listen(128)\n\
+                held = []\n\
+                while True:\n    held.append(s.accept())\n";
+    lab.spawn(&lab.backend(1), &["python3", "-c", hole]);
+    for i in 0..2 {
+        assert!(lab.wait_until(&lab.backend(i), "ss -ltn | grep -q ':80 '", 10));
+    }
+    let d = lab.start_sluiced("");
+    // Probes every second, two failures (timeouts) take a member out; the
+    // pool's third member has no backend at all: out too, before traffic.
+    assert!(
+        eventually(20, || {
+            let h = lab.ctl_json(&["health"]);
+            let rows = h["members"].as_array().cloned().unwrap_or_default();
+            let b2 = rows.iter().any(|m| {
+                m["member"] == "10.0.0.12" && m["state"] == "down" && m["last"] == "timeout"
+            });
+            b2 && h["pools"][0]["healthy"] == 1
+        }),
+        "b2 was never marked down: {}",
+        lab.ctl_json(&["health"])
+    );
+    let url = format!("http://{FRONTEND}/");
+    let answers = lab.curls(&[CLIENT.to_string()], 20, &url);
+    let flows = lab.ctl_json(&["flows", "--limit", "100"]);
+    assert!(
+        answers.iter().all(|a| a.1 == "b1"),
+        "every connection to b1: {answers:?}\n{flows}\n{}",
+        d.log()
+    );
+    let r = d.stop();
+    assert_eq!(r.get("probe.http-health.10.0.0.12.up"), 0, "{}", r.log);
+    assert_eq!(r.get("probe.http-health.10.0.0.11.up"), 1);
+}
