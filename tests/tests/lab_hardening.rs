@@ -375,3 +375,50 @@ fn a_backend_that_accepts_and_never_answers_is_taken_out() {
     assert_eq!(r.get("probe.http-health.10.0.0.12.up"), 0, "{}", r.log);
     assert_eq!(r.get("probe.http-health.10.0.0.11.up"), 1);
 }
+
+#[test]
+fn a_read_only_state_directory_refuses_the_reload_and_keeps_the_maps() {
+    let lab = Lab::new(2);
+    lab.http_backends(2, 80);
+    let (text, prefix) = lab.config(EGRESS_AND_SSH_POOL);
+    let text = sluice_tests::lab::with_outbound(&text);
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let state = lab.dir.join("state");
+    let map = state.join("nat-pool-ssh-pool.map");
+    let before = std::fs::read_to_string(&map).expect("the NAT pool map");
+    // The state directory becomes read-only under the daemon (root ignores
+    // file modes; a read-only bind mount does not), in its own mount
+    // namespace (`ip netns exec` gave it one).
+    let dir = state.to_str().unwrap();
+    let pid = d.pid().to_string();
+    let in_daemon = |args: &[&str]| {
+        let mut c = std::process::Command::new("nsenter");
+        c.args(["-t", &pid, "-m", "--"]).args(args);
+        sluice_tests::must(&mut c)
+    };
+    in_daemon(&["mount", "--bind", dir, dir]);
+    in_daemon(&["mount", "-o", "remount,ro,bind", dir]);
+    // A reload that moves a member out of the pool would rewrite the maps.
+    let smaller = text.replace("  { address = \"10.0.0.12\", name = \"b2\" },\n", "");
+    assert_ne!(smaller, text, "conf/lab.toml's pool changed shape");
+    let applied = d.reload(&smaller);
+    let log = d.log();
+    in_daemon(&["umount", dir]);
+    assert!(!applied, "the reload must be refused:\n{log}");
+    assert!(log.contains("writing"), "the error is logged:\n{log}");
+    assert_eq!(
+        std::fs::read_to_string(&map).unwrap(),
+        before,
+        "map untouched"
+    );
+    // The running config stays: both members still serve.
+    let url = format!("http://{FRONTEND}/");
+    let seen: std::collections::HashSet<String> = lab
+        .curls(&[CLIENT.to_string()], 20, &url)
+        .into_iter()
+        .map(|a| a.1)
+        .collect();
+    assert!(seen.contains("b1") && seen.contains("b2"), "{seen:?}");
+    let r = d.stop();
+    assert_eq!(r.get("reload.rejected"), 1, "{}", r.log);
+}
