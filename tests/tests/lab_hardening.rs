@@ -73,6 +73,16 @@ fn flows(lab: &Lab, args: &[&str]) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// Waits until the probes have taken the lab pool's absent members out
+/// (`n` healthy of web-pool's three).
+fn healthy(lab: &Lab, n: u64) {
+    assert!(
+        eventually(20, || lab.ctl_json(&["health"])["pools"][0]["healthy"] == n),
+        "web-pool never had {n} healthy: {}",
+        lab.ctl_json(&["health"])
+    );
+}
+
 /// Waits up to `secs` for `f` to hold.
 fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + Duration::from_secs(secs);
@@ -291,6 +301,7 @@ fn garbage_on_the_control_socket_changes_nothing() {
     let lab = Lab::new(1);
     lab.http_backends(1, 80);
     let d = lab.start_sluiced("");
+    healthy(&lab, 1);
     let url = format!("http://{FRONTEND}/");
     assert!(lab.curls(&[CLIENT.to_string()], 1, &url)[0].1 == "b1");
     // Not JSON, binary, a megabyte without a newline: each refused with a
@@ -383,6 +394,7 @@ fn a_read_only_state_directory_refuses_the_reload_and_keeps_the_maps() {
     let (text, prefix) = lab.config(EGRESS_AND_SSH_POOL);
     let text = sluice_tests::lab::with_outbound(&text);
     let d = lab.start_sluiced_with(&text, &prefix);
+    healthy(&lab, 2);
     let state = lab.dir.join("state");
     let map = state.join("nat-pool-ssh-pool.map");
     let before = std::fs::read_to_string(&map).expect("the NAT pool map");
@@ -421,4 +433,75 @@ fn a_read_only_state_directory_refuses_the_reload_and_keeps_the_maps() {
     assert!(seen.contains("b1") && seen.contains("b2"), "{seen:?}");
     let r = d.stop();
     assert_eq!(r.get("reload.rejected"), 1, "{}", r.log);
+}
+
+#[test]
+fn a_config_file_cut_mid_write_is_refused_then_the_whole_one_applies() {
+    let lab = Lab::new(1);
+    lab.http_backends(1, 80);
+    let (text, prefix) = lab.config("");
+    let d = lab.start_sluiced_with(&text, &prefix);
+    healthy(&lab, 1);
+    let url = format!("http://{FRONTEND}/");
+    let rule = "\n[[lb_rule]]\nname = \"alt\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+                frontend_port = 8080\nbackend_port = 80\npool = \"web-pool\"\nprobe = \"http-health\"\n\n\
+                [[security_rule]]\nname = \"allow-alt\"\npriority = 120\n\
+                direction = \"inbound\"\naction = \"allow\"\nsource = \"*\"\n\
+                destination = \"203.0.113.10/32\"\nprotocol = \"tcp\"\n\
+                destination_ports = \"8080\"\n";
+    let whole = format!("{text}{rule}");
+    // Written in place, cut in the middle of a table: the watcher sees it.
+    let cut = &whole[..whole.len() - 40];
+    let log0 = d.log().matches("reload rejected").count();
+    std::fs::write(d.config_path(), cut).unwrap();
+    assert!(
+        eventually(10, || d.log().matches("reload rejected").count() > log0),
+        "the watcher never judged the cut file:\n{}",
+        d.log()
+    );
+    assert_eq!(
+        lab.curls(&[CLIENT.to_string()], 3, &url)
+            .iter()
+            .filter(|a| a.1 == "b1")
+            .count(),
+        3
+    );
+    // The rest of the write arrives: the whole file applies.
+    let applied = d.reload_by(&whole, sluice_tests::daemon::Trigger::FileChange, None);
+    assert!(applied, "{}", d.log());
+    let alt = lab.curls(
+        &[CLIENT.to_string()],
+        2,
+        &format!("http://{FRONTEND}:8080/"),
+    );
+    assert!(alt.iter().all(|a| a.1 == "b1"), "{alt:?}");
+    let r = d.stop();
+    assert!(r.get("reload.rejected") >= 1, "{}", r.log);
+}
+
+#[test]
+fn a_link_flap_loses_only_the_packets_sent_while_it_was_down() {
+    let lab = Lab::new(1);
+    lab.http_backends(1, 80);
+    let d = lab.start_sluiced("");
+    healthy(&lab, 1);
+    let url = format!("http://{FRONTEND}/");
+    assert_eq!(lab.curls(&[CLIENT.to_string()], 2, &url)[0].1, "b1");
+    // The internal veth goes down for a second and comes back.
+    assert!(lab
+        .sh(
+            &lab.lb(),
+            "ip link set int0 down && sleep 1 && ip link set int0 up"
+        )
+        .status
+        .success());
+    assert!(
+        eventually(15, || lab.curls(&[CLIENT.to_string()], 1, &url)[0].1
+            == "b1"),
+        "traffic never came back after the flap:\n{}",
+        d.log()
+    );
+    let after = lab.curls(&[CLIENT.to_string()], 10, &url);
+    assert!(after.iter().all(|a| a.1 == "b1"), "{after:?}");
+    d.stop();
 }
