@@ -255,7 +255,13 @@ fn udp_and_bulk_tcp_over_ipv6_cross_an_lb_rule_intact() {
     let retransmits = j["end"]["sum_sent"]["retransmits"].as_f64().unwrap();
     let segments = sent / 1428.0;
     assert!(sent > 1e6, "only {sent} bytes in 3 s");
-    assert!(received >= sent * 0.99, "sent {sent}, received {received}");
+    // What the sender wrote but the receiver had not read when iperf3
+    // stopped is still in flight (up to a window of several MB on a fast
+    // run), not lost: TCP's own retransmits below are the loss measure.
+    assert!(
+        received >= sent * 0.99 || sent - received < 8e6,
+        "sent {sent}, received {received}"
+    );
     assert!(
         retransmits < segments * 0.01,
         "{retransmits} retransmits of about {segments} segments"
