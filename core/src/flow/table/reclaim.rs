@@ -1,13 +1,34 @@
 //! Removal, the control thread's side of the table: unlink an entry from
 //! both keys now, return it to the free list once every worker has passed
 //! a quiescent point since (QSBR), so no reader sees an entry change
-//! identity under it. A child of the table module: it reaches the table's
-//! private parts.
+//! identity under it; and a worker's withdrawal of an entry it has just
+//! inserted, reclaimed the same way. A child of the table module: it
+//! reaches the table's private parts.
 
 use super::{Family, FlowTable, LIVE};
 use crate::family::Dir;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
+
+impl<A: Family> FlowTable<A> {
+    /// Takes back a flow this worker has just inserted and no packet has
+    /// used: unlinked now, reused after the grace period like any other.
+    pub fn withdraw(&self, idx: u32) {
+        let Some(e) = self.entries.get(idx as usize) else {
+            return;
+        };
+        if e.state.fetch_and(!LIVE, Relaxed) & LIVE == 0 {
+            return;
+        }
+        for d in Dir::BOTH {
+            self.unplace(&e.key(d), d, idx);
+        }
+        self.live.fetch_sub(1, Relaxed);
+        if self.orphans.push(idx).is_err() {
+            self.leaked.fetch_add(1, Relaxed);
+        }
+    }
+}
 
 /// The control thread's side of removal: unlink now, reuse after a grace
 /// period. Only one `Reclaimer` may exist per table.
