@@ -505,3 +505,36 @@ fn a_link_flap_loses_only_the_packets_sent_while_it_was_down() {
     assert!(after.iter().all(|a| a.1 == "b1"), "{after:?}");
     d.stop();
 }
+
+#[test]
+fn members_reach_their_own_public_and_internal_frontends() {
+    let lab = Lab::new(3);
+    lab.http_backends(3, 80);
+    let ilb = "[[frontend]]\nname = \"ilb\"\naddress = \"10.0.0.100\"\nkind = \"internal\"\n\n\
+               [[lb_rule]]\nname = \"inner\"\nfrontend = \"ilb\"\nprotocol = \"tcp\"\n\
+               frontend_port = 80\nbackend_port = 80\npool = \"web-pool\"\n\
+               probe = \"http-health\"\n";
+    let d = lab.start_sluiced(ilb);
+    healthy(&lab, 3);
+    for fe in [FRONTEND, "10.0.0.100"] {
+        for i in 0..3 {
+            // 20 connections from member i: each answered, and the landing
+            // member (whichever, this one included) saw the frontend.
+            let script = format!(
+                "for n in $(seq 20); do curl -s --max-time 3 http://{fe}/ || echo FAIL x; done"
+            );
+            let out = lab.sh(&lab.backend(i), &script);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 20, "{text}");
+            for l in &lines {
+                let (who, seen) = l.split_once(' ').unwrap_or(("", ""));
+                assert!(who.starts_with('b'), "b{} to {fe}: {l}\n{}", i + 1, d.log());
+                assert_eq!(seen, fe, "b{} to {fe}: the member saw {seen}", i + 1);
+            }
+        }
+    }
+    let r = d.stop();
+    assert!(r.get("hairpin_created") >= 120, "{}", r.log);
+    assert_eq!(r.get("drop.hairpin_exhausted"), 0);
+}

@@ -105,6 +105,9 @@ named_enum! {
         /// Larger than the egress port's MTU, and no ICMP error sent for it
         /// (IPv4 without DF, rate limit, martian source).
         MtuExceeded => "mtu_exceeded",
+        /// A hairpin flow found no free frontend port for its member's
+        /// tuple (64 tried), or lost the one it took to another worker.
+        HairpinExhausted => "hairpin_exhausted",
         /// A probe reply found the ring to the prober full.
         ProbeRingFull => "probe_ring_full",
 
@@ -138,6 +141,9 @@ named_enum! {
         Bursts => "bursts",
         /// Flows created.
         FlowsCreated => "flows_created",
+        /// Hairpin flows created: a client on an internal subnet, its
+        /// source rewritten to the frontend (included in `flows_created`).
+        HairpinCreated => "hairpin_created",
         /// Outbound SNAT flows created (included in `flows_created`).
         SnatCreated => "snat_created",
         /// Packets forwarded through a flow.

@@ -4,8 +4,8 @@
 //! keys. What no inbound service takes goes to the outbound side.
 
 use super::l3::{Header, Ip, ETH};
-use super::l4::{self, L4, TCP};
-use super::{Context, Counters, DropReason};
+use super::l4::{self, L4, TCP, UDP};
+use super::{Context, Counters, DropReason, Stat};
 use crate::config::Direction;
 use crate::family::Dir;
 use crate::flow::{tcp, FlowKey, NewFlow};
@@ -106,13 +106,24 @@ fn new_flow<A: Ip>(
     } else {
         svc.backend_port
     };
-    let reply = FlowKey {
+    let mut reply = FlowKey {
         src: if svc.floating_ip { key.dst } else { maddr },
         dst: key.src,
         sport: bport,
         dport: key.sport,
         proto,
     };
+    // Hairpin: a client on an internal subnet (a member of the pool, or a
+    // host beside them) would get the member's reply straight, not through
+    // Sluice. Its flow leaves from the frontend address instead, on a port
+    // no other flow to that member's port uses.
+    let hairpin = !svc.floating_ip
+        && (proto == TCP || proto == UDP)
+        && cx.dataplane.is_internal(key.src.into());
+    if hairpin {
+        reply.dst = key.dst;
+        reply.dport = hairpin_port(cx, &reply, key).ok_or(DropReason::HairpinExhausted)?;
+    }
     let (Some((p0, nh0)), Some((p1, nh1))) =
         (cx.dataplane.route_of(maddr), cx.dataplane.route_of(key.src))
     else {
@@ -138,6 +149,31 @@ fn new_flow<A: Ip>(
     let (idx, hashes) = A::flows(cx)
         .insert_hashed(&f)
         .map_err(|_| DropReason::FlowTableFull)?;
+    if hairpin {
+        // Another worker may have taken the same port for the same member
+        // at this moment: the one that sees the other gives way.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if A::flows(cx).has_other(&reply, idx) {
+            A::flows(cx).withdraw(idx);
+            return Err(DropReason::HairpinExhausted);
+        }
+        c.add(Stat::HairpinCreated, 1);
+    }
     c.flow_created(hashes);
     Ok((idx, Dir::Original))
+}
+
+/// A source port on the frontend for a hairpin flow whose reply key is
+/// `reply` (its destination port to be chosen): free when no flow has that
+/// reply key. Tried from a place the client's key picks, at most 64.
+fn hairpin_port<A: Ip>(cx: &Context<'_>, reply: &FlowKey<A>, key: &FlowKey<A>) -> Option<u16> {
+    const FIRST: u32 = 1024;
+    let span = 65536 - FIRST;
+    let start = (key.hash() >> 32) as u32 % span;
+    (0..64u32)
+        .map(|j| (FIRST + (start + j * 7919) % span) as u16)
+        .find(|&p| {
+            let k = FlowKey { dport: p, ..*reply };
+            A::flows(cx).lookup(&k).is_none()
+        })
 }

@@ -307,3 +307,6 @@ mod floating_tests;
 
 #[cfg(test)]
 mod mtu_tests;
+
+#[cfg(test)]
+mod hairpin_tests;

@@ -1,0 +1,117 @@
+//! Hairpin: a member (or any host on an internal subnet) connecting to a
+//! frontend of its own pool leaves from the frontend address, so the
+//! landing member's reply comes back through Sluice.
+
+use super::*;
+use crate::craft::{self, Example};
+use crate::neigh::NeighView;
+use crate::wire::{ipv4, tcp, MacAddr};
+use std::net::{IpAddr, Ipv4Addr};
+
+const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
+const INT: PortIndex = PortIndex::new(1);
+
+fn mac(a: Ipv4Addr) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 1, a.octets()[3]])
+}
+
+fn neigh() -> NeighView {
+    let v = (11..=13).map(|m| {
+        let a = Ipv4Addr::new(10, 0, 0, m);
+        (INT, IpAddr::V4(a), mac(a))
+    });
+    NeighView::with_entries(v)
+}
+
+struct Nop;
+impl Slowpath for Nop {
+    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
+        true
+    }
+}
+
+fn send(ex: &Example, frame: Vec<u8>) -> (Fate, Vec<u8>, Counters) {
+    let n = neigh();
+    let len = frame.len();
+    let mut room = frame;
+    room.resize(2048, 0);
+    let mut c = Counters::default();
+    let fate = process(ex.cx(&n, 7), INT, &mut room, len, &mut Nop, &mut c);
+    room.truncate(len);
+    (fate, room, c)
+}
+
+/// (source, source port, destination, destination port) of an IPv4 TCP frame.
+fn tuple(f: &[u8]) -> (Ipv4Addr, u16, Ipv4Addr, u16) {
+    let p = ipv4::Packet::new_checked(&f[14..]).unwrap();
+    let t = tcp::Packet::new_checked(p.payload()).unwrap();
+    (p.src_addr(), t.src_port(), p.dst_addr(), t.dst_port())
+}
+
+#[test]
+fn a_member_reaches_its_own_frontend_and_the_reply_comes_back_through_sluice() {
+    let ex = Example::lb(64);
+    let fe = Ipv4Addr::new(203, 0, 113, 10);
+    for (from, sport) in [(12u8, 40000u16), (11, 40001)] {
+        let b = Ipv4Addr::new(10, 0, 0, from);
+        let syn = craft::tcp_v4(mac(b), INT_MAC, (b, sport), (fe, 80), tcp::Flags::SYN, 1, 0);
+        let (fate, f, c) = send(&ex, syn);
+        assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+        assert_eq!(c.stat(Stat::HairpinCreated), 1);
+        let (s, hp, m, mp) = tuple(&f);
+        assert_eq!(s, fe, "the landing member sees the frontend");
+        assert!(hp >= 1024);
+        assert_eq!(mp, 8080);
+        assert_eq!(&f[..6], &mac(m).0);
+        // The member answers the frontend address: back to the client
+        // member, from the frontend it called.
+        let ack = craft::tcp_v4(
+            mac(m),
+            INT_MAC,
+            (m, 8080),
+            (fe, hp),
+            tcp::Flags::SYN | tcp::Flags::ACK,
+            9,
+            2,
+        );
+        let (fate, f, _) = send(&ex, ack);
+        assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+        assert_eq!(tuple(&f), (fe, 80, b, sport));
+        assert_eq!(&f[..6], &mac(b).0);
+    }
+}
+
+#[test]
+fn an_external_client_is_not_hairpinned() {
+    let ex = Example::lb(64);
+    let client = Ipv4Addr::new(198, 51, 100, 7);
+    let syn = craft::tcp_v4(
+        MacAddr([2, 0, 0, 0, 0, 0xfe]),
+        craft::EXAMPLE_EXT_MAC,
+        (client, 40000),
+        (Ipv4Addr::new(203, 0, 113, 10), 80),
+        tcp::Flags::SYN,
+        1,
+        0,
+    );
+    let n = neigh();
+    let len = syn.len();
+    let mut room = syn;
+    room.resize(2048, 0);
+    let mut c = Counters::default();
+    let fate = process(
+        ex.cx(&n, 7),
+        PortIndex::new(0),
+        &mut room,
+        len,
+        &mut Nop,
+        &mut c,
+    );
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    assert_eq!(c.stat(Stat::HairpinCreated), 0);
+    assert_eq!(
+        tuple(&room[..len]).0,
+        client,
+        "the client's address is kept"
+    );
+}
