@@ -117,7 +117,10 @@ fn new_flow<A: Ip>(
     // host beside them) would get the member's reply straight, not through
     // Sluice. Its flow leaves from the frontend address instead, on a port
     // no other flow to that member's port uses.
-    let hairpin = !svc.floating_ip
+    // Such a client comes in on an internal port.
+    let inside = cx.dataplane.ports[rx_port.index()].role != crate::config::Role::External;
+    let hairpin = inside
+        && !svc.floating_ip
         && (proto == TCP || proto == UDP)
         && cx.dataplane.is_internal(key.src.into());
     if hairpin {
@@ -150,22 +153,37 @@ fn new_flow<A: Ip>(
         .insert_hashed(&f)
         .map_err(|_| DropReason::FlowTableFull)?;
     if hairpin {
-        // Another worker may have taken the same port for the same member
-        // at this moment: the one that sees the other gives way.
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        if A::flows(cx).has_other(&reply, idx) {
-            A::flows(cx).withdraw(idx);
-            return Err(DropReason::HairpinExhausted);
-        }
-        c.add(Stat::HairpinCreated, 1);
+        hairpin_claimed(cx, &reply, idx, c)?;
     }
     c.flow_created(hashes);
     Ok((idx, Dir::Original))
 }
 
+/// Confirms a hairpin flow's port after its insert: another worker may
+/// have taken the same port for the same member at this moment, and the
+/// one that sees the other gives way.
+#[cold]
+#[inline(never)]
+fn hairpin_claimed<A: Ip>(
+    cx: &Context<'_>,
+    reply: &FlowKey<A>,
+    idx: u32,
+    c: &mut Counters,
+) -> Result<(), DropReason> {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    if A::flows(cx).has_other(reply, idx) {
+        A::flows(cx).withdraw(idx);
+        return Err(DropReason::HairpinExhausted);
+    }
+    c.add(Stat::HairpinCreated, 1);
+    Ok(())
+}
+
 /// A source port on the frontend for a hairpin flow whose reply key is
 /// `reply` (its destination port to be chosen): free when no flow has that
 /// reply key. Tried from a place the client's key picks, at most 64.
+#[cold]
+#[inline(never)]
 fn hairpin_port<A: Ip>(cx: &Context<'_>, reply: &FlowKey<A>, key: &FlowKey<A>) -> Option<u16> {
     const FIRST: u32 = 1024;
     let span = 65536 - FIRST;
