@@ -2,43 +2,18 @@
 //! frontend of its own pool leaves from the frontend address, so the
 //! landing member's reply comes back through Sluice.
 
+use super::test_net::{self, member_mac, Nop, INT, INT_MAC};
 use super::*;
 use crate::craft::{self, Example};
-use crate::neigh::NeighView;
 use crate::wire::{ipv4, tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
 
-const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
-const INT: PortIndex = PortIndex::new(1);
-
 fn mac(a: Ipv4Addr) -> MacAddr {
-    MacAddr([2, 0, 0, 0, 1, a.octets()[3]])
-}
-
-fn neigh() -> NeighView {
-    let v = (11..=13).map(|m| {
-        let a = Ipv4Addr::new(10, 0, 0, m);
-        (INT, IpAddr::V4(a), mac(a))
-    });
-    NeighView::with_entries(v)
-}
-
-struct Nop;
-impl Slowpath for Nop {
-    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
-        true
-    }
+    member_mac(IpAddr::V4(a))
 }
 
 fn send(ex: &Example, frame: Vec<u8>) -> (Fate, Vec<u8>, Counters) {
-    let n = neigh();
-    let len = frame.len();
-    let mut room = frame;
-    room.resize(2048, 0);
-    let mut c = Counters::default();
-    let fate = process(ex.cx(&n, 7), INT, &mut room, len, &mut Nop, &mut c);
-    room.truncate(len);
-    (fate, room, c)
+    test_net::send(ex, INT, frame)
 }
 
 /// (source, source port, destination, destination port) of an IPv4 TCP frame.
@@ -94,7 +69,7 @@ fn an_external_client_is_not_hairpinned() {
         1,
         0,
     );
-    let n = neigh();
+    let n = test_net::neigh();
     let len = syn.len();
     let mut room = syn;
     room.resize(2048, 0);

@@ -300,6 +300,9 @@ mod forward_tests;
 mod v6_tests;
 
 #[cfg(test)]
+mod test_net;
+
+#[cfg(test)]
 mod tcp_tests;
 
 #[cfg(test)]

@@ -3,43 +3,12 @@
 //! from the port it came in on, quoting what the sender sent; IPv4 without
 //! DF is dropped (`mtu_exceeded`: Sluice does not fragment).
 
+use super::test_net::{self, EXT, EXT_MAC, GW_MAC};
 use super::*;
 use crate::config::Config;
 use crate::craft::{self, Example};
-use crate::neigh::NeighView;
-use crate::wire::{checksum, tcp, MacAddr};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
-const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const EXT: PortIndex = PortIndex::new(0);
-
-fn neigh() -> NeighView {
-    let mut v = vec![
-        (EXT, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)), GW_MAC),
-        (EXT, "2001:db8:1::fe".parse().unwrap(), GW_MAC),
-    ];
-    let int = PortIndex::new(1);
-    for m in 11..=13 {
-        v.push((
-            int,
-            IpAddr::V4(Ipv4Addr::new(10, 0, 0, m)),
-            MacAddr([2, 0, 0, 0, 1, m]),
-        ));
-    }
-    for m in [0x21u8, 0x22] {
-        let a = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, u16::from(m));
-        v.push((int, IpAddr::V6(a), MacAddr([2, 0, 0, 0, 6, m])));
-    }
-    NeighView::with_entries(v)
-}
-
-struct Nop;
-impl Slowpath for Nop {
-    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
-        true
-    }
-}
+use crate::wire::{checksum, tcp};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The IPv6 example with the internal port's MTU at 1280.
 fn example() -> Example {
@@ -54,13 +23,7 @@ fn example() -> Example {
 }
 
 fn send(ex: &Example, frame: Vec<u8>) -> (Fate, Vec<u8>, Counters) {
-    let n = neigh();
-    let len = frame.len();
-    let mut room = frame;
-    room.resize(2048, 0);
-    let mut c = Counters::default();
-    let fate = process(ex.cx(&n, 7), EXT, &mut room, len, &mut Nop, &mut c);
-    (fate, room, c)
+    test_net::send(ex, EXT, frame)
 }
 
 fn segment(client: IpAddr, frontend: IpAddr, flags: tcp::Flags, data: &[u8]) -> Vec<u8> {

@@ -3,48 +3,12 @@
 //! forwarded (the endpoints decide) but change nothing in the flow; a RST
 //! in the window still ends it.
 
+use super::test_net::{member_mac, neigh, Nop, EXT, EXT_MAC, GW_MAC, INT, INT_MAC};
 use super::*;
 use crate::craft::{self, Example};
 use crate::flow::tcp::State;
-use crate::neigh::NeighView;
-use crate::wire::{tcp, MacAddr};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
-const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
-const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const EXT: PortIndex = PortIndex::new(0);
-const INT: PortIndex = PortIndex::new(1);
-
-fn member_mac(a: IpAddr) -> MacAddr {
-    match a {
-        IpAddr::V4(a) => MacAddr([2, 0, 0, 0, 1, a.octets()[3]]),
-        IpAddr::V6(a) => MacAddr([2, 0, 0, 0, 6, a.octets()[15]]),
-    }
-}
-
-fn neigh() -> NeighView {
-    let mut v = vec![
-        (EXT, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)), GW_MAC),
-        (EXT, "2001:db8:1::fe".parse().unwrap(), GW_MAC),
-    ];
-    for m in 11..=13 {
-        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, m));
-        v.push((INT, a, member_mac(a)));
-    }
-    for m in [0x21, 0x22] {
-        let a = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, m));
-        v.push((INT, a, member_mac(a)));
-    }
-    NeighView::with_entries(v)
-}
-
-struct Nop;
-impl Slowpath for Nop {
-    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
-        true
-    }
-}
+use crate::wire::tcp;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One family's example: its config, a client beyond the gateway, the
 /// frontend, and a reader of the one flow's TCP state.
