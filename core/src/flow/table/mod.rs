@@ -353,6 +353,12 @@ impl<A: Family> FlowTable<A> {
     /// [`crate::flow::hash_words`]) and hash `h`.
     #[inline]
     pub fn lookup_words(&self, w: &[u64], h: u64) -> Option<(u32, Dir)> {
+        self.find(w, h, |_| true)
+    }
+
+    /// The first entry under key words `w` (hash `h`) that `take` accepts.
+    #[inline(always)]
+    fn find(&self, w: &[u64], h: u64, take: impl Fn(u32) -> bool) -> Option<(u32, Dir)> {
         let sig = Self::sig(h);
         for bi in Self::candidates(h, self.mask) {
             for s in &self.buckets[bi].0 {
@@ -365,7 +371,7 @@ impl<A: Family> FlowTable<A> {
                 let Some(e) = self.entries.get(idx as usize) else {
                     continue;
                 };
-                if Self::matches(&e.key[dir.index()], w) {
+                if Self::matches(&e.key[dir.index()], w) && take(idx) {
                     return Some((idx, dir));
                 }
             }
@@ -520,30 +526,9 @@ impl<A: Family> FlowTable<A> {
     /// took a public port from another worker's slice confirms its claim.
     pub fn has_other(&self, k: &FlowKey<A>, idx: u32) -> bool {
         let w = k.words();
-        let h = hash_words(w.as_ref());
-        let sig = Self::sig(h);
-        for bi in Self::candidates(h, self.mask) {
-            for s in &self.buckets[bi].0 {
-                let v = s.load(Acquire);
-                if v == 0 || (v >> 48) as u16 != sig {
-                    continue;
-                }
-                let other = (v as u32).wrapping_sub(1);
-                let dir = Dir::from_bit(v >> 32);
-                if other == idx {
-                    continue;
-                }
-                let Some(e) = self.entries.get(other as usize) else {
-                    continue;
-                };
-                if e.state.load(Relaxed) & LIVE != 0
-                    && Self::matches(&e.key[dir.index()], w.as_ref())
-                {
-                    return true;
-                }
-            }
-        }
-        false
+        let live = |i: u32| i != idx && self.entries[i as usize].state.load(Relaxed) & LIVE != 0;
+        self.find(w.as_ref(), hash_words(w.as_ref()), live)
+            .is_some()
     }
 
     fn abandon(&self, idx: u32) {
