@@ -538,3 +538,59 @@ fn members_reach_their_own_public_and_internal_frontends() {
     assert!(r.get("hairpin_created") >= 120, "{}", r.log);
     assert_eq!(r.get("drop.hairpin_exhausted"), 0);
 }
+
+#[test]
+fn a_backend_that_sends_garbage_then_resets_mid_stream_ends_only_that_flow() {
+    let lab = Lab::new(1);
+    // Each connection: 3000 bytes of noise, then a RST (linger 0).
+    let server = "import os, socket, struct\n\
+                  s = socket.socket()\n\
+                  s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                  s.bind(('0.0.0.0', 7000))\n\
+                  s.listen(16)\n\
+                  while True:\n    c, _ = s.accept()\n    c.sendall(bytes(range(256)) * 11 + b'x' * 184)\n    \
+                  c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n    c.close()\n";
+    lab.spawn(&lab.backend(0), &["python3", "-c", server]);
+    assert!(lab.wait_until(&lab.backend(0), "ss -ltn | grep -q ':7000 '", 10));
+    let d = lab.start_sluiced(ECHO_RULE);
+    let client = format!(
+        "import socket\n\
+         for n in range(3):\n    c = socket.create_connection(('{FRONTEND}', 7000), timeout=3)\n    \
+         got = b''\n    \
+         try:\n        \
+         while True:\n            d = c.recv(65536)\n            if not d: break\n            got += d\n    \
+         except ConnectionResetError:\n        pass\n    \
+         print(len(got), got[:256] == bytes(range(256)))\n"
+    );
+    let out = lab.exec(&lab.client(), &["python3", "-c", &client]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every connection got its bytes intact up to the RST (the kernel
+    // hands over what it received before reporting the reset), and the
+    // next one opened anyway.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().all(|l| l.ends_with("True")), "{text}");
+    // The member's RST ended each flow (reset, then gone on schedule).
+    assert!(
+        eventually(10, || flows(
+            &lab,
+            &["--frontend", "web", "--protocol", "tcp"]
+        )
+        .iter()
+        .all(|f| f["rule"] != "echo")),
+        "{:?}",
+        flows(&lab, &[])
+    );
+    let r = d.stop();
+    assert_eq!(
+        r.get("tcp_rst_out_of_window"),
+        0,
+        "the member's RSTs are in its window"
+    );
+    assert_eq!(r.get("drop.tcp_no_flow"), 0, "{}", r.log);
+}
