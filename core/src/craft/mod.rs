@@ -244,7 +244,7 @@ impl Example {
         self.with_snat_members(workers, false)
     }
     fn with_snat_members(mut self, workers: usize, v6: bool) -> Example {
-        use crate::lb::snat::{Run, Snat, SnatRule};
+        use crate::lb::snat::{Run, Snat};
         let ex = &mut self;
         let run = |start, len| Run {
             address: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
@@ -252,13 +252,7 @@ impl Example {
             len,
         };
         ex.services.snat = std::sync::Arc::new(Snat::new(
-            vec![SnatRule {
-                name: "egress".into(),
-                tcp: true,
-                udp: true,
-                idle_timeout: std::time::Duration::from_secs(240),
-                tcp_reset: false,
-            }],
+            vec![egress_rule()],
             {
                 let mut m = vec![
                     (
@@ -434,17 +428,11 @@ pub fn snat_member(m: u32) -> Ipv4Addr {
 /// flows, and an outbound rule (TCP and UDP, one worker) giving each of
 /// `members` members (from [`snat_member`]) `ports` ports on 203.0.113.10.
 pub fn snat_example(members: u32, ports: u16, capacity: u32) -> Example {
-    use crate::lb::snat::{Run, Snat, SnatRule};
+    use crate::lb::snat::{Run, Snat};
     let text = EXAMPLE_CONFIG.replace("10.0.0.1/24", "10.0.0.1/16");
     let cfg = Config::from_toml_str(&text).expect("valid");
     let mut ex = Example::from_config(&cfg, capacity);
-    let rule = SnatRule {
-        name: "egress".into(),
-        tcp: true,
-        udp: true,
-        idle_timeout: std::time::Duration::from_secs(240),
-        tcp_reset: false,
-    };
+    let rule = egress_rule();
     let list = (0..members)
         .map(|m| {
             let run = Run {
@@ -457,6 +445,18 @@ pub fn snat_example(members: u32, ports: u16, capacity: u32) -> Example {
         .collect();
     ex.services.snat = std::sync::Arc::new(Snat::new(vec![rule], list, 1));
     ex
+}
+
+/// The examples' outbound rule "egress": TCP and UDP, 4-minute idle
+/// timeout, no reset.
+pub fn egress_rule() -> crate::lb::snat::SnatRule {
+    crate::lb::snat::SnatRule {
+        name: "egress".into(),
+        tcp: true,
+        udp: true,
+        idle_timeout: std::time::Duration::from_secs(240),
+        tcp_reset: false,
+    }
 }
 
 /// Outbound flow `i` of the SNAT benchmarks: member `i % members` to

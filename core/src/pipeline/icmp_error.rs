@@ -30,7 +30,7 @@ pub(super) fn is_error(v6: bool, icmp_type: u8) -> bool {
 
 /// The ICMP checksum over `msg` sent from `src` to `dst` (IPv6 covers a
 /// pseudo-header, IPv4 the message alone).
-fn icmp_sum<A: Family>(src: A, dst: A, msg: &[u8]) -> u32 {
+pub(super) fn icmp_sum<A: Family>(src: A, dst: A, msg: &[u8]) -> u32 {
     let body = checksum::sum(msg);
     match (src.into(), dst.into()) {
         (IpAddr::V6(s), IpAddr::V6(d)) => {

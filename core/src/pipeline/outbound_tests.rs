@@ -176,12 +176,12 @@ proptest! {
     ) {
         let ex = snat_example(2);
         let mut r = Reclaimer::new();
-        let mut live: Vec<(FlowKey, usize)> = Vec::new();
+        let mut live: Vec<FlowKey> = Vec::new();
         for (op, member, sport, remote, dport, udp) in ops {
             let member = ["10.0.0.11", "10.0.0.12"][member];
             let remote = ["198.51.100.7", "198.51.100.8", "192.0.2.1"][remote as usize];
             if op == 0 && !live.is_empty() {
-                let (k, _) = live.remove(usize::from(sport) % live.len());
+                let k = live.remove(usize::from(sport) % live.len());
                 if let Some((idx, Dir::Original)) = ex.flows.lookup(&k) {
                     r.remove(&ex.flows, idx);
                 }
@@ -197,15 +197,15 @@ proptest! {
             let o = send_on(&ex, INT, f, worker);
             if let Fate::Tx { .. } = o.fate {
                 let k = FlowKey { src: ip(member), dst: ip(remote), sport: sp, dport: dp, proto: if udp { 17 } else { 6 } };
-                if !live.iter().any(|(l, _)| *l == k) {
-                    live.push((k, worker));
+                if !live.contains(&k) {
+                    live.push(k);
                 }
             } else {
                 prop_assert!(matches!(o.fate, Fate::Drop(DropReason::SnatExhausted)), "{:?}", o.fate);
             }
         }
         let mut public = std::collections::HashSet::new();
-        for (k, worker) in &live {
+        for k in &live {
             let (idx, dir) = ex.flows.lookup(k).expect("live flow");
             prop_assert_eq!(dir, Dir::Original);
             let e = ex.flows.entry(idx);
@@ -213,7 +213,6 @@ proptest! {
             prop_assert!(public.insert(reply), "public tuple {:?} twice", reply);
             let m = ex.services.snat.member(k.src, k.proto).unwrap().1;
             prop_assert!(m.holds(reply.dst.into(), reply.dport));
-            let _ = worker;
             // The translation reverses: the reply direction restores the key.
             let rw = e.rewrite(Dir::Reply);
             prop_assert_eq!(rw.to, k.reversed());
@@ -238,20 +237,14 @@ fn counters_carry_over_to_the_same_member_of_a_new_snapshot() {
 /// Example::lb with one outbound rule whose member b1 (10.0.0.11) has
 /// `ports` ports on each of 203.0.113.10 and 203.0.113.11, over `workers`.
 fn two_addresses(ports: u16, workers: usize) -> Example {
-    use crate::lb::snat::{Run, Snat, SnatRule};
+    use crate::lb::snat::{Run, Snat};
     let mut ex = Example::lb(4096);
     let run = |a: &str| Run {
         address: IpAddr::V4(ip(a)),
         start: 1024,
         len: ports,
     };
-    let rule = SnatRule {
-        name: "egress".into(),
-        tcp: true,
-        udp: true,
-        idle_timeout: std::time::Duration::from_secs(240),
-        tcp_reset: false,
-    };
+    let rule = craft::egress_rule();
     let member = (
         0,
         IpAddr::V4(ip("10.0.0.11")),

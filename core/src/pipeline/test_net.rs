@@ -13,6 +13,8 @@ pub(super) const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
 pub(super) const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
 pub(super) const EXT: PortIndex = PortIndex::new(0);
 pub(super) const INT: PortIndex = PortIndex::new(1);
+/// The MAC of the one IPv6 client on the external link, 2001:db8:1::100.
+pub(super) const CLIENT6_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
 
 /// A member's MAC: 02:00:00:00:01:last for IPv4, 02:00:00:00:06:last for
 /// IPv6.
@@ -23,11 +25,13 @@ pub(super) fn member_mac(a: IpAddr) -> MacAddr {
     }
 }
 
-/// Both gateways and the example's members, resolved.
+/// Both gateways, the on-link IPv6 client and the example's members,
+/// resolved.
 pub(super) fn neigh() -> NeighView {
     let mut v = vec![
         (EXT, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 254)), GW_MAC),
         (EXT, "2001:db8:1::fe".parse().unwrap(), GW_MAC),
+        (EXT, "2001:db8:1::100".parse().unwrap(), CLIENT6_MAC),
     ];
     for m in 11..=13 {
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, m));

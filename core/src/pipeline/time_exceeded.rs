@@ -5,7 +5,7 @@
 //! receiving port's own address of the family; built in place over the
 //! packet, rate limited per worker, and never about an ICMP error.
 
-use super::icmp_error::is_error;
+use super::icmp_error::{icmp_sum, is_error};
 use super::l3::{Header, Ip, ETH};
 use super::l4::wr16;
 use super::{Context, Counters, DropReason, Fate, Stat};
@@ -158,14 +158,7 @@ pub(super) fn send_error<A: Ip>(
             msg[4..8].copy_from_slice(&u32::from(mtu).to_be_bytes());
         }
     }
-    let body = checksum::sum(msg);
-    let sum = match (src.into(), about.src.into()) {
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            checksum::combine(checksum::pseudo_header_v6(s, d, 58, msg_len as u32), body)
-        }
-        _ => body,
-    };
-    wr16(msg, 2, !checksum::fold(sum));
+    wr16(msg, 2, !checksum::fold(icmp_sum(src, about.src, msg)));
     c.add(
         match err {
             Error::TimeExceeded => Stat::TimeExceededSent,

@@ -2,68 +2,22 @@
 //! `process` / `process_burst` with the IPv6 example rules, checked field
 //! by field with full checksum recomputation.
 
+use super::test_net::{self, neigh, send, Nop, EXT, EXT_MAC, GW_MAC, INT, INT_MAC};
 use super::*;
 use crate::craft::{self, Example};
-use crate::neigh::NeighView;
 use crate::wire::{checksum, ipv6, tcp, udp, MacAddr};
 use std::net::{IpAddr, Ipv6Addr};
 
-const EXT_MAC: MacAddr = craft::EXAMPLE_EXT_MAC;
-const INT_MAC: MacAddr = craft::EXAMPLE_INT_MAC;
-const GW_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xfe]);
-const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x64]);
-const EXT: PortIndex = PortIndex::new(0);
-const INT: PortIndex = PortIndex::new(1);
+const CLIENT_MAC: MacAddr = test_net::CLIENT6_MAC;
 
 fn ip(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 fn member_mac(a: Ipv6Addr) -> MacAddr {
-    MacAddr([2, 0, 0, 0, 6, a.octets()[15]])
+    test_net::member_mac(a.into())
 }
 fn frontend() -> (IpAddr, u16) {
     (IpAddr::V6(ip("2001:db8:1::10")), 80)
-}
-
-fn neigh() -> NeighView {
-    let mut v = vec![
-        (EXT, IpAddr::V6(ip("2001:db8:1::fe")), GW_MAC),
-        (EXT, IpAddr::V6(ip("2001:db8:1::100")), CLIENT_MAC),
-    ];
-    for m in ["2001:db8:2::21", "2001:db8:2::22"] {
-        v.push((INT, IpAddr::V6(ip(m)), member_mac(ip(m))));
-    }
-    for m in 11..=13 {
-        v.push((
-            INT,
-            IpAddr::V4([10, 0, 0, m].into()),
-            MacAddr([2, 0, 0, 0, 1, m]),
-        ));
-    }
-    NeighView::with_entries(v)
-}
-
-struct Nop;
-impl Slowpath for Nop {
-    fn learn(&mut self, _: PortIndex, _: IpAddr, _: MacAddr) -> bool {
-        true
-    }
-}
-
-fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> (Fate, Vec<u8>, Counters) {
-    let n = neigh();
-    let len = frame.len();
-    let mut room = frame;
-    room.resize(2048, 0);
-    let mut c = Counters::default();
-    let fate = process(ex.cx(&n, 7), port, &mut room, len, &mut Nop, &mut c);
-    // A reply Sluice built in place may be longer than what came in.
-    let sent = match fate {
-        Fate::Tx { len, .. } => usize::from(len),
-        _ => 0,
-    };
-    room.truncate(len.max(sent));
-    (fate, room, c)
 }
 
 /// (source, source port, destination, destination port, hop limit) of an
