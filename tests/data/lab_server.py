@@ -25,10 +25,14 @@
                              one connection, a numbered line every INTERVAL
                              s for SECS, each echo read; OUT gets
                              "sent=N echoed=M error=E"
-  udp-burst HOST PORT COUNT SIZE
+  udp-burst HOST PORT COUNT SIZE [do|dont]
                              COUNT datagrams of SIZE bytes, one at a time
                              (waits up to 1 s for each reply); prints
-                             "sent=N sent_bytes=B replies=R reply_bytes=RB"
+                             "sent=N sent_bytes=B replies=R reply_bytes=RB
+                             refused=F last=REPLY"; with do/dont, DF is set
+                             (path MTU discovery: a send larger than the
+                             learned path MTU is refused, EMSGSIZE) or
+                             clear (the kernel sends it whole)
 """
 import socket
 import struct
@@ -258,22 +262,37 @@ def tcp_stream(host, port, secs, interval, out):
         f.write(f"sent={sent} echoed={echoed} error={err}\n")
 
 
-def udp_burst(host, port, count, size):
+def udp_burst(host, port, count, size, df=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if df is not None:
+        # IP_MTU_DISCOVER (10): IP_PMTUDISC_DO (2) sets DF, _DONT (0) not.
+        s.setsockopt(socket.IPPROTO_IP, 10, 2 if df == "do" else 0)
     s.settimeout(1)
-    sent = sent_bytes = replies = reply_bytes = 0
+    sent = sent_bytes = replies = reply_bytes = refused = 0
+    last = ""
     for i in range(count):
         payload = (f"{i:08d}" + "x" * size)[:size].encode()
-        s.sendto(payload, (host, port))
+        try:
+            s.sendto(payload, (host, port))
+        except OSError:
+            refused += 1
+            continue
         sent += 1
         sent_bytes += len(payload)
         try:
             d = s.recv(65535)
             replies += 1
             reply_bytes += len(d)
+            last = d.decode(errors="replace").strip().replace(" ", "_")
         except socket.timeout:
             pass
-    print(f"sent={sent} sent_bytes={sent_bytes} replies={replies} reply_bytes={reply_bytes}")
+        except OSError:
+            # An ICMP error (fragmentation needed) reported on the socket.
+            pass
+    print(
+        f"sent={sent} sent_bytes={sent_bytes} replies={replies} "
+        f"reply_bytes={reply_bytes} refused={refused} last={last}"
+    )
 
 
 if __name__ == "__main__":
@@ -298,6 +317,6 @@ if __name__ == "__main__":
     elif cmd == "tcp-stream":
         tcp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
     elif cmd == "udp-burst":
-        udp_burst(args[0], int(args[1]), int(args[2]), int(args[3]))
+        udp_burst(args[0], int(args[1]), int(args[2]), int(args[3]), *args[4:5])
     else:
         sys.exit(__doc__)

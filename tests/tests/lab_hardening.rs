@@ -283,6 +283,57 @@ fn a_packet_too_big_for_the_egress_makes_the_sender_learn_the_path_mtu() {
     assert!(r.get("too_big_sent") >= 1, "{}", r.log);
 }
 
+/// `key=value` from a line of `lab_server.py` output.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {text:?}"))
+}
+
+#[test]
+fn a_datagram_without_df_is_fragmented_one_with_df_gets_fragmentation_needed() {
+    let lab = Lab::new(1);
+    let b1 = lab.backend(0);
+    lab.server(&b1, &["udp", "9000", "e1"]);
+    assert!(lab.wait_until(&b1, "ss -lun | grep -q ':9000 '", 10));
+    let rule = ECHO_RULE
+        .replace("7000", "9000")
+        .replace("protocol = \"tcp\"", "protocol = \"udp\"")
+        .replace("name = \"echo\"", "name = \"dgram\"")
+        .replace("allow-echo", "allow-dgram");
+    let (text, prefix) = lab.config(&rule);
+    // The members' side carries at most 1280 bytes (Sluice's config; the
+    // veth itself would take 1500).
+    let text = text.replace("role = \"internal\"\n", "role = \"internal\"\nmtu = 1280\n");
+    assert!(text.contains("mtu = 1280"), "conf/lab.toml changed shape");
+    let d = lab.start_sluiced_with(&text, &prefix);
+    let burst = |df: &str| {
+        let out = lab.run_script(
+            &lab.client(),
+            &["udp-burst", FRONTEND, "9000", "3", "1472", df],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // DF clear: each 1500-byte datagram leaves Sluice in two fragments,
+    // which b1's kernel reassembles: it answers with the whole length.
+    let dont = burst("dont");
+    assert_eq!(field(&dont, "replies"), "3", "{dont}\n{}", d.log());
+    assert!(field(&dont, "last").ends_with("_1472"), "{dont}");
+    // DF set: the first gets "fragmentation needed" (MTU 1280) from
+    // Sluice; the client's kernel learns the path MTU and refuses to send
+    // the next two.
+    let df = burst("do");
+    let route = lab.sh(&lab.client(), &format!("ip route get {FRONTEND}"));
+    let route = String::from_utf8_lossy(&route.stdout).to_string();
+    let r = d.stop();
+    assert_eq!(field(&df, "replies"), "0", "{df}");
+    assert_eq!(field(&df, "refused"), "2", "{df}\n{route}");
+    assert!(route.contains("mtu 1280"), "the client learned: {route}");
+    assert_eq!(r.get("fragmented"), 3, "{}", r.log);
+    assert_eq!(r.get("fragments_made"), 6, "{}", r.log);
+    assert_eq!(r.get("too_big_sent"), 1, "{}", r.log);
+}
+
 /// Sends `bytes` on a fresh connection to the control socket and returns
 /// what comes back (the connection's write side closed after them).
 fn raw_request(lab: &Lab, bytes: &[u8]) -> String {

@@ -181,6 +181,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             rx: Vec::new(),
             tx: ports.iter().map(|p| p.tx_queue(i as u16)).collect(),
             burst: usize::from(cfg.dpdk.burst),
+            pool: Arc::clone(&pool),
         })
         .collect();
     let mut k = 0;

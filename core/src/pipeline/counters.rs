@@ -102,12 +102,16 @@ named_enum! {
         SnatExhausted => "snat_exhausted",
         /// To a public SNAT address with no flow or cone mapping for it.
         SnatNoMapping => "snat_no_mapping",
-        /// Larger than the egress port's MTU, and no ICMP error sent for it
-        /// (IPv4 without DF, rate limit, martian source).
+        /// Larger than the egress port's MTU, and neither an ICMP error sent
+        /// for it (rate limit, martian source) nor fragmented (IPv4 without
+        /// DF whose next hop is not resolved yet).
         MtuExceeded => "mtu_exceeded",
         /// A hairpin flow found no free frontend port for its member's
         /// tuple (64 tried), or lost the one it took to another worker.
         HairpinExhausted => "hairpin_exhausted",
+        /// A datagram to be fragmented found no buffers for its fragments
+        /// (the mbuf pool is empty), or would need more than 8.
+        FragmentNoBuffer => "fragment_no_buffer",
         /// A probe reply found the ring to the prober full.
         ProbeRingFull => "probe_ring_full",
 
@@ -123,6 +127,11 @@ named_enum! {
         ToTx => "to_tx",
         /// Frames the TX queues took.
         Tx => "tx",
+        /// Datagrams larger than their egress MTU (IPv4 without DF) handed
+        /// on to be sent as fragments (counted in `to_tx` too).
+        Fragmented => "fragmented",
+        /// Fragments made of them (worker or control), all sent to TX.
+        FragmentsMade => "fragments_made",
         /// Frames handed to control to wait for a neighbour.
         Held => "held",
         /// Frames used up without a reply (ARP replies, NAs learned from).

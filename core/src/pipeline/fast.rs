@@ -109,16 +109,83 @@ pub(super) fn forward<A: Ip>(
     // The frame's length bounds the packet's: most frames need no look at
     // the egress port.
     if len > ETH + usize::from(cx.dataplane.min_mtu) {
-        if let Some(f) = too_big_flow::<A>(*cx, (idx, dir), room, hl, proto, c) {
+        if let Some(f) = oversize::<A>(cx, (idx, dir), room, len, (hl, proto), l4, memo, c) {
             return f;
         }
     }
+    rewrite_and_send(cx, e, dir, room, len, (hl, proto), l4, &rw, memo, c)
+}
+
+/// [`forward`] for a packet larger than the smallest MTU: `None` when it
+/// fits its egress port; else the ICMP error that answers it, or, for IPv4
+/// without DF, the rewritten datagram to be sent in fragments.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
+fn oversize<A: Ip>(
+    cx: &Context<'_>,
+    (idx, dir): (u32, Dir),
+    room: &mut [u8],
+    len: usize,
+    (hl, proto): (usize, u8),
+    l4: L4,
+    memo: &mut NeighMemo,
+    c: &mut Counters,
+) -> Option<Fate> {
+    match too_big_flow::<A>(*cx, (idx, dir), room, hl, proto, false, c) {
+        Oversize::Fits => None,
+        Oversize::Refused(f) => Some(f),
+        Oversize::Split(mtu) => {
+            let e = A::flows(cx).entry(idx);
+            let rw = e.raw_rewrite(dir);
+            let f = rewrite_and_send(cx, e, dir, room, len, (hl, proto), l4, &rw, memo, c);
+            Some(split(f, mtu))
+        }
+    }
+}
+
+/// The end of [`forward`]: count, rewrite, send.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn rewrite_and_send<A: Ip>(
+    cx: &Context<'_>,
+    e: &Entry<A>,
+    dir: Dir,
+    room: &mut [u8],
+    len: usize,
+    (hl, proto): (usize, u8),
+    l4: L4,
+    rw: &RawRewrite<A>,
+    memo: &mut NeighMemo,
+    c: &mut Counters,
+) -> Fate {
     let ip = &mut room[ETH..];
     let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
     cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), syn);
-    rewrite_headers::<A>(ip, hl, proto, &rw);
+    rewrite_headers::<A>(ip, hl, proto, rw);
     c.add(Stat::Forwarded, 1);
-    send(*cx, room, len, &rw, memo)
+    send(*cx, room, len, rw, memo)
+}
+
+/// What a packet larger than some port's MTU needs.
+pub(super) enum Oversize {
+    /// It fits its own egress port.
+    Fits,
+    /// An ICMP error goes back instead (or it is dropped).
+    Refused(Fate),
+    /// IPv4 without DF: it leaves in fragments of this MTU.
+    Split(u16),
+}
+
+/// The fate of a rewritten datagram to be fragmented to `mtu`: a frame
+/// ready to send becomes [`Fate::Split`]; one waiting for its neighbour is
+/// dropped (control would send it whole, and the port would not).
+#[cold]
+pub(super) fn split(f: Fate, mtu: u16) -> Fate {
+    match f {
+        Fate::Tx { port, len } => Fate::Split { port, len, mtu },
+        _ => Fate::Drop(super::DropReason::MtuExceeded),
+    }
 }
 
 /// The TCP tracking of a segment with SYN, FIN or RST (`forward` does a
@@ -189,33 +256,32 @@ fn rst_acceptable<A: Family>(e: &Entry<A>, dir: Dir, t: &[u8]) -> bool {
 /// direction's egress.
 #[cold]
 #[inline(never)]
-fn too_big_flow<A: Ip>(
+pub(super) fn too_big_flow<A: Ip>(
     cx: Context<'_>,
     (idx, dir): (u32, Dir),
     room: &mut [u8],
     hl: usize,
     proto: u8,
+    later_fragment: bool,
     c: &mut Counters,
-) -> Option<Fate> {
+) -> Oversize {
     let e = A::flows(&cx).entry(idx);
     let total = ip_len::<A>(&room[ETH..]);
-    let mtu = cx
-        .dataplane
-        .ports
-        .get(e.raw_rewrite(dir).egress.index())?
-        .mtu;
+    let Some(port) = cx.dataplane.ports.get(e.raw_rewrite(dir).egress.index()) else {
+        return Oversize::Fits;
+    };
     let rx_port = e.raw_rewrite(dir.other()).egress;
-    if total <= usize::from(mtu) {
-        return None;
+    if total <= usize::from(port.mtu) {
+        return Oversize::Fits;
     }
     let about = About {
         src: A::read(&room[ETH + A::SRC..]),
         total,
         l4: hl,
         proto,
-        later_fragment: false,
+        later_fragment,
     };
-    Some(too_big::<A>(cx, rx_port, room, about, mtu, c))
+    too_big::<A>(cx, rx_port, room, about, port.mtu, c)
 }
 
 /// The IP packet's length as its header says.

@@ -2,7 +2,7 @@
 //! header, so it follows the flow its first fragment went with (recorded
 //! in the family's fragment table), or waits for it on control.
 
-use super::fast::{ip_len, rewrite_headers, send, NeighMemo};
+use super::fast::{ip_len, rewrite_headers, send, split, too_big_flow, NeighMemo, Oversize};
 use super::l3::{Header, Ip, ETH};
 use super::{Context, Counters, Fate, Stat};
 use crate::family::{V4, V6};
@@ -25,9 +25,22 @@ pub(super) fn later_fragment<A: Ip>(
     e.touch(dir, cx.now);
     let rw = e.raw_rewrite(dir);
     cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), false);
-    rewrite_headers::<A>(ip, h.l4, 0, &rw);
+    let mut mtu = 0;
+    if len > ETH + usize::from(cx.dataplane.min_mtu) {
+        match too_big_flow::<A>(cx, (idx, dir), room, h.l4, h.proto, true, c) {
+            Oversize::Fits => {}
+            Oversize::Refused(f) => return f,
+            Oversize::Split(m) => mtu = m,
+        }
+    }
+    rewrite_headers::<A>(&mut room[ETH..], h.l4, 0, &rw);
     c.add(Stat::FragmentsForwarded, 1);
-    send(cx, room, len, &rw, &mut NeighMemo::default())
+    let f = send(cx, room, len, &rw, &mut NeighMemo::default());
+    if mtu == 0 {
+        f
+    } else {
+        split(f, mtu)
+    }
 }
 
 /// See [`super::retry_fragment`].

@@ -9,7 +9,7 @@
 //! once); a miss takes the full path of its family ([`input`]), whose flow
 //! part creates inbound flows ([`inbound`]) or outbound ones
 //! ([`outbound`]). ICMP errors of tracked flows ([`icmp_error`]), later
-//! fragments ([`fragment`]) and Sluice as a host ([`host`]: ARP, neighbour
+//! fragments ([`fragment`]), IPv4 fragmentation on egress ([`split`]) and Sluice as a host ([`host`]: ARP, neighbour
 //! discovery, echo) have files of their own.
 
 mod counters;
@@ -23,12 +23,14 @@ mod input;
 mod l3;
 mod l4;
 mod outbound;
+mod split;
 mod time_exceeded;
 
 pub use counters::{
     Counters, DropReason, SharedCounters, Stat, Traffic, TrafficCount, TRAFFIC_SLOTS,
 };
 pub use dataplane::{internal_sources_v4, internal_sources_v6, Dataplane, PortView};
+pub use split::Split;
 
 use crate::family::{V4, V6};
 use crate::flow::frag::Fragments;
@@ -58,6 +60,17 @@ pub enum Fate {
         next_hop: IpAddr,
         /// Frame length.
         len: u16,
+    },
+    /// Rewritten in place and addressed, but larger than `port`'s MTU
+    /// (IPv4 without DF): send it as fragments of at most `mtu` IP bytes,
+    /// cut with [`Split`].
+    Split {
+        /// Egress port.
+        port: PortIndex,
+        /// Frame length (the whole datagram).
+        len: u16,
+        /// The egress port's MTU.
+        mtu: u16,
     },
     /// Used up (learned from); nothing to send.
     Consumed,
@@ -280,6 +293,10 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         };
         match *fate {
             Fate::Tx { .. } => counters.add(Stat::ToTx, 1),
+            Fate::Split { .. } => {
+                counters.add(Stat::ToTx, 1);
+                counters.add(Stat::Fragmented, 1);
+            }
             Fate::Hold { .. } => counters.add(Stat::Held, 1),
             Fate::Consumed => counters.add(Stat::Consumed, 1),
             Fate::Defer => counters.add(Stat::Deferred, 1),

@@ -1,7 +1,7 @@
 //! Egress MTU, both families: a packet larger than its egress port's MTU
 //! gets "fragmentation needed" (IPv4 with DF) or Packet Too Big (IPv6)
 //! from the port it came in on, quoting what the sender sent; IPv4 without
-//! DF is dropped (`mtu_exceeded`: Sluice does not fragment).
+//! DF leaves in fragments ([`Fate::Split`]).
 
 use super::test_net::{self, EXT, EXT_MAC, GW_MAC};
 use super::*;
@@ -92,15 +92,45 @@ fn a_packet_too_big_for_the_egress_gets_packet_too_big_v6() {
 }
 
 #[test]
-fn ipv4_without_df_is_dropped_and_counted() {
+fn ipv4_without_df_leaves_in_fragments_that_reassemble_to_the_rewritten_datagram() {
     let ex = example();
     let client = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
     let fe = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
     send(&ex, segment(client, fe, tcp::Flags::SYN, &[]));
-    let (fate, _, c) = send(&ex, segment(client, fe, tcp::Flags::ACK, &[7; 1400]));
-    assert_eq!(fate, Fate::Drop(DropReason::MtuExceeded));
+    let data: Vec<u8> = (0..1400u32).map(|i| (i * 7) as u8).collect();
+    let (fate, room, c) = send(&ex, segment(client, fe, tcp::Flags::ACK, &data));
+    let Fate::Split { port, len, mtu } = fate else {
+        panic!("{fate:?}")
+    };
+    assert_eq!((port, mtu), (test_net::INT, 1280));
     assert_eq!(c.stat(Stat::TooBigSent), 0);
-    // A packet that fits goes through.
+    // The whole datagram is rewritten (to the member) before it is cut.
+    let whole = room[..usize::from(len)].to_vec();
+    let ip = crate::wire::ipv4::Packet::new_checked(&whole[14..]).unwrap();
+    let member = ip.dst_addr();
+    assert_eq!(member.octets()[..3], [10, 0, 0], "{member}");
+    let plan = Split::plan(&whole, mtu).expect("no DF");
+    assert_eq!(plan.count(), 2);
+    let mut second = vec![0u8; 2048];
+    let n = plan.write_later(&whole, 1, &mut second).unwrap();
+    second.truncate(n);
+    let mut first = whole.clone();
+    let n = plan.cut_first(&mut first);
+    first.truncate(n);
+    let mut payload = Vec::new();
+    for f in [&first, &second] {
+        let p = crate::wire::ipv4::Packet::new_checked(&f[14..]).unwrap();
+        assert!(p.verify_checksum() && p.total_len() <= 1280);
+        assert_eq!(p.dst_addr(), member);
+        payload.extend_from_slice(p.payload());
+    }
+    // The TCP checksum, rewritten over the whole datagram, holds for the
+    // reassembled one.
+    let seg = crate::wire::tcp::Packet::new_checked(&payload[..]).unwrap();
+    let pseudo = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), 6, payload.len() as u32);
+    assert!(seg.verify_checksum(pseudo));
+    assert_eq!(&payload[20..], &data[..]);
+    // A packet that fits goes through whole.
     let (fate, _, _) = send(&ex, segment(client, fe, tcp::Flags::ACK, &[7; 1200]));
     assert!(matches!(fate, Fate::Tx { .. }), "{fate:?}");
 }

@@ -5,6 +5,7 @@
 //! receiving port's own address of the family; built in place over the
 //! packet, rate limited per worker, and never about an ICMP error.
 
+use super::fast::Oversize;
 use super::icmp_error::{icmp_sum, is_error};
 use super::l3::{Header, Ip, ETH};
 use super::l4::wr16;
@@ -176,8 +177,8 @@ pub(super) fn send_error<A: Ip>(
 
 /// A packet of `total` IP bytes in `room`, to leave on a port whose MTU is
 /// `mtu`: IPv6, or IPv4 with DF set, gets the ICMP error that makes its
-/// sender learn the path MTU; IPv4 without DF is dropped too (`mtu_exceeded`:
-/// Sluice does not fragment).
+/// sender learn the path MTU (or is dropped as `mtu_exceeded` when none
+/// may be sent); IPv4 without DF is fragmented ([`super::split`]).
 #[inline(never)]
 pub(super) fn too_big<A: Ip>(
     cx: Context<'_>,
@@ -186,12 +187,13 @@ pub(super) fn too_big<A: Ip>(
     about: About<A>,
     mtu: u16,
     c: &mut Counters,
-) -> Fate {
+) -> Oversize {
     let df = A::V6 || room.get(ETH + 6).is_some_and(|f| f & 0x40 != 0);
-    let sent = df
-        .then(|| send_error(cx, rx_port, room, about, Error::TooBig(mtu), c))
-        .flatten();
-    sent.unwrap_or(Fate::Drop(DropReason::MtuExceeded))
+    if !df {
+        return Oversize::Split(mtu);
+    }
+    let sent = send_error(cx, rx_port, room, about, Error::TooBig(mtu), c);
+    Oversize::Refused(sent.unwrap_or(Fate::Drop(DropReason::MtuExceeded)))
 }
 
 /// A source no error may go to.

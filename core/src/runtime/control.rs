@@ -222,6 +222,18 @@ impl ControlPlane {
                             m.set_len(usize::from(len));
                             self.send_via(port, next_hop, m, now);
                         }
+                        crate::pipeline::Fate::Split { port, len, mtu } => {
+                            m.set_len(usize::from(len));
+                            let (pool, mut c) = (Arc::clone(&self.pool), Default::default());
+                            let mut out = Vec::new();
+                            super::worker::split_out(&pool, m, mtu, &mut c, |m, _| out.push(m));
+                            if out.is_empty() {
+                                self.counters.frag_split_failed += 1;
+                            }
+                            for m in out {
+                                self.transmit(port, m);
+                            }
+                        }
                         _ => {}
                     }
                 }

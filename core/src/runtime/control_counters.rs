@@ -34,6 +34,9 @@ pub struct ControlCounters {
     pub frag_timeout: u64,
     /// Later fragments dropped: the waiting buffer was full.
     pub frag_overflow: u64,
+    /// Released fragments too big for their egress (no DF) that could not
+    /// be cut again (no mbufs): dropped.
+    pub frag_split_failed: u64,
     /// Rule snapshots published by a reload.
     pub reloads: u64,
     /// Flows ended by a reload: their rule changed or went, or their
@@ -55,7 +58,7 @@ pub struct ControlCounters {
 impl ControlCounters {
     /// Every counter by its report name (`counter NAME VALUE` at exit; the
     /// `event` label of `sluice_control_events_total`).
-    pub fn named(&self) -> [(&'static str, u64); 27] {
+    pub fn named(&self) -> [(&'static str, u64); 28] {
         let n = &self.neigh;
         [
             ("neigh.requests", n.requests),
@@ -78,6 +81,7 @@ impl ControlCounters {
             ("frag.released", self.frag_released),
             ("frag.timeout", self.frag_timeout),
             ("frag.overflow", self.frag_overflow),
+            ("frag.split_failed", self.frag_split_failed),
             ("reload.ok", self.reloads),
             ("reload.rejected", self.reloads_rejected),
             ("flows.ended_by_reload", self.flows_ended_by_reload),
@@ -91,7 +95,7 @@ impl ControlCounters {
     /// The frames control lost after a worker handed them on (held for a
     /// neighbour, deferred fragments, frames to send), by the reason name
     /// `sluice_drops_total` gives them: part of the drop total.
-    pub fn drops(&self) -> [(&'static str, u64); 7] {
+    pub fn drops(&self) -> [(&'static str, u64); 8] {
         let n = &self.neigh;
         [
             ("neigh_queue_full", n.queue_full),
@@ -99,6 +103,7 @@ impl ControlCounters {
             ("neigh_table_full", n.table_full),
             ("frag_timeout", self.frag_timeout),
             ("frag_overflow", self.frag_overflow),
+            ("frag_split_failed", self.frag_split_failed),
             ("control_to_worker_full", self.to_worker_full),
             ("originated_no_route", self.originated_no_route),
         ]

@@ -3,9 +3,9 @@
 //! logs or makes a syscall; everything it needs is set up before it starts.
 
 use super::{Shared, SlowEvent};
-use crate::dpdk::{Burst, RxQueue, TxQueue};
+use crate::dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use crate::neigh::PortIndex;
-use crate::pipeline::{process_burst, Context, Counters, DropReason, Fate, Slowpath, Stat};
+use crate::pipeline::{process_burst, Context, Counters, DropReason, Fate, Slowpath, Split, Stat};
 use crate::wire::MacAddr;
 use crate::MAX_BURST;
 use crossbeam_queue::ArrayQueue;
@@ -24,6 +24,8 @@ pub struct Worker {
     pub tx: Vec<TxQueue>,
     /// Burst size.
     pub burst: usize,
+    /// Where the fragments of a datagram too big for its egress come from.
+    pub pool: Arc<Mempool>,
 }
 
 struct Ring<'a>(&'a ArrayQueue<SlowEvent>);
@@ -95,6 +97,17 @@ impl Worker {
                                 flush(&mut self.tx[usize::from(port)], b, &mut c);
                                 let _ = b.push(m);
                             }
+                        }
+                        Fate::Split { port, len, mtu } => {
+                            m.set_len(usize::from(len));
+                            let (q, b) =
+                                (&mut self.tx[usize::from(port)], &mut tx[usize::from(port)]);
+                            split_out(&self.pool, m, mtu, &mut c, |m, c| {
+                                if let Err(m) = b.push(m) {
+                                    flush(q, b, c);
+                                    let _ = b.push(m);
+                                }
+                            });
                         }
                         Fate::Hold {
                             port,
@@ -178,6 +191,54 @@ fn flush(q: &mut TxQueue, b: &mut Burst, c: &mut Counters) {
         c.drop(DropReason::TxFull);
     }
     b.clear();
+}
+
+/// Most fragments one datagram is cut into: a frame fits one mbuf (2 KiB)
+/// and an MTU is at least 576, so 4 do.
+const MAX_FRAGMENTS: usize = 8;
+
+/// Sends the IPv4 datagram in `m` as fragments of at most `mtu` IP bytes,
+/// each given to `send` in order; the later ones in mbufs from `pool`. When
+/// the pool cannot give them all, none is sent (`fragment_no_buffer`).
+#[cold]
+#[inline(never)]
+pub(super) fn split_out(
+    pool: &Mempool,
+    mut m: Mbuf,
+    mtu: u16,
+    c: &mut Counters,
+    mut send: impl FnMut(Mbuf, &mut Counters),
+) {
+    let (room, len) = m.room_and_len_mut();
+    let Some(plan) = room.get(..len).and_then(|f| Split::plan(f, mtu)) else {
+        c.drop(DropReason::MtuExceeded);
+        return;
+    };
+    if plan.count() > MAX_FRAGMENTS {
+        c.drop(DropReason::FragmentNoBuffer);
+        return;
+    }
+    let mut later: [Option<Mbuf>; MAX_FRAGMENTS] = Default::default();
+    for (k, slot) in later.iter_mut().enumerate().take(plan.count()).skip(1) {
+        let Some(mut f) = pool.alloc() else {
+            c.drop(DropReason::FragmentNoBuffer);
+            return;
+        };
+        let (out, _) = f.room_and_len_mut();
+        let Some(n) = plan.write_later(&room[..len], k, out) else {
+            c.drop(DropReason::MtuExceeded);
+            return;
+        };
+        f.set_len(n);
+        *slot = Some(f);
+    }
+    let first = plan.cut_first(room);
+    m.set_len(first);
+    c.add(Stat::FragmentsMade, plan.count() as u64);
+    send(m, c);
+    for f in later.into_iter().flatten() {
+        send(f, c);
+    }
 }
 
 /// Chained mbufs (frames larger than one buffer) are dropped before the
