@@ -17,10 +17,12 @@ run: deps
 	$(CARGO) build --release --bins
 	./target/release/sluice-lab
 
-# Everything CI runs: formatting, lints, unit tests, pcap golden tests, labs.
+# Everything CI runs: formatting, lints, unit tests, pcap golden tests, labs,
+# and a minute of fuzzing per cargo-fuzz target (a crash fails it).
 test: deps lint
 	$(CARGO) build --bins
 	$(CARGO) test --workspace
+	./scripts/fuzz.sh 60
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -42,10 +44,9 @@ bench: deps
 	./bench/probes.sh 3
 	python3 bench/wire.py 3
 
-# Short fuzzing runs of both targets (needs `cargo install cargo-fuzz`).
+# Five minutes of fuzzing per target (installs cargo-fuzz if missing).
 fuzz:
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run wire -- -max_total_time=60
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run pipeline -- -max_total_time=60
+	./scripts/fuzz.sh 300
 
 clean:
 	$(CARGO) clean
