@@ -487,6 +487,64 @@ fn a_read_only_state_directory_refuses_the_reload_and_keeps_the_maps() {
 }
 
 #[test]
+fn a_full_state_directory_refuses_the_reload_and_keeps_the_maps() {
+    let lab = Lab::new(2);
+    lab.http_backends(2, 80);
+    let (text, prefix) = lab.config(EGRESS_AND_SSH_POOL);
+    let text = sluice_tests::lab::with_outbound(&text);
+    let d = lab.start_sluiced_with(&text, &prefix);
+    healthy(&lab, 2);
+    let state = lab.dir.join("state");
+    let dir = state.to_str().unwrap().to_string();
+    let pid = d.pid().to_string();
+    let in_daemon = |script: &str| {
+        let mut c = std::process::Command::new("nsenter");
+        c.args(["-t", &pid, "-m", "--", "sh", "-c", script]);
+        c.output().expect("nsenter")
+    };
+    // A 64 KiB file system over the state directory, in the daemon's own
+    // mount namespace, holding the daemon's maps, then filled up.
+    let full = in_daemon(&format!(
+        "set -e; cp -a {dir} {dir}.copy; mount -t tmpfs -o size=64k tmpfs {dir}; \
+         cp -a {dir}.copy/. {dir}/; rm -r {dir}.copy; \
+         dd if=/dev/zero of={dir}/filler bs=4k 2>/dev/null || true; \
+         cat {dir}/nat-pool-ssh-pool.map"
+    ));
+    let before = String::from_utf8_lossy(&full.stdout).to_string();
+    assert!(before.contains("10.0.0.12"), "the map, copied: {before:?}");
+    let smaller = text.replace("  { address = \"10.0.0.12\", name = \"b2\" },\n", "");
+    assert_ne!(smaller, text, "conf/lab.toml's pool changed shape");
+    let applied = d.reload(&smaller);
+    let log = d.log();
+    let after = in_daemon(&format!("cat {dir}/nat-pool-ssh-pool.map; ls {dir}"));
+    let after = String::from_utf8_lossy(&after.stdout).to_string();
+    assert!(!applied, "the reload must be refused:\n{log}");
+    assert!(log.contains("writing"), "the error is logged:\n{log}");
+    assert!(after.starts_with(&before), "map untouched: {after:?}");
+    assert!(
+        !after.contains(".tmp"),
+        "no half-written file left: {after}"
+    );
+    // The running config stays: both members still serve.
+    let url = format!("http://{FRONTEND}/");
+    let seen: std::collections::HashSet<String> = lab
+        .curls(&[CLIENT.to_string()], 20, &url)
+        .into_iter()
+        .map(|a| a.1)
+        .collect();
+    assert!(seen.contains("b1") && seen.contains("b2"), "{seen:?}");
+    // With room again, the same reload applies.
+    in_daemon(&format!("rm {dir}/filler"));
+    let applied = d.reload(&smaller);
+    let after = in_daemon(&format!("cat {dir}/nat-pool-ssh-pool.map; umount {dir}"));
+    let after = String::from_utf8_lossy(&after.stdout).to_string();
+    assert!(applied, "{}", d.log());
+    assert!(!after.contains("10.0.0.12"), "b2 left the map: {after}");
+    let r = d.stop();
+    assert_eq!(r.get("reload.rejected"), 1, "{}", r.log);
+}
+
+#[test]
 fn a_config_file_cut_mid_write_is_refused_then_the_whole_one_applies() {
     let lab = Lab::new(1);
     lab.http_backends(1, 80);

@@ -52,7 +52,8 @@ pub fn store(state_dir: &Path, rule: &str, map: &PortMap) -> std::io::Result<()>
 
 /// Replaces the file at `dst` with `text` so that a reader (or a restart
 /// after a crash) sees either the old or the new content: a temp file next
-/// to it, fsync, rename. Creates the directory.
+/// to it, fsync, rename; on failure the temp file is removed. Creates the
+/// directory.
 pub fn write_atomic(dst: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = dst.parent() {
         std::fs::create_dir_all(dir)?;
@@ -60,10 +61,16 @@ pub fn write_atomic(dst: &Path, text: &str) -> std::io::Result<()> {
     let mut name = dst.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = dst.with_file_name(name);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dst)
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dst)
+    });
+    if written.is_err() {
+        // A full disk keeps nothing half-written of ours.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The map for `rule` given the pool's current `members` and the previous
