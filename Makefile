@@ -1,7 +1,7 @@
 # Sluice. `make run` shows it working; `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all deps build run test lint unit lab bench fuzz clean
+.PHONY: all deps build run test lint unit lab bench fuzz soak clean
 
 all: build
 
@@ -43,6 +43,14 @@ bench: deps
 	./bench/pipeline.sh 3
 	./bench/probes.sh 3
 	python3 bench/wire.py 3
+
+# A long mixed load through sluiced in the namespace lab (root): inbound
+# TCP/UDP/HTTP, SNAT, a flapping probe, a reload a minute; every loss at both
+# ends against a zero-loss baseline, and memory growth (target/soak-results.md).
+SOAK_MINUTES ?= 30
+soak: deps
+	$(CARGO) build --release --bins
+	./target/release/sluice-soak --minutes $(SOAK_MINUTES)
 
 # Five minutes of fuzzing per target (installs cargo-fuzz if missing).
 fuzz:

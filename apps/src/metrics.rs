@@ -89,6 +89,11 @@ fn describe() {
     describe_gauge!("sluice_flow_table_flows", "Live flows.");
     describe_gauge!("sluice_flow_table_capacity", "Flows the table holds.");
     describe_gauge!(
+        "sluice_mbufs_in_use",
+        "Mbufs out of the pool (RX rings, queues, caches, in flight); growth is a leak."
+    );
+    describe_gauge!("sluice_mbufs_capacity", "Mbufs the pool holds.");
+    describe_gauge!(
         "sluice_flow_table_ipv6_flows",
         "Live IPv6 flows (their own table)."
     );
@@ -225,6 +230,8 @@ pub fn update(v: &View<'_>) {
     gauge!("sluice_flow_table_capacity").set(v.shared.flows.capacity() as f64);
     gauge!("sluice_flow_table_ipv6_flows").set(v.shared.flows6.len() as f64);
     gauge!("sluice_flow_table_ipv6_capacity").set(v.shared.flows6.capacity() as f64);
+    gauge!("sluice_mbufs_in_use").set(f64::from(v.mbufs.0));
+    gauge!("sluice_mbufs_capacity").set(f64::from(v.mbufs.1));
     counter!("sluice_reloads_total", "outcome" => "applied").absolute(v.control.reloads);
     counter!("sluice_reloads_total", "outcome" => "rejected").absolute(v.control.reloads_rejected);
     for (p, c) in v.ports.iter().zip(&v.cfg.ports) {

@@ -39,6 +39,8 @@ pub struct View<'a> {
     pub config_path: &'a std::path::Path,
     /// Per-rule traffic.
     pub traffic: &'a TrafficBook,
+    /// The mbuf pool: (in use, capacity).
+    pub mbufs: (u32, u32),
 }
 
 /// Filters of `sluicectl flows`.
@@ -151,6 +153,8 @@ impl View<'_> {
             "flow_capacity": self.shared.flows.capacity(),
             "flows_v6": self.shared.flows6.len(),
             "flow_capacity_v6": self.shared.flows6.capacity(),
+            "mbufs_in_use": self.mbufs.0,
+            "mbufs": self.mbufs.1,
             "reloads": self.control.reloads,
             "reloads_rejected": self.control.reloads_rejected,
             "drops": drops,

@@ -25,6 +25,9 @@
                              one connection, a numbered line every INTERVAL
                              s for SECS, each echo read; OUT gets
                              "sent=N echoed=M error=E"
+  http-loop HOST PORT SECS INTERVAL OUT
+                             a new HTTP/1.0 connection every INTERVAL s for
+                             SECS; OUT gets "sent=N ok=M failed=F"
   udp-burst HOST PORT COUNT SIZE [do|dont]
                              COUNT datagrams of SIZE bytes, one at a time
                              (waits up to 1 s for each reply); prints
@@ -262,6 +265,35 @@ def tcp_stream(host, port, secs, interval, out):
         f.write(f"sent={sent} echoed={echoed} error={err}\n")
 
 
+def http_loop(host, port, secs, interval, out):
+    import time
+    sent = ok = failed = 0
+    end = time.time() + secs
+    nxt = time.time()
+    while time.time() < end:
+        nxt += interval
+        sent += 1
+        try:
+            with socket.create_connection((host, port), timeout=3) as c:
+                c.settimeout(3)
+                c.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+                reply = b""
+                while True:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    reply += d
+            if reply.startswith(b"HTTP/1.0 200"):
+                ok += 1
+            else:
+                failed += 1
+        except OSError:
+            failed += 1
+        time.sleep(max(0, nxt - time.time()))
+    with open(out, "w") as f:
+        f.write(f"sent={sent} ok={ok} failed={failed}\n")
+
+
 def udp_burst(host, port, count, size, df=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if df is not None:
@@ -316,6 +348,8 @@ if __name__ == "__main__":
         udp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
     elif cmd == "tcp-stream":
         tcp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
+    elif cmd == "http-loop":
+        http_loop(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
     elif cmd == "udp-burst":
         udp_burst(args[0], int(args[1]), int(args[2]), int(args[3]), *args[4:5])
     else:

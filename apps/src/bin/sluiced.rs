@@ -362,6 +362,7 @@ impl Daemon {
             uptime: self.clock.elapsed(),
             config_path: &self.path,
             traffic: &self.book,
+            mbufs: self.control.mbufs(),
         }
     }
 

@@ -44,6 +44,20 @@ impl Mempool {
         NonNull::new(m).map(Mbuf::from_non_null)
     }
 
+    /// Mbufs out of the pool now: in RX rings, queues, flight and the
+    /// per-lcore caches. Steady under steady load; growth is a leak.
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: the pool pointer is valid for the pool's lifetime; the
+        // count only reads the pool's rings and caches.
+        unsafe { sys::rte_mempool_in_use_count(self.raw.as_ptr()) }
+    }
+
+    /// Mbufs the pool holds in all.
+    pub fn capacity(&self) -> u32 {
+        // SAFETY: as above; `size` is set at creation and never changes.
+        unsafe { self.raw.as_ref().size }
+    }
+
     pub(super) fn as_ptr(&self) -> *mut sys::rte_mempool {
         self.raw.as_ptr()
     }

@@ -102,6 +102,11 @@ impl ControlPlane {
         self.own_tx[i] = Some(q);
     }
 
+    /// The mbuf pool: (in use, capacity).
+    pub fn mbufs(&self) -> (u32, u32) {
+        (self.pool.in_use(), self.pool.capacity())
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> ControlCounters {
         ControlCounters {
