@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 pub mod ctl;
 pub mod metrics;
 pub mod report;

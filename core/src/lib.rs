@@ -19,6 +19,8 @@ pub mod neigh;
 pub mod pipeline;
 #[path = "dpdk/prefetch.rs"]
 pub mod prefetch;
+#[path = "dpdk/shm.rs"]
+pub mod shm;
 pub mod wire;
 
 /// Largest RX/TX burst a worker handles; per-burst arrays are this long.

@@ -75,6 +75,7 @@ pub fn build(cfg: &Config, plans: &[blocks::RulePlan], workers: usize) -> Snat {
             udp: matches!(r.protocol, Protocol::Udp | Protocol::All),
             idle_timeout: r.idle_timeout,
             tcp_reset: r.tcp_reset,
+            timers: r.timers,
         });
         for (m, runs) in &p.members {
             members.push((ri, *m, runs.clone()));

@@ -186,6 +186,17 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// SIGKILL (a crash: no report, nothing cleaned up by sluiced itself);
+    /// returns what it had logged.
+    pub fn kill9(mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            crate::must(Command::new("kill").args(["-KILL", &c.id().to_string()]));
+            let _ = c.wait();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.log()
+    }
+
     /// SIGTERM, wait for a clean exit, parse the report.
     pub fn stop(mut self) -> Report {
         let mut child = self.child.take().unwrap();

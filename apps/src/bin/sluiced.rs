@@ -13,7 +13,7 @@ use sluice::{metrics, report};
 use sluice_core::config::Config;
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
 use sluice_core::lb::natmap::PortMap;
-use sluice_core::lb::Services;
+use sluice_core::lb::{Carry, Services};
 use sluice_core::neigh::{CacheConfig, PortIndex};
 use sluice_core::pipeline::Dataplane;
 use sluice_core::pipeline::{internal_sources_v4, internal_sources_v6, PROBE_PORTS};
@@ -168,12 +168,34 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         ports.push(port);
     }
     let macs: Vec<_> = ports.iter().map(Port::mac).collect();
-    let shared = Shared::new(
+    let opened = sluice::adopt::open(&cfg, cfg.dpdk.workers.len())?;
+    let shared = Shared::with_tables(
         Dataplane::new(&cfg, &macs),
         services,
-        (cfg.flow_table.capacity, cfg.flow_table.capacity_v6),
+        opened.tables,
         cfg.dpdk.workers.len(),
     );
+    // Control before the workers: adopted flows move to this config's ids
+    // before any packet can use them.
+    let mut control = ControlPlane::new(
+        shared.clone(),
+        pool.clone(),
+        CacheConfig::default(),
+        args.timer_scale,
+    );
+    if let Some(ids) = &opened.identities {
+        let carry = Carry::from_identities(ids, &shared.services.load());
+        control.adopt(&carry, opened.adopted, opened.cut_short);
+        let c = control.counters();
+        info!(
+            adopted = c.flows_adopted,
+            cut_short = c.flows_cut_short,
+            remapped = c.flows_remapped,
+            ended = c.flows_ended_by_restart,
+            "adopted flows carried over to this config"
+        );
+    }
+    sluice::adopt::save_identities(&cfg, &shared.services.load());
 
     let mut workers: Vec<Worker> = (0..cfg.dpdk.workers.len())
         .map(|i| Worker {
@@ -208,12 +230,6 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, term.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
 
-    let mut control = ControlPlane::new(
-        shared.clone(),
-        pool.clone(),
-        CacheConfig::default(),
-        args.timer_scale,
-    );
     for (pi, port) in PortIndex::all(ports.len()).zip(&ports) {
         if port.tx_queue_count() > nworkers {
             control.own_tx(pi, port.tx_queue(nworkers));
@@ -226,6 +242,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         }
     }
     wait_for_links(&ports, &cfg);
+    control.announce_addresses();
 
     let clock = Instant::now();
     let sources: Vec<(IpAddr, u8)> = internal_sources_v4(&cfg)
@@ -585,6 +602,7 @@ fn reload(
     let eligible = |p: usize, a: IpAddr| prober.health(&cfg.probes[p].name, a).is_none_or(|h| h.up);
     let services = compile_rules(cfg, &eligible, &running.nat_maps, &snat_prev)?;
     let n = services.services.len();
+    sluice::adopt::save_identities(cfg, &services);
     control.reload(Dataplane::new(cfg, macs), services);
     Ok(n)
 }

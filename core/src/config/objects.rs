@@ -7,6 +7,7 @@ use super::validate::{address, duration, in_range, port_number, unique_name, wor
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub(super) fn check_dpdk(ctx: &mut Ctx, d: raw::Dpdk) -> Dpdk {
@@ -451,9 +452,31 @@ pub(super) fn check_flow_table(ctx: &mut Ctx, f: raw::FlowTable) -> FlowTable {
         1 << 27,
     )
     .unwrap_or(1 << 18);
+    let file = f.file.map(PathBuf::from);
+    if let Some(p) = &file {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        if !p.is_absolute() || p.file_name().is_none() {
+            ctx.err(
+                "[flow_table]",
+                "file",
+                format!("{} is not an absolute file path", p.display()),
+            );
+        } else if dir.is_some_and(|d| !d.is_dir()) {
+            ctx.err(
+                "[flow_table]",
+                "file",
+                format!(
+                    "{}: no directory {}",
+                    p.display(),
+                    dir.unwrap_or(p).display()
+                ),
+            );
+        }
+    }
     FlowTable {
         capacity: capacity as u32,
         capacity_v6: capacity_v6 as u32,
+        file,
     }
 }
 

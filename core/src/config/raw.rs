@@ -170,6 +170,7 @@ pub struct OutboundRule {
     pub idle_timeout: Option<String>,
     #[serde(default)]
     pub tcp_reset: bool,
+    pub timers: Option<String>,
 }
 
 /// A number of ports, or the word "auto".
@@ -200,6 +201,7 @@ pub struct SecurityRule {
 pub struct FlowTable {
     pub capacity: Option<i64>,
     pub capacity_v6: Option<i64>,
+    pub file: Option<String>,
 }
 
 /// `[control]`

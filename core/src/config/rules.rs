@@ -310,14 +310,25 @@ pub(super) fn check_outbound_rules(
             }
         };
         let m = |n: u64| Duration::from_secs(60 * n);
+        let timers = word(
+            ctx,
+            &obj,
+            "timers",
+            r.timers.as_deref().unwrap_or("azure"),
+            &[("azure", Timers::Azure), ("rfc", Timers::Rfc)],
+        );
+        let (default, min, max) = match timers {
+            Some(Timers::Rfc) => (m(124), m(124), m(18 * 60)),
+            _ => (m(4), m(4), m(120)),
+        };
         let idle_timeout = duration(
             ctx,
             &obj,
             "idle_timeout",
             r.idle_timeout.as_deref(),
-            m(4),
-            m(4),
-            m(120),
+            default,
+            min,
+            max,
         );
         let (Some(pool), Some(protocol)) = (pool, protocol) else {
             continue;
@@ -343,6 +354,7 @@ pub(super) fn check_outbound_rules(
             ports_per_member,
             idle_timeout,
             tcp_reset: r.tcp_reset,
+            timers: timers.unwrap_or_default(),
         });
     }
     out

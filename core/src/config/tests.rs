@@ -327,3 +327,46 @@ fn at_most_256_ports() {
     ))
     .is_ok());
 }
+
+/// An outbound rule over a frontend and a pool, with `extra` lines.
+fn outbound(extra: &str) -> String {
+    format!(
+        r#"
+[[frontend]]
+name = "f"
+address = "203.0.113.10"
+kind = "public"
+[[pool]]
+name = "p"
+members = [{{ address = "10.0.0.11" }}]
+[[outbound_rule]]
+name = "o"
+frontends = ["f"]
+pool = "p"
+protocol = "tcp"
+{extra}
+"#
+    )
+}
+
+#[test]
+fn outbound_rfc_timers() {
+    let load = |extra: &str| Config::from_toml_str(&format!("{MINIMAL}\n{}", outbound(extra)));
+    let azure = load("").expect("valid");
+    assert_eq!(azure.outbound_rules[0].timers, Timers::Azure);
+    assert_eq!(azure.outbound_rules[0].idle_timeout.as_secs(), 240);
+    // RFC 5382 REQ-5: established TCP idles at least 2 h 4 min.
+    let rfc = load("timers = \"rfc\"").expect("valid");
+    assert_eq!(rfc.outbound_rules[0].timers, Timers::Rfc);
+    assert_eq!(rfc.outbound_rules[0].idle_timeout.as_secs(), 124 * 60);
+    let long = load("timers = \"rfc\"\nidle_timeout = \"10h\"").expect("valid");
+    assert_eq!(long.outbound_rules[0].idle_timeout.as_secs(), 36_000);
+    for (extra, field) in [
+        ("timers = \"rfc\"\nidle_timeout = \"120m\"", "idle_timeout"),
+        ("idle_timeout = \"3h\"", "idle_timeout"),
+        ("timers = \"strict\"", "timers"),
+    ] {
+        let e = errors(&outbound(extra));
+        assert!(has(&e, "outbound_rule \"o\"", field), "{extra}: {e:#?}");
+    }
+}

@@ -339,6 +339,21 @@ pub struct OutboundRule {
     pub idle_timeout: Duration,
     /// RST both ends on idle.
     pub tcp_reset: bool,
+    /// Whose TCP timers its flows keep.
+    pub timers: Timers,
+}
+
+/// The TCP timers of outbound SNAT flows (docs/conformance.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timers {
+    /// The cloud's: idle 4..120 min (default 4); a handshake may take 5 s;
+    /// the port is free 15 s after a RST and 240 s after both FINs.
+    #[default]
+    Azure,
+    /// RFC 5382 REQ-5 and RFC 7857: idle at least 2 h 4 min (up to 18 h);
+    /// every transitory state (handshake, half-closed, closing, reset)
+    /// 4 min.
+    Rfc,
 }
 
 /// Security rule direction.
@@ -400,6 +415,10 @@ pub struct FlowTable {
     pub capacity: u32,
     /// IPv6 flows (default: a quarter of `capacity`, at least 1024).
     pub capacity_v6: u32,
+    /// Where the tables live so that a restart adopts them: `FILE.v4`,
+    /// `FILE.v6` and the rule identities `FILE.ids` (none: on the heap,
+    /// gone with the process).
+    pub file: Option<PathBuf>,
 }
 
 /// `[control]`

@@ -456,6 +456,7 @@ pub fn egress_rule() -> crate::lb::snat::SnatRule {
         udp: true,
         idle_timeout: std::time::Duration::from_secs(240),
         tcp_reset: false,
+        timers: crate::config::Timers::Azure,
     }
 }
 

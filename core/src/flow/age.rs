@@ -12,7 +12,7 @@ use std::net::IpAddr;
 /// True when `f` has idled out at tick `now` (ms).
 pub fn expired<A: Family>(f: &FlowInfo<A>, now: u32, scale: u32) -> bool {
     let t = if f.snat {
-        tcp::snat_timeout(f.state, f.idle_timeout)
+        tcp::snat_timeout(f.state, f.idle_timeout, f.rfc_timers)
     } else {
         tcp::timeout(f.state, f.idle_timeout)
     };
@@ -198,6 +198,7 @@ mod tests {
             now: 0,
             generation: false,
             snat: false,
+            rfc_timers: false,
         }
     }
 
@@ -271,11 +272,34 @@ mod tests {
     }
 
     #[test]
+    fn rfc_timers_keep_a_reset_or_half_open_snat_flow_four_minutes() {
+        let t = FlowTable::new(8, 0);
+        let mut r = Reclaimer::new();
+        let rfc = |i, state| NewFlow {
+            snat: true,
+            rfc_timers: true,
+            ..flow(i, state, 124 * 60)
+        };
+        t.insert(&rfc(1, State::Reset)).unwrap();
+        t.insert(&rfc(2, State::SynSent)).unwrap();
+        t.insert(&rfc(3, State::Established)).unwrap();
+        assert!(
+            sweep_at(&t, &mut r, 15_001, 1).is_empty(),
+            "not the Azure 15 s"
+        );
+        assert!(sweep_at(&t, &mut r, 240_000, 1).is_empty());
+        assert_eq!(sweep_at(&t, &mut r, 240_001, 1).len(), 2);
+        assert!(sweep_at(&t, &mut r, 124 * 60_000, 1).is_empty());
+        assert_eq!(sweep_at(&t, &mut r, 124 * 60_000 + 1, 1).len(), 1);
+    }
+
+    #[test]
     fn snat_ports_are_released_15s_after_a_rst_240s_after_both_fins_else_when_idle() {
         let t = FlowTable::new(8, 0);
         let mut r = Reclaimer::new();
         let snat = |i, state, idle| NewFlow {
             snat: true,
+            rfc_timers: false,
             ..flow(i, state, idle)
         };
         t.insert(&snat(1, State::Reset, 1200)).unwrap();
@@ -322,6 +346,7 @@ mod tests {
         };
         let base = NewFlow {
             snat: true,
+            rfc_timers: false,
             tcp_reset: false,
             ..flow(1, State::Other, 60)
         };

@@ -17,11 +17,11 @@
 pub mod age;
 pub mod frag;
 mod key;
-mod table;
+pub(crate) mod table;
 pub mod tcp;
 
 pub use key::{hash_words, Delta, FlowKey};
 pub use table::{
-    Entry, FlowInfo, FlowKind, FlowTable, InsertError, NewFlow, RawRewrite, Reclaimer, Rewrite,
-    ENTRY_BYTES, ENTRY_BYTES_V6,
+    Entry, FlowInfo, FlowKind, FlowTable, InsertError, NewFlow, Opened, RawRewrite, Reclaimer,
+    Rewrite, ENTRY_BYTES, ENTRY_BYTES_V6,
 };

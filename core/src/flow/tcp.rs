@@ -172,10 +172,17 @@ pub const SNAT_RESET_TIMEOUT: Duration = Duration::from_secs(15);
 /// SNAT: a port is free again this long after both FINs.
 pub const SNAT_CLOSING_TIMEOUT: Duration = Duration::from_secs(240);
 
+/// SNAT with `timers = "rfc"`: every transitory state lasts this long
+/// (RFC 5382 REQ-5, RFC 7857 on RST).
+pub const RFC_TRANSITORY_TIMEOUT: Duration = Duration::from_secs(240);
+
 /// [`timeout`] for outbound SNAT flows, whose end frees a public port: the
-/// release timers of SPEC.md.
-pub fn snat_timeout(state: State, idle: Duration) -> Duration {
+/// release timers of SPEC.md, or with `rfc` (the rule's `timers = "rfc"`)
+/// 4 minutes for a handshake, a half-closed or closing connection and a
+/// reset one.
+pub fn snat_timeout(state: State, idle: Duration, rfc: bool) -> Duration {
     match state {
+        SynSent | SynRecv | FinOrig | FinReply | Closing | Reset if rfc => RFC_TRANSITORY_TIMEOUT,
         Closing => SNAT_CLOSING_TIMEOUT,
         Reset => SNAT_RESET_TIMEOUT,
         _ => timeout(state, idle),
@@ -254,5 +261,18 @@ mod tests {
         for s in State::ALL {
             assert_eq!(State::from_bits(s as u32), s);
         }
+    }
+
+    #[test]
+    fn rfc_timers_hold_every_transitory_snat_state_four_minutes() {
+        let idle = Duration::from_secs(124 * 60);
+        for s in [SynSent, SynRecv, FinOrig, FinReply, Closing, Reset] {
+            assert_eq!(snat_timeout(s, idle, true), RFC_TRANSITORY_TIMEOUT, "{s:?}");
+        }
+        assert_eq!(snat_timeout(Established, idle, true), idle);
+        let azure = Duration::from_secs(240);
+        assert_eq!(snat_timeout(Reset, azure, false), SNAT_RESET_TIMEOUT);
+        assert_eq!(snat_timeout(Closing, azure, false), SNAT_CLOSING_TIMEOUT);
+        assert_eq!(snat_timeout(SynSent, azure, false), SYN_TIMEOUT);
     }
 }

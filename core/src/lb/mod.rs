@@ -6,10 +6,12 @@
 //! rules are compiled here too. A [`Services`] is immutable: workers read
 //! the current one through an atomic pointer and a change builds a new one.
 
+mod carry;
 pub mod maglev;
 pub mod natmap;
 mod security;
 
+pub use carry::{Carry, Identities};
 pub use maglev::{flow_hash, Maglev};
 pub use security::Security;
 pub mod snat;
@@ -24,89 +26,6 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
-
-/// How the flows of one [`Services`] snapshot carry over to the next after
-/// a reload: a service carries over when the new snapshot has one with the
-/// same identity (rule name, kind of rule, frontend, backend port,
-/// floating IP, and for inbound NAT rules the member), and a flow's member
-/// when the new service still has its address. Anything else ends.
-#[derive(Debug, Clone, Default)]
-pub struct Carry {
-    /// By old service id: the new id and, by old member index, the new one.
-    map: Vec<Option<(u16, Vec<Option<u16>>)>>,
-    /// By old SNAT member index: the new one (same rule name, address and
-    /// ports).
-    snat: Vec<Option<u16>>,
-}
-
-impl Carry {
-    /// What carries over from `old` to `new`.
-    pub fn between(old: &Services, new: &Services) -> Carry {
-        let ident = |s: &Service| {
-            let forwarded = match s.kind {
-                Kind::Lb(_) => None,
-                Kind::Nat(_) | Kind::NatPool(_) => s.members.first().copied(),
-            };
-            (
-                s.name.clone(),
-                std::mem::discriminant(&s.kind),
-                s.frontend,
-                s.backend_port,
-                s.floating_ip,
-                forwarded,
-            )
-        };
-        let by_ident: std::collections::HashMap<_, usize> = new
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (ident(s), i))
-            .collect();
-        let map = old
-            .services
-            .iter()
-            .map(|s| {
-                let &n = by_ident.get(&ident(s))?;
-                let members = &new.services[n].members;
-                let remap = s
-                    .members
-                    .iter()
-                    .map(|a| members.iter().position(|b| b == a).map(|i| i as u16))
-                    .collect();
-                Some((n as u16, remap))
-            })
-            .collect();
-        let snat = old
-            .snat
-            .members
-            .iter()
-            .map(|m| {
-                let name = &old.snat.rules[usize::from(m.rule)].name;
-                let n = new.snat.find(name, m.address)?;
-                (new.snat.members[usize::from(n)].runs == m.runs).then_some(n)
-            })
-            .collect();
-        Carry { map, snat }
-    }
-
-    /// The new (rule, member) of a flow of old `rule` and `member`; `None`
-    /// when the flow should end.
-    pub fn get(&self, rule: snat::RuleRef, member: u16) -> Option<(snat::RuleRef, u16)> {
-        match rule {
-            snat::RuleRef::Snat(m) => {
-                let n = (*self.snat.get(usize::from(m))?)?;
-                Some((snat::RuleRef::Snat(n), member))
-            }
-            snat::RuleRef::Service(s) => {
-                let (n, members) = self.map.get(usize::from(s))?.as_ref()?;
-                Some((
-                    snat::RuleRef::Service(*n),
-                    (*members.get(usize::from(member))?)?,
-                ))
-            }
-        }
-    }
-}
 
 /// What kind of rule a service came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

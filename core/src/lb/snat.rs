@@ -103,6 +103,8 @@ pub struct SnatRule {
     pub idle_timeout: Duration,
     /// RST both ends of an established TCP flow that idles out.
     pub tcp_reset: bool,
+    /// Whose TCP timers its flows keep.
+    pub timers: crate::config::Timers,
 }
 
 /// What one worker counted for one member.

@@ -14,7 +14,9 @@ mod cache;
 mod solicit;
 
 pub use cache::{Cache, CacheConfig, CacheCounters, HoldOutcome, Released};
-pub use solicit::{build_arp_request, build_neighbor_solicit, solicited_node};
+pub use solicit::{
+    build_arp_request, build_neighbor_solicit, build_unsolicited_advert, solicited_node,
+};
 
 use crate::fxmap::FxMap;
 use crate::wire::MacAddr;

@@ -82,11 +82,64 @@ pub fn build_neighbor_solicit(
     LEN
 }
 
+/// Writes an unsolicited neighbour advertisement of `ip` at `mac` to all
+/// nodes (RFC 4861 7.2.6: override set, solicited clear, the target's
+/// link-layer address), from `ip` itself. `buf` must hold 86 bytes.
+pub fn build_unsolicited_advert(buf: &mut [u8], mac: MacAddr, ip: Ipv6Addr) -> usize {
+    const ICMP_LEN: usize = icmpv6::ND_LEN + 8;
+    const LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ICMP_LEN;
+    const OVERRIDE: u8 = 0x20;
+    buf[..LEN].fill(0);
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let mut f = ethernet::Frame::new_unchecked(&mut buf[..LEN]);
+    ethernet::Repr {
+        src: mac,
+        dst: MacAddr::ipv6_multicast(&dst),
+        ethertype: EtherType::Ipv6,
+    }
+    .emit(&mut f);
+    let mut ip6 = ipv6::Packet::new_unchecked(f.payload_mut());
+    ipv6::Repr {
+        src: ip,
+        dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: ICMP_LEN,
+        hop_limit: 255,
+    }
+    .emit(&mut ip6);
+    let mut icmp = icmpv6::Packet::new_unchecked(ip6.payload_mut());
+    icmp.set_msg_type(icmpv6::Message::NeighborAdvert);
+    icmp.set_code(0);
+    icmp.set_na_flags(OVERRIDE);
+    icmp.set_nd_target(ip);
+    icmp.set_nd_link_layer_option(icmpv6::OPT_TARGET_LL, mac);
+    icmp.fill_checksum(checksum::pseudo_header_v6(ip, dst, 58, ICMP_LEN as u32));
+    LEN
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    #[test]
+    fn unsolicited_advert_is_valid_and_overrides() {
+        let me: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        let mut buf = [0u8; 128];
+        let n = build_unsolicited_advert(&mut buf, MAC, me);
+        assert_eq!(n, 86);
+        assert_eq!(&buf[..6], &[0x33, 0x33, 0, 0, 0, 1], "all nodes");
+        let ip6 = ipv6::Packet::new_checked(&buf[14..n]).unwrap();
+        assert_eq!(ip6.hop_limit(), 255);
+        let p = icmpv6::Packet::new_checked(ip6.payload()).unwrap();
+        assert_eq!(p.msg_type(), icmpv6::Message::NeighborAdvert);
+        assert_eq!(p.nd_target(), me);
+        assert_eq!(p.nd_link_layer_option(icmpv6::OPT_TARGET_LL), Ok(Some(MAC)));
+        assert_eq!(ip6.payload()[4], 0x20, "override, not solicited");
+        let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        assert!(p.verify_checksum(checksum::pseudo_header_v6(me, dst, 58, 32)));
+    }
 
     #[test]
     fn arp_request_bytes() {

@@ -90,3 +90,80 @@ fn an_external_client_is_not_hairpinned() {
         "the client's address is kept"
     );
 }
+
+#[test]
+fn nat_rules_and_ha_ports_hairpin_too() {
+    // The example plus a security rule that lets anyone reach ssh-b2
+    // (50001 on the public frontend, to b2's port 22).
+    let text = format!(
+        "{}{}\n[[security_rule]]\nname = \"allow-ssh\"\npriority = 120\n\
+         direction = \"inbound\"\naction = \"allow\"\nsource = \"0.0.0.0/0\"\n\
+         destination = \"203.0.113.10/32\"\nprotocol = \"tcp\"\ndestination_ports = \"50001\"\n",
+        craft::EXAMPLE_CONFIG,
+        craft::LB_CONFIG
+    );
+    let cfg = crate::config::Config::from_toml_str(&text).expect("valid");
+    let ex = Example::from_config(&cfg, 64);
+    let fe = Ipv4Addr::new(203, 0, 113, 10);
+    let ilb = Ipv4Addr::new(10, 0, 0, 100);
+    let (b1, b2) = (Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 0, 0, 12));
+    // b1 and b2 itself through the NAT rule: both land on b2:22, from the
+    // frontend address.
+    for (from, sport) in [(b1, 40000u16), (b2, 40001)] {
+        let syn = craft::tcp_v4(
+            mac(from),
+            INT_MAC,
+            (from, sport),
+            (fe, 50001),
+            tcp::Flags::SYN,
+            1,
+            0,
+        );
+        let (fate, f, c) = send(&ex, syn);
+        assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+        assert_eq!(c.stat(Stat::HairpinCreated), 1);
+        let (s, hp, m, mp) = tuple(&f);
+        assert_eq!((s, m, mp), (fe, b2, 22), "from {from}");
+        assert_eq!(&f[..6], &mac(b2).0);
+        let ack = craft::tcp_v4(
+            mac(b2),
+            INT_MAC,
+            (b2, 22),
+            (fe, hp),
+            tcp::Flags::SYN | tcp::Flags::ACK,
+            9,
+            2,
+        );
+        let (fate, f, _) = send(&ex, ack);
+        assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+        assert_eq!(tuple(&f), (fe, 50001, from, sport));
+    }
+    // HA ports on the internal frontend: any port, from the frontend
+    // address, and back.
+    let syn = craft::tcp_v4(
+        mac(b1),
+        INT_MAC,
+        (b1, 40002),
+        (ilb, 7000),
+        tcp::Flags::SYN,
+        1,
+        0,
+    );
+    let (fate, f, c) = send(&ex, syn);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    assert_eq!(c.stat(Stat::HairpinCreated), 1);
+    let (s, hp, m, mp) = tuple(&f);
+    assert_eq!((s, mp), (ilb, 7000));
+    let ack = craft::tcp_v4(
+        mac(m),
+        INT_MAC,
+        (m, 7000),
+        (ilb, hp),
+        tcp::Flags::SYN | tcp::Flags::ACK,
+        9,
+        2,
+    );
+    let (fate, f, _) = send(&ex, ack);
+    assert!(matches!(fate, Fate::Tx { port: INT, .. }), "{fate:?}");
+    assert_eq!(tuple(&f), (ilb, 7000, b1, 40002));
+}

@@ -148,6 +148,7 @@ fn new_flow<A: Ip>(
         now: cx.now,
         generation: cx.services.generation,
         snat: false,
+        rfc_timers: false,
     };
     let (idx, hashes) = A::flows(cx)
         .insert_hashed(&f)

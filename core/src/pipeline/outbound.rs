@@ -267,6 +267,7 @@ fn insert_entry<A: Ip>(
         now: cx.now,
         generation: cx.services.generation,
         snat: true,
+        rfc_timers: rule.timers == crate::config::Timers::Rfc,
     };
     A::flows(&cx)
         .insert_hashed(&f)

@@ -326,6 +326,7 @@ fn a_port_another_worker_holds_for_the_same_destination_is_given_back() {
         now: 0,
         generation: false,
         snat: true,
+        rfc_timers: false,
     };
     let a = ex.flows.insert(&flow(key)).unwrap();
     let b = ex.flows.insert(&flow(FlowKey { sport: 2, ..key })).unwrap();

@@ -361,6 +361,22 @@ impl ControlPlane {
         true
     }
 
+    /// The flows of tables adopted from a previous process (`adopted` kept
+    /// whole, `cut_short` taken out): moved to this snapshot's ids by
+    /// `carry` (from the identities that process saved), or ended as a
+    /// reload ends them (RST where `tcp_reset`). Before the workers start.
+    pub fn adopt(&mut self, carry: &Carry, adopted: u64, cut_short: u64) {
+        let generation = self.shared.services.load().generation;
+        let shared = self.shared.clone();
+        let ended = self.v4.carry(&shared.flows, carry, generation, true)
+            + self.v6.carry(&shared.flows6, carry, generation, true);
+        self.counters.flows_adopted += adopted;
+        self.counters.flows_cut_short += cut_short;
+        self.counters.flows_ended_by_restart += ended;
+        self.counters.flows_remapped += adopted.saturating_sub(ended);
+        self.send_resets(self.now());
+    }
+
     /// Counts a reload that was rejected before anything changed.
     pub fn reload_rejected(&mut self) {
         self.counters.reloads_rejected += 1;
@@ -378,8 +394,8 @@ impl ControlPlane {
         }
         let (_, carry, generation) = self.carrying.take().expect("checked above");
         let shared = self.shared.clone();
-        let ended = self.v4.carry(&shared.flows, &carry, generation)
-            + self.v6.carry(&shared.flows6, &carry, generation);
+        let ended = self.v4.carry(&shared.flows, &carry, generation, false)
+            + self.v6.carry(&shared.flows6, &carry, generation, false);
         self.counters.flows_ended_by_reload += ended;
         self.send_resets(now);
         true
@@ -497,6 +513,34 @@ impl ControlPlane {
         }
         if self.shared.from_control.push((port, m)).is_err() {
             self.counters.to_worker_full += 1;
+        }
+    }
+
+    /// Announces every address Sluice owns, on its port: a gratuitous ARP
+    /// (sender and target the address) for IPv4, an unsolicited neighbour
+    /// advertisement for IPv6. At start, so neighbours that cached another
+    /// MAC (a restart on other hardware, a failover) learn this one.
+    pub fn announce_addresses(&mut self) {
+        let dp = self.shared.dataplane.load_full();
+        for (port, p) in PortIndex::all(dp.ports.len()).zip(&dp.ports) {
+            let addrs =
+                p.v4.iter()
+                    .map(|&a| IpAddr::V4(a))
+                    .chain(p.v6.iter().map(|&a| IpAddr::V6(a)));
+            for a in addrs {
+                let Some(mut m) = self.pool.alloc() else {
+                    self.counters.alloc_failed += 1;
+                    return;
+                };
+                let (room, _) = m.room_and_len_mut();
+                let len = match a {
+                    IpAddr::V4(a) => build_arp_request(room, p.mac, a, a),
+                    IpAddr::V6(a) => crate::neigh::build_unsolicited_advert(room, p.mac, a),
+                };
+                m.set_len(len);
+                self.counters.announced += 1;
+                self.transmit(port, m);
+            }
         }
     }
 

@@ -37,6 +37,20 @@ pub struct ControlCounters {
     /// Released fragments too big for their egress (no DF) that could not
     /// be cut again (no mbufs): dropped.
     pub frag_split_failed: u64,
+    /// Gratuitous ARPs and unsolicited neighbour advertisements sent for
+    /// owned addresses (at start).
+    pub announced: u64,
+    /// Flows found whole in a table a previous process left (restart
+    /// adoption), ended or not by the new config.
+    pub flows_adopted: u64,
+    /// Flows of such a table taken out as not whole (an insert or removal
+    /// the previous process's death cut short).
+    pub flows_cut_short: u64,
+    /// Adopted flows ended because the new config removed their rule or
+    /// member.
+    pub flows_ended_by_restart: u64,
+    /// Adopted flows moved to the new config's rule and member ids.
+    pub flows_remapped: u64,
     /// Rule snapshots published by a reload.
     pub reloads: u64,
     /// Flows ended by a reload: their rule changed or went, or their
@@ -58,7 +72,7 @@ pub struct ControlCounters {
 impl ControlCounters {
     /// Every counter by its report name (`counter NAME VALUE` at exit; the
     /// `event` label of `sluice_control_events_total`).
-    pub fn named(&self) -> [(&'static str, u64); 28] {
+    pub fn named(&self) -> [(&'static str, u64); 33] {
         let n = &self.neigh;
         [
             ("neigh.requests", n.requests),
@@ -74,6 +88,7 @@ impl ControlCounters {
             ("control.tx_own_full", self.tx_own_full),
             ("control.alloc_failed", self.alloc_failed),
             ("control.no_source", self.no_source),
+            ("control.announced", self.announced),
             ("flows.expired", self.flows_expired),
             ("flows.reset", self.flows_reset),
             ("flows.rst_sent", self.rst_sent),
@@ -85,6 +100,10 @@ impl ControlCounters {
             ("reload.ok", self.reloads),
             ("reload.rejected", self.reloads_rejected),
             ("flows.ended_by_reload", self.flows_ended_by_reload),
+            ("flows.adopted", self.flows_adopted),
+            ("flows.cut_short", self.flows_cut_short),
+            ("flows.ended_by_restart", self.flows_ended_by_restart),
+            ("flows.remapped", self.flows_remapped),
             ("flows.moved_by_health", self.flows_moved_by_health),
             ("health.published", self.health_published),
             ("control.originated", self.originated),

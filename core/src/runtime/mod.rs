@@ -104,12 +104,27 @@ impl Shared {
         (capacity, capacity_v6): (u32, u32),
         workers: usize,
     ) -> Arc<Shared> {
+        let tables = (
+            FlowTable::new(capacity, workers),
+            FlowTable::new(capacity_v6, workers),
+        );
+        Shared::with_tables(dataplane, services, tables, workers)
+    }
+
+    /// [`Shared::new`] with flow tables made already (opened from their
+    /// files, [`FlowTable::open`]).
+    pub fn with_tables(
+        dataplane: Dataplane,
+        services: Services,
+        (flows, flows6): (FlowTable, FlowTable<crate::family::V6>),
+        workers: usize,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             dataplane: ArcSwap::from_pointee(dataplane),
             neigh: ArcSwap::from_pointee(NeighView::default()),
             services: ArcSwap::from_pointee(services),
-            flows: FlowTable::new(capacity, workers),
-            flows6: FlowTable::new(capacity_v6, workers),
+            flows,
+            flows6,
             frags: Default::default(),
             now_ms: AtomicU32::new(0),
             stop: AtomicBool::new(false),

@@ -30,13 +30,19 @@ impl<A: Family> Default for TableWork<A> {
 impl<A: Family> TableWork<A> {
     /// Moves each flow of the old snapshot to its new rule and member ids,
     /// or ends it. Returns the flows ended.
-    pub(super) fn carry(&mut self, t: &FlowTable<A>, carry: &Carry, generation: bool) -> u64 {
+    pub(super) fn carry(
+        &mut self,
+        t: &FlowTable<A>,
+        carry: &Carry,
+        generation: bool,
+        adopted: bool,
+    ) -> u64 {
         let mut ended = 0;
         for idx in 0..t.high_water() {
             let Some(f) = t.info(idx) else {
                 continue;
             };
-            if f.generation == generation {
+            if f.generation == generation && !adopted {
                 continue; // created by the new snapshot
             }
             match carry.get(f.rule, f.member) {

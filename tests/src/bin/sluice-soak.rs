@@ -358,7 +358,7 @@ fn main() {
     while Instant::now() + Duration::from_secs(10) < end {
         std::thread::sleep(Duration::from_secs(10));
         tick += 1;
-        if tick % 3 == 0 {
+        if tick.is_multiple_of(3) {
             let b3 = lab.backend(2);
             if b3_up {
                 lab.sh(&b3, "pkill -f 'lab_server.py http 8081 s3$'");
@@ -368,7 +368,7 @@ fn main() {
             b3_up = !b3_up;
             flaps += 1;
         }
-        if tick % 6 == 0 {
+        if tick.is_multiple_of(6) {
             let how = if reloads % 2 == 0 {
                 Trigger::Sluicectl
             } else {

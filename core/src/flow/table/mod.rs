@@ -13,6 +13,7 @@ use crate::family::{Dir, Family};
 use crate::lb::snat::RuleRef;
 use crate::memory::huge_vec;
 use crate::neigh::PortIndex;
+use crate::shm::Slab;
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
@@ -26,9 +27,10 @@ const SLOTS: usize = 8;
 /// Buckets probed per key: two choices of one cache line each.
 const CHOICES: usize = 2;
 
-#[repr(align(64))]
+/// One cache line of slots: signature << 48 | direction << 32 | index + 1.
+#[repr(C, align(64))]
 #[derive(Default)]
-struct Bucket([AtomicU64; SLOTS]);
+pub struct Bucket([AtomicU64; SLOTS]);
 
 /// One flow in one 64-byte cache line for IPv4, two for IPv6 (a packet
 /// touches its bucket and this entry, nothing else of the table). Every field is atomic: workers read it
@@ -47,7 +49,7 @@ pub struct Entry<A: Family = crate::family::V4> {
     /// high half).
     next_hop: AtomicU64,
     /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 6 generation, 7 SNAT,
-    /// 16..32 idle timeout (s).
+    /// 8 RFC timers, 16..32 idle timeout (s).
     state: AtomicU32,
     /// Coarse tick (ms) of the last packet; written only when it changes.
     last_seen: AtomicU32,
@@ -90,6 +92,8 @@ const LIVE: u32 = 1 << 5;
 const GENERATION: u32 = 1 << 6;
 /// An outbound SNAT flow (or cone mapping): its own release timers.
 const SNAT: u32 = 1 << 7;
+/// An SNAT flow whose rule keeps RFC timers.
+const RFC_TIMERS: u32 = 1 << 8;
 const TCP_RESET: u32 = 1 << 4;
 
 #[inline]
@@ -224,6 +228,7 @@ impl<A: Family> Entry<A> {
             tcp_reset: st & TCP_RESET != 0,
             generation: st & GENERATION != 0,
             snat: st & SNAT != 0,
+            rfc_timers: st & RFC_TIMERS != 0,
             idle_timeout: Duration::from_secs(u64::from(st >> 16)),
             last_seen: self.last_seen.load(Relaxed),
             rule: RuleRef::from_id(meta as u16),
@@ -240,9 +245,9 @@ impl<A: Family> Entry<A> {
 
 /// The shared flow table of one address family.
 pub struct FlowTable<A: Family = crate::family::V4> {
-    buckets: Box<[Bucket]>,
+    buckets: Slab<Bucket>,
     mask: usize,
-    entries: Box<[Entry<A>]>,
+    entries: Slab<Entry<A>>,
     /// Entries handed out so far from the never-used tail.
     bump: AtomicU32,
     /// Treiber stack of free entries: tag << 32 | (index + 1).
@@ -280,12 +285,11 @@ impl<A: Family> FlowTable<A> {
     /// sized so both keys of every flow fit at 80% load.
     pub fn new(capacity: u32, workers: usize) -> FlowTable<A> {
         let capacity = capacity.clamp(1, u32::MAX - 2);
-        let keys = 2 * capacity as usize;
-        let nbuckets = (keys * 5 / 4).div_ceil(SLOTS).next_power_of_two().max(2);
+        let nbuckets = Self::bucket_count(capacity);
         FlowTable {
-            buckets: huge_vec(nbuckets, |_| Bucket::default()).into_boxed_slice(),
+            buckets: Slab::from_vec(huge_vec(nbuckets, |_| Bucket::default())),
             mask: nbuckets - 1,
-            entries: huge_vec(capacity as usize, |_| Entry::default()).into_boxed_slice(),
+            entries: Slab::from_vec(huge_vec(capacity as usize, |_| Entry::default())),
             bump: AtomicU32::new(0),
             free: AtomicU64::new(0),
             orphans: ArrayQueue::new(1024),
@@ -293,6 +297,19 @@ impl<A: Family> FlowTable<A> {
             live: AtomicU64::new(0),
             leaked: AtomicU64::new(0),
         }
+    }
+
+    /// Buckets for `capacity` flows: both keys of every flow at 80% load.
+    fn bucket_count(capacity: u32) -> usize {
+        (2 * capacity as usize * 5 / 4)
+            .div_ceil(SLOTS)
+            .next_power_of_two()
+            .max(2)
+    }
+
+    /// True when it lives in a shared mapping ([`FlowTable::open`]).
+    pub fn is_mapped(&self) -> bool {
+        self.entries.is_mapped()
     }
 
     /// Flows it holds at most.
@@ -499,8 +516,9 @@ impl<A: Family> FlowTable<A> {
         let reset = if f.tcp_reset { TCP_RESET } else { 0 };
         let generation = if f.generation { GENERATION } else { 0 };
         let snat = if f.snat { SNAT } else { 0 };
+        let rfc = if f.rfc_timers { RFC_TIMERS } else { 0 };
         e.state.store(
-            f.state as u32 | reset | LIVE | generation | snat | secs << 16,
+            f.state as u32 | reset | LIVE | generation | snat | rfc | secs << 16,
             Relaxed,
         );
         e.last_seen.store(f.now, Relaxed);
@@ -588,8 +606,13 @@ impl<A: Family> FlowTable<A> {
     }
 }
 
+mod persist;
 mod reclaim;
+pub use persist::{Header, Opened};
 pub use reclaim::Reclaimer;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod persist_tests;

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-fn key(i: u32) -> FlowKey {
+pub(super) fn key(i: u32) -> FlowKey {
     FlowKey {
         src: Ipv4Addr::from(0x0a00_0000 | (i >> 8)),
         dst: Ipv4Addr::new(203, 0, 113, 10),
@@ -17,7 +17,7 @@ fn key(i: u32) -> FlowKey {
 
 /// The flow for key `i`: its reply key and next hops derive from `i`, so a
 /// reader can tell a torn or foreign entry from the right one.
-fn flow(i: u32) -> NewFlow {
+pub(super) fn flow(i: u32) -> NewFlow {
     let k0 = key(i);
     let member = Ipv4Addr::from(0x0a01_0000 | (i % 7));
     let k1 = FlowKey {
@@ -39,10 +39,11 @@ fn flow(i: u32) -> NewFlow {
         now: 5,
         generation: false,
         snat: false,
+        rfc_timers: false,
     }
 }
 
-fn check(t: &FlowTable, i: u32) -> bool {
+pub(super) fn check(t: &FlowTable, i: u32) -> bool {
     let f = flow(i);
     let Some((idx, Dir::Original)) = t.lookup(&f.key[0]) else {
         return false;

@@ -90,6 +90,9 @@ pub struct NewFlow<A: Family = crate::family::V4> {
     pub generation: bool,
     /// An outbound SNAT flow or cone mapping.
     pub snat: bool,
+    /// An SNAT flow of a rule with `timers = "rfc"`: 4-minute transitory
+    /// states ([`crate::flow::tcp::snat_timeout`]).
+    pub rfc_timers: bool,
 }
 
 /// A decoded copy of an entry, for the control thread.
@@ -107,6 +110,8 @@ pub struct FlowInfo<A: Family = crate::family::V4> {
     pub generation: bool,
     /// An outbound SNAT flow or cone mapping.
     pub snat: bool,
+    /// Its rule keeps RFC timers.
+    pub rfc_timers: bool,
     /// The rule's idle timeout.
     pub idle_timeout: Duration,
     /// Tick of the last packet.
