@@ -242,6 +242,40 @@ fn echoed_at(files: &[PathBuf], kind: &str) -> u64 {
         .sum()
 }
 
+/// The kernel's UDP error counters in `ns` (/proc/net/snmp): receive
+/// buffer overflows, other input errors, send buffer overflows.
+fn udp_errors(lab: &Lab, ns: &str) -> [u64; 3] {
+    let out = lab.sh(ns, "cat /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return [0; 3];
+    };
+    let get = |k: &str| {
+        names
+            .split_whitespace()
+            .position(|n| n == k)
+            .and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
+            .unwrap_or(0)
+    };
+    [get("RcvbufErrors"), get("InErrors"), get("SndbufErrors")]
+}
+
+/// Frames the links of `ns` dropped (veths and bridges, RX and TX: `ip -s
+/// link`).
+fn link_drops(lab: &Lab, ns: &str) -> u64 {
+    let out = lab.sh(ns, "ip -s -j link show");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let s = &l["stats64"];
+            s["rx"]["dropped"].as_u64().unwrap_or(0) + s["tx"]["dropped"].as_u64().unwrap_or(0)
+        })
+        .sum()
+}
+
 #[derive(Default)]
 struct Sample {
     at_s: u64,
@@ -269,6 +303,10 @@ fn sample(lab: &Lab, pid: u32, t0: Instant) -> Sample {
     }
 }
 
+fn delta(after: [u64; 3], before: [u64; 3]) -> [u64; 3] {
+    [0, 1, 2].map(|i| after[i].saturating_sub(before[i]))
+}
+
 fn main() {
     let a = args();
     let soak_secs = a.minutes * 60.0;
@@ -294,9 +332,23 @@ fn main() {
         10
     ));
     eprintln!("soak: baseline for {} s", a.baseline_secs);
+    // The worker core is busy in the soak (sluiced polls it): here a
+    // spinner takes it, so the generators get the same CPU.
+    lab.spawn(
+        &ba,
+        &["taskset", "-c", "1", "sh", "-c", "while :; do :; done"],
+    );
+    let base_ns = [ba.clone(), bb.clone()];
+    let base_before: Vec<_> = base_ns.iter().map(|n| udp_errors(&lab, n)).collect();
     let base = generators(&lab, "base", &ba, "10.99.0.2", None, a.baseline_secs);
     start(&lab, &base);
     let base_results = results(&base, Duration::from_secs_f64(a.baseline_secs + 30.0));
+    let base_kernel: Vec<_> = base_ns
+        .iter()
+        .zip(&base_before)
+        .map(|(n, b)| (n.clone(), delta(udp_errors(&lab, n), *b)))
+        .collect();
+    lab.sh(&ba, "pkill -f 'while :; do :; done'");
 
     // The soak.
     let echo_outs: Vec<PathBuf> = (0..3)
@@ -348,6 +400,25 @@ fn main() {
         Some((&lab.backend(0), INTERNET)),
         soak_secs,
     );
+    let soak_ns = [
+        lab.client(),
+        lab.backend(0),
+        lab.backend(1),
+        lab.backend(2),
+        lab.internet(),
+    ];
+    let soak_before: Vec<_> = soak_ns.iter().map(|n| udp_errors(&lab, n)).collect();
+    let link_ns = [
+        lab.ns("xs"),
+        lab.ns("is"),
+        lab.lb(),
+        lab.client(),
+        lab.backend(0),
+        lab.backend(1),
+        lab.backend(2),
+        lab.internet(),
+    ];
+    let links_before: Vec<u64> = link_ns.iter().map(|n| link_drops(&lab, n)).collect();
     start(&lab, &soak);
     let t0 = Instant::now();
     let mut samples = vec![sample(&lab, d.pid(), t0)];
@@ -391,6 +462,16 @@ fn main() {
     );
     std::thread::sleep(Duration::from_millis(500));
     samples.push(sample(&lab, d.pid(), t0));
+    let soak_kernel: Vec<_> = soak_ns
+        .iter()
+        .zip(&soak_before)
+        .map(|(n, b)| (n.clone(), delta(udp_errors(&lab, n), *b)))
+        .collect();
+    let links: Vec<(String, u64)> = link_ns
+        .iter()
+        .zip(&links_before)
+        .map(|(n, b)| (n.clone(), link_drops(&lab, n).saturating_sub(*b)))
+        .collect();
     let r = d.stop();
 
     // The report.
@@ -436,6 +517,35 @@ fn main() {
         echoed_at(std::slice::from_ref(&inet_echo), "tcp"),
         sent("udp-snat", "sent"),
         sent("tcp-snat", "sent"),
+    );
+    let _ = writeln!(
+        report,
+        "\nThe kernels' UDP drops (RcvbufErrors, InErrors, SndbufErrors) while the generators ran:\n"
+    );
+    for (phase, rows) in [("baseline", &base_kernel), ("soak", &soak_kernel)] {
+        for (ns, [rcv, inerr, snd]) in rows {
+            let _ = writeln!(report, "- {phase}, {ns}: {rcv}, {inerr}, {snd}");
+        }
+    }
+    let _ = writeln!(
+        report,
+        "\nFrames the lab's links dropped (veths, bridges) during the soak:\n"
+    );
+    for (ns, n) in &links {
+        let _ = writeln!(report, "- {ns}: {n}");
+    }
+    let port = |k: &str| -> u64 {
+        ["ext", "int"]
+            .iter()
+            .map(|p| r.get(&format!("port.{p}.{k}")))
+            .sum()
+    };
+    let _ = writeln!(
+        report,
+        "\nsluiced's ports: {} frames missed (RX ring full), {} RX errors, {} TX errors.",
+        port("imissed"),
+        port("ierrors"),
+        port("oerrors")
     );
     let _ = writeln!(
         report,
