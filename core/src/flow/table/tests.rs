@@ -1,9 +1,11 @@
 use super::*;
 use crate::family::Dir;
 use crate::lb::snat::RuleRef;
+use crate::neigh::PortIndex;
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(super) fn key(i: u32) -> FlowKey {
     FlowKey {
