@@ -6,6 +6,7 @@ pub mod adopt;
 pub mod ctl;
 pub mod metrics;
 pub mod report;
+pub mod rules;
 pub mod server;
 pub mod traffic;
 pub mod views;

@@ -116,10 +116,8 @@ fn main() -> ExitCode {
     };
     if reply["ok"] != Value::Bool(true) {
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&reply).unwrap_or_default()
-            );
+            let text = serde_json::to_string_pretty(&reply).unwrap_or_default();
+            write_out(&format!("{text}\n"));
         }
         let errors = reply["errors"].as_array().cloned().unwrap_or_default();
         for e in &errors {
@@ -132,15 +130,30 @@ fn main() -> ExitCode {
     if let (Some(p), Value::Object(map)) = (&prefix, &mut data) {
         map.retain(|k, _| k.starts_with(p.as_str()));
     }
-    if args.json {
-        println!(
-            "{}",
+    let text = if args.json {
+        format!(
+            "{}\n",
             serde_json::to_string_pretty(&data).unwrap_or_default()
-        );
+        )
     } else {
-        print!("{}", render(&req.cmd, &data));
+        render(&req.cmd, &data)
+    };
+    write_out(&text)
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head`, `| true`)
+/// is no error and no panic: the exit status stays success.
+fn write_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluicectl: writing the answer: {e}");
+            ExitCode::from(1)
+        }
     }
-    ExitCode::SUCCESS
 }
 
 /// A JSON value as a table cell.
