@@ -329,3 +329,47 @@ fn two_workers_with_two_queues_per_port() {
         r.counters
     );
 }
+
+#[test]
+fn every_owned_address_is_announced_at_start() {
+    let lab = Lab::new(0);
+    // tcpdump on the client's link while sluiced starts: gratuitous ARP
+    // (sender = target) and unsolicited neighbour advertisements.
+    let cap = lab.dir.join("announce.txt");
+    lab.spawn(
+        &lab.client(),
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "timeout 15 tcpdump -l -n -i eth0 'arp or icmp6' > {} 2>/dev/null",
+                cap.display()
+            ),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let d = start(&lab);
+    let seen = |what: &str| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&cap).unwrap_or_default();
+            if text.contains(what) || std::time::Instant::now() > end {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let text = seen(&format!("who-has {FRONTEND} tell {FRONTEND}"));
+    let r = d.stop();
+    for a in [SLUICE_EXT, FRONTEND] {
+        assert!(
+            text.contains(&format!("who-has {a} tell {a}")),
+            "a gratuitous ARP for {a}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("tgt is {SLUICE_EXT6}")),
+        "an unsolicited NA for {SLUICE_EXT6}:\n{text}"
+    );
+    assert!(r.get("control.announced") >= 4, "{:?}", r.counters);
+}

@@ -515,6 +515,29 @@ fn metrics_and_sluicectl_show_what_the_traffic_did() {
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("cannot reach sluiced"));
 
+    // A reader that goes away (`sluicectl --json counters | true`): no
+    // panic, success. The pipe's read end is closed before sluicectl has
+    // its answer, so its write meets a pipe without a reader.
+    let mut c = std::process::Command::new(sluice_tests::sluicectl_path())
+        .args([
+            "--socket",
+            lab.socket().to_str().unwrap(),
+            "--json",
+            "counters",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sluicectl");
+    drop(c.stdout.take());
+    let out = c.wait_with_output().expect("sluicectl ran");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let r = d.stop();
     assert!(r.get("reload.rejected") >= 1, "{}", r.log);
     assert!(r.get("reload.ok") >= 1, "{}", r.log);

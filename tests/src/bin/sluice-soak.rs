@@ -29,6 +29,7 @@
 
 use serde_json::Value;
 use sluice_tests::daemon::Trigger;
+use sluice_tests::kernel::{link_drops, udp_errors};
 use sluice_tests::lab::{with_outbound, Lab, EGRESS_AND_SSH_POOL, FRONTEND, INTERNET};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -239,40 +240,6 @@ fn echoed_at(files: &[PathBuf], kind: &str) -> u64 {
     files
         .iter()
         .map(|f| field(&std::fs::read_to_string(f).unwrap_or_default(), kind))
-        .sum()
-}
-
-/// The kernel's UDP error counters in `ns` (/proc/net/snmp): receive
-/// buffer overflows, other input errors, send buffer overflows.
-fn udp_errors(lab: &Lab, ns: &str) -> [u64; 3] {
-    let out = lab.sh(ns, "cat /proc/net/snmp");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        return [0; 3];
-    };
-    let get = |k: &str| {
-        names
-            .split_whitespace()
-            .position(|n| n == k)
-            .and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
-            .unwrap_or(0)
-    };
-    [get("RcvbufErrors"), get("InErrors"), get("SndbufErrors")]
-}
-
-/// Frames the links of `ns` dropped (veths and bridges, RX and TX: `ip -s
-/// link`).
-fn link_drops(lab: &Lab, ns: &str) -> u64 {
-    let out = lab.sh(ns, "ip -s -j link show");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            let s = &l["stats64"];
-            s["rx"]["dropped"].as_u64().unwrap_or(0) + s["tx"]["dropped"].as_u64().unwrap_or(0)
-        })
         .sum()
 }
 
