@@ -53,68 +53,79 @@ pub fn build_neighbor_solicit(
     ip: Ipv6Addr,
     target: Ipv6Addr,
 ) -> usize {
-    const ICMP_LEN: usize = icmpv6::ND_LEN + 8;
-    const LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ICMP_LEN;
-    buf[..LEN].fill(0);
-    let dst = solicited_node(target);
-    let mut f = ethernet::Frame::new_unchecked(&mut buf[..LEN]);
-    ethernet::Repr {
-        src: mac,
-        dst: MacAddr::ipv6_multicast(&dst),
-        ethertype: EtherType::Ipv6,
-    }
-    .emit(&mut f);
-    let mut ip6 = ipv6::Packet::new_unchecked(f.payload_mut());
-    ipv6::Repr {
-        src: ip,
-        dst,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: ICMP_LEN,
-        hop_limit: 255,
-    }
-    .emit(&mut ip6);
-    let mut icmp = icmpv6::Packet::new_unchecked(ip6.payload_mut());
-    icmp.set_msg_type(icmpv6::Message::NeighborSolicit);
-    icmp.set_code(0);
-    icmp.set_nd_target(target);
-    icmp.set_nd_link_layer_option(icmpv6::OPT_SOURCE_LL, mac);
-    icmp.fill_checksum(checksum::pseudo_header_v6(ip, dst, 58, ICMP_LEN as u32));
-    LEN
+    let nd = Nd {
+        message: icmpv6::Message::NeighborSolicit,
+        flags: 0,
+        option: icmpv6::OPT_SOURCE_LL,
+    };
+    nd.build(buf, mac, (ip, solicited_node(target)), target)
 }
 
 /// Writes an unsolicited neighbour advertisement of `ip` at `mac` to all
 /// nodes (RFC 4861 7.2.6: override set, solicited clear, the target's
 /// link-layer address), from `ip` itself. `buf` must hold 86 bytes.
 pub fn build_unsolicited_advert(buf: &mut [u8], mac: MacAddr, ip: Ipv6Addr) -> usize {
-    const ICMP_LEN: usize = icmpv6::ND_LEN + 8;
-    const LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ICMP_LEN;
     const OVERRIDE: u8 = 0x20;
-    buf[..LEN].fill(0);
-    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    let mut f = ethernet::Frame::new_unchecked(&mut buf[..LEN]);
-    ethernet::Repr {
-        src: mac,
-        dst: MacAddr::ipv6_multicast(&dst),
-        ethertype: EtherType::Ipv6,
+    let nd = Nd {
+        message: icmpv6::Message::NeighborAdvert,
+        flags: OVERRIDE,
+        option: icmpv6::OPT_TARGET_LL,
+    };
+    nd.build(
+        buf,
+        mac,
+        (ip, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1)),
+        ip,
+    )
+}
+
+/// A neighbour discovery message with one link-layer address option.
+struct Nd {
+    message: icmpv6::Message,
+    flags: u8,
+    option: u8,
+}
+
+impl Nd {
+    /// Writes it from `src` to `dst` (and its multicast MAC) about
+    /// `target`; the frame length.
+    fn build(
+        &self,
+        buf: &mut [u8],
+        mac: MacAddr,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+        target: Ipv6Addr,
+    ) -> usize {
+        const ICMP_LEN: usize = icmpv6::ND_LEN + 8;
+        const LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ICMP_LEN;
+        buf[..LEN].fill(0);
+        let mut f = ethernet::Frame::new_unchecked(&mut buf[..LEN]);
+        ethernet::Repr {
+            src: mac,
+            dst: MacAddr::ipv6_multicast(&dst),
+            ethertype: EtherType::Ipv6,
+        }
+        .emit(&mut f);
+        let mut ip6 = ipv6::Packet::new_unchecked(f.payload_mut());
+        ipv6::Repr {
+            src,
+            dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: ICMP_LEN,
+            hop_limit: 255,
+        }
+        .emit(&mut ip6);
+        let mut icmp = icmpv6::Packet::new_unchecked(ip6.payload_mut());
+        icmp.set_msg_type(self.message);
+        icmp.set_code(0);
+        if self.flags != 0 {
+            icmp.set_na_flags(self.flags);
+        }
+        icmp.set_nd_target(target);
+        icmp.set_nd_link_layer_option(self.option, mac);
+        icmp.fill_checksum(checksum::pseudo_header_v6(src, dst, 58, ICMP_LEN as u32));
+        LEN
     }
-    .emit(&mut f);
-    let mut ip6 = ipv6::Packet::new_unchecked(f.payload_mut());
-    ipv6::Repr {
-        src: ip,
-        dst,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: ICMP_LEN,
-        hop_limit: 255,
-    }
-    .emit(&mut ip6);
-    let mut icmp = icmpv6::Packet::new_unchecked(ip6.payload_mut());
-    icmp.set_msg_type(icmpv6::Message::NeighborAdvert);
-    icmp.set_code(0);
-    icmp.set_na_flags(OVERRIDE);
-    icmp.set_nd_target(ip);
-    icmp.set_nd_link_layer_option(icmpv6::OPT_TARGET_LL, mac);
-    icmp.fill_checksum(checksum::pseudo_header_v6(ip, dst, 58, ICMP_LEN as u32));
-    LEN
 }
 
 #[cfg(test)]
