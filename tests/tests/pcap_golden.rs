@@ -1,4 +1,6 @@
-//! Golden test on net_pcap (ARP reply, ICMP echo reply, neighbour advertisement): an input capture built here goes through a real
+//! Golden test on net_pcap (ARP reply, ICMP echo reply, neighbour
+//! advertisement, and the gratuitous ARP and unsolicited advertisement of
+//! the start): an input capture built here goes through a real
 //! sluiced, and the output capture is compared byte by byte with replies
 //! written out literally (checksums computed independently, not by Sluice).
 
@@ -53,6 +55,38 @@ const NEIGHBOR_ADVERT: [u8; 86] = [
     0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
     // NA, checksum 0xb5a1, flags solicited + override, target 2001:db8:1::1
     0x88, 0x00, 0xb5, 0xa1, 0x60, 0x00, 0x00, 0x00,
+    0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
+    // target link-layer address option: Sluice's MAC
+    0x02, 0x01, 0x02, 0x70, 0x63, 0x61, 0x70, 0x00,
+];
+
+/// What sluiced announces at start: a gratuitous ARP for 203.0.113.1.
+#[rustfmt::skip]
+const GRATUITOUS_ARP: [u8; 60] = [
+    // Ethernet: broadcast, from Sluice, ARP
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  0x02, 0x70, 0x63, 0x61, 0x70, 0x00,  0x08, 0x06,
+    // ARP: Ethernet/IPv4, request
+    0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01,
+    // sender: Sluice's MAC, 203.0.113.1
+    0x02, 0x70, 0x63, 0x61, 0x70, 0x00,  203, 0, 113, 1,
+    // target: no MAC, the same address
+    0, 0, 0, 0, 0, 0,  203, 0, 113, 1,
+    // padding
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// ... and an unsolicited neighbour advertisement for 2001:db8:1::1.
+#[rustfmt::skip]
+const UNSOLICITED_ADVERT: [u8; 86] = [
+    // Ethernet: all-nodes multicast, from Sluice, IPv6
+    0x33, 0x33, 0x00, 0x00, 0x00, 0x01,  0x02, 0x70, 0x63, 0x61, 0x70, 0x00,  0x86, 0xdd,
+    // IPv6: payload 32, ICMPv6, hop limit 255
+    0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x3a, 0xff,
+    0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
+    0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
+    // NA, checksum 0x2558 (computed with Python over the pseudo-header),
+    // override only, target 2001:db8:1::1
+    0x88, 0x00, 0x25, 0x58, 0x20, 0x00, 0x00, 0x00,
     0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01,
     // target link-layer address option: Sluice's MAC
     0x02, 0x01, 0x02, 0x70, 0x63, 0x61, 0x70, 0x00,
@@ -124,9 +158,22 @@ addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
     let out = pcap::read(&output).unwrap();
     assert_eq!(
         out.len(),
-        3,
-        "expected exactly the ARP, echo and NA replies, got {out:02x?}"
+        5,
+        "expected exactly the two announcements and the ARP, echo and NA replies, got {out:02x?}"
     );
+    // The announcements, to everyone, come first.
+    let to_all = |f: &&Vec<u8>| f[0] == 0xff || f[0] == 0x33;
+    let announced: Vec<&Vec<u8>> = out.iter().filter(to_all).collect();
+    assert_eq!(announced.len(), 2, "{out:02x?}");
+    assert!(
+        announced.contains(&&GRATUITOUS_ARP.to_vec()),
+        "{announced:02x?}"
+    );
+    assert!(
+        announced.contains(&&UNSOLICITED_ADVERT.to_vec()),
+        "{announced:02x?}"
+    );
+    let out: Vec<&Vec<u8>> = out.iter().filter(|f| !to_all(f)).collect();
     let arp = out
         .iter()
         .find(|f| f[12..14] == [0x08, 0x06])
@@ -146,11 +193,17 @@ addresses = ["203.0.113.1/24", "2001:db8:1::1/64"]
     assert_eq!(r.get("drop.arp_not_ours"), 1);
     assert_eq!(r.get("drop.no_rule"), 1);
     assert_eq!(r.get("drop.runt"), 1);
-    assert_eq!(r.get("tx"), 3);
+    assert_eq!(r.get("control.announced"), 2);
+    // The workers sent the three replies; control the announcements, on
+    // its own TX queue or through worker 0.
+    assert_eq!(r.get("tx") + r.get("control.tx_own"), 5, "{:?}", r.counters);
     // The device's own counters agree, per port and per queue.
     assert_eq!(r.get("port.ext.ipackets"), 6, "{:?}", r.counters);
-    assert_eq!(r.get("port.ext.opackets"), 3);
+    assert_eq!(r.get("port.ext.opackets"), 5);
     assert_eq!(r.get("port.ext.rxq0.packets"), 6);
-    assert_eq!(r.get("port.ext.txq0.packets"), 3);
+    assert_eq!(
+        r.get("port.ext.txq0.packets") + r.get("port.ext.txq1.packets"),
+        5
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
