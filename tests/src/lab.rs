@@ -498,7 +498,7 @@ impl Lab {
     }
 
     /// What the lab's sluiced serves at /metrics (its default
-    /// 127.0.0.1:9100, inside the Sluice namespace).
+    /// 127.0.0.1:9631, inside the Sluice namespace).
     pub fn metrics(&self) -> String {
         let out = self.exec(
             &self.lb(),
@@ -507,7 +507,7 @@ impl Lab {
                 "-sS",
                 "--max-time",
                 "5",
-                "http://127.0.0.1:9100/metrics",
+                "http://127.0.0.1:9631/metrics",
             ],
         );
         assert!(

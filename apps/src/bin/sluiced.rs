@@ -144,6 +144,17 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         );
     }
     let services = compile_services(&cfg)?;
+    // The metrics listener starts after EAL (its threads must inherit the
+    // main lcore's pinning), so its address is tried here, before EAL has
+    // taken hugepages and devices: an address in use fails the start now.
+    drop(
+        std::net::TcpListener::bind(cfg.control.metrics).with_context(|| {
+            format!(
+                "[control] metrics {}: cannot listen (another exporter on it?)",
+                cfg.control.metrics
+            )
+        })?,
+    );
     let eal = Eal::init(&cfg.dpdk.eal_args).context("starting DPDK")?;
     info!(version = %eal.version(), "EAL up");
     let main = dpdk::main_lcore();

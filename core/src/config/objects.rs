@@ -482,14 +482,14 @@ pub(super) fn check_flow_table(ctx: &mut Ctx, f: raw::FlowTable) -> FlowTable {
 
 pub(super) fn check_control(ctx: &mut Ctx, c: raw::Control) -> Control {
     let obj = "[control]";
-    let metrics_s = c.metrics.unwrap_or_else(|| "127.0.0.1:9100".into());
+    let metrics_s = c.metrics.unwrap_or_else(|| "127.0.0.1:9631".into());
     let metrics = metrics_s.parse().unwrap_or_else(|_| {
         ctx.err(
             obj,
             "metrics",
             format!("\"{metrics_s}\" is not address:port"),
         );
-        "127.0.0.1:9100".parse().expect("literal")
+        "127.0.0.1:9631".parse().expect("literal")
     });
     let log = c.log.unwrap_or_else(|| "info".into());
     if !["trace", "debug", "info", "warn", "error"].contains(&log.as_str()) {

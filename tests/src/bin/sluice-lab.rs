@@ -134,7 +134,7 @@ fn main() -> ExitCode {
     );
     let d = lab.start_sluiced_with(&two, &prefix);
     println!(
-        "sluice lab: sluiced is up; control socket {}, metrics 127.0.0.1:9100 in {}\n",
+        "sluice lab: sluiced is up; control socket {}, metrics 127.0.0.1:9631 in {}\n",
         lab.socket().display(),
         lab.lb()
     );
