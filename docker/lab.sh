@@ -83,10 +83,10 @@ spread() {
 check "HTTP to 203.0.113.10 is balanced over web1 and web2" spread
 check "sluicectl status" "$SLUICECTL" --socket $SOCK status
 check "/metrics counts the requests" sh -c \
-  "curl -s 127.0.0.1:9100/metrics | grep -q 'sluice_frontend_syns_total{rule=\"http\".*direction=\"in\"} [1-9]'"
+  "curl -s 127.0.0.1:9631/metrics | grep -q 'sluice_frontend_syns_total{rule=\"http\".*direction=\"in\"} [1-9]'"
 
 if [ "${KEEP:-0}" = 1 ] || [ "${PAUSE:-0}" = 1 ]; then
-  echo "lab: running (sluicectl --socket $SOCK ...; curl 127.0.0.1:9100/metrics); stop the container to end it"
+  echo "lab: running (sluicectl --socket $SOCK ...; curl 127.0.0.1:9631/metrics); stop the container to end it"
   wait "$pid"
 fi
 exit $fail
