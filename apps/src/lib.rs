@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adopt;
+pub mod cluster;
 pub mod ctl;
 pub mod metrics;
 pub mod report;

@@ -244,4 +244,8 @@ pub fn update(v: &View<'_>) {
         counter!("sluice_port_missed_total", "port" => c.name.clone()).absolute(s.imissed);
     }
     gauge!("sluice_uptime_seconds").set(v.uptime.as_secs_f64());
+    crate::cluster::metrics(
+        v.shared,
+        v.shared.now_ms.load(std::sync::atomic::Ordering::Relaxed),
+    );
 }

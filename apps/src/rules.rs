@@ -47,6 +47,11 @@ pub fn reload(
         ("[[port]]", same(&running.ports, &cfg.ports)),
         ("[flow_table]", same(&running.flow_table, &cfg.flow_table)),
         ("[control]", same(&running.control, &cfg.control)),
+        (
+            "[cluster]",
+            same(&running.cluster, &cfg.cluster)
+                && running.cluster.as_ref().map(|c| &c.key) == cfg.cluster.as_ref().map(|c| &c.key),
+        ),
     ];
     for (object, unchanged) in fixed {
         if !unchanged {
@@ -65,6 +70,11 @@ pub fn reload(
     let services = compile_rules(cfg, &eligible, &running.nat_maps, &snat_prev)?;
     let n = services.services.len();
     crate::adopt::save_identities(cfg, &services);
+    if let Some(s) = &shared.sync {
+        // Records of peers still on the old rules are refused from now on
+        // (their ids may mean other rules here) until they reload too.
+        s.set_rules(&sluice_core::lb::Identities::of(&services));
+    }
     control.reload(Dataplane::new(cfg, macs), services);
     Ok(n)
 }

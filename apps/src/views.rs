@@ -41,6 +41,9 @@ pub struct View<'a> {
     pub traffic: &'a TrafficBook,
     /// The mbuf pool: (in use, capacity).
     pub mbufs: (u32, u32),
+    /// Where the bulk copy from the cluster's peers stands (no cluster:
+    /// `None`).
+    pub bulk: Option<sluice_core::runtime::BulkState>,
 }
 
 /// Filters of `sluicectl flows`.
@@ -162,6 +165,11 @@ impl View<'_> {
             "ports": ports,
             "rules": rules,
             "pools": pools,
+            "cluster": crate::cluster::status(
+                self.shared,
+                self.bulk,
+                self.shared.now_ms.load(std::sync::atomic::Ordering::Relaxed),
+            ),
         })
     }
 

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod prefetch;
 #[path = "dpdk/shm.rs"]
 pub mod shm;
+pub mod sync;
 pub mod wire;
 
 /// Largest RX/TX burst a worker handles; per-burst arrays are this long.

@@ -239,6 +239,39 @@ fn render(cmd: &str, d: &Value) -> String {
             out.push('\n');
             let k = ["pool", "healthy", "members"];
             out.push_str(&table(&k, &rows(&d["pools"], &k)));
+            let c = &d["cluster"];
+            if c.is_object() {
+                out.push_str(&format!(
+                    "\ncluster: instance {} of {}  sync port {}  bulk copy {}  records sent {}  received {}\n",
+                    cell(&c["instance"]),
+                    cell(&c["instances"]),
+                    cell(&c["sync_port"]),
+                    cell(&c["bulk"]),
+                    cell(&c["sent"]),
+                    cell(&c["received"]),
+                ));
+                let k = [
+                    "address",
+                    "instance",
+                    "last_heard_ms",
+                    "received",
+                    "refused",
+                    "lost",
+                    "bulk_copy",
+                ];
+                out.push_str(&table(
+                    &[
+                        "peer",
+                        "instance",
+                        "last heard (ms)",
+                        "received",
+                        "refused",
+                        "lost",
+                        "bulk copy",
+                    ],
+                    &rows(&c["peers"], &k),
+                ));
+            }
         }
         "flows" => {
             let flows = d["flows"].as_array().cloned().unwrap_or_default();

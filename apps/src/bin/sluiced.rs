@@ -182,11 +182,13 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     }
     let macs: Vec<_> = ports.iter().map(Port::mac).collect();
     let opened = sluice::adopt::open(&cfg, cfg.dpdk.workers.len())?;
+    let sync = sluice::cluster::make(&cfg, &services);
     let shared = Shared::with_tables(
         Dataplane::new(&cfg, &macs),
         services,
         opened.tables,
         cfg.dpdk.workers.len(),
+        sync,
     );
     // Control before the workers: adopted flows move to this config's ids
     // before any packet can use them.
@@ -256,6 +258,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     }
     wait_for_links(&ports, &cfg);
     control.announce_addresses();
+    // A cluster member takes its peers' flows before it reports ready.
+    sluice::cluster::wait_for_bulk(&mut control, &shared, |c| {
+        c.poll();
+    });
 
     let clock = Instant::now();
     let sources: Vec<(IpAddr, u8)> = internal_sources_v4(&cfg)
@@ -393,6 +399,7 @@ impl Daemon {
             config_path: &self.path,
             traffic: &self.book,
             mbufs: self.control.mbufs(),
+            bulk: self.control.bulk_state(),
         }
     }
 

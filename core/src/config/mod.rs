@@ -6,6 +6,7 @@
 //! Every object is deserialized on its own so one typo does not hide the
 //! next: `sluiced --check-config` prints all of them.
 
+mod cluster;
 mod duration;
 mod objects;
 pub mod raw;
@@ -13,6 +14,7 @@ mod rules;
 mod types;
 mod validate;
 
+pub use cluster::{MAX_INSTANCES, MIN_SECRET};
 pub use duration::parse_duration;
 pub use types::*;
 
@@ -94,3 +96,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cluster_tests;

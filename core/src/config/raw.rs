@@ -204,6 +204,17 @@ pub struct FlowTable {
     pub file: Option<String>,
 }
 
+/// `[cluster]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub instance: Option<i64>,
+    pub instances: Option<i64>,
+    pub peers: Option<Vec<String>>,
+    pub sync_port: Option<i64>,
+    pub secret_file: Option<String>,
+}
+
 /// `[control]`
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -30,6 +30,8 @@ pub struct Config {
     pub security_rules: Vec<SecurityRule>,
     /// `[flow_table]`
     pub flow_table: FlowTable,
+    /// `[cluster]`: absent for a lone instance.
+    pub cluster: Option<Cluster>,
     /// `[control]`
     pub control: Control,
 }
@@ -419,6 +421,41 @@ pub struct FlowTable {
     /// `FILE.v6` and the rule identities `FILE.ids` (none: on the heap,
     /// gone with the process).
     pub file: Option<PathBuf>,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// This instance's index, `0..instances`.
+    pub instance: u8,
+    /// Instances in the cluster.
+    pub instances: u8,
+    /// The other instances' internal addresses.
+    pub peers: Vec<IpAddr>,
+    /// UDP port sync datagrams go to (and leave from, per sender stream).
+    pub sync_port: u16,
+    /// Where the shared secret was read from.
+    pub secret_file: PathBuf,
+    /// The key derived from it.
+    pub key: SyncKey,
+}
+
+/// The 32-byte MAC key of sync datagrams, derived from the shared secret
+/// (BLAKE3 `derive_key`). Its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SyncKey(pub [u8; 32]);
+
+impl SyncKey {
+    /// The key of a secret.
+    pub fn derive(secret: &[u8]) -> SyncKey {
+        SyncKey(blake3::derive_key("sluice cluster sync 2026-12 v1", secret))
+    }
+}
+
+impl std::fmt::Debug for SyncKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncKey(..)")
+    }
 }
 
 /// `[control]`

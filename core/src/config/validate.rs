@@ -28,6 +28,7 @@ const SECTIONS: &[&str] = &[
     "outbound_rule",
     "security_rule",
     "flow_table",
+    "cluster",
     "control",
 ];
 
@@ -282,6 +283,10 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
     let outbound_rules = section_array::<raw::OutboundRule>(&mut ctx, &mut top, "outbound_rule");
     let security_rules = section_array::<raw::SecurityRule>(&mut ctx, &mut top, "security_rule");
     let flow_table = section_table::<raw::FlowTable>(&mut ctx, &mut top, "flow_table");
+    let cluster = top
+        .contains_key("cluster")
+        .then(|| section_table::<raw::Cluster>(&mut ctx, &mut top, "cluster"))
+        .flatten();
     let control = section_table::<raw::Control>(&mut ctx, &mut top, "control");
 
     let dpdk = dpdk.map(|d| check_dpdk(&mut ctx, d));
@@ -296,6 +301,7 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
     let security_rules = rules::check_security_rules(&mut ctx, security_rules);
     rules::check_port_collisions(&mut ctx, &lb_rules, &nat_rules, &nat_pool_rules, &frontends);
     let flow_table = flow_table.map(|f| check_flow_table(&mut ctx, f));
+    let cluster = cluster.and_then(|c| super::cluster::check_cluster(&mut ctx, c, &ports));
     let control = control.map(|c| check_control(&mut ctx, c));
 
     if !ctx.errors.is_empty() {
@@ -314,6 +320,7 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
             outbound_rules,
             security_rules,
             flow_table,
+            cluster,
             control,
         }),
         _ => unreachable!("a missing section always records an error"),

@@ -315,6 +315,7 @@ impl Example {
             now,
             worker: 0,
             traffic: &self.traffic,
+            sync: None,
         }
     }
 }

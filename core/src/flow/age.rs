@@ -9,15 +9,19 @@ use crate::family::{Dir, Family};
 use crate::wire::{checksum, ethernet, ipv4, ipv6, tcp as wtcp, EtherType, IpProtocol, MacAddr};
 use std::net::IpAddr;
 
-/// True when `f` has idled out at tick `now` (ms).
-pub fn expired<A: Family>(f: &FlowInfo<A>, now: u32, scale: u32) -> bool {
+/// How long (ms) `f` may idle in its state, timers divided by `scale`.
+pub fn idle_limit<A: Family>(f: &FlowInfo<A>, scale: u32) -> u64 {
     let t = if f.snat {
         tcp::snat_timeout(f.state, f.idle_timeout, f.rfc_timers)
     } else {
         tcp::timeout(f.state, f.idle_timeout)
     };
-    let limit = t.as_millis() as u64 / u64::from(scale.max(1));
-    u64::from(now.wrapping_sub(f.last_seen)) > limit
+    t.as_millis() as u64 / u64::from(scale.max(1))
+}
+
+/// True when `f` has idled out at tick `now` (ms).
+pub fn expired<A: Family>(f: &FlowInfo<A>, now: u32, scale: u32) -> bool {
+    u64::from(now.wrapping_sub(f.last_seen)) > idle_limit(f, scale)
 }
 
 /// True when an expiring flow gets a RST at both ends.

@@ -22,6 +22,6 @@ pub mod tcp;
 
 pub use key::{hash_words, Delta, FlowKey};
 pub use table::{
-    Entry, FlowInfo, FlowKind, FlowTable, InsertError, NewFlow, Opened, RawRewrite, Reclaimer,
-    Rewrite, ENTRY_BYTES, ENTRY_BYTES_V6,
+    Entry, FlowInfo, FlowKind, FlowRecord, FlowTable, Imported, InsertError, NewFlow, Opened,
+    RawRewrite, Reclaimer, Rewrite, ENTRY_BYTES, ENTRY_BYTES_V6,
 };

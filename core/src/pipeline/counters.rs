@@ -178,6 +178,9 @@ named_enum! {
         Deferred => "deferred",
         /// Replies to health probes handed to the prober.
         ToProber => "to_prober",
+        /// Sync datagrams taken from peers (accepted or refused: the
+        /// cluster counters tell).
+        SyncReceived => "sync_received",
         /// TSC cycles of loop iterations that received frames (RX burst,
         /// processing, TX), read once per iteration: divided by `rx`, the
         /// cost per packet.
@@ -199,6 +202,62 @@ pub struct Counters {
     pub(super) inserted: KeyFilter,
     /// Not a count: the budget of ICMP errors this worker originates.
     pub(super) icmp_limit: super::time_exceeded::Limiter,
+    /// Not a count: the flows the current burst created or moved to
+    /// another TCP state, for the worker to sync to the cluster's peers.
+    pub(super) touched: Touched,
+}
+
+/// Entries a burst created or changed: index | family << 31.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    idx: [u32; TOUCHED],
+    len: usize,
+    /// Noted while full (the worker counts them as not synced).
+    pub overflow: u64,
+}
+
+/// Entries [`Touched`] holds: a burst creates at most two per frame (an
+/// SNAT flow and its cone mapping) and changes one.
+const TOUCHED: usize = 3 * crate::MAX_BURST;
+
+impl Default for Touched {
+    fn default() -> Self {
+        Touched {
+            idx: [0; TOUCHED],
+            len: 0,
+            overflow: 0,
+        }
+    }
+}
+
+impl Touched {
+    /// Notes entry `idx` of the IPv4 (`v6` false) or IPv6 table.
+    #[inline]
+    pub(super) fn note(&mut self, v6: bool, idx: u32) {
+        match self.idx.get_mut(self.len) {
+            Some(slot) => {
+                *slot = idx | u32::from(v6) << 31;
+                self.len += 1;
+            }
+            None => self.overflow += 1,
+        }
+    }
+    /// (IPv6, entry) of each noted entry, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (bool, u32)> + '_ {
+        self.idx[..self.len]
+            .iter()
+            .map(|&v| (v >> 31 != 0, v & !(1 << 31)))
+    }
+    /// True when nothing was noted.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Forgets what was noted.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.overflow = 0;
+    }
 }
 
 /// A 256-bit filter of flow key hashes: no false negatives.
@@ -227,17 +286,30 @@ impl Default for Counters {
             drops: [0; DropReason::COUNT],
             inserted: KeyFilter::default(),
             icmp_limit: Default::default(),
+            touched: Touched::default(),
         }
     }
 }
 
 impl Counters {
-    /// Counts a flow this worker inserted, whose keys hash to `hashes`.
+    /// Counts flow `idx` this worker inserted in `A`'s table, whose keys
+    /// hash to `hashes`.
     #[inline]
-    pub(super) fn flow_created(&mut self, hashes: [u64; 2]) {
+    pub(super) fn flow_created<A: crate::family::Family>(&mut self, idx: u32, hashes: [u64; 2]) {
         self.add(Stat::FlowsCreated, 1);
+        self.touched.note(A::V6, idx);
         self.inserted.note(hashes[0]);
         self.inserted.note(hashes[1]);
+    }
+    /// The flows this burst created or moved in TCP state.
+    pub fn touched(&mut self) -> &mut Touched {
+        &mut self.touched
+    }
+    /// Notes entry `idx` of `A`'s table as changed (TCP state), or created
+    /// without being a flow of its own (a cone mapping).
+    #[inline]
+    pub(super) fn touch<A: crate::family::Family>(&mut self, idx: u32) {
+        self.touched.note(A::V6, idx);
     }
     /// Adds `n` to a stat.
     #[inline]
@@ -306,6 +378,7 @@ impl SharedCounters {
             drops: std::array::from_fn(|i| self.drops[i].load(Ordering::Relaxed)),
             inserted: KeyFilter::default(),
             icmp_limit: Default::default(),
+            touched: Touched::default(),
         }
     }
 }

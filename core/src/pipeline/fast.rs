@@ -96,10 +96,11 @@ pub(super) fn forward<A: Ip>(
             let n = tcp::next(s, dir, l4.flags);
             if n != s {
                 e.set_tcp_state(s, n);
+                c.touch::<A>(idx);
             }
             e.track_seq(dir, l4.seq_end);
         } else {
-            track_tcp_flags(e, dir, &l4, ip, hl, c);
+            track_tcp_flags(e, (idx, dir), &l4, ip, hl, c);
         }
     }
     if e.touch(dir, cx.now) && proto == TCP {
@@ -198,7 +199,7 @@ pub(super) fn split(f: Fate, mtu: u16) -> Fate {
 #[inline(never)]
 fn track_tcp_flags<A: Family>(
     e: &Entry<A>,
-    dir: Dir,
+    (idx, dir): (u32, Dir),
     l4: &L4,
     ip: &[u8],
     hl: usize,
@@ -227,6 +228,7 @@ fn track_tcp_flags<A: Family>(
     let n = tcp::next(s, dir, l4.flags);
     if n != s {
         e.set_tcp_state(s, n);
+        c.touch::<A>(idx);
     }
     e.track_seq(dir, l4.seq_end);
 }

@@ -156,7 +156,7 @@ fn new_flow<A: Ip>(
     if hairpin {
         hairpin_claimed(cx, &reply, idx, c)?;
     }
-    c.flow_created(hashes);
+    c.flow_created::<A>(idx, hashes);
     Ok((idx, Dir::Original))
 }
 

@@ -98,6 +98,13 @@ fn flow_input<A: Ip>(
     if h.frag.is_some_and(|f| !f.first) {
         return fragment::later_fragment(*cx, room, len, h, c);
     }
+    if owned && h.proto == super::l4::UDP && h.frag.is_none() {
+        if let Some(s) = cx.sync {
+            if let Some(f) = sync_input(s, cx, room, h, c) {
+                return f;
+            }
+        }
+    }
     let (found, l4) = match inbound::track(cx, rx_port, room, h, owned, missed, c) {
         Ok(t) => t,
         Err(None) => return Fate::Probe,
@@ -114,4 +121,27 @@ fn flow_input<A: Ip>(
     }
     let memo = &mut NeighMemo::default();
     forward::<A>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+}
+
+/// A datagram to the sync port of an own address: a peer's flow records,
+/// applied now (see [`crate::sync::receive`]). `None` for any other port.
+#[cold]
+#[inline(never)]
+fn sync_input<A: Ip>(
+    s: &crate::sync::Sync,
+    cx: &Context<'_>,
+    room: &[u8],
+    h: &Header<A>,
+    c: &mut Counters,
+) -> Option<Fate> {
+    let u = room.get(ETH + h.l4..ETH + h.total)?;
+    if u.len() < 8 || u16::from_be_bytes([u[2], u[3]]) != s.port {
+        return None;
+    }
+    let payload = &u[8..];
+    crate::sync::receive(s, cx, h.src.into(), payload, &mut |hash| {
+        c.inserted.note(hash)
+    });
+    c.add(super::Stat::SyncReceived, 1);
+    Some(Fate::Consumed)
 }

@@ -27,7 +27,7 @@ mod split;
 mod time_exceeded;
 
 pub use counters::{
-    Counters, DropReason, SharedCounters, Stat, Traffic, TrafficCount, TRAFFIC_SLOTS,
+    Counters, DropReason, SharedCounters, Stat, Touched, Traffic, TrafficCount, TRAFFIC_SLOTS,
 };
 pub use dataplane::{internal_sources_v4, internal_sources_v6, Dataplane, PortView};
 pub use split::Split;
@@ -131,6 +131,9 @@ pub struct Context<'a> {
     pub worker: usize,
     /// That worker's per-rule traffic counters.
     pub traffic: &'a Traffic,
+    /// Flow sync with the cluster's other instances, when there is a
+    /// cluster.
+    pub sync: Option<&'a crate::sync::Sync>,
 }
 
 /// Processes one frame received on `rx_port`.

@@ -162,18 +162,27 @@ fn own_slice(base: u32, len: u32, w: u32, n: u32) -> Option<(u32, u32)> {
 /// flows spread over it, then the other workers' slices. The flag: the
 /// port is from another worker's slice, and the caller confirms its claim
 /// after the insert ([`claimed`]). At most [`MAX_PROBES`] ports are tried.
+///
+/// In a cluster the member's ports are first divided among the instances
+/// (port index `i` is instance `i % instances`'s), then this instance's
+/// among its workers: no two instances ever hand out the same public port,
+/// and none takes another's.
 fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A, u16), bool)> {
     let n = cx.services.snat.workers();
     let w = (cx.worker as u32) % n;
+    let (inst, ninst) = cx.sync.map_or((0, 1), |s| {
+        (u32::from(s.instance), u32::from(s.instances.max(1)))
+    });
     let h = (key.hash() >> 32) as u32;
     let flows = A::flows(&cx);
     let mut probes = 0;
-    let mut free = |i: u32| -> Option<Option<(A, u16)>> {
+    // `v`: an index among this instance's ports, `v * ninst + inst`.
+    let mut free = |v: u32| -> Option<Option<(A, u16)>> {
         if probes == MAX_PROBES {
             return None;
         }
         probes += 1;
-        let public = m.port_at::<A>(i)?;
+        let public = m.port_at::<A>(v * ninst + inst)?;
         Some(
             flows
                 .lookup(&probe_key(key, public))
@@ -183,7 +192,13 @@ fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A,
     };
     let mut base = 0u32;
     for &len in &m.spans {
-        if let Some((first, own)) = own_slice(base, len, w, n) {
+        // This instance's ports of the span, as indices among its own.
+        let Some((v0, count)) = own_slice(base, len, inst, ninst).map(|(i, c)| (i / ninst, c))
+        else {
+            base += len;
+            continue;
+        };
+        if let Some((first, own)) = own_slice(v0, count, w, n) {
             let s = h % own;
             for j in 0..own {
                 if let Some(p) = free(first + n * ((s + j) % own))? {
@@ -192,13 +207,13 @@ fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A,
             }
         }
         if n > 1 {
-            let s = h % len;
-            for j in 0..len {
-                let i = base + (s + j) % len;
-                if i % n == w {
+            let s = h % count;
+            for j in 0..count {
+                let v = v0 + (s + j) % count;
+                if v % n == w {
                     continue;
                 }
-                if let Some(p) = free(i)? {
+                if let Some(p) = free(v)? {
                     return Some((p, true));
                 }
             }
@@ -314,12 +329,12 @@ fn snat_flow<A: Ip>(
                 .store(counters.failed.load(Relaxed) + 1, Relaxed);
             return Err(DropReason::SnatExhausted);
         };
-        if let Some(opened) = open(cx, key, public, existing.is_none(), stolen, mi, m)? {
+        if let Some(opened) = open(cx, key, public, existing.is_none(), stolen, (mi, m), c)? {
             break opened;
         }
     };
     counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
-    c.flow_created(hashes);
+    c.flow_created::<A>(idx, hashes);
     c.add(Stat::SnatCreated, 1);
     Ok((idx, Dir::Original))
 }
@@ -336,8 +351,8 @@ fn open<A: Ip>(
     public: (A, u16),
     fresh: bool,
     stolen: bool,
-    mi: u16,
-    m: &SnatMember,
+    (mi, m): (u16, &SnatMember),
+    c: &mut Counters,
 ) -> Result<Option<(u32, [u64; 2])>, DropReason> {
     if key.proto == UDP && fresh {
         // Keyed with protocol 253, which no packet has: no lookup of this
@@ -348,6 +363,7 @@ fn open<A: Ip>(
             A::flows(&cx).withdraw(mx);
             return Ok(None);
         }
+        c.touch::<A>(mx);
     }
     let state = if key.proto == TCP {
         tcp::State::SynSent
@@ -397,6 +413,6 @@ fn cone_reply<A: Ip>(
         m,
         tcp::State::Other,
     )?;
-    c.flow_created(hashes);
+    c.flow_created::<A>(idx, hashes);
     Ok((idx, Dir::Reply))
 }

@@ -4,6 +4,8 @@
 //! view. Runs on the main lcore; may allocate, log and sleep.
 
 use super::control_counters::ControlCounters;
+pub use super::sync_work::BulkState;
+use super::sync_work::SyncWork;
 use super::tables::TableWork;
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Mbuf, Mempool};
@@ -15,6 +17,7 @@ use crate::neigh::{
     build_arp_request, build_neighbor_solicit, Cache, CacheConfig, HoldOutcome, PortIndex,
 };
 use crate::pipeline::Dataplane;
+use crate::sync::{Removal, SyncStat};
 use crate::wire::{ethernet, MacAddr};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -62,6 +65,8 @@ pub struct ControlPlane {
     /// Control's own TX queue per port, where the device had a spare one.
     own_tx: Vec<Option<crate::dpdk::TxQueue>>,
     burst: crate::dpdk::Burst,
+    /// Flow sync's control side, in a cluster.
+    sync: Option<SyncWork>,
 }
 
 impl ControlPlane {
@@ -73,6 +78,12 @@ impl ControlPlane {
         cfg: CacheConfig,
         timer_scale: u32,
     ) -> ControlPlane {
+        let sync = shared.sync.is_some().then(SyncWork::new);
+        let (mut v4, mut v6) = (TableWork::default(), TableWork::default());
+        if sync.is_some() {
+            v4.ended = Some(Vec::new());
+            v6.ended = Some(Vec::new());
+        }
         ControlPlane {
             shared,
             pool,
@@ -80,8 +91,8 @@ impl ControlPlane {
             start: Instant::now(),
             counters: ControlCounters::default(),
             solicit: Vec::new(),
-            v4: TableWork::default(),
-            v6: TableWork::default(),
+            v4,
+            v6,
             timer_scale: timer_scale.max(1),
             aged_at: Duration::ZERO,
             fragments: Default::default(),
@@ -89,6 +100,7 @@ impl ControlPlane {
             moving: None,
             own_tx: Vec::new(),
             burst: Default::default(),
+            sync,
         }
     }
 
@@ -134,6 +146,7 @@ impl ControlPlane {
         let mut busy = self.carry_flows(now);
         busy |= self.move_udp_flows();
         busy |= self.age_flows(ms, now);
+        busy |= self.sync_poll(ms, now);
         for _ in 0..DRAIN {
             let Some(ev) = self.shared.to_control.pop() else {
                 break;
@@ -176,6 +189,48 @@ impl ControlPlane {
         busy
     }
 
+    /// Where the bulk copy this instance asked its peers for stands
+    /// (`None`: no cluster).
+    pub fn bulk_state(&self) -> Option<BulkState> {
+        self.sync.as_ref().map(SyncWork::bulk_state)
+    }
+
+    /// Flow sync's share of a poll: removals from peers applied, and what
+    /// goes to them (removals, refreshes, a bulk copy, a bulk request).
+    fn sync_poll(&mut self, ms: u32, now: Duration) -> bool {
+        let Some(mut w) = self.sync.take() else {
+            return false;
+        };
+        let shared = self.shared.clone();
+        let mut busy = false;
+        if let Some(s) = &shared.sync {
+            for _ in 0..DRAIN {
+                let Some(r) = s.removals.pop() else { break };
+                busy = true;
+                let removed = match r {
+                    Removal::V4(r) => self.v4.remove_synced(&shared.flows, &r),
+                    Removal::V6(r) => self.v6.remove_synced(&shared.flows6, &r),
+                };
+                if removed {
+                    s.count(SyncStat::Removed, 1);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let (Some(e4), Some(e6)) = (&mut self.v4.ended, &mut self.v6.ended) {
+            busy |= w.send_ended(&shared, &self.pool, (e4, e6), &mut out);
+        }
+        busy |= w.refresh(&shared, &self.pool, (ms, now), self.timer_scale, &mut out);
+        let ring = shared.from_control.len();
+        busy |= w.serve_bulk(&shared, &self.pool, ms, ring, &mut out);
+        busy |= w.ask_bulk(&shared, &self.pool, now, &mut out);
+        for (port, nh, m) in out {
+            self.send_via(port, nh, m, now);
+        }
+        self.sync = Some(w);
+        busy
+    }
+
     /// Sends on the waiting fragments whose first fragment has come; drops
     /// those that waited too long.
     fn retry_fragments(&mut self, now: Duration) -> bool {
@@ -198,6 +253,7 @@ impl ControlPlane {
             now: now.as_millis() as u32,
             worker: 0,
             traffic: &shared.traffic[shared.traffic.len() - 1],
+            sync: None,
         };
         let mut busy = false;
         for _ in 0..self.fragments.len() {

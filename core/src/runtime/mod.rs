@@ -5,10 +5,12 @@
 
 mod control;
 mod control_counters;
+mod sync_out;
+mod sync_work;
 mod tables;
 mod worker;
 
-pub use control::ControlPlane;
+pub use control::{BulkState, ControlPlane};
 pub use control_counters::ControlCounters;
 pub use worker::Worker;
 
@@ -93,6 +95,8 @@ pub struct Shared {
     /// Workers -> the prober on control (multi-producer): replies to health
     /// probes, whole frames as received.
     pub to_prober: ArrayQueue<Mbuf>,
+    /// Flow sync with the other instances (`[cluster]`).
+    pub sync: Option<crate::sync::Sync>,
 }
 
 impl Shared {
@@ -108,16 +112,17 @@ impl Shared {
             FlowTable::new(capacity, workers),
             FlowTable::new(capacity_v6, workers),
         );
-        Shared::with_tables(dataplane, services, tables, workers)
+        Shared::with_tables(dataplane, services, tables, workers, None)
     }
 
     /// [`Shared::new`] with flow tables made already (opened from their
-    /// files, [`FlowTable::open`]).
+    /// files, [`FlowTable::open`]), and flow sync when in a cluster.
     pub fn with_tables(
         dataplane: Dataplane,
         services: Services,
         (flows, flows6): (FlowTable, FlowTable<crate::family::V6>),
         workers: usize,
+        sync: Option<crate::sync::Sync>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             dataplane: ArcSwap::from_pointee(dataplane),
@@ -133,6 +138,7 @@ impl Shared {
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
             from_control: ArrayQueue::new(FROM_CONTROL_SLOTS),
             to_prober: ArrayQueue::new(TO_PROBER_SLOTS),
+            sync,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::family::Family;
 use crate::flow::age::{self, Ager};
-use crate::flow::{FlowInfo, FlowTable, Reclaimer};
+use crate::flow::{FlowInfo, FlowKey, FlowRecord, FlowTable, Reclaimer};
 use crate::lb::{Carry, Services};
 
 /// The state of that work for one family's table.
@@ -15,6 +15,9 @@ pub(super) struct TableWork<A: Family> {
     /// Established flows of `tcp_reset` rules that ended (idle or by a
     /// reload) and want a RST at both ends; drained by control.
     pub(super) resets: Vec<FlowInfo<A>>,
+    /// In a cluster: the keys of flows this instance ended, for control to
+    /// tell the peers (`None`: no cluster, nothing kept).
+    pub(super) ended: Option<Vec<[FlowKey<A>; 2]>>,
 }
 
 impl<A: Family> Default for TableWork<A> {
@@ -23,6 +26,7 @@ impl<A: Family> Default for TableWork<A> {
             ager: Ager::new(),
             reclaimer: Reclaimer::new(),
             resets: Vec::new(),
+            ended: None,
         }
     }
 }
@@ -50,6 +54,9 @@ impl<A: Family> TableWork<A> {
                 None => {
                     if self.reclaimer.remove(t, idx) {
                         ended += 1;
+                        if let Some(e) = &mut self.ended {
+                            e.push(f.key);
+                        }
                         if age::wants_reset(&f) {
                             self.resets.push(f);
                         }
@@ -83,6 +90,9 @@ impl<A: Family> TableWork<A> {
             let down = s.eligible.get(usize::from(f.member)) == Some(&false);
             if down && s.maglev.is_some() && self.reclaimer.remove(t, idx) {
                 moved += 1;
+                if let Some(e) = &mut self.ended {
+                    e.push(f.key);
+                }
             }
         }
         moved
@@ -91,13 +101,22 @@ impl<A: Family> TableWork<A> {
     /// Visits `budget` entries, removing flows idle past their timeout.
     /// Returns the flows removed.
     pub(super) fn age(&mut self, t: &FlowTable<A>, ms: u32, scale: u32, budget: u32) -> usize {
-        let resets = &mut self.resets;
+        let (resets, ended) = (&mut self.resets, &mut self.ended);
         self.ager
             .sweep(t, &mut self.reclaimer, ms, scale, budget, |f| {
                 if age::wants_reset(f) {
                     resets.push(*f);
                 }
+                if let Some(e) = ended {
+                    e.push(f.key);
+                }
             })
+    }
+
+    /// Removes the flow a peer removed; true when it was here.
+    pub(super) fn remove_synced(&mut self, t: &FlowTable<A>, r: &FlowRecord<A>) -> bool {
+        t.find_record(r)
+            .is_some_and(|idx| self.reclaimer.remove(t, idx))
     }
 
     /// Frees the entries whose grace period is over; returns how many.

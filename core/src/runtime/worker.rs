@@ -48,6 +48,7 @@ impl Worker {
         let mut ring = Ring(&shared.to_control);
         // Only worker 0 sends what control hands over (see Shared::from_control).
         let from_control = (self.index == 0).then_some(&shared.from_control);
+        let mut sender = super::sync_out::Sender::new(self.index as u8);
         while !shared.stop.load(Ordering::Relaxed) {
             // Between iterations the worker holds nothing from the table.
             shared.flows.quiescent(self.index);
@@ -65,6 +66,7 @@ impl Worker {
                 now: shared.now_ms.load(Ordering::Relaxed),
                 worker: self.index,
                 traffic: &shared.traffic[self.index],
+                sync: shared.sync.as_ref(),
             };
             let mut busy = false;
             // Cycles of iterations that received frames (not of those that
@@ -87,6 +89,56 @@ impl Worker {
                     &mut ring,
                     &mut c,
                 );
+                if let Some(s) = &shared.sync {
+                    // A peer learns of the burst's new flows before any
+                    // of their packets leaves, so replies that reach it
+                    // find them.
+                    if !c.touched().is_empty() {
+                        let tables = (&shared.flows, &shared.flows6);
+                        let touched = std::mem::take(c.touched());
+                        sender.send_touched(
+                            s,
+                            &dataplane,
+                            &self.pool,
+                            tables,
+                            &touched,
+                            cx.now,
+                            &mut |(port, nh, mut m)| {
+                                let mac = neigh.lookup(port, nh);
+                                match mac {
+                                    Some(mac) => {
+                                        let (room, _) = m.room_and_len_mut();
+                                        crate::wire::ethernet::Frame::new_unchecked(&mut room[..6])
+                                            .set_dst_addr(mac);
+                                        let b = &mut tx[usize::from(port)];
+                                        if let Err(m) = b.push(m) {
+                                            flush(&mut self.tx[usize::from(port)], b, &mut c);
+                                            let _ = b.push(m);
+                                        }
+                                    }
+                                    None => {
+                                        if shared
+                                            .to_control
+                                            .push(SlowEvent::Hold {
+                                                port,
+                                                next_hop: nh,
+                                                mbuf: m,
+                                            })
+                                            .is_err()
+                                        {
+                                            s.count(crate::sync::SyncStat::SendFailed, 1);
+                                        }
+                                    }
+                                }
+                            },
+                        );
+                        if touched.overflow > 0 {
+                            s.count(crate::sync::SyncStat::SendFailed, touched.overflow);
+                        }
+                        *c.touched() = touched;
+                    }
+                }
+                c.touched().clear();
                 for (i, fate) in fates[..n].iter().enumerate() {
                     let Some(mut m) = rx.take(i) else { continue };
                     match *fate {

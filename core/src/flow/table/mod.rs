@@ -398,8 +398,10 @@ impl<A: Family> FlowTable<A> {
 
 mod persist;
 mod reclaim;
+mod sync;
 pub use persist::{Header, Opened};
 pub use reclaim::Reclaimer;
+pub use sync::{FlowRecord, Imported};
 
 #[cfg(test)]
 mod tests;
