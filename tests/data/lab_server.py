@@ -26,6 +26,12 @@
                              s for SECS, each echo read (waiting up to 20 s:
                              a restart of the path in between is no error);
                              OUT gets "sent=N echoed=M error=E port=LOCAL"
+  tcp-many HOST PORT N SECS INTERVAL OUT
+                             N tcp-stream connections at once (opened 5 ms
+                             apart); OUT gets "conns=N ok=K broken=B
+                             sent=S echoed=E" (ok: no error, every line
+                             echoed), then "errors=..." and "ports=..."
+                             (each connection's local port)
   http-loop HOST PORT SECS INTERVAL OUT
                              a new HTTP/1.0 connection every INTERVAL s for
                              SECS; OUT gets "sent=N ok=M failed=F"
@@ -207,7 +213,7 @@ def echo(port, out):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", port))
-        s.listen(64)
+        s.listen(256)
         while True:
             c, _ = s.accept()
             threading.Thread(target=tcp_conn, args=(c,), daemon=True).start()
@@ -270,6 +276,52 @@ def tcp_stream(host, port, secs, interval, out):
         err = type(e).__name__
     with open(out, "w") as f:
         f.write(f"sent={sent} echoed={echoed} error={err} port={local}\n")
+
+
+def tcp_many(host, port, n, secs, interval, out):
+    import time
+    results = [(0, 0, "none", 0)] * n
+
+    def one(i):
+        sent = echoed = 0
+        err = "none"
+        local = 0
+        try:
+            c = socket.create_connection((host, port), timeout=10)
+            c.settimeout(20)
+            local = c.getsockname()[1]
+            f = c.makefile("rb")
+            end = time.time() + secs
+            while time.time() < end:
+                line = f"c{i} line {sent}\n".encode()
+                c.sendall(line)
+                sent += 1
+                if f.readline() != line:
+                    err = "lost"
+                    break
+                echoed += 1
+                time.sleep(interval)
+            c.close()
+        except Exception as e:  # noqa: BLE001 - the test reads what went wrong
+            err = type(e).__name__
+        results[i] = (sent, echoed, err, local)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)
+    for t in threads:
+        t.join()
+    ok = sum(1 for r in results if r[2] == "none" and r[0] == r[1] > 0)
+    errors = ",".join(sorted({r[2] for r in results if r[2] != "none"})) or "none"
+    with open(out + ".tmp", "w") as f:
+        f.write(
+            f"conns={n} ok={ok} broken={n - ok} sent={sum(r[0] for r in results)} "
+            f"echoed={sum(r[1] for r in results)}\n"
+            f"errors={errors}\nports={','.join(str(r[3]) for r in results)}\n"
+        )
+    import os
+    os.replace(out + ".tmp", out)
 
 
 def http_loop(host, port, secs, interval, out):
@@ -355,6 +407,8 @@ if __name__ == "__main__":
         udp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
     elif cmd == "tcp-stream":
         tcp_stream(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
+    elif cmd == "tcp-many":
+        tcp_many(args[0], int(args[1]), int(args[2]), float(args[3]), float(args[4]), args[5])
     elif cmd == "http-loop":
         http_loop(args[0], int(args[1]), float(args[2]), float(args[3]), args[4])
     elif cmd == "udp-burst":
