@@ -78,6 +78,23 @@ pub fn format(
     ] {
         line(k, v);
     }
+    if let Some(s) = &shared.sync {
+        for c in sluice_core::sync::SyncStat::ALL {
+            line(&format!("sync.{}", c.name()), s.stat(*c));
+        }
+        for p in &s.peers {
+            use std::sync::atomic::Ordering::Relaxed;
+            line(
+                &format!("sync.peer.{}.received", p.addr),
+                p.received.load(Relaxed),
+            );
+            line(
+                &format!("sync.peer.{}.refused", p.addr),
+                p.refused.load(Relaxed),
+            );
+            line(&format!("sync.peer.{}.lost", p.addr), p.lost.load(Relaxed));
+        }
+    }
     let pc = prober.counters();
     for (k, v) in [
         ("probe.started", pc.started),

@@ -5,11 +5,11 @@
 //! sends removals, refreshes and bulk copies.
 
 use crate::dpdk::{Mbuf, Mempool};
-use crate::family::{Family, V4, V6};
+use crate::family::{V4, V6};
 use crate::flow::FlowTable;
 use crate::neigh::PortIndex;
 use crate::pipeline::{Dataplane, Touched};
-use crate::sync::wire::{self, Ends, Kind, Op, Writer, MAX_PAYLOAD};
+use crate::sync::wire::{self, Ends, Kind, Writer, MAX_PAYLOAD};
 use crate::sync::{Outbox, Sync, SyncStat};
 use crate::wire::MacAddr;
 use std::net::IpAddr;
@@ -46,28 +46,10 @@ impl Sender {
         now: u32,
         out: &mut impl FnMut(PeerFrame),
     ) {
-        let mut it = touched.iter().peekable();
-        while it.peek().is_some() {
-            let h = self.outbox.next(s, Kind::Records);
-            let mut w = Writer::new(&mut self.buf[..], &h);
-            while let Some(&(v6, idx)) = it.peek() {
-                let fits = if v6 {
-                    put(&mut w, tables.1, idx, now, Op::Upsert)
-                } else {
-                    put(&mut w, tables.0, idx, now, Op::Upsert)
-                };
-                if !fits {
-                    break;
-                }
-                it.next();
-            }
-            let n = u64::from(w.count());
-            if n == 0 {
-                continue;
-            }
-            let len = w.finish(s.key());
-            frame_to_peers(s, dp, pool, &self.buf[..len], n, None, out);
-        }
+        self.outbox
+            .seal_touched(s, tables, touched, now, &mut self.buf, |payload, n| {
+                frame_to_peers(s, dp, pool, payload, n, None, out)
+            });
     }
 
     /// A sealed datagram of `kind` with the records `fill` writes (it
@@ -85,29 +67,13 @@ impl Sender {
         let mut w = Writer::new(&mut self.buf[..], &h);
         fill(&mut w);
         let n = u64::from(w.count());
-        let len = w.finish(s.key());
+        let len = w.finish(s.mac());
         frame_to_peers(s, dp, pool, &self.buf[..len], n, only, out);
         n
     }
 }
 
-/// Writes entry `idx`'s record; false when it does not fit (a dead entry
-/// writes nothing and fits).
-pub(super) fn put<A: Family>(
-    w: &mut Writer<'_>,
-    t: &FlowTable<A>,
-    idx: u32,
-    now: u32,
-    op: Op,
-) -> bool {
-    if !w.has_room::<A>() {
-        return false;
-    }
-    if let Some(r) = t.export(idx, now) {
-        w.push(op, &r);
-    }
-    true
-}
+pub(super) use crate::sync::wire::put;
 
 /// Frames `payload` (holding `records`) for each peer, or only `only`.
 fn frame_to_peers(

@@ -114,6 +114,9 @@ pub struct Peer {
     pub bulk_done: AtomicBool,
     /// The instance index it reports.
     pub instance: AtomicU32,
+    /// The MAC key of its latest epoch heard (a key derivation per
+    /// restart of the peer, not per datagram).
+    pub mac: arc_swap::ArcSwapOption<(u64, wire::Mac)>,
 }
 
 /// What workers and control share about the cluster.
@@ -126,6 +129,8 @@ pub struct Sync {
     /// The sync UDP port.
     pub port: u16,
     key: SyncKey,
+    /// This process's MAC key (its epoch's).
+    mac: wire::Mac,
     /// The other instances.
     pub peers: Vec<Peer>,
     /// Fingerprint of the running rule and member ids.
@@ -148,6 +153,7 @@ impl Sync {
             instances: c.instances,
             port: c.sync_port,
             key: c.key.clone(),
+            mac: wire::Mac::of(&c.key, c.instance, epoch),
             peers: c
                 .peers
                 .iter()
@@ -161,6 +167,7 @@ impl Sync {
                     bulk_wanted: AtomicBool::new(false),
                     bulk_done: AtomicBool::new(false),
                     instance: AtomicU32::new(u32::MAX),
+                    mac: Default::default(),
                 })
                 .collect(),
             fingerprint: AtomicU64::new(fingerprint(ids)),
@@ -170,9 +177,14 @@ impl Sync {
         }
     }
 
-    /// The key datagrams are sealed with.
+    /// The shared key.
     pub fn key(&self) -> &SyncKey {
         &self.key
+    }
+
+    /// The MAC key this process seals its datagrams with.
+    pub fn mac(&self) -> &wire::Mac {
+        &self.mac
     }
 
     /// Adds `n` to a counter.
@@ -251,6 +263,47 @@ impl Outbox {
             fingerprint: s.fingerprint.load(Relaxed),
             epoch: s.epoch,
             seq: self.seq,
+        }
+    }
+}
+
+impl Outbox {
+    /// Seals a record of every live entry in `touched` (a burst's new and
+    /// changed flows, [`crate::pipeline::Touched`]) into as many payloads
+    /// as they fill, each built in `buf` and handed to `each` with its
+    /// record count.
+    pub fn seal_touched(
+        &mut self,
+        s: &Sync,
+        tables: (
+            &crate::flow::FlowTable<crate::family::V4>,
+            &crate::flow::FlowTable<crate::family::V6>,
+        ),
+        touched: &crate::pipeline::Touched,
+        now: u32,
+        buf: &mut [u8; wire::MAX_PAYLOAD],
+        mut each: impl FnMut(&[u8], u64),
+    ) {
+        let mut it = touched.iter().peekable();
+        while it.peek().is_some() {
+            let h = self.next(s, Kind::Records);
+            let mut w = wire::Writer::new(&mut buf[..], &h);
+            while let Some(&(v6, idx)) = it.peek() {
+                let fits = if v6 {
+                    wire::put(&mut w, tables.1, idx, now, wire::Op::Upsert)
+                } else {
+                    wire::put(&mut w, tables.0, idx, now, wire::Op::Upsert)
+                };
+                if !fits {
+                    break;
+                }
+                it.next();
+            }
+            let n = u64::from(w.count());
+            if n > 0 {
+                let len = w.finish(s.mac());
+                each(&buf[..len], n);
+            }
         }
     }
 }

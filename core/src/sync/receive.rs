@@ -33,13 +33,14 @@ pub fn receive(s: &Sync, cx: &Context<'_>, src: IpAddr, p: &[u8], note: &mut imp
         s.count(st, 1);
         peer.refused.fetch_add(1, Relaxed);
     };
-    let h = match wire::open(p, s.key()) {
-        Ok(h) => h,
-        Err(Refusal::BadMac) => return refuse(SyncStat::RefusedMac),
-        Err(Refusal::Malformed) => return refuse(SyncStat::RefusedMalformed),
+    let Ok(h) = wire::header(p) else {
+        return refuse(SyncStat::RefusedMalformed);
     };
     if h.instance == s.instance || usize::from(h.stream) >= super::MAX_STREAMS {
         return refuse(SyncStat::RefusedMalformed);
+    }
+    if verify(s, peer, &h, p).is_err() {
+        return refuse(SyncStat::RefusedMac);
     }
     // Checked before the replay window takes the number: a datagram
     // refused for its rules may be sent again once the rules agree.
@@ -83,6 +84,22 @@ pub fn receive(s: &Sync, cx: &Context<'_>, src: IpAddr, p: &[u8], note: &mut imp
             Record::V6(op, r) => apply(s, cx, cx.flows6, op, &r, note),
         }
     }
+}
+
+/// Checks the MAC under the key of the epoch the header names: the key
+/// last used for this peer when it is that epoch's, else derived (and kept
+/// when the MAC passes and the epoch is newer).
+fn verify(s: &Sync, peer: &super::Peer, h: &wire::Header, p: &[u8]) -> Result<(), Refusal> {
+    let cached = peer.mac.load();
+    if let Some(m) = cached.as_ref().filter(|m| m.0 == h.epoch) {
+        return m.1.verify(p);
+    }
+    let mac = wire::Mac::of(s.key(), h.instance, h.epoch);
+    mac.verify(p)?;
+    if cached.as_ref().is_none_or(|m| m.0 < h.epoch) {
+        peer.mac.store(Some(std::sync::Arc::new((h.epoch, mac))));
+    }
+    Ok(())
 }
 
 fn apply<A: Family>(

@@ -83,7 +83,7 @@ fn datagram(a: &Example, s: &Sync, out: &mut Outbox, idx: u32, from: Ipv4Addr, o
     let h = out.next(s, Kind::Records);
     let mut w = Writer::new(&mut buf, &h);
     assert!(w.push(op, &a.flows.export(idx, 10).expect("live")));
-    let len = w.finish(s.key());
+    let len = w.finish(s.mac());
     frames::udp_v4(
         PEER_MAC,
         craft::EXAMPLE_INT_MAC,
@@ -136,7 +136,7 @@ fn datagram_round_trips_and_any_change_breaks_its_mac() {
     let mut buf = [0u8; MAX_PAYLOAD];
     let mut w = Writer::new(&mut buf, &h);
     assert!(w.push(Op::Upsert, &r) && w.push(Op::Remove, &r6));
-    let len = w.finish(&key());
+    let len = w.finish(&wire::Mac::of(&key(), h.instance, h.epoch));
     let p = &buf[..len];
     assert_eq!(wire::open(p, &key()), Ok(h));
     let got: Vec<_> = wire::records(p).collect();
