@@ -109,13 +109,18 @@ impl Pair {
     /// Instance `i`'s config: A's main lcore is 0 and its worker 1, B's
     /// the other way round, so each core has one busy worker.
     fn config(&self, i: usize) -> (String, String) {
+        self.config_with(i, "capacity = 65536")
+    }
+
+    /// [`Pair::config`] with `flow_table` as its `[flow_table]` section.
+    fn config_with(&self, i: usize, flow_table: &str) -> (String, String) {
         let prefix = format!("{}-{i}", self.ns[0]);
         let (main, worker) = if i == 0 { (0, 1) } else { (1, 0) };
         let text = format!(
             r#"
 [dpdk]
 eal_args = ["-l", "0-1", "--main-lcore", "{main}", "--no-huge", "-m", "512", "--no-pci",
-            "--file-prefix={prefix}", "--vdev=net_af_packet0,iface=ext0", "--vdev=net_af_packet1,iface=int0"]
+            "--file-prefix={prefix}", "--vdev=net_af_packet0,iface=ext0", "--vdev=net_af_packet1,iface=int0,framecnt=8192"]
 workers = [{worker}]
 mbufs = 8191
 burst = 32
@@ -178,7 +183,7 @@ protocol = "any"
 destination_ports = "7000"
 
 [flow_table]
-capacity = 65536
+{flow_table}
 
 [cluster]
 instance = {i}
@@ -204,6 +209,10 @@ log = "info"
 
     fn start(&self, i: usize) -> Daemon {
         let (text, prefix) = self.config(i);
+        Daemon::start(&self.dir(i), &text, Some(&self.ns[i]), &prefix, &[])
+    }
+
+    fn start_with(&self, i: usize, (text, prefix): (String, String)) -> Daemon {
         Daemon::start(&self.dir(i), &text, Some(&self.ns[i]), &prefix, &[])
     }
 
@@ -469,17 +478,22 @@ fn untrusted_sync_datagrams_change_nothing_and_are_counted() {
     );
     let pcap = p.lab.dir.join("sync.pcap");
     capture_one(&p, &pcap);
-    let c1 = p.run(
+    // A connection that outlives the test: its record is what A sends.
+    p.run(
         &p.client,
-        &["tcp-many", VIP, "7000", "1", "1", "0.1"],
+        &["tcp-many", VIP, "7000", "1", "60", "0.5"],
         "one",
     );
-    wait_all(&[&c1], 20);
     assert!(
-        p.lab
-            .wait_until(&p.ns[0], &format!("test -s {}", pcap.display()), 10),
+        p.lab.wait_until(
+            &p.ns[0],
+            &format!("test $(stat -c %s {}) -gt 100", pcap.display()),
+            10
+        ),
         "no sync datagram captured"
     );
+    // A says nothing more: whatever B's counters do now is the forgeries'.
+    let _ = a.stop();
     std::thread::sleep(Duration::from_millis(300));
     let before = p.status(1);
     let flows = before["flows"].as_u64().unwrap();
@@ -552,5 +566,58 @@ fn untrusted_sync_datagrams_change_nothing_and_are_counted() {
         std::thread::sleep(Duration::from_millis(200));
         m = scrape();
     }
+    let _ = b.stop();
+}
+
+/// The number after `key=` in a log line's fields.
+fn log_field(log: &str, line: &str, key: &str) -> u64 {
+    let l = log
+        .lines()
+        .find(|l| l.contains(line))
+        .unwrap_or_else(|| panic!("no \"{line}\" in the log:\n{log}"));
+    field(l, key)
+}
+
+#[test]
+fn a_starting_instance_takes_a_million_flows_from_its_peer() {
+    const N: u64 = 1_000_000;
+    let p = Pair::new();
+    // A adopts a table a tool filled with a million flows of its config.
+    let file = p.lab.dir.join("flows");
+    let a_cfg = p.config_with(
+        0,
+        &format!("capacity = 2097152\nfile = \"{}\"", file.display()),
+    );
+    let a_toml = p.lab.dir.join("a.toml");
+    std::fs::write(&a_toml, &a_cfg.0).unwrap();
+    let fill = sluice_tests::sluiced_path().with_file_name("sluice-fill");
+    let out = sluice_tests::must(
+        std::process::Command::new(&fill)
+            .arg(&a_toml)
+            .arg(N.to_string()),
+    );
+    let filled = String::from_utf8_lossy(&out.stdout).to_string();
+    let made = field(&filled, "flows");
+    assert!(made >= N * 999 / 1000, "{filled}");
+    let a = p.start_with(0, a_cfg);
+    let alog = a.log();
+    assert_eq!(
+        log_field(&alog, "adopted flows carried over", "adopted"),
+        made,
+        "{alog}"
+    );
+    let t = Instant::now();
+    let b = p.start_with(1, p.config_with(1, "capacity = 2097152"));
+    let ready = t.elapsed();
+    let blog = b.log();
+    let ms = log_field(&blog, "bulk copy from every peer received", "ms");
+    let got = log_field(&blog, "bulk copy from every peer received", "flows");
+    let s = p.status(1);
+    eprintln!(
+        "bulk copy: {got} of {made} flows from A to B in {ms} ms ({} ms from B's start to ready); B's view: {}",
+        ready.as_millis(),
+        s["cluster"]
+    );
+    assert!(got >= made * 999 / 1000, "B took {got} of {made}:\n{blog}");
     let _ = (a.stop(), b.stop());
 }

@@ -355,7 +355,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         }
     }
     d.control.poll();
+    // Frames still queued hold mbufs of the pool EAL is about to free.
     while shared.to_prober.pop().is_some() {}
+    while shared.from_control.pop().is_some() {}
+    while shared.to_control.pop().is_some() {}
     report::print(&d.cfg, &shared, &d.control.counters(), &d.prober, &d.ports);
     let Daemon { control, ports, .. } = d;
     drop(control);

@@ -222,7 +222,7 @@ impl ControlPlane {
         }
         busy |= w.refresh(&shared, &self.pool, (ms, now), self.timer_scale, &mut out);
         let ring = shared.from_control.len();
-        busy |= w.serve_bulk(&shared, &self.pool, ms, ring, &mut out);
+        busy |= w.serve_bulk(&shared, &self.pool, (ms, now), ring, &mut out);
         busy |= w.ask_bulk(&shared, &self.pool, now, &mut out);
         for (port, nh, m) in out {
             self.send_via(port, nh, m, now);
