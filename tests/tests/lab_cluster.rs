@@ -216,6 +216,11 @@ log = "info"
         Daemon::start(&self.dir(i), &text, Some(&self.ns[i]), &prefix, &[])
     }
 
+    fn start_args(&self, i: usize, extra: &[&str]) -> Daemon {
+        let (text, prefix) = self.config(i);
+        Daemon::start(&self.dir(i), &text, Some(&self.ns[i]), &prefix, extra)
+    }
+
     fn status(&self, i: usize) -> serde_json::Value {
         self.json(i, &["status"])
     }
@@ -620,4 +625,45 @@ fn a_starting_instance_takes_a_million_flows_from_its_peer() {
     );
     assert!(got >= made * 999 / 1000, "B took {got} of {made}:\n{blog}");
     let _ = (a.stop(), b.stop());
+}
+
+#[test]
+fn a_peer_keeps_the_flows_the_other_instance_carries() {
+    let p = Pair::new();
+    p.servers();
+    // Timers / 60: a UDP flow idles out after 4 s, and B sees none of this
+    // one's packets (routes on both sides name A); only refreshes keep it.
+    let scale = ["--timer-scale", "60"];
+    let a = p.start_args(0, &scale);
+    let b = p.start_args(1, &scale);
+    let udp = p.run(&p.client, &["udp-stream", VIP, "7000", "14", "0.1"], "kept");
+    std::thread::sleep(Duration::from_secs(12));
+    let f = p.json(1, &["flows", "--protocol", "udp"]);
+    let kept: Vec<&serde_json::Value> = f["flows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["rule"] == "udp-stream")
+        .collect();
+    wait_all(&[&udp], 30);
+    let sa = p.status(0);
+    let (_, rb) = (a.stop(), b.stop());
+    assert_eq!(
+        kept.len(),
+        1,
+        "B still holds the stream's flow 12 s on: {f}\n{}",
+        rb.log
+    );
+    let idle = kept[0]["idle_ms"].as_u64().unwrap();
+    assert!(
+        idle < 4000,
+        "B's copy follows A's last packet: idle {idle} ms"
+    );
+    let refreshed = sa["cluster"]["counters"]["refreshed"].as_u64().unwrap();
+    assert!(
+        refreshed >= 8,
+        "A refreshed it about once a second: {refreshed}"
+    );
+    let u = read(&udp);
+    assert_eq!(field(&u, "echoed"), field(&u, "sent"), "{u}");
 }

@@ -328,3 +328,58 @@ fn untrusted_datagrams_change_nothing_and_are_counted() {
     on_b(&b, &sb, &datagram(&a, &sa, &mut out, idx, PEER, Op::Remove));
     assert_eq!(sb.removals.len(), 1);
 }
+
+#[test]
+fn two_instances_never_hand_out_the_same_snat_port() {
+    // b1 has 8 ports on 203.0.113.10 from 1024; one worker each.
+    let n = craft::example_neigh();
+    let mut seen = Vec::new();
+    for instance in 0..2u8 {
+        let ex = Example::lb_snat(4096, 1);
+        let s = sync_of(
+            &ex,
+            instance,
+            if instance == 0 {
+                PEER
+            } else {
+                Ipv4Addr::new(10, 0, 0, 1)
+            },
+        );
+        let cx = crate::pipeline::Context {
+            sync: Some(&s),
+            ..ex.cx(&n, 5)
+        };
+        let mut ports = Vec::new();
+        for sport in 40000..40006u16 {
+            let f = frames::tcp_v4(
+                MacAddr([2, 0, 0, 0, 1, 11]),
+                craft::EXAMPLE_INT_MAC,
+                (Ipv4Addr::new(10, 0, 0, 11), sport),
+                (Ipv4Addr::new(198, 51, 100, 7), 443),
+                tcp::Flags::SYN,
+                1,
+                0,
+            );
+            let len = f.len();
+            let mut room = f;
+            room.resize(2048, 0);
+            let mut c = Counters::default();
+            match process(cx, INT, &mut room, len, &mut NoLearn, &mut c) {
+                Fate::Tx { .. } => ports.push(u16::from_be_bytes([room[34], room[35]])),
+                Fate::Drop(r) => assert_eq!(r, crate::pipeline::DropReason::SnatExhausted),
+                f => panic!("{f:?}"),
+            }
+        }
+        // Port index i is instance i % 2's: half of the 8 each, no more.
+        ports.sort();
+        let want: Vec<u16> = (0..8)
+            .filter(|i| i % 2 == u16::from(instance))
+            .map(|i| 1024 + i)
+            .collect();
+        assert_eq!(ports, want, "instance {instance}");
+        seen.extend(ports);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 8);
+}
