@@ -21,6 +21,7 @@ run: deps
 # and a minute of fuzzing per cargo-fuzz target (a crash fails it).
 test: deps lint
 	$(CARGO) build --bins
+	$(CARGO) build --release --bins
 	$(CARGO) test --workspace
 	./scripts/fuzz.sh 60
 

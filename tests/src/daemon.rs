@@ -57,17 +57,35 @@ impl Daemon {
         file_prefix: &str,
         extra: &[&str],
     ) -> Daemon {
+        Self::start_bin(
+            &crate::sluiced_path(),
+            dir,
+            config_toml,
+            netns,
+            file_prefix,
+            extra,
+        )
+    }
+
+    /// [`Daemon::start`] of the sluiced binary `bin`.
+    pub fn start_bin(
+        bin: &Path,
+        dir: &Path,
+        config_toml: &str,
+        netns: Option<&str>,
+        file_prefix: &str,
+        extra: &[&str],
+    ) -> Daemon {
         std::fs::create_dir_all(dir).unwrap();
         let cfg = dir.join("sluiced.toml");
         std::fs::write(&cfg, config_toml).unwrap();
-        let bin = crate::sluiced_path();
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&bin);
+                c.args(["netns", "exec", ns]).arg(bin);
                 c
             }
-            None => Command::new(&bin),
+            None => Command::new(bin),
         };
         cmd.arg("--config").arg(&cfg).args(extra);
         cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");

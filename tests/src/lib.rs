@@ -39,6 +39,22 @@ pub fn sluiced_path() -> PathBuf {
     p
 }
 
+/// A release build of `name` (`cargo build --release --bins`, which
+/// `make test` runs): for the labs whose load a debug build on this
+/// 2-core machine cannot carry (two instances at once).
+pub fn release_bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let p = target.join("release").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (`cargo build --release --bins`, or `make test`)",
+        p.display()
+    );
+    p
+}
+
 /// The sluicectl binary next to sluiced (or `$SLUICECTL`).
 pub fn sluicectl_path() -> PathBuf {
     if let Ok(p) = std::env::var("SLUICECTL") {

@@ -219,6 +219,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             tx: ports.iter().map(|p| p.tx_queue(i as u16)).collect(),
             burst: usize::from(cfg.dpdk.burst),
             pool: Arc::clone(&pool),
+            idle_sleep_us: cfg.dpdk.idle_sleep_us,
         })
         .collect();
     let mut k = 0;

@@ -34,11 +34,18 @@ pub(super) fn check_dpdk(ctx: &mut Ctx, d: raw::Dpdk) -> Dpdk {
     let mbufs = in_range(ctx, obj, "mbufs", d.mbufs, 1023, 16_777_215).unwrap_or(16383) as u32;
     let burst =
         in_range(ctx, obj, "burst", d.burst, 1, crate::MAX_BURST as i64).unwrap_or(32) as u16;
+    let idle_sleep_us = d
+        .idle_sleep_us
+        .map_or(Some(0), |v| {
+            in_range(ctx, obj, "idle_sleep_us", v, 0, 10_000)
+        })
+        .unwrap_or(0) as u32;
     Dpdk {
         eal_args: d.eal_args,
         workers,
         mbufs,
         burst,
+        idle_sleep_us,
     }
 }
 

@@ -19,6 +19,7 @@ pub struct Dpdk {
     pub mbufs: i64,
     #[serde(default = "default_burst")]
     pub burst: i64,
+    pub idle_sleep_us: Option<i64>,
 }
 fn default_workers() -> Vec<i64> {
     vec![1]

@@ -47,6 +47,9 @@ pub struct Dpdk {
     pub mbufs: u32,
     /// RX/TX burst size.
     pub burst: u16,
+    /// A worker that found nothing to do for a while sleeps this long
+    /// (microseconds) between polls; 0: it busy-polls.
+    pub idle_sleep_us: u32,
 }
 
 /// A port's role.

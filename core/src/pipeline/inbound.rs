@@ -182,15 +182,23 @@ fn hairpin_claimed<A: Ip>(
 
 /// A source port on the frontend for a hairpin flow whose reply key is
 /// `reply` (its destination port to be chosen): free when no flow has that
-/// reply key. Tried from a place the client's key picks, at most 64.
+/// reply key. Tried from a place the client's key picks, at most 64. In a
+/// cluster, only ports `p` with `p % instances == instance` are this
+/// instance's to take, so two instances never give two clients one port.
 #[cold]
 #[inline(never)]
 fn hairpin_port<A: Ip>(cx: &Context<'_>, reply: &FlowKey<A>, key: &FlowKey<A>) -> Option<u16> {
     const FIRST: u32 = 1024;
     let span = 65536 - FIRST;
+    let (inst, n) = cx.sync.map_or((0, 1), |s| {
+        (u32::from(s.instance), u32::from(s.instances.max(1)))
+    });
     let start = (key.hash() >> 32) as u32 % span;
     (0..64u32)
-        .map(|j| (FIRST + (start + j * 7919) % span) as u16)
+        .map(|j| FIRST + (start + j * 7919) % span)
+        .map(|p| p - p % n + inst)
+        .filter(|&p| (FIRST..65536).contains(&p))
+        .map(|p| p as u16)
         .find(|&p| {
             let k = FlowKey { dport: p, ..*reply };
             A::flows(cx).lookup(&k).is_none()

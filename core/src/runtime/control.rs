@@ -208,11 +208,19 @@ impl ControlPlane {
                 let Some(r) = s.removals.pop() else { break };
                 busy = true;
                 let removed = match r {
-                    Removal::V4(r) => self.v4.remove_synced(&shared.flows, &r),
-                    Removal::V6(r) => self.v6.remove_synced(&shared.flows6, &r),
+                    Removal::V4(r) => {
+                        self.v4
+                            .remove_synced(&shared.flows, &r, (ms, self.timer_scale))
+                    }
+                    Removal::V6(r) => {
+                        self.v6
+                            .remove_synced(&shared.flows6, &r, (ms, self.timer_scale))
+                    }
                 };
-                if removed {
-                    s.count(SyncStat::Removed, 1);
+                match removed {
+                    Some(true) => s.count(SyncStat::Removed, 1),
+                    Some(false) => s.count(SyncStat::RemovalsKept, 1),
+                    None => {}
                 }
             }
         }
@@ -253,7 +261,7 @@ impl ControlPlane {
             now: now.as_millis() as u32,
             worker: 0,
             traffic: &shared.traffic[shared.traffic.len() - 1],
-            sync: None,
+            sync: shared.sync.as_ref(),
         };
         let mut busy = false;
         for _ in 0..self.fragments.len() {

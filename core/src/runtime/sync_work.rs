@@ -4,10 +4,10 @@
 //! neighbour cache.
 
 use super::sync_out::{put, PeerFrame, Sender};
-use super::Shared;
+use super::{tables, Shared};
 use crate::dpdk::Mempool;
 use crate::family::{Family, V4, V6};
-use crate::flow::{age, FlowKey, FlowRecord, FlowTable};
+use crate::flow::{age, FlowRecord, FlowTable};
 use crate::sync::wire::{Kind, Op};
 use crate::sync::{SyncStat, CONTROL_STREAM};
 use std::net::IpAddr;
@@ -33,8 +33,11 @@ const BULK_RING_SHARE: usize = 512;
 /// with while it also forwards, so the copy is not lost to its RX queue.
 const BULK_RATE: u64 = 40_000;
 
-/// The keys of the flows this instance ended, per family.
-pub(super) type Ended<'a> = (&'a mut Vec<[FlowKey<V4>; 2]>, &'a mut Vec<[FlowKey<V6>; 2]>);
+/// The flows this instance ended, per family.
+pub(super) type Ended<'a> = (
+    &'a mut Vec<tables::Ended<V4>>,
+    &'a mut Vec<tables::Ended<V6>>,
+);
 
 /// Where a bulk copy to a peer stands.
 #[derive(Debug)]
@@ -315,9 +318,11 @@ impl SyncWork {
 /// Writes a remove record of the last of `keys`; false when none is left.
 fn pop_removal<A: Family>(
     w: &mut crate::sync::wire::Writer<'_>,
-    keys: &mut Vec<[FlowKey<A>; 2]>,
+    keys: &mut Vec<tables::Ended<A>>,
 ) -> bool {
-    let Some(k) = keys.pop() else { return false };
+    let Some((k, age)) = keys.pop() else {
+        return false;
+    };
     let r = FlowRecord::<A> {
         words: [k[0].words(), k[1].words()],
         next_hop: 0,
@@ -325,7 +330,7 @@ fn pop_removal<A: Family>(
         state: 0,
         meta: 0,
         next_seq: [0; 2],
-        age: 0,
+        age,
     };
     w.push(Op::Remove, &r);
     true

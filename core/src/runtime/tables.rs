@@ -7,6 +7,9 @@ use crate::flow::age::{self, Ager};
 use crate::flow::{FlowInfo, FlowKey, FlowRecord, FlowTable, Reclaimer};
 use crate::lb::{Carry, Services};
 
+/// A flow this instance ended: its keys, and how long it had idled (ms).
+pub(super) type Ended<A> = ([FlowKey<A>; 2], u32);
+
 /// The state of that work for one family's table.
 #[derive(Debug)]
 pub(super) struct TableWork<A: Family> {
@@ -15,9 +18,10 @@ pub(super) struct TableWork<A: Family> {
     /// Established flows of `tcp_reset` rules that ended (idle or by a
     /// reload) and want a RST at both ends; drained by control.
     pub(super) resets: Vec<FlowInfo<A>>,
-    /// In a cluster: the keys of flows this instance ended, for control to
-    /// tell the peers (`None`: no cluster, nothing kept).
-    pub(super) ended: Option<Vec<[FlowKey<A>; 2]>>,
+    /// In a cluster: the keys of flows this instance ended and how long
+    /// they had been idle (ms; 0 for an end by rule, not by idling), for
+    /// control to tell the peers (`None`: no cluster, nothing kept).
+    pub(super) ended: Option<Vec<Ended<A>>>,
 }
 
 impl<A: Family> Default for TableWork<A> {
@@ -55,7 +59,7 @@ impl<A: Family> TableWork<A> {
                     if self.reclaimer.remove(t, idx) {
                         ended += 1;
                         if let Some(e) = &mut self.ended {
-                            e.push(f.key);
+                            e.push((f.key, 0));
                         }
                         if age::wants_reset(&f) {
                             self.resets.push(f);
@@ -91,7 +95,7 @@ impl<A: Family> TableWork<A> {
             if down && s.maglev.is_some() && self.reclaimer.remove(t, idx) {
                 moved += 1;
                 if let Some(e) = &mut self.ended {
-                    e.push(f.key);
+                    e.push((f.key, 0));
                 }
             }
         }
@@ -108,15 +112,28 @@ impl<A: Family> TableWork<A> {
                     resets.push(*f);
                 }
                 if let Some(e) = ended {
-                    e.push(f.key);
+                    e.push((f.key, ms.wrapping_sub(f.last_seen).max(1)));
                 }
             })
     }
 
-    /// Removes the flow a peer removed; true when it was here.
-    pub(super) fn remove_synced(&mut self, t: &FlowTable<A>, r: &FlowRecord<A>) -> bool {
-        t.find_record(r)
-            .is_some_and(|idx| self.reclaimer.remove(t, idx))
+    /// Removes the flow a peer removed. A removal by idling out (`age`
+    /// above 0) is taken only when the copy here has idled out too: an
+    /// instance that saw too few of a flow's packets, or none of the ones
+    /// that moved its state on, must not end it where it is alive.
+    /// `Some(removed)` when it was here.
+    pub(super) fn remove_synced(
+        &mut self,
+        t: &FlowTable<A>,
+        r: &FlowRecord<A>,
+        (ms, scale): (u32, u32),
+    ) -> Option<bool> {
+        let idx = t.find_record(r)?;
+        let f = t.info(idx)?;
+        if r.age > 0 && !age::expired(&f, ms, scale) {
+            return Some(false);
+        }
+        Some(self.reclaimer.remove(t, idx))
     }
 
     /// Frees the entries whose grace period is over; returns how many.

@@ -26,7 +26,13 @@ pub struct Worker {
     pub burst: usize,
     /// Where the fragments of a datagram too big for its egress come from.
     pub pool: Arc<Mempool>,
+    /// Sleep this long (µs) between polls once idle ([`IDLE_POLLS`] empty
+    /// polls in a row); 0: busy-poll.
+    pub idle_sleep_us: u32,
 }
+
+/// Empty polls in a row after which a worker with `idle_sleep_us` sleeps.
+pub const IDLE_POLLS: u32 = 256;
 
 struct Ring<'a>(&'a ArrayQueue<SlowEvent>);
 
@@ -49,6 +55,7 @@ impl Worker {
         // Only worker 0 sends what control hands over (see Shared::from_control).
         let from_control = (self.index == 0).then_some(&shared.from_control);
         let mut sender = super::sync_out::Sender::new(self.index as u8);
+        let mut idle = 0u32;
         while !shared.stop.load(Ordering::Relaxed) {
             // Between iterations the worker holds nothing from the table.
             shared.flows.quiescent(self.index);
@@ -224,6 +231,16 @@ impl Worker {
             }
             if busy {
                 shared.counters[self.index].publish(&c);
+                idle = 0;
+            } else if self.idle_sleep_us > 0 {
+                // Not on the packet path: only after a run of empty polls,
+                // with the table released (quiescent) above.
+                idle += 1;
+                if idle >= IDLE_POLLS {
+                    std::thread::sleep(std::time::Duration::from_micros(u64::from(
+                        self.idle_sleep_us,
+                    )));
+                }
             }
         }
         shared.counters[self.index].publish(&c);

@@ -69,6 +69,9 @@ sync_stats! {
     Removed => "removed",
     /// Records that found the table full (or both buckets full).
     ApplyFailed => "apply_failed",
+    /// Records of a flow one of whose keys another flow here holds (two
+    /// instances made a flow for one tuple at once): the local one stays.
+    Conflicts => "conflicts",
     /// Datagrams from an address that is not a peer.
     RefusedNotPeer => "refused_not_peer",
     /// Datagrams too short, of another version, or with records that do
@@ -85,6 +88,13 @@ sync_stats! {
     RefusedRecord => "refused_record",
     /// Removals not passed to control (its queue was full).
     RemovalsLost => "removals_lost",
+    /// Removals of flows a peer idled out that are kept here: their copy
+    /// here has not idled out.
+    RemovalsKept => "removals_kept",
+    /// Local SNAT flows a record of an inbound flow displaced: a member's
+    /// reply that reached this instance before the record of its flow
+    /// looked like a new outbound flow.
+    Displaced => "displaced",
     /// Bulk copies asked of peers.
     BulkRequested => "bulk_requested",
     /// Bulk copies served to peers.

@@ -128,7 +128,14 @@ fn apply<A: Family>(
             note(h[1]);
             s.count(SyncStat::Created, 1);
         }
+        Ok(Imported::Displaced(_, h)) => {
+            note(h[0]);
+            note(h[1]);
+            s.count(SyncStat::Created, 1);
+            s.count(SyncStat::Displaced, 1);
+        }
         Ok(Imported::Updated(_)) => s.count(SyncStat::Updated, 1),
+        Ok(Imported::Conflict) => s.count(SyncStat::Conflicts, 1),
         Err(_) => s.count(SyncStat::ApplyFailed, 1),
     }
 }

@@ -8,7 +8,7 @@ use super::{Outbox, Sync, SyncStat};
 use crate::config::{Cluster, SyncKey};
 use crate::craft as frames;
 use crate::craft::{self, Example, NoLearn};
-use crate::family::Dir;
+use crate::family::{Dir, Family};
 use crate::lb::Identities;
 use crate::neigh::PortIndex;
 use crate::pipeline::{process, process_burst, Counters, Fate};
@@ -200,6 +200,25 @@ fn a_record_makes_the_same_flow_in_another_table() {
         b.flows.info(bi).unwrap().state,
         crate::flow::tcp::State::Established
     );
+    // An older state (a refresh that crossed a newer change) does not
+    // take it back.
+    let mut stale = r;
+    stale.state = stale.state & !7 | crate::flow::tcp::State::SynRecv as u32;
+    b.flows.import(&stale, 3100, false).unwrap();
+    assert_eq!(
+        b.flows.info(bi).unwrap().state,
+        crate::flow::tcp::State::Established
+    );
+    // Another flow under one of its keys (two instances made a flow for
+    // one tuple): the flow here stays.
+    let mut other = r;
+    other.words[1].as_mut()[<crate::family::V4 as Family>::ADDR_WORDS] ^= 1 << 8;
+    assert_eq!(
+        b.flows.import(&other, 3000, false),
+        Ok(crate::flow::Imported::Conflict)
+    );
+    assert_eq!(b.flows.len(), 1);
+    assert_eq!(b.flows.info(bi).unwrap().key, fa.key);
 }
 
 #[test]
@@ -382,4 +401,81 @@ fn two_instances_never_hand_out_the_same_snat_port() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), 8);
+}
+
+#[test]
+fn a_reply_that_beats_its_record_is_put_right_when_the_record_comes() {
+    let (a, b) = (Example::lb_snat(4096, 1), Example::lb_snat(4096, 1));
+    let (sa, sb) = (
+        sync_of(&a, 1, Ipv4Addr::new(10, 0, 0, 1)),
+        sync_of(&b, 0, PEER),
+    );
+    let n = craft::example_neigh();
+    let run = |ex: &Example, s: &Sync, port, f: Vec<u8>| {
+        let len = f.len();
+        let mut room = f;
+        room.resize(2048, 0);
+        let cx = crate::pipeline::Context {
+            sync: Some(s),
+            ..ex.cx(&n, 5)
+        };
+        let fate = process(
+            cx,
+            port,
+            &mut room,
+            len,
+            &mut NoLearn,
+            &mut Counters::default(),
+        );
+        assert!(matches!(fate, Fate::Tx { .. }), "{fate:?}");
+        let src = Ipv4Addr::new(room[26], room[27], room[28], room[29]);
+        (src, u16::from_be_bytes([room[34], room[35]]))
+    };
+    // A takes a client's datagram to the frontend's UDP port 53.
+    let q = frames::udp_v4(
+        CLIENT_MAC,
+        craft::EXAMPLE_EXT_MAC,
+        CLIENT,
+        (VIP.0, 53),
+        b"q",
+    );
+    run(&a, &sa, EXT, q);
+    let key = crate::flow::FlowKey {
+        src: CLIENT.0,
+        dst: VIP.0,
+        sport: CLIENT.1,
+        dport: 53,
+        proto: 17,
+    };
+    let (idx, _) = a.flows.lookup(&key).unwrap();
+    let member = a.flows.info(idx).unwrap().rewrite[0].to.dst;
+    // The member's reply reaches B before the record: it looks like a new
+    // outbound flow of the member, and leaves from an SNAT port.
+    let reply = || {
+        frames::udp_v4(
+            MacAddr([2, 0, 0, 0, 1, member.octets()[3]]),
+            craft::EXAMPLE_INT_MAC,
+            (member, 53),
+            CLIENT,
+            b"r",
+        )
+    };
+    let (src, sport) = run(&b, &sb, INT, reply());
+    assert_eq!(src, VIP.0);
+    assert!((1024..1048).contains(&sport), "an SNAT port: {sport}");
+    // The record comes: the inbound flow takes the reply key back.
+    on_b(
+        &b,
+        &sb,
+        &datagram(&a, &sa, &mut Outbox::new(0), idx, PEER, Op::Upsert),
+    );
+    assert_eq!(
+        (sb.stat(SyncStat::Created), sb.stat(SyncStat::Displaced)),
+        (1, 1)
+    );
+    assert_eq!(
+        run(&b, &sb, INT, reply()),
+        (VIP.0, 53),
+        "the next reply is the flow's"
+    );
 }

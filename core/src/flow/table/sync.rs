@@ -5,9 +5,10 @@
 //! reaches the entry's private parts.
 
 use super::entry::load;
-use super::{Family, FlowTable, InsertError, GENERATION, LIVE};
+use super::{Family, FlowTable, InsertError, GENERATION, LIVE, SNAT};
 use crate::family::Dir;
 use crate::flow::key::{hash_words, KEY_MASK};
+use crate::flow::tcp::State;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// State bits a record carries: TCP state, tcp_reset, SNAT, RFC timers and
@@ -42,6 +43,13 @@ pub enum Imported {
     /// The flow was known: its state and last-seen tick were brought up
     /// to the record's.
     Updated(u32),
+    /// A new flow, made after taking out a local SNAT flow that held one
+    /// of its keys: a member's reply that came here before the record of
+    /// its inbound flow looked like a new outbound flow.
+    Displaced(u32, [u64; 2]),
+    /// Another flow holds one of its keys (two instances made a flow for
+    /// one packet tuple at once): the one here stays, nothing changed.
+    Conflict,
 }
 
 impl<A: Family> FlowTable<A> {
@@ -89,10 +97,11 @@ impl<A: Family> FlowTable<A> {
         if let Some(idx) = self.find_record(r) {
             let e = &self.entries[idx as usize];
             let cur = e.state.load(Relaxed);
-            if (cur ^ r.state) & 7 != 0 {
+            let merged = merge(State::from_bits(cur), State::from_bits(r.state));
+            if merged as u32 != cur & 7 {
                 let _ = e
                     .state
-                    .compare_exchange(cur, cur & !7 | r.state & 7, Relaxed, Relaxed);
+                    .compare_exchange(cur, cur & !7 | merged as u32, Relaxed, Relaxed);
             }
             e.refresh(seen);
             for d in Dir::BOTH {
@@ -101,6 +110,20 @@ impl<A: Family> FlowTable<A> {
                 }
             }
             return Ok(Imported::Updated(idx));
+        }
+        let keys = [masked::<A>(&r.words[0]), masked::<A>(&r.words[1])];
+        let h = [hash_words(keys[0].as_ref()), hash_words(keys[1].as_ref())];
+        let mut displaced = false;
+        for d in 0..2 {
+            let Some((other, _)) = self.lookup_words(keys[d].as_ref(), h[d]) else {
+                continue;
+            };
+            let snat = self.entries[other as usize].state.load(Relaxed) & SNAT != 0;
+            if !snat || r.state & SNAT != 0 {
+                return Ok(Imported::Conflict);
+            }
+            self.withdraw(other);
+            displaced = true;
         }
         let idx = self.alloc().ok_or(InsertError::Full)?;
         let e = &self.entries[idx as usize];
@@ -119,8 +142,6 @@ impl<A: Family> FlowTable<A> {
         e.state.store(r.state & CARRIED | LIVE | g, Relaxed);
         e.last_seen.store(seen, Relaxed);
         e.meta.store(r.meta, Relaxed);
-        let keys = [masked::<A>(&r.words[0]), masked::<A>(&r.words[1])];
-        let h = [hash_words(keys[0].as_ref()), hash_words(keys[1].as_ref())];
         if !self.place(h[1], Dir::Reply, idx) {
             self.abandon(idx);
             return Err(InsertError::NoSlot);
@@ -131,7 +152,33 @@ impl<A: Family> FlowTable<A> {
             return Err(InsertError::NoSlot);
         }
         self.live.fetch_add(1, Relaxed);
-        Ok(Imported::New(idx, h))
+        Ok(if displaced {
+            Imported::Displaced(idx, h)
+        } else {
+            Imported::New(idx, h)
+        })
+    }
+}
+
+/// The TCP state of a flow two instances each saw part of: the later of
+/// the two in a connection's life, so a record that crossed a newer local
+/// change (a refresh sent before the peer learned of it) never takes the
+/// state back; a FIN seen here and the other one there is both.
+pub(super) fn merge(local: State, remote: State) -> State {
+    fn rank(s: State) -> u8 {
+        match s {
+            State::Other | State::SynSent => 0,
+            State::SynRecv => 1,
+            State::Established => 2,
+            State::FinOrig | State::FinReply => 3,
+            State::Closing => 4,
+            State::Reset => 5,
+        }
+    }
+    match (local, remote) {
+        (State::FinOrig, State::FinReply) | (State::FinReply, State::FinOrig) => State::Closing,
+        _ if rank(remote) > rank(local) => remote,
+        _ => local,
     }
 }
 
