@@ -1,0 +1,392 @@
+//! The two-instance lab of lab_cluster.rs: the topology, each instance's
+//! config, and what the tests read back.
+#![allow(dead_code)] // each test uses its own part
+
+use sluice_tests::daemon::Daemon;
+use sluice_tests::lab::Lab;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const VIP: &str = "198.51.100.10";
+pub const CLIENT: &str = "192.0.2.100";
+pub const INET: &str = "192.0.3.200";
+pub const ROUTER: &str = "203.0.113.254";
+pub const EXT: [&str; 2] = ["203.0.113.1", "203.0.113.2"];
+pub const INT: [&str; 2] = ["10.0.0.1", "10.0.0.2"];
+
+/// The two instances' lab: the standard one (b1, b2 on the internal
+/// switch), a second Sluice namespace, the router and the two hosts
+/// behind it.
+pub struct Pair {
+    pub lab: Lab,
+    /// Sluice namespaces of A and B.
+    pub ns: [String; 2],
+    pub router: String,
+    pub client: String,
+    pub inet: String,
+    pub key: PathBuf,
+}
+
+pub fn sluiced() -> PathBuf {
+    sluice_tests::release_bin("sluiced")
+}
+
+pub fn sh(lab: &Lab, ns: &str, script: &str) {
+    let out = lab.sh(ns, script);
+    assert!(
+        out.status.success(),
+        "in {ns}: {script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Pair {
+    pub fn new() -> Pair {
+        let mut lab = Lab::new(2);
+        let b = lab.extra_ns("lb2");
+        for k in ["all", "default"] {
+            let _ = lab.exec(
+                &b,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{k}.disable_ipv6=1"),
+                ],
+            );
+        }
+        lab.wire_external(&b, "ext0");
+        lab.wire_internal(&b, "int0");
+        sh(&lab, &b, "ip link set ext0 up && ip link set int0 up");
+        let router = lab.extra_ns("r");
+        lab.wire_external(&router, "eth0");
+        let client = lab.extra_ns("cl");
+        let inet = lab.extra_ns("inet");
+        lab.veth(&router, "eth1", &client, "eth0");
+        lab.veth(&router, "eth2", &inet, "eth0");
+        sh(
+            &lab,
+            &router,
+            &format!(
+                "ip addr add {ROUTER}/24 dev eth0 && ip link set eth0 up && \
+                 ip addr add 192.0.2.1/24 dev eth1 && ip addr add 192.0.3.1/24 dev eth2 && \
+                 sysctl -qw net.ipv4.ip_forward=1 && ip route add {VIP}/32 via {}",
+                EXT[0]
+            ),
+        );
+        for (ns, addr, gw) in [(&client, CLIENT, "192.0.2.1"), (&inet, INET, "192.0.3.1")] {
+            sh(
+                &lab,
+                ns,
+                &format!("ip addr add {addr}/24 dev eth0 && ip route add default via {gw}"),
+            );
+        }
+        let key = lab.dir.join("cluster.key");
+        std::fs::write(&key, "lab cluster secret: not for production\n").unwrap();
+        Pair {
+            ns: [lab.lb(), b],
+            router,
+            client,
+            inet,
+            key,
+            lab,
+        }
+    }
+
+    pub fn dir(&self, i: usize) -> PathBuf {
+        self.lab.dir.join(format!("instance-{i}"))
+    }
+
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.lab.dir.join(format!("sluiced-{i}.sock"))
+    }
+
+    /// Instance `i`'s config: A's main lcore is 0 and its worker 1, B's
+    /// the other way round, so each core has one busy worker.
+    pub fn config(&self, i: usize) -> (String, String) {
+        self.config_with(i, "capacity = 65536")
+    }
+
+    /// [`Pair::config`] with `flow_table` as its `[flow_table]` section.
+    pub fn config_with(&self, i: usize, flow_table: &str) -> (String, String) {
+        let prefix = format!("{}-{i}", self.ns[0]);
+        let (main, worker) = if i == 0 { (0, 1) } else { (1, 0) };
+        let text = format!(
+            r#"
+[dpdk]
+eal_args = ["-l", "0-1", "--main-lcore", "{main}", "--no-huge", "-m", "512", "--no-pci",
+            "--file-prefix={prefix}", "--vdev=net_af_packet0,iface=ext0", "--vdev=net_af_packet1,iface=int0,framecnt=8192"]
+workers = [{worker}]
+mbufs = 8191
+burst = 32
+# Two busy-polling workers would hold both cores of this machine and starve
+# the kernel's veth and bridge work the lab runs on.
+idle_sleep_us = 50
+
+[[port]]
+name = "ext"
+device = "net_af_packet0"
+role = "external"
+addresses = ["{ext}/24"]
+gateway = ["{ROUTER}"]
+
+[[port]]
+name = "int"
+device = "net_af_packet1"
+role = "internal"
+addresses = ["{int}/24"]
+
+[[frontend]]
+name = "vip"
+address = "{VIP}"
+kind = "public"
+
+[[pool]]
+name = "stream-pool"
+members = [{{ address = "10.0.0.11", name = "s1" }}, {{ address = "10.0.0.12", name = "s2" }}]
+
+[[lb_rule]]
+name = "tcp-stream"
+frontend = "vip"
+protocol = "tcp"
+frontend_port = 7000
+backend_port = 7000
+pool = "stream-pool"
+disable_outbound_snat = true
+
+[[lb_rule]]
+name = "udp-stream"
+frontend = "vip"
+protocol = "udp"
+frontend_port = 7000
+backend_port = 7000
+pool = "stream-pool"
+disable_outbound_snat = true
+
+[[outbound_rule]]
+name = "egress"
+frontends = ["vip"]
+pool = "stream-pool"
+protocol = "all"
+ports_per_member = 1024
+
+[[security_rule]]
+name = "allow-streams"
+priority = 100
+direction = "inbound"
+action = "allow"
+source = "*"
+destination = "{VIP}/32"
+protocol = "any"
+destination_ports = "7000"
+
+[flow_table]
+{flow_table}
+
+[cluster]
+instance = {i}
+instances = 2
+peers = ["{peer}"]
+sync_port = 7400
+secret_file = "{key}"
+
+[control]
+socket = "{socket}"
+state_dir = "{state}"
+log = "info"
+"#,
+            ext = EXT[i],
+            int = INT[i],
+            peer = INT[1 - i],
+            key = self.key.display(),
+            socket = self.socket(i).display(),
+            state = self.dir(i).join("state").display(),
+        );
+        (text, prefix)
+    }
+
+    pub fn start(&self, i: usize) -> Daemon {
+        let (text, prefix) = self.config(i);
+        Daemon::start_bin(
+            &sluiced(),
+            &self.dir(i),
+            &text,
+            Some(&self.ns[i]),
+            &prefix,
+            &[],
+        )
+    }
+
+    pub fn start_with(&self, i: usize, (text, prefix): (String, String)) -> Daemon {
+        Daemon::start_bin(
+            &sluiced(),
+            &self.dir(i),
+            &text,
+            Some(&self.ns[i]),
+            &prefix,
+            &[],
+        )
+    }
+
+    pub fn start_args(&self, i: usize, extra: &[&str]) -> Daemon {
+        let (text, prefix) = self.config(i);
+        Daemon::start_bin(
+            &sluiced(),
+            &self.dir(i),
+            &text,
+            Some(&self.ns[i]),
+            &prefix,
+            extra,
+        )
+    }
+
+    pub fn status(&self, i: usize) -> serde_json::Value {
+        self.json(i, &["status"])
+    }
+
+    pub fn json(&self, i: usize, args: &[&str]) -> serde_json::Value {
+        let mut v = vec!["--json"];
+        v.extend_from_slice(args);
+        let out = sluice_tests::run(
+            std::process::Command::new(sluice_tests::release_bin("sluicectl"))
+                .arg("--socket")
+                .arg(self.socket(i))
+                .args(&v),
+        );
+        assert!(out.status.success(), "sluicectl {args:?} on {i}: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Echo servers on 7000 on b1, b2 and the internet host.
+    pub fn servers(&self) {
+        for ns in [self.lab.backend(0), self.lab.backend(1), self.inet.clone()] {
+            let out = self.lab.dir.join(format!("echo-{ns}.out"));
+            self.lab
+                .server(&ns, &["echo", "7000", out.to_str().unwrap()]);
+            assert!(self.lab.wait_until(&ns, "ss -ltn | grep -q ':7000 '", 10));
+        }
+    }
+
+    /// Sends the clients' traffic for the frontend (and SNAT address) to
+    /// instance `i`.
+    pub fn route_inbound_to(&self, i: usize) {
+        sh(
+            &self.lab,
+            &self.router,
+            &format!("ip route replace {VIP}/32 via {}", EXT[i]),
+        );
+    }
+
+    /// Points the backends' default route at instance `i`.
+    pub fn route_backends_to(&self, i: usize) {
+        for b in 0..2 {
+            sh(
+                &self.lab,
+                &self.lab.backend(b),
+                &format!("ip route replace default via {}", INT[i]),
+            );
+        }
+    }
+
+    /// A generator of `tests/data/lab_server.py` in `ns`, writing `name`.out.
+    pub fn run(&self, ns: &str, args: &[&str], name: &str) -> PathBuf {
+        let out = self.lab.dir.join(format!("{name}.out"));
+        let mut v = args.to_vec();
+        v.push(out.to_str().unwrap());
+        self.lab.server(ns, &v);
+        out
+    }
+}
+
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+pub fn field(text: &str, key: &str) -> u64 {
+    text.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {text:?}"))
+}
+
+/// The non-zero drop and sync counters of an exit report, for failures.
+pub fn counts(r: &sluice_tests::daemon::Report) -> String {
+    r.counters
+        .iter()
+        .filter(|(k, v)| {
+            **v != 0 && (k.starts_with("drop.") || k.starts_with("sync.") || k.starts_with("port."))
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn wait_all(outs: &[&Path], secs: u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while outs.iter().any(|p| read(p).is_empty()) {
+        assert!(Instant::now() < end, "the generators did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Instance `i`'s TCP flows: (direction, public address:port for
+/// outbound ones, packets it forwarded itself).
+pub fn tcp_flows(p: &Pair, i: usize) -> Vec<(String, String, u64)> {
+    let f = p.json(i, &["flows", "--limit", "10000", "--protocol", "tcp"]);
+    f["flows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["direction"].as_str().unwrap_or("").to_string(),
+                f["public"].as_str().unwrap_or("").to_string(),
+                f["packets"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The public address:port of every outbound TCP flow instance `i` lists.
+pub fn snat_publics(p: &Pair, i: usize) -> Vec<String> {
+    let mut v: Vec<String> = tcp_flows(p, i)
+        .into_iter()
+        .filter(|f| f.0 == "outbound")
+        .map(|f| f.1)
+        .collect();
+    v.sort();
+    v
+}
+
+/// One sync datagram from A to B, captured on B's switch port.
+pub fn capture_one(p: &Pair, pcap: &Path) {
+    let is = p.lab.ns("is");
+    let out = p.lab.sh(&is, "ls /sys/class/net | grep '^p-int0'");
+    let port = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!port.is_empty(), "no switch port of B's int0");
+    p.lab.spawn(
+        &is,
+        &[
+            "timeout",
+            "20",
+            "tcpdump",
+            "-i",
+            &port,
+            "-c",
+            "1",
+            "-U",
+            "-w",
+            pcap.to_str().unwrap(),
+            "udp and dst port 7400 and dst host 10.0.0.2",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+/// The number after `key=` in a log line's fields.
+pub fn log_field(log: &str, line: &str, key: &str) -> u64 {
+    let l = log
+        .lines()
+        .find(|l| l.contains(line))
+        .unwrap_or_else(|| panic!("no \"{line}\" in the log:\n{log}"));
+    field(l, key)
+}
