@@ -5,6 +5,7 @@
 pub mod adopt;
 pub mod cluster;
 pub mod ctl;
+pub mod links;
 pub mod metrics;
 pub mod report;
 pub mod rules;

@@ -254,26 +254,37 @@ def udp_stream(host, port, secs, interval, out):
         f.write(f"sent={sent} echoed={len(seen)}\n")
 
 
-def tcp_stream(host, port, secs, interval, out):
+def stream(host, port, secs, interval, tag="", stop_on_loss=False):
+    """One connection, a numbered line every `interval` s for `secs`, each
+    echo read (waiting up to 20 s): (sent, echoed, error, local port)."""
     import time
     sent = echoed = 0
     err = "none"
     local = 0
     try:
-        c = socket.create_connection((host, port), timeout=5)
+        c = socket.create_connection((host, port), timeout=10)
         c.settimeout(20)
         local = c.getsockname()[1]
         f = c.makefile("rb")
         end = time.time() + secs
         while time.time() < end:
-            c.sendall(f"line {sent}\n".encode())
+            line = f"{tag}line {sent}\n".encode()
+            c.sendall(line)
             sent += 1
-            if f.readline() == f"line {sent - 1}\n".encode():
+            if f.readline() == line:
                 echoed += 1
+            elif stop_on_loss:
+                err = "lost"
+                break
             time.sleep(interval)
         c.close()
     except Exception as e:  # noqa: BLE001 - the test reads what went wrong
         err = type(e).__name__
+    return sent, echoed, err, local
+
+
+def tcp_stream(host, port, secs, interval, out):
+    sent, echoed, err, local = stream(host, port, secs, interval)
     with open(out, "w") as f:
         f.write(f"sent={sent} echoed={echoed} error={err} port={local}\n")
 
@@ -283,28 +294,7 @@ def tcp_many(host, port, n, secs, interval, out):
     results = [(0, 0, "none", 0)] * n
 
     def one(i):
-        sent = echoed = 0
-        err = "none"
-        local = 0
-        try:
-            c = socket.create_connection((host, port), timeout=10)
-            c.settimeout(20)
-            local = c.getsockname()[1]
-            f = c.makefile("rb")
-            end = time.time() + secs
-            while time.time() < end:
-                line = f"c{i} line {sent}\n".encode()
-                c.sendall(line)
-                sent += 1
-                if f.readline() != line:
-                    err = "lost"
-                    break
-                echoed += 1
-                time.sleep(interval)
-            c.close()
-        except Exception as e:  # noqa: BLE001 - the test reads what went wrong
-            err = type(e).__name__
-        results[i] = (sent, echoed, err, local)
+        results[i] = stream(host, port, secs, interval, f"c{i} ", True)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:

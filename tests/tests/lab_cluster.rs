@@ -273,7 +273,7 @@ fn a_starting_instance_takes_a_million_flows_from_its_peer() {
     let filled = String::from_utf8_lossy(&out.stdout).to_string();
     let made = field(&filled, "flows");
     assert!(made >= N * 999 / 1000, "{filled}");
-    let a = p.start_with(0, a_cfg);
+    let a = p.start_with(0, a_cfg, &[]);
     let alog = a.log();
     assert_eq!(
         log_field(&alog, "adopted flows carried over", "adopted"),
@@ -281,7 +281,7 @@ fn a_starting_instance_takes_a_million_flows_from_its_peer() {
         "{alog}"
     );
     let t = Instant::now();
-    let b = p.start_with(1, p.config_with(1, "capacity = 2097152"));
+    let b = p.start_with(1, p.config_with(1, "capacity = 2097152"), &[]);
     let ready = t.elapsed();
     let blog = b.log();
     let ms = log_field(&blog, "bulk copy from every peer received", "ms");
@@ -303,8 +303,8 @@ fn a_peer_keeps_the_flows_the_other_instance_carries() {
     // Timers / 60: a UDP flow idles out after 4 s, and B sees none of this
     // one's packets (routes on both sides name A); only refreshes keep it.
     let scale = ["--timer-scale", "60"];
-    let a = p.start_args(0, &scale);
-    let b = p.start_args(1, &scale);
+    let a = p.start_with(0, p.config(0), &scale);
+    let b = p.start_with(1, p.config(1), &scale);
     let udp = p.run(&p.client, &["udp-stream", VIP, "7000", "14", "0.1"], "kept");
     std::thread::sleep(Duration::from_secs(12));
     let f = p.json(1, &["flows", "--protocol", "udp"]);

@@ -257,7 +257,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             control.resolve(pi, gw);
         }
     }
-    wait_for_links(&ports, &cfg);
+    sluice::links::wait_for_links(&ports, &cfg);
     control.announce_addresses();
     // A cluster member takes its peers' flows before it reports ready.
     sluice::cluster::wait_for_bulk(&mut control, &shared, |c| {
@@ -588,23 +588,3 @@ fn seed() -> u64 {
 
 /// Probe replies per round handed from the workers' ring to the prober.
 const PROBE_DRAIN: usize = 1024;
-
-fn wait_for_links(ports: &[Port], cfg: &Config) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let down: Vec<&str> = ports
-            .iter()
-            .zip(&cfg.ports)
-            .filter(|(p, _)| !p.link().up)
-            .map(|(_, c)| c.name.as_str())
-            .collect();
-        if down.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            warn!(ports = ?down, "link still down; carrying on");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}

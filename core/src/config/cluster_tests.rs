@@ -2,20 +2,7 @@
 
 use super::*;
 
-const BASE: &str = r#"
-[dpdk]
-eal_args = ["-l", "0-1"]
-[[port]]
-name = "ext"
-device = 0
-role = "external"
-addresses = ["203.0.113.1/24"]
-[[port]]
-name = "int"
-device = 1
-role = "internal"
-addresses = ["10.0.0.1/24"]
-"#;
+use super::tests::MINIMAL as BASE;
 
 fn secret(text: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!(

@@ -4,7 +4,7 @@
 use super::*;
 use std::path::Path;
 
-const MINIMAL: &str = r#"
+pub(super) const MINIMAL: &str = r#"
 [dpdk]
 eal_args = ["-l", "0-1"]
 [[port]]

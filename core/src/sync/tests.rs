@@ -479,3 +479,53 @@ fn a_reply_that_beats_its_record_is_put_right_when_the_record_comes() {
         "the next reply is the flow's"
     );
 }
+
+#[test]
+fn an_ipv6_record_makes_the_same_flow_through_the_wire() {
+    let (a, b) = (Example::lb6(1024), Example::lb6(1024));
+    let (sa, sb) = (
+        sync_of(&a, 1, Ipv4Addr::new(10, 0, 0, 1)),
+        sync_of(&b, 0, PEER),
+    );
+    let n = craft::example_neigh();
+    let (f, len) = craft::bench_frame6(3, tcp::Flags::SYN);
+    let mut room = f;
+    room.resize(2048, 0);
+    let fate = process(
+        a.cx(&n, 5),
+        EXT,
+        &mut room,
+        len,
+        &mut NoLearn,
+        &mut Counters::default(),
+    );
+    assert!(
+        matches!(fate, Fate::Tx { .. } | Fate::Hold { .. }),
+        "{fate:?}"
+    );
+    let ia = (0..a.flows6.high_water())
+        .find(|&i| a.flows6.info(i).is_some())
+        .expect("A's IPv6 flow");
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let h = Outbox::new(0).next(&sa, Kind::Records);
+    let mut w = Writer::new(&mut buf, &h);
+    assert!(w.push(Op::Upsert, &a.flows6.export(ia, 10).unwrap()));
+    let len = w.finish(sa.mac());
+    let frame = frames::udp_v4(
+        PEER_MAC,
+        craft::EXAMPLE_INT_MAC,
+        (PEER, 7400),
+        (Ipv4Addr::new(10, 0, 0, 1), 7400),
+        &buf[..len],
+    );
+    assert_eq!(on_b(&b, &sb, &frame), Fate::Consumed);
+    assert_eq!(sb.stat(SyncStat::Created), 1);
+    let ib = (0..b.flows6.high_water())
+        .find(|&i| b.flows6.info(i).is_some())
+        .expect("B's copy");
+    let (fa, fb) = (a.flows6.info(ia).unwrap(), b.flows6.info(ib).unwrap());
+    assert_eq!(
+        (fa.key, fa.rewrite, fa.rule, fa.member),
+        (fb.key, fb.rewrite, fb.rule, fb.member)
+    );
+}

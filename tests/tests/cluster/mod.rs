@@ -204,31 +204,13 @@ log = "info"
         (text, prefix)
     }
 
+    /// Starts instance `i` on its config, with `extra` arguments.
     pub fn start(&self, i: usize) -> Daemon {
-        let (text, prefix) = self.config(i);
-        Daemon::start_bin(
-            &sluiced(),
-            &self.dir(i),
-            &text,
-            Some(&self.ns[i]),
-            &prefix,
-            &[],
-        )
+        self.start_with(i, self.config(i), &[])
     }
 
-    pub fn start_with(&self, i: usize, (text, prefix): (String, String)) -> Daemon {
-        Daemon::start_bin(
-            &sluiced(),
-            &self.dir(i),
-            &text,
-            Some(&self.ns[i]),
-            &prefix,
-            &[],
-        )
-    }
-
-    pub fn start_args(&self, i: usize, extra: &[&str]) -> Daemon {
-        let (text, prefix) = self.config(i);
+    /// [`Pair::start`] on config `cfg` (from [`Pair::config_with`]).
+    pub fn start_with(&self, i: usize, (text, prefix): (String, String), extra: &[&str]) -> Daemon {
         Daemon::start_bin(
             &sluiced(),
             &self.dir(i),
