@@ -2,7 +2,9 @@
 //! walks its own permutation of a prime-sized table and takes turns filling
 //! the next free slot, so members get equal shares (within one slot) and a
 //! change of membership moves few slots. Permutations depend only on the
-//! member's address, so two instances with the same pool agree.
+//! member's address and the turns go in address order, so the table
+//! depends only on the set of members: two instances with the same pool
+//! agree, whatever order each lists it in.
 
 use crate::family::Family;
 use crate::flow::FlowKey;
@@ -61,29 +63,34 @@ pub fn table_size(members: usize) -> usize {
 }
 
 /// Maglev's population: members take turns claiming the next free slot of
-/// their permutation (offset, skip) until the table is full.
+/// their permutation (offset, skip) until the table is full. The turns go
+/// in address order, not in the config's: the same set of members gives
+/// the same table (slot -> address) whatever their order, in every
+/// instance, across reloads and restarts.
 fn populate(members: &[IpAddr]) -> Vec<u16> {
     let m = table_size(members.len());
-    let perm: Vec<(usize, usize)> = members
+    let mut order: Vec<usize> = (0..members.len()).collect();
+    order.sort_by_key(|&i| members[i]);
+    let perm: Vec<(usize, usize, u16)> = order
         .iter()
-        .map(|a| {
-            let b = addr_bytes(a);
+        .map(|&i| {
+            let b = addr_bytes(&members[i]);
             let offset = hash_bytes(&b, 0) as usize % m;
             let skip = hash_bytes(&b, 0x5bd1_e995) as usize % (m - 1) + 1;
-            (offset, skip)
+            (offset, skip, i as u16)
         })
         .collect();
     let mut next = vec![0usize; members.len()];
     let mut table = vec![u16::MAX; m];
     let mut filled = 0;
     loop {
-        for (j, &(offset, skip)) in perm.iter().enumerate() {
+        for (j, &(offset, skip, member)) in perm.iter().enumerate() {
             let mut c = (offset + next[j] * skip) % m;
             while table[c] != u16::MAX {
                 next[j] += 1;
                 c = (offset + next[j] * skip) % m;
             }
-            table[c] = j as u16;
+            table[c] = member;
             next[j] += 1;
             filled += 1;
             if filled == m {
@@ -179,6 +186,33 @@ mod tests {
             c[usize::from(s)] += 1;
         }
         c
+    }
+
+    #[test]
+    fn the_order_of_the_members_changes_nothing() {
+        let a = members(40);
+        let mut b = a.clone();
+        b.reverse();
+        b.swap(3, 17);
+        let all = vec![true; 40];
+        let (ta, tb) = (
+            Maglev::build(&a, &all).unwrap(),
+            Maglev::build(&b, &all).unwrap(),
+        );
+        for (x, y) in ta.slots().iter().zip(tb.slots()) {
+            assert_eq!(a[usize::from(*x)], b[usize::from(*y)]);
+        }
+        // With members down too: the same addresses get the same slots.
+        let mut ea = all.clone();
+        ea[5] = false;
+        let eb: Vec<bool> = b.iter().map(|m| *m != a[5]).collect();
+        let (ta, tb) = (
+            Maglev::build(&a, &ea).unwrap(),
+            Maglev::build(&b, &eb).unwrap(),
+        );
+        for (x, y) in ta.slots().iter().zip(tb.slots()) {
+            assert_eq!(a[usize::from(*x)], b[usize::from(*y)]);
+        }
     }
 
     #[test]
