@@ -25,12 +25,12 @@ use sluice_core::flow::FlowTable;
 use sluice_core::neigh::{NeighView, PortIndex};
 use sluice_core::pipeline::{process_burst, Counters, Fate};
 use sluice_core::wire::tcp;
-use std::time::{Duration, Instant};
 
 const EXT: PortIndex = PortIndex::new(0);
 const INT: PortIndex = PortIndex::new(1);
 
-type Frames = Vec<(Vec<u8>, usize)>;
+mod common;
+use common::Frames;
 
 fn run(
     ex: &Example,
@@ -116,11 +116,8 @@ fn established(
     }
 }
 
-/// Benches bursts of never-seen SYNs (`syns`, received on `port`) as
-/// `name`, with a fresh `Example` from `fresh` whenever they run out. As a
-/// NIC would, each burst's frames are written into the same 32 buffers just
-/// before it (outside the timing): the harness's own memory must not be what
-/// is measured.
+/// [`common::new_flows`] of the frames `syns`, received on `port`, with a
+/// fresh `Example` from `fresh` whenever they run out.
 fn new_flows(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
@@ -129,30 +126,8 @@ fn new_flows(
     syns: &[Frames],
     fresh: impl Fn() -> Example,
 ) {
-    let mut fates = [Fate::Consumed; 32];
-    let mut rooms: Frames = (0..32).map(|_| (vec![0u8; 2048], 0)).collect();
-    g.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0u64;
-            while done < iters {
-                let ex = fresh();
-                for burst in syns {
-                    if done == iters {
-                        break;
-                    }
-                    for (room, (f, len)) in rooms.iter_mut().zip(burst) {
-                        room.0[..*len].copy_from_slice(&f[..*len]);
-                        room.1 = *len;
-                    }
-                    let t = Instant::now();
-                    run(&ex, n, port, &mut rooms, &mut fates);
-                    total += t.elapsed();
-                    done += 1;
-                }
-            }
-            total
-        })
+    common::new_flows(g, name, syns, fresh, |ex, rooms, fates| {
+        run(ex, n, port, rooms, fates)
     });
 }
 
@@ -223,29 +198,11 @@ fn bench(c: &mut Criterion) {
 
     // New flows: fresh SYNs, a fresh table whenever they run out.
     const M: u32 = 1 << 18;
-    let syns: Vec<Frames> = (0..M / 32)
-        .map(|b| {
-            (0..32)
-                .map(|k| craft::bench_frame(b * 32 + k, tcp::Flags::SYN))
-                .collect()
-        })
-        .collect();
+    let syns = common::syn_bursts(M, craft::bench_frame);
     new_flows(&mut g, "new_flows", &n, EXT, &syns, || Example::lb(M));
-    let syns6: Vec<Frames> = (0..M / 32)
-        .map(|b| {
-            (0..32)
-                .map(|k| craft::bench_frame6(b * 32 + k, tcp::Flags::SYN))
-                .collect()
-        })
-        .collect();
+    let syns6 = common::syn_bursts(M, craft::bench_frame6);
     new_flows(&mut g, "new_flows_v6", &n, EXT, &syns6, || Example::lb6(M));
-    let syns: Vec<Frames> = (0..M / 32)
-        .map(|b| {
-            (0..32)
-                .map(|k| snat_frame(b * 32 + k, tcp::Flags::SYN))
-                .collect()
-        })
-        .collect();
+    let syns = common::syn_bursts(M, snat_frame);
     new_flows(
         &mut g,
         "snat_new_flows_1000_members",

@@ -20,7 +20,7 @@ use sluice_core::craft::{self, Example};
 use sluice_core::lb::Identities;
 use sluice_core::neigh::{NeighView, PortIndex};
 use sluice_core::pipeline::{process_burst, Counters, Fate};
-use sluice_core::sync::wire::{self, Ends, Kind, Op, Writer, MAX_PAYLOAD};
+use sluice_core::sync::wire::{self, Ends, Kind, Writer, MAX_PAYLOAD};
 use sluice_core::sync::{Outbox, Sync};
 use sluice_core::wire::{tcp, MacAddr};
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 const EXT: PortIndex = PortIndex::new(0);
 
-type Frames = Vec<(Vec<u8>, usize)>;
+mod common;
+use common::Frames;
 
 fn sync_of(ex: &Example, instance: u8, peer: &str) -> Sync {
     let c = Cluster {
@@ -59,54 +60,28 @@ fn new_flows(
     syns: &[Frames],
     sync: bool,
 ) {
-    let mut fates = [Fate::Consumed; 32];
-    let mut rooms: Frames = (0..32).map(|_| (vec![0u8; 2048], 0)).collect();
     let mut buf = Box::new([0u8; MAX_PAYLOAD]);
     let mut frame = vec![0u8; 2048];
-    g.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0u64;
-            while done < iters {
-                let ex = Example::lb(1 << 18);
-                let s = sync_of(&ex, 0, "10.0.0.2");
-                let mut out = Outbox::new(0);
-                for burst in syns {
-                    if done == iters {
-                        break;
-                    }
-                    for (room, (f, len)) in rooms.iter_mut().zip(burst) {
-                        room.0[..*len].copy_from_slice(&f[..*len]);
-                        room.1 = *len;
-                    }
-                    let mut c = Counters::default();
-                    let t = Instant::now();
-                    let cx = sluice_core::pipeline::Context {
-                        sync: sync.then_some(&s),
-                        ..ex.cx(n, 1)
-                    };
-                    process_burst(cx, EXT, &mut rooms, &mut fates, &mut craft::NoLearn, &mut c);
-                    if sync {
-                        let touched = c.touched();
-                        out.seal_touched(
-                            &s,
-                            (&ex.flows, &ex.flows6),
-                            touched,
-                            1,
-                            &mut buf,
-                            |p, _| {
-                                let at = wire::frame_header_len(ENDS.dst);
-                                frame[at..at + p.len()].copy_from_slice(p);
-                                std::hint::black_box(wire::wrap(&mut frame, &ENDS, p.len()));
-                            },
-                        );
-                    }
-                    total += t.elapsed();
-                    done += 1;
-                }
-            }
-            total
-        })
+    let fresh = || {
+        let ex = Example::lb(1 << 18);
+        let s = sync_of(&ex, 0, "10.0.0.2");
+        (ex, s, Outbox::new(0))
+    };
+    common::new_flows(g, name, syns, fresh, |(ex, s, out), rooms, fates| {
+        let mut c = Counters::default();
+        let cx = sluice_core::pipeline::Context {
+            sync: sync.then_some(&*s),
+            ..ex.cx(n, 1)
+        };
+        process_burst(cx, EXT, rooms, fates, &mut craft::NoLearn, &mut c);
+        if sync {
+            let tables = (&ex.flows, &ex.flows6);
+            out.seal_touched(s, tables, c.touched(), 1, &mut buf, |p, _| {
+                let at = wire::frame_header_len(ENDS.dst);
+                frame[at..at + p.len()].copy_from_slice(p);
+                std::hint::black_box(wire::wrap(&mut frame, &ENDS, p.len()));
+            });
+        }
     });
 }
 
@@ -115,13 +90,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync_burst32");
     g.throughput(Throughput::Elements(32));
     const M: u32 = 1 << 17;
-    let syns: Vec<Frames> = (0..M / 32)
-        .map(|b| {
-            (0..32)
-                .map(|k| craft::bench_frame(b * 32 + k, tcp::Flags::SYN))
-                .collect()
-        })
-        .collect();
+    let syns = common::syn_bursts(M, craft::bench_frame);
     new_flows(&mut g, "new_flows_sync_off", &n, &syns, false);
     new_flows(&mut g, "new_flows_sync_on", &n, &syns, true);
     new_flows(&mut g, "new_flows_sync_off_again", &n, &syns, false);
@@ -154,9 +123,7 @@ fn bench(c: &mut Criterion) {
         while pos < a.flows.high_water() {
             let h = out.next(&sa, Kind::Records);
             let mut w = Writer::new(&mut buf, &h);
-            while pos < a.flows.high_water() && wire::put(&mut w, &a.flows, pos, 5, Op::Upsert) {
-                pos += 1;
-            }
+            pos = wire::fill(&mut w, &a.flows, pos, 5);
             let len = w.finish(sa.mac());
             v.push(buf[..len].to_vec());
         }

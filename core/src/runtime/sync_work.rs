@@ -8,7 +8,7 @@ use super::{tables, Shared};
 use crate::dpdk::Mempool;
 use crate::family::{Family, V4, V6};
 use crate::flow::{age, FlowRecord, FlowTable};
-use crate::sync::wire::{Kind, Op};
+use crate::sync::wire::{self, Kind, Op};
 use crate::sync::{SyncStat, CONTROL_STREAM};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -251,9 +251,9 @@ impl SyncWork {
                 Some(peer),
                 |w| {
                     if b.v6 {
-                        b.pos = fill(w, &shared.flows6, b.pos, ms);
+                        b.pos = wire::fill(w, &shared.flows6, b.pos, ms);
                     } else {
-                        b.pos = fill(w, &shared.flows, b.pos, ms);
+                        b.pos = wire::fill(w, &shared.flows, b.pos, ms);
                     }
                 },
                 &mut push,
@@ -334,20 +334,6 @@ fn pop_removal<A: Family>(
     };
     w.push(Op::Remove, &r);
     true
-}
-
-/// Entries from `pos` into `w` until it is full or the table ends;
-/// returns where to go on.
-fn fill<A: Family>(
-    w: &mut crate::sync::wire::Writer<'_>,
-    t: &FlowTable<A>,
-    mut pos: u32,
-    ms: u32,
-) -> u32 {
-    while pos < t.high_water() && put(w, t, pos, ms, Op::Upsert) {
-        pos += 1;
-    }
-    pos
 }
 
 /// The entries of the next `budget` that carried packets since they were

@@ -39,9 +39,29 @@ fn sync_of(ex: &Example, instance: u8, peer: Ipv4Addr) -> Sync {
     Sync::new(&c, &Identities::of(&ex.services))
 }
 
+/// `frame` through `ex`'s pipeline on `port` (with `s`'s sync): its fate
+/// and the frame as it leaves.
+fn through(ex: &Example, s: Option<&Sync>, port: PortIndex, frame: &[u8]) -> (Fate, Vec<u8>) {
+    let n = craft::example_neigh();
+    let mut room = frame.to_vec();
+    room.resize(2048, 0);
+    let cx = crate::pipeline::Context {
+        sync: s,
+        ..ex.cx(&n, 20)
+    };
+    let fate = process(
+        cx,
+        port,
+        &mut room,
+        frame.len(),
+        &mut NoLearn,
+        &mut Counters::default(),
+    );
+    (fate, room)
+}
+
 /// Instance A takes a client's SYN: its table then holds the flow.
 fn syn_on(a: &Example) -> u32 {
-    let n = craft::example_neigh();
     let f = frames::tcp_v4(
         CLIENT_MAC,
         craft::EXAMPLE_EXT_MAC,
@@ -51,17 +71,7 @@ fn syn_on(a: &Example) -> u32 {
         1000,
         0,
     );
-    let len = f.len();
-    let mut room = f;
-    room.resize(2048, 0);
-    let fate = process(
-        a.cx(&n, 5),
-        EXT,
-        &mut room,
-        len,
-        &mut NoLearn,
-        &mut Counters::default(),
-    );
+    let (fate, _) = through(a, None, EXT, &f);
     assert!(matches!(fate, Fate::Tx { .. }), "{fate:?}");
     let (idx, _) = a
         .flows
@@ -94,21 +104,7 @@ fn datagram(a: &Example, s: &Sync, out: &mut Outbox, idx: u32, from: Ipv4Addr, o
 }
 
 fn on_b(b: &Example, s: &Sync, frame: &[u8]) -> Fate {
-    let n = craft::example_neigh();
-    let mut room = frame.to_vec();
-    room.resize(2048, 0);
-    let cx = crate::pipeline::Context {
-        sync: Some(s),
-        ..b.cx(&n, 20)
-    };
-    process(
-        cx,
-        INT,
-        &mut room,
-        frame.len(),
-        &mut NoLearn,
-        &mut Counters::default(),
-    )
+    through(b, Some(s), INT, frame).0
 }
 
 #[test]
@@ -173,7 +169,7 @@ fn datagram_round_trips_and_any_change_breaks_its_mac() {
 fn a_record_makes_the_same_flow_in_another_table() {
     let (a, b) = (Example::lb(1024), Example::lb(1024));
     let idx = syn_on(&a);
-    let r = a.flows.export(idx, 105).unwrap();
+    let r = a.flows.export(idx, 120).unwrap();
     assert_eq!(r.age, 100);
     let got = b.flows.import(&r, 1000, b.services.generation).unwrap();
     let crate::flow::Imported::New(bi, _) = got else {
@@ -351,7 +347,6 @@ fn untrusted_datagrams_change_nothing_and_are_counted() {
 #[test]
 fn two_instances_never_hand_out_the_same_snat_port() {
     // b1 has 8 ports on 203.0.113.10 from 1024; one worker each.
-    let n = craft::example_neigh();
     let mut seen = Vec::new();
     for instance in 0..2u8 {
         let ex = Example::lb_snat(4096, 1);
@@ -364,10 +359,6 @@ fn two_instances_never_hand_out_the_same_snat_port() {
                 Ipv4Addr::new(10, 0, 0, 1)
             },
         );
-        let cx = crate::pipeline::Context {
-            sync: Some(&s),
-            ..ex.cx(&n, 5)
-        };
         let mut ports = Vec::new();
         for sport in 40000..40006u16 {
             let f = frames::tcp_v4(
@@ -379,11 +370,8 @@ fn two_instances_never_hand_out_the_same_snat_port() {
                 1,
                 0,
             );
-            let len = f.len();
-            let mut room = f;
-            room.resize(2048, 0);
-            let mut c = Counters::default();
-            match process(cx, INT, &mut room, len, &mut NoLearn, &mut c) {
+            let (fate, room) = through(&ex, Some(&s), INT, &f);
+            match fate {
                 Fate::Tx { .. } => ports.push(u16::from_be_bytes([room[34], room[35]])),
                 Fate::Drop(r) => assert_eq!(r, crate::pipeline::DropReason::SnatExhausted),
                 f => panic!("{f:?}"),
@@ -410,23 +398,8 @@ fn a_reply_that_beats_its_record_is_put_right_when_the_record_comes() {
         sync_of(&a, 1, Ipv4Addr::new(10, 0, 0, 1)),
         sync_of(&b, 0, PEER),
     );
-    let n = craft::example_neigh();
     let run = |ex: &Example, s: &Sync, port, f: Vec<u8>| {
-        let len = f.len();
-        let mut room = f;
-        room.resize(2048, 0);
-        let cx = crate::pipeline::Context {
-            sync: Some(s),
-            ..ex.cx(&n, 5)
-        };
-        let fate = process(
-            cx,
-            port,
-            &mut room,
-            len,
-            &mut NoLearn,
-            &mut Counters::default(),
-        );
+        let (fate, room) = through(ex, Some(s), port, &f);
         assert!(matches!(fate, Fate::Tx { .. }), "{fate:?}");
         let src = Ipv4Addr::new(room[26], room[27], room[28], room[29]);
         (src, u16::from_be_bytes([room[34], room[35]]))
@@ -487,18 +460,8 @@ fn an_ipv6_record_makes_the_same_flow_through_the_wire() {
         sync_of(&a, 1, Ipv4Addr::new(10, 0, 0, 1)),
         sync_of(&b, 0, PEER),
     );
-    let n = craft::example_neigh();
     let (f, len) = craft::bench_frame6(3, tcp::Flags::SYN);
-    let mut room = f;
-    room.resize(2048, 0);
-    let fate = process(
-        a.cx(&n, 5),
-        EXT,
-        &mut room,
-        len,
-        &mut NoLearn,
-        &mut Counters::default(),
-    );
+    let (fate, _) = through(&a, None, EXT, &f[..len]);
     assert!(
         matches!(fate, Fate::Tx { .. } | Fate::Hold { .. }),
         "{fate:?}"

@@ -201,6 +201,20 @@ pub fn put<A: Family>(
     true
 }
 
+/// Upsert records of `t`'s entries from `pos` into `w` until it is full
+/// or the table ends (a bulk copy); returns where to go on.
+pub fn fill<A: Family>(
+    w: &mut Writer<'_>,
+    t: &crate::flow::FlowTable<A>,
+    mut pos: u32,
+    now: u32,
+) -> u32 {
+    while pos < t.high_water() && put(w, t, pos, now, Op::Upsert) {
+        pos += 1;
+    }
+    pos
+}
+
 fn record_len<A: Family>() -> usize {
     if A::V6 {
         RECORD_V6
