@@ -100,50 +100,16 @@ impl Worker {
                     // A peer learns of the burst's new flows before any
                     // of their packets leaves, so replies that reach it
                     // find them.
-                    if !c.touched().is_empty() {
-                        let tables = (&shared.flows, &shared.flows6);
-                        let touched = std::mem::take(c.touched());
-                        sender.send_touched(
-                            s,
-                            &dataplane,
-                            &self.pool,
-                            tables,
-                            &touched,
-                            cx.now,
-                            &mut |(port, nh, mut m)| {
-                                let mac = neigh.lookup(port, nh);
-                                match mac {
-                                    Some(mac) => {
-                                        let (room, _) = m.room_and_len_mut();
-                                        crate::wire::ethernet::Frame::new_unchecked(&mut room[..6])
-                                            .set_dst_addr(mac);
-                                        let b = &mut tx[usize::from(port)];
-                                        if let Err(m) = b.push(m) {
-                                            flush(&mut self.tx[usize::from(port)], b, &mut c);
-                                            let _ = b.push(m);
-                                        }
-                                    }
-                                    None => {
-                                        if shared
-                                            .to_control
-                                            .push(SlowEvent::Hold {
-                                                port,
-                                                next_hop: nh,
-                                                mbuf: m,
-                                            })
-                                            .is_err()
-                                        {
-                                            s.count(crate::sync::SyncStat::SendFailed, 1);
-                                        }
-                                    }
-                                }
-                            },
-                        );
-                        if touched.overflow > 0 {
-                            s.count(crate::sync::SyncStat::SendFailed, touched.overflow);
-                        }
-                        *c.touched() = touched;
-                    }
+                    let out = (&mut self.tx[..], &mut tx[..], &mut c);
+                    sync_out(
+                        s,
+                        &shared,
+                        (&dataplane, &neigh),
+                        &self.pool,
+                        &mut sender,
+                        out,
+                        cx.now,
+                    );
                 }
                 c.touched().clear();
                 for (i, fate) in fates[..n].iter().enumerate() {
@@ -151,22 +117,14 @@ impl Worker {
                     match *fate {
                         Fate::Tx { port, len } => {
                             m.set_len(usize::from(len));
-                            let b = &mut tx[usize::from(port)];
-                            if let Err(m) = b.push(m) {
-                                flush(&mut self.tx[usize::from(port)], b, &mut c);
-                                let _ = b.push(m);
-                            }
+                            let p = usize::from(port);
+                            enqueue(&mut self.tx[p], &mut tx[p], m, &mut c);
                         }
                         Fate::Split { port, len, mtu } => {
                             m.set_len(usize::from(len));
                             let (q, b) =
                                 (&mut self.tx[usize::from(port)], &mut tx[usize::from(port)]);
-                            split_out(&self.pool, m, mtu, &mut c, |m, c| {
-                                if let Err(m) = b.push(m) {
-                                    flush(q, b, c);
-                                    let _ = b.push(m);
-                                }
-                            });
+                            split_out(&self.pool, m, mtu, &mut c, |m, c| enqueue(q, b, m, c));
                         }
                         Fate::Hold {
                             port,
@@ -217,11 +175,8 @@ impl Worker {
                 };
                 busy = true;
                 c.add(Stat::FromControl, 1);
-                let b = &mut tx[usize::from(port)];
-                if let Err(m) = b.push(m) {
-                    flush(&mut self.tx[usize::from(port)], b, &mut c);
-                    let _ = b.push(m);
-                }
+                let p = usize::from(port);
+                enqueue(&mut self.tx[p], &mut tx[p], m, &mut c);
             }
             for (q, b) in self.tx.iter_mut().zip(tx.iter_mut()) {
                 flush(q, b, &mut c);
@@ -246,6 +201,66 @@ impl Worker {
         shared.counters[self.index].publish(&c);
         0
     }
+}
+
+/// Adds `m` to TX burst `b` of queue `q`, sending the burst first when it
+/// is full.
+#[inline]
+fn enqueue(q: &mut TxQueue, b: &mut Burst, m: Mbuf, c: &mut Counters) {
+    if let Err(m) = b.push(m) {
+        flush(q, b, c);
+        let _ = b.push(m);
+    }
+}
+
+/// Sends the sync records of the entries this burst created or changed
+/// (`c`'s touched list) to every peer, each frame ahead of the burst's own
+/// on its port's TX burst (`txq`, `tx`), or to control when the peer's
+/// MAC is not known yet.
+fn sync_out(
+    s: &crate::sync::Sync,
+    shared: &Shared,
+    (dp, neigh): (&crate::pipeline::Dataplane, &crate::neigh::NeighView),
+    pool: &Mempool,
+    sender: &mut super::sync_out::Sender,
+    (txq, tx, c): (&mut [TxQueue], &mut [Burst], &mut Counters),
+    now: u32,
+) {
+    if c.touched().is_empty() {
+        return;
+    }
+    // Taken out for the call (frames sent go to `c`'s counters) and put
+    // back, so its array is not made again each burst.
+    let touched = std::mem::take(c.touched());
+    let tables = (&shared.flows, &shared.flows6);
+    sender.send_touched(s, dp, pool, tables, &touched, now, &mut |(
+        port,
+        nh,
+        mut m,
+    )| {
+        match neigh.lookup(port, nh) {
+            Some(mac) => {
+                let (room, _) = m.room_and_len_mut();
+                crate::wire::ethernet::Frame::new_unchecked(&mut room[..6]).set_dst_addr(mac);
+                let p = usize::from(port);
+                enqueue(&mut txq[p], &mut tx[p], m, c);
+            }
+            None => {
+                let held = SlowEvent::Hold {
+                    port,
+                    next_hop: nh,
+                    mbuf: m,
+                };
+                if shared.to_control.push(held).is_err() {
+                    s.count(crate::sync::SyncStat::SendFailed, 1);
+                }
+            }
+        }
+    });
+    if touched.overflow > 0 {
+        s.count(crate::sync::SyncStat::SendFailed, touched.overflow);
+    }
+    *c.touched() = touched;
 }
 
 /// Sends a TX burst; whatever the queue refuses is freed and counted.
