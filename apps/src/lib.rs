@@ -5,9 +5,11 @@
 pub mod adopt;
 pub mod cluster;
 pub mod ctl;
+pub mod kernel;
 pub mod links;
 pub mod metrics;
 pub mod report;
+pub mod routing;
 pub mod rules;
 pub mod server;
 pub mod traffic;

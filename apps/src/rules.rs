@@ -47,6 +47,7 @@ pub fn reload(
         ("[[port]]", same(&running.ports, &cfg.ports)),
         ("[flow_table]", same(&running.flow_table, &cfg.flow_table)),
         ("[control]", same(&running.control, &cfg.control)),
+        ("[routing]", running.routing == cfg.routing),
         (
             "[cluster]",
             same(&running.cluster, &cfg.cluster)

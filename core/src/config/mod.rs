@@ -10,6 +10,7 @@ mod cluster;
 mod duration;
 mod objects;
 pub mod raw;
+mod routing;
 mod rules;
 mod types;
 mod validate;

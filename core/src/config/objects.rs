@@ -54,6 +54,7 @@ pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<P
     let mut devices = HashSet::new();
     let mut ports: Vec<Port> = Vec::new();
     let mut gateway_family: HashMap<bool, String> = HashMap::new();
+    let mut kernels: Vec<String> = Vec::new();
     for (i, (obj, p)) in raw.into_iter().enumerate() {
         if i == crate::neigh::PortIndex::MAX_PORTS {
             let max = crate::neigh::PortIndex::MAX_PORTS;
@@ -155,6 +156,15 @@ pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<P
             mtu = 1500;
         }
         let rx_queues = in_range(ctx, &obj, "rx_queues", p.rx_queues, 1, 64).unwrap_or(1) as u16;
+        let kernel = p.kernel.filter(|k| {
+            let why = kernel_name_problem(k)
+                .or_else(|| kernels.contains(k).then_some("is already another port's"));
+            if let Some(why) = why {
+                ctx.err(&obj, "kernel", format!("\"{k}\" {why}"));
+            }
+            kernels.push(k.clone());
+            why.is_none()
+        });
         ports.push(Port {
             name: p.name,
             device,
@@ -163,9 +173,26 @@ pub(super) fn check_ports(ctx: &mut Ctx, raw: Vec<(String, raw::Port)>) -> Vec<P
             gateways,
             mtu,
             rx_queues,
+            kernel,
         });
     }
     ports
+}
+
+/// Why `name` cannot name a Linux network interface, if it cannot.
+fn kernel_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 15 {
+        Some("must be 1 to 15 characters (a Linux interface name)")
+    } else if name == "." || name == ".." {
+        Some("is not an interface name")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some("may hold only letters, digits, '-', '_' and '.'")
+    } else {
+        None
+    }
 }
 
 /// The port a frontend of `kind` at `addr` lives on: the port of the right

@@ -45,6 +45,7 @@ pub struct Port {
     pub mtu: i64,
     #[serde(default = "one")]
     pub rx_queues: i64,
+    pub kernel: Option<String>,
 }
 fn default_mtu() -> i64 {
     1500
@@ -214,6 +215,17 @@ pub struct Cluster {
     pub peers: Option<Vec<String>>,
     pub sync_port: Option<i64>,
     pub secret_file: Option<String>,
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    pub daemon: Option<String>,
+    pub socket: Option<String>,
+    pub routes_file: Option<String>,
+    pub internal_routes: Option<Vec<String>>,
+    pub drain_time: Option<String>,
 }
 
 /// `[control]`

@@ -32,6 +32,9 @@ pub struct Config {
     pub flow_table: FlowTable,
     /// `[cluster]`: absent for a lone instance.
     pub cluster: Option<Cluster>,
+    /// `[routing]`: absent when no routing daemon announces Sluice's
+    /// addresses.
+    pub routing: Option<Routing>,
     /// `[control]`
     pub control: Control,
 }
@@ -101,6 +104,9 @@ pub struct Port {
     pub mtu: u16,
     /// RX queues (RSS).
     pub rx_queues: u16,
+    /// The kernel interface sluiced creates for this port (the exception
+    /// path), by name; `None`: none.
+    pub kernel: Option<String>,
 }
 
 /// Frontend kind.
@@ -441,6 +447,30 @@ pub struct Cluster {
     pub secret_file: PathBuf,
     /// The key derived from it.
     pub key: SyncKey,
+}
+
+/// The routing daemons sluiced can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingDaemon {
+    /// BIRD 2: sluiced writes `routes_file` (static protocols the daemon's
+    /// config includes) and asks for `configure` on its control socket.
+    Bird,
+}
+
+/// `[routing]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// Which daemon.
+    pub daemon: RoutingDaemon,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// The file sluiced writes the announced routes to.
+    pub routes_file: PathBuf,
+    /// Prefixes announced to the internal side while ready (the pool's way
+    /// out: a default route, for one).
+    pub internal_routes: Vec<ipnet::IpNet>,
+    /// At SIGTERM: withdraw, then wait this long at most for flows to end.
+    pub drain_time: std::time::Duration,
 }
 
 /// The 32-byte MAC key of sync datagrams, derived from the shared secret

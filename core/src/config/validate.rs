@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "security_rule",
     "flow_table",
     "cluster",
+    "routing",
     "control",
 ];
 
@@ -287,6 +288,10 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
         .contains_key("cluster")
         .then(|| section_table::<raw::Cluster>(&mut ctx, &mut top, "cluster"))
         .flatten();
+    let routing = top
+        .contains_key("routing")
+        .then(|| section_table::<raw::Routing>(&mut ctx, &mut top, "routing"))
+        .flatten();
     let control = section_table::<raw::Control>(&mut ctx, &mut top, "control");
 
     let dpdk = dpdk.map(|d| check_dpdk(&mut ctx, d));
@@ -302,6 +307,7 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
     rules::check_port_collisions(&mut ctx, &lb_rules, &nat_rules, &nat_pool_rules, &frontends);
     let flow_table = flow_table.map(|f| check_flow_table(&mut ctx, f));
     let cluster = cluster.and_then(|c| super::cluster::check_cluster(&mut ctx, c, &ports));
+    let routing = routing.and_then(|r| super::routing::check_routing(&mut ctx, r, &ports));
     let control = control.map(|c| check_control(&mut ctx, c));
 
     if !ctx.errors.is_empty() {
@@ -321,6 +327,7 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
             security_rules,
             flow_table,
             cluster,
+            routing,
             control,
         }),
         _ => unreachable!("a missing section always records an error"),

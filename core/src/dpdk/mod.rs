@@ -15,7 +15,7 @@ pub use eal::{eal_argv, Eal};
 pub use lcore::{current_lcore, launch, lcore_enabled, main_lcore, rdtsc, tsc_hz, wait};
 pub use mbuf::{Burst, Mbuf};
 pub use mempool::Mempool;
-pub use port::{LinkStatus, Port, PortStats, RxQueue, TxQueue};
+pub use port::{create_tap, LinkStatus, Port, PortStats, RxQueue, TxQueue};
 
 use sluice_dpdk_sys as sys;
 use std::ffi::CStr;

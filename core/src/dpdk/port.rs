@@ -87,6 +87,25 @@ fn check(rc: i32, port: &str, step: &'static str) -> Result<(), DpdkError> {
     }
 }
 
+/// Creates the `net_tap` device `name` (hot-plugged into the running EAL)
+/// whose kernel interface is `iface`, with MAC `mac`: a data port's kernel
+/// interface. The interface exists while the process holds it open, so it
+/// goes with the process however the process ends. Start it with
+/// [`Port::start`] and one queue each way.
+pub fn create_tap(name: &str, iface: &str, mac: MacAddr) -> Result<Device, DpdkError> {
+    let args = format!("iface={iface},mac={mac}");
+    let (bus, dev, drv) = (
+        CString::new("vdev").map_err(|_| DpdkError::BadArgument("vdev".into()))?,
+        CString::new(name).map_err(|_| DpdkError::BadArgument(name.into()))?,
+        CString::new(args.as_str()).map_err(|_| DpdkError::BadArgument(args.clone()))?,
+    );
+    // SAFETY: three NUL-terminated strings that live across the call; EAL
+    // is initialised (a `Port` cannot be made before it) and copies them.
+    let rc = unsafe { sys::rte_eal_hotplug_add(bus.as_ptr(), dev.as_ptr(), drv.as_ptr()) };
+    check(rc, name, "rte_eal_hotplug_add (net_tap)")?;
+    Ok(Device::Name(name.into()))
+}
+
 /// Finds the DPDK port id of a device.
 pub fn lookup(device: &Device) -> Result<u16, DpdkError> {
     match device {

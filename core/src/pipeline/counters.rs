@@ -114,6 +114,9 @@ named_enum! {
         FragmentNoBuffer => "fragment_no_buffer",
         /// A probe reply found the ring to the prober full.
         ProbeRingFull => "probe_ring_full",
+        /// For the port's kernel interface, and the ring to it was full
+        /// (or the port has no kernel interface running).
+        KernelRingFull => "kernel_ring_full",
 
     }
 }
@@ -178,6 +181,14 @@ named_enum! {
         Deferred => "deferred",
         /// Replies to health probes handed to the prober.
         ToProber => "to_prober",
+        /// Frames handed to their port's kernel interface (the exception
+        /// path: BGP, BFD, SSH to the port's own addresses).
+        ToKernel => "to_kernel",
+        /// Copies of ARP and neighbour discovery frames handed to the
+        /// kernel interface (the data plane acted on them too).
+        KernelCopies => "kernel_copies",
+        /// Copies not handed over: no buffer, or the ring was full.
+        KernelCopiesLost => "kernel_copies_lost",
         /// Sync datagrams taken from peers (accepted or refused: the
         /// cluster counters tell).
         SyncReceived => "sync_received",

@@ -25,6 +25,11 @@ pub struct PortView {
     pub nets: Vec<IpNet>,
     /// Largest IP packet it sends (`[[port]] mtu`).
     pub mtu: u16,
+    /// Has a kernel interface (`[[port]] kernel`): what is for its own
+    /// addresses and not the data plane's goes there ([`Fate::Punt`]).
+    ///
+    /// [`Fate::Punt`]: super::Fate::Punt
+    pub kernel: bool,
 }
 
 impl PortView {
@@ -46,6 +51,12 @@ impl PortView {
             IpAddr::V4(a) => self.owns_v4(a),
             IpAddr::V6(a) => self.owns_v6(a),
         }
+    }
+    /// `a` is one of the port's own interface addresses (`[[port]]
+    /// addresses`, not a frontend's), and the port has a kernel interface
+    /// that holds it.
+    pub fn kernel_owns(&self, a: IpAddr) -> bool {
+        self.kernel && self.nets.iter().any(|n| n.addr() == a)
     }
     /// `a` is on one of this port's subnets.
     pub fn on_link(&self, a: IpAddr) -> bool {
@@ -123,6 +134,7 @@ impl Dataplane {
                     .collect(),
                 nets: p.addresses.clone(),
                 mtu: p.mtu,
+                kernel: p.kernel.is_some(),
             });
             for &g in &p.gateways {
                 match g {

@@ -30,6 +30,25 @@ fn learn<S: Slowpath>(
     }
 }
 
+/// Hands the kernel interface of `port` a copy of `frame` (ARP or ND it
+/// needs to learn its neighbours), when the port has one.
+fn copy_to_kernel<S: Slowpath>(
+    slow: &mut S,
+    cx: Context<'_>,
+    port: PortIndex,
+    frame: &[u8],
+    c: &mut Counters,
+) {
+    if !cx.dataplane.ports[usize::from(port)].kernel {
+        return;
+    }
+    if slow.copy_to_kernel(port, frame) {
+        c.add(Stat::KernelCopies, 1);
+    } else {
+        c.add(Stat::KernelCopiesLost, 1);
+    }
+}
+
 pub(super) fn arp_input<S: Slowpath>(
     cx: Context<'_>,
     rx_port: PortIndex,
@@ -55,6 +74,9 @@ pub(super) fn arp_input<S: Slowpath>(
             if !r.sender_ip.is_unspecified() {
                 learn(slow, cx, rx_port, sender, r.sender_hw, c);
             }
+            if port.kernel_owns(IpAddr::V4(r.target_ip)) {
+                copy_to_kernel(slow, cx, rx_port, &room[..len], c);
+            }
             let mut f = ethernet::Frame::new_unchecked(&mut room[..len]);
             f.set_dst_addr(r.sender_hw);
             f.set_src_addr(port.mac);
@@ -70,6 +92,9 @@ pub(super) fn arp_input<S: Slowpath>(
         }
         arp::Operation::Reply if port.owns_v4(r.target_ip) => {
             learn(slow, cx, rx_port, sender, r.sender_hw, c);
+            if port.kernel_owns(IpAddr::V4(r.target_ip)) {
+                copy_to_kernel(slow, cx, rx_port, &room[..len], c);
+            }
             Fate::Consumed
         }
         _ => Fate::Drop(DropReason::ArpUnhandled),
@@ -225,6 +250,9 @@ pub(super) fn ipv6_input<S: Slowpath>(
             if !dad {
                 learn(slow, cx, rx_port, IpAddr::V6(src), asker, c);
             }
+            if port.kernel_owns(IpAddr::V6(target)) {
+                copy_to_kernel(slow, cx, rx_port, &room[..len], c);
+            }
             neighbor_advert(
                 cx,
                 rx_port,
@@ -248,6 +276,7 @@ pub(super) fn ipv6_input<S: Slowpath>(
                 .flatten()
                 .unwrap_or_else(|| ethernet::Frame::new_unchecked(&room[..len]).src_addr());
             learn(slow, cx, rx_port, IpAddr::V6(target), mac, c);
+            copy_to_kernel(slow, cx, rx_port, &room[..len], c);
             Fate::Consumed
         }
         icmpv6::Message::EchoRequest if owned => {

@@ -8,6 +8,7 @@ use super::{fragment, host, icmp_error, inbound, Context, Counters, DropReason, 
 use crate::family::{V4, V6};
 use crate::neigh::PortIndex;
 use crate::wire::ipv4;
+use std::net::IpAddr;
 
 /// IPv4 that is not ARP: flows first, then new flows, then Sluice's own
 /// services (echo).
@@ -30,10 +31,12 @@ pub(super) fn ipv4_input(
         }
         let t = room.get(ETH + h.l4).copied().unwrap_or(0);
         if h.frag.is_none() && icmp_error::is_error(false, t) {
-            return icmp_error::icmp_error(*cx, room, len, &h, c);
+            let f = icmp_error::icmp_error(*cx, room, len, &h, c);
+            return punt_or(cx, rx_port, h.dst.into(), f);
         }
         if owned {
-            return host::ipv4_input(*cx, rx_port, room, len, c);
+            let f = host::ipv4_input(*cx, rx_port, room, len, c);
+            return punt_or(cx, rx_port, h.dst.into(), f);
         }
         // ICMP is never balanced, and outbound rules carry TCP and UDP.
         return Fate::Drop(super::outbound::not_forwarded(
@@ -68,9 +71,11 @@ pub(super) fn ipv6_input<S: Slowpath>(
         // echo).
         let t = room.get(ETH + h.l4).copied().unwrap_or(0);
         if h.frag.is_none() && icmp_error::is_error(true, t) {
-            return icmp_error::icmp_error(*cx, room, len, &h, c);
+            let f = icmp_error::icmp_error(*cx, room, len, &h, c);
+            return punt_or(cx, rx_port, h.dst.into(), f);
         }
-        return host::ipv6_input(*cx, rx_port, room, len, slow, c);
+        let f = host::ipv6_input(*cx, rx_port, room, len, slow, c);
+        return punt_or(cx, rx_port, h.dst.into(), f);
     }
     let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);
     flow_input(cx, rx_port, room, len, &h, owned, missed, c)
@@ -108,7 +113,7 @@ fn flow_input<A: Ip>(
     let (found, l4) = match inbound::track(cx, rx_port, room, h, owned, missed, c) {
         Ok(t) => t,
         Err(None) => return Fate::Probe,
-        Err(Some(r)) => return Fate::Drop(r),
+        Err(Some(r)) => return punt_or(cx, rx_port, h.dst.into(), Fate::Drop(r)),
     };
     if let Some(f) = h.frag {
         // Fragments are forwarded on rules that take them (HA ports, or
@@ -121,6 +126,42 @@ fn flow_input<A: Ip>(
     }
     let memo = &mut NeighMemo::default();
     forward::<A>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+}
+
+/// `fate`, or [`Fate::Punt`] when it drops what is addressed to an
+/// interface address of `rx_port` that its kernel interface holds, for a
+/// reason that means "not the data plane's": no service there (BGP, BFD,
+/// SSH), ICMP it does not answer (echo replies, errors about the kernel's
+/// own connections), neighbour discovery for the kernel's link-local
+/// address.
+#[inline]
+fn punt_or(cx: &Context<'_>, rx_port: PortIndex, dst: IpAddr, fate: Fate) -> Fate {
+    match fate {
+        Fate::Drop(
+            DropReason::NoService
+            | DropReason::IcmpUnhandled
+            | DropReason::IcmpNoFlow
+            | DropReason::NdNotOurs,
+        ) if kernel_takes(cx, rx_port, dst) => Fate::Punt,
+        f => f,
+    }
+}
+
+/// The kernel interface of `rx_port` holds `dst`: one of the port's
+/// interface addresses, or (IPv6) a link-local or solicited-node address
+/// the kernel has there of its own.
+#[cold]
+fn kernel_takes(cx: &Context<'_>, rx_port: PortIndex, dst: IpAddr) -> bool {
+    let p = &cx.dataplane.ports[usize::from(rx_port)];
+    p.kernel
+        && match dst {
+            IpAddr::V4(_) => p.kernel_owns(dst),
+            IpAddr::V6(a) => {
+                p.kernel_owns(dst)
+                    || a.segments()[0] & 0xffc0 == 0xfe80
+                    || a.segments()[..6] == [0xff02, 0, 0, 0, 0, 1]
+            }
+        }
 }
 
 /// A datagram to the sync port of an own address: a peer's flow records,

@@ -81,6 +81,10 @@ pub enum Fate {
     /// A reply to a health probe (to Sluice's own internal address, on a
     /// port of [`PROBE_PORTS`]): handed to the prober on control.
     Probe,
+    /// For one of the receiving port's own addresses and not the data
+    /// plane's (BGP, BFD, SSH, replies to the kernel's own traffic): handed
+    /// to that port's kernel interface (the exception path).
+    Punt,
     /// Dropped.
     Drop(DropReason),
 }
@@ -95,6 +99,13 @@ pub const PROBE_PORTS: std::ops::RangeInclusive<u16> = 61000..=61999;
 pub trait Slowpath {
     /// `ip` is at `mac` on `port`. False when the ring is full.
     fn learn(&mut self, port: PortIndex, ip: IpAddr, mac: MacAddr) -> bool;
+    /// A copy of `frame` (ARP or neighbour discovery the data plane also
+    /// acted on) for `port`'s kernel interface, so the kernel learns its
+    /// neighbours too. False when it could not be queued.
+    fn copy_to_kernel(&mut self, port: PortIndex, frame: &[u8]) -> bool {
+        let _ = (port, frame);
+        false
+    }
 }
 
 /// A frame buffer the pipeline may rewrite: the whole data room (so replies
@@ -304,6 +315,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             Fate::Consumed => counters.add(Stat::Consumed, 1),
             Fate::Defer => counters.add(Stat::Deferred, 1),
             Fate::Probe => counters.add(Stat::ToProber, 1),
+            Fate::Punt => counters.add(Stat::ToKernel, 1),
             Fate::Drop(r) => counters.drop(r),
         }
     }
@@ -321,6 +333,9 @@ mod v6_tests;
 
 #[cfg(test)]
 mod test_net;
+
+#[cfg(test)]
+mod kernel_tests;
 
 #[cfg(test)]
 mod tcp_tests;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod cluster;
+mod kernel;
 
 /// Events drained per poll, so one poll stays short.
 const DRAIN: usize = 1024;
@@ -68,6 +69,8 @@ pub struct ControlPlane {
     burst: crate::dpdk::Burst,
     /// Flow sync's control side, in a cluster.
     sync: Option<SyncWork>,
+    /// The data ports' kernel interfaces (the exception path).
+    kernel: Vec<kernel::KernelPort>,
 }
 
 impl ControlPlane {
@@ -102,6 +105,7 @@ impl ControlPlane {
             own_tx: Vec::new(),
             burst: Default::default(),
             sync,
+            kernel: Vec::new(),
         }
     }
 
@@ -148,6 +152,7 @@ impl ControlPlane {
         busy |= self.move_udp_flows();
         busy |= self.age_flows(ms, now);
         busy |= self.sync_poll(ms, now);
+        busy |= self.kernel_poll();
         for _ in 0..DRAIN {
             let Some(ev) = self.shared.to_control.pop() else {
                 break;

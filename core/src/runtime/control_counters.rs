@@ -67,12 +67,20 @@ pub struct ControlCounters {
     pub originated: u64,
     /// Originated packets with no route to their destination.
     pub originated_no_route: u64,
+    /// Frames handed to kernel interfaces (the exception path).
+    pub to_kernel: u64,
+    /// Frames for a kernel interface that it did not take (its queue
+    /// full), or for a port without one: dropped.
+    pub to_kernel_dropped: u64,
+    /// Frames the kernel sent on its interfaces, put out on their data
+    /// ports.
+    pub from_kernel: u64,
 }
 
 impl ControlCounters {
     /// Every counter by its report name (`counter NAME VALUE` at exit; the
     /// `event` label of `sluice_control_events_total`).
-    pub fn named(&self) -> [(&'static str, u64); 33] {
+    pub fn named(&self) -> [(&'static str, u64); 36] {
         let n = &self.neigh;
         [
             ("neigh.requests", n.requests),
@@ -108,13 +116,16 @@ impl ControlCounters {
             ("health.published", self.health_published),
             ("control.originated", self.originated),
             ("control.originated_no_route", self.originated_no_route),
+            ("kernel.to_kernel", self.to_kernel),
+            ("kernel.to_kernel_dropped", self.to_kernel_dropped),
+            ("kernel.from_kernel", self.from_kernel),
         ]
     }
 
     /// The frames control lost after a worker handed them on (held for a
     /// neighbour, deferred fragments, frames to send), by the reason name
     /// `sluice_drops_total` gives them: part of the drop total.
-    pub fn drops(&self) -> [(&'static str, u64); 8] {
+    pub fn drops(&self) -> [(&'static str, u64); 9] {
         let n = &self.neigh;
         [
             ("neigh_queue_full", n.queue_full),
@@ -125,6 +136,7 @@ impl ControlCounters {
             ("frag_split_failed", self.frag_split_failed),
             ("control_to_worker_full", self.to_worker_full),
             ("originated_no_route", self.originated_no_route),
+            ("kernel_tap_full", self.to_kernel_dropped),
         ]
     }
 

@@ -30,6 +30,8 @@ use std::sync::Arc;
 pub const TO_CONTROL_SLOTS: usize = 4096;
 /// Slots in the workers -> prober ring (probe replies).
 pub const TO_PROBER_SLOTS: usize = 4096;
+/// Slots in the workers -> kernel interfaces ring (the exception path).
+pub const TO_KERNEL_SLOTS: usize = 1024;
 /// Slots in the control -> worker 0 ring.
 pub const FROM_CONTROL_SLOTS: usize = 1024;
 
@@ -95,6 +97,9 @@ pub struct Shared {
     /// Workers -> the prober on control (multi-producer): replies to health
     /// probes, whole frames as received.
     pub to_prober: ArrayQueue<Mbuf>,
+    /// Workers -> control (multi-producer): frames for the kernel interface
+    /// of the port they came in on (the exception path), bounded.
+    pub to_kernel: ArrayQueue<(PortIndex, Mbuf)>,
     /// Flow sync with the other instances (`[cluster]`).
     pub sync: Option<crate::sync::Sync>,
 }
@@ -138,6 +143,7 @@ impl Shared {
             to_control: ArrayQueue::new(TO_CONTROL_SLOTS),
             from_control: ArrayQueue::new(FROM_CONTROL_SLOTS),
             to_prober: ArrayQueue::new(TO_PROBER_SLOTS),
+            to_kernel: ArrayQueue::new(TO_KERNEL_SLOTS),
             sync,
         })
     }

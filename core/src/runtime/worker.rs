@@ -34,12 +34,34 @@ pub struct Worker {
 /// Empty polls in a row after which a worker with `idle_sleep_us` sleeps.
 pub const IDLE_POLLS: u32 = 256;
 
-struct Ring<'a>(&'a ArrayQueue<SlowEvent>);
+/// The worker's slow path: learning to control, copies for the kernel
+/// interfaces in buffers of `pool`.
+struct Ring<'a> {
+    control: &'a ArrayQueue<SlowEvent>,
+    kernel: &'a ArrayQueue<(PortIndex, Mbuf)>,
+    pool: &'a Mempool,
+}
 
 impl Slowpath for Ring<'_> {
     #[inline]
     fn learn(&mut self, port: PortIndex, ip: IpAddr, mac: MacAddr) -> bool {
-        self.0.push(SlowEvent::Learn { port, ip, mac }).is_ok()
+        self.control
+            .push(SlowEvent::Learn { port, ip, mac })
+            .is_ok()
+    }
+
+    #[cold]
+    fn copy_to_kernel(&mut self, port: PortIndex, frame: &[u8]) -> bool {
+        let Some(mut m) = self.pool.alloc() else {
+            return false;
+        };
+        let (room, _) = m.room_and_len_mut();
+        let Some(dst) = room.get_mut(..frame.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(frame);
+        m.set_len(frame.len());
+        self.kernel.push((port, m)).is_ok()
     }
 }
 
@@ -51,7 +73,11 @@ impl Worker {
         let mut free = Burst::default();
         let mut tx: Vec<Burst> = self.tx.iter().map(|_| Burst::default()).collect();
         let mut fates = [Fate::Consumed; MAX_BURST];
-        let mut ring = Ring(&shared.to_control);
+        let mut ring = Ring {
+            control: &shared.to_control,
+            kernel: &shared.to_kernel,
+            pool: &self.pool,
+        };
         // Only worker 0 sends what control hands over (see Shared::from_control).
         let from_control = (self.index == 0).then_some(&shared.from_control);
         let mut sender = super::sync_out::Sender::new(self.index as u8);
@@ -156,6 +182,11 @@ impl Worker {
                         Fate::Probe => {
                             if shared.to_prober.push(m).is_err() {
                                 c.drop(DropReason::ProbeRingFull);
+                            }
+                        }
+                        Fate::Punt => {
+                            if shared.to_kernel.push((*port, m)).is_err() {
+                                c.drop(DropReason::KernelRingFull);
                             }
                         }
                         Fate::Consumed | Fate::Drop(_) => {
