@@ -4,14 +4,15 @@
 #          libsystemd-dev (a static build links it)
 #   labs:  iproute2, ethtool, ping, arping, tcpdump, procps (kill), python3
 #          (test servers), curl, socat, iperf3 (bulk TCP), nmap (port scans),
-#          tracepath (Sluice's hop)
+#          tracepath (Sluice's hop), frr and bird2 (the routing lab: FRR
+#          routers, BIRD on the instances)
 # Needs root for apt-get; prints what it installs.
 set -euo pipefail
 
 PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev libsystemd-dev
   iproute2 ethtool iputils-ping arping tcpdump procps python3 curl socat nginx-light openssl
-  iperf3 nmap iputils-tracepath
+  iperf3 nmap iputils-tracepath frr bird2
 )
 
 missing=()

@@ -20,7 +20,7 @@ pub const DEFAULT_SOCKET: &str = "/run/sluice/sluiced.sock";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
     /// status | flows | snat | health | nat-map | counters | reload |
-    /// drain | undrain
+    /// drain | undrain | maintenance | pick
     pub cmd: String,
     /// drain/undrain: member name or address; flows: filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +34,15 @@ pub struct Request {
     /// flows: at most this many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// pick: the first client ADDRESS:PORT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// pick: the frontend port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// maintenance: on | off (none: show).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// A successful reply.

@@ -8,6 +8,7 @@ pub mod ctl;
 pub mod kernel;
 pub mod links;
 pub mod metrics;
+pub mod pick;
 pub mod report;
 pub mod routing;
 pub mod rules;

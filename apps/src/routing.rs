@@ -276,3 +276,129 @@ fn bird_configure(socket: &Path) -> Result<(), String> {
         Err(format!("configure refused: {code} {text}"))
     }
 }
+
+/// How often the control loop looks again at what it can serve.
+pub const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Readiness, maintenance and the announcer, as the control loop keeps
+/// them: [`Availability::update`] each [`CHECK_EVERY`].
+#[derive(Debug)]
+pub struct Availability {
+    announcer: Option<Announcer>,
+    routing: Option<Routing>,
+    /// `sluicectl maintenance on`, or a stop draining.
+    pub maintenance: bool,
+    /// Ready: ports up, bulk sync done (before the loop starts), and every
+    /// probed member probed once (or the wait for that ran out).
+    ready: bool,
+    started: std::time::Instant,
+    /// The longest to wait for the first probes.
+    probe_wait: Duration,
+    checked: Option<std::time::Instant>,
+}
+
+impl Availability {
+    /// For `cfg`; the announcer starts (announcing nothing) when it has
+    /// `[routing]`.
+    pub fn new(cfg: &Config) -> Availability {
+        // Two rounds of the slowest probe: a member that answers has
+        // answered by then.
+        let probe_wait = cfg
+            .probes
+            .iter()
+            .map(|p| p.interval + p.timeout)
+            .max()
+            .unwrap_or_default()
+            * 2;
+        Availability {
+            announcer: cfg.routing.as_ref().map(Announcer::start),
+            routing: cfg.routing.clone(),
+            maintenance: false,
+            ready: false,
+            started: std::time::Instant::now(),
+            probe_wait,
+            checked: None,
+        }
+    }
+
+    /// Ready for traffic (what systemd's READY=1 and the announcements
+    /// wait for).
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Looks again (at most each [`CHECK_EVERY`]): readiness from
+    /// `probed` (every probed member has a first result), then the routes
+    /// to announce. True when the instance just became ready.
+    pub fn update(&mut self, cfg: &Config, services: &Services, probed: bool) -> bool {
+        if self.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY) {
+            return false;
+        }
+        self.checked = Some(std::time::Instant::now());
+        let became = !self.ready && (probed || self.started.elapsed() >= self.probe_wait);
+        if became {
+            self.ready = true;
+            info!(
+                probed,
+                "ready: ports up, peers' flows taken, first probes run"
+            );
+        }
+        if let (Some(a), Some(r)) = (&mut self.announcer, &self.routing) {
+            let routes = if self.ready && !self.maintenance {
+                Routes::serving(cfg, services, r)
+            } else {
+                Routes::none()
+            };
+            a.set(routes);
+        }
+        became
+    }
+
+    /// Makes the next [`Availability::update`] look at once.
+    pub fn changed(&mut self) {
+        self.checked = None;
+    }
+
+    /// For `sluicectl status`: readiness, maintenance, and what is
+    /// announced.
+    pub fn status(&self) -> serde_json::Value {
+        let list = |r: &Routes| -> Vec<String> { r.all().map(ToString::to_string).collect() };
+        let announcer = self.announcer.as_ref().map(|a| {
+            let s = a.state();
+            serde_json::json!({
+                "daemon": "bird",
+                "socket": self.routing.as_ref().map(|r| r.socket.display().to_string()),
+                "announced": s.announced.as_ref().map(list),
+                "wanted": list(&s.wanted),
+                "applied": s.applied,
+                "failed": s.failed,
+                "last_error": s.last_error,
+            })
+        });
+        serde_json::json!({
+            "ready": self.ready,
+            "maintenance": self.maintenance,
+            "routing": announcer,
+        })
+    }
+
+    /// The announcer's state, when there is one.
+    pub fn announce_state(&self) -> Option<AnnounceState> {
+        self.announcer.as_ref().map(Announcer::state)
+    }
+
+    /// The drain time at a stop: `[routing] drain_time`, or none without
+    /// a routing daemon (nothing would move the traffic away).
+    pub fn drain_time(&self) -> Duration {
+        self.routing
+            .as_ref()
+            .map_or(Duration::ZERO, |r| r.drain_time)
+    }
+
+    /// At the end: everything withdrawn, the daemon told.
+    pub fn finish(self) {
+        if let Some(a) = self.announcer {
+            a.withdraw_all();
+        }
+    }
+}

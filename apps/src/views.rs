@@ -44,6 +44,9 @@ pub struct View<'a> {
     /// Where the bulk copy from the cluster's peers stands (no cluster:
     /// `None`).
     pub bulk: Option<sluice_core::runtime::BulkState>,
+    /// Readiness, maintenance, announcements
+    /// ([`crate::routing::Availability::status`]).
+    pub availability: Value,
 }
 
 /// Filters of `sluicectl flows`.
@@ -165,6 +168,7 @@ impl View<'_> {
             "ports": ports,
             "rules": rules,
             "pools": pools,
+            "availability": self.availability,
             "cluster": crate::cluster::status(
                 self.shared,
                 self.bulk,

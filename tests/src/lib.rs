@@ -151,7 +151,13 @@ pub fn require_lab_tools() {
         "0",
         "lab tests need root (network namespaces)"
     );
-    for tool in ["ip", "ethtool", "ping", "arping", "tcpdump"] {
+    require_tools(&["ip", "ethtool", "ping", "arping", "tcpdump"]);
+}
+
+/// Fails with one clear line when one of `tools` (a command or a path) is
+/// missing.
+pub fn require_tools(tools: &[&str]) {
+    for tool in tools {
         let found = run(Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {tool}")))

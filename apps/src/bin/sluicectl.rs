@@ -67,6 +67,29 @@ enum Cmd {
         /// Member name or address.
         member: String,
     },
+    /// The member a new flow would get, for COUNT client ports from
+    /// CLIENT's: the same on every instance of a cluster.
+    Pick {
+        /// Frontend name or address.
+        frontend: String,
+        /// Frontend port.
+        port: u16,
+        /// The client's ADDRESS:PORT.
+        client: String,
+        /// tcp or udp.
+        #[arg(long, default_value = "tcp")]
+        protocol: String,
+        /// How many client ports, from CLIENT's up.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Withdraw every announcement (on) while existing flows keep being
+    /// forwarded, or announce again (off); without either, show.
+    Maintenance {
+        /// on | off
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +118,24 @@ fn main() -> ExitCode {
             "counters"
         }
         Cmd::Reload => "reload",
+        Cmd::Pick {
+            frontend,
+            port,
+            client,
+            protocol,
+            count,
+        } => {
+            req.frontend = Some(frontend.clone());
+            req.port = Some(*port);
+            req.client = Some(client.clone());
+            req.protocol = Some(protocol.clone());
+            req.limit = Some(*count);
+            "pick"
+        }
+        Cmd::Maintenance { state } => {
+            req.state = state.clone();
+            "maintenance"
+        }
         Cmd::Drain { member } | Cmd::Undrain { member } => {
             req.member = Some(member.clone());
             if matches!(args.cmd, Cmd::Drain { .. }) {
@@ -157,6 +198,38 @@ fn write_out(text: &str) -> ExitCode {
 }
 
 /// A JSON value as a table cell.
+/// Readiness, maintenance and what the routing daemon announces.
+fn availability(a: &Value) -> String {
+    let mut out = format!(
+        "\nready: {}  maintenance: {}\n",
+        cell(&a["ready"]),
+        if a["maintenance"] == Value::Bool(true) {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    let r = &a["routing"];
+    if r.is_object() {
+        out.push_str(&format!(
+            "routing: {} at {}  announced: {}  configured {} times, {} failed{}\n",
+            cell(&r["daemon"]),
+            cell(&r["socket"]),
+            match &r["announced"] {
+                Value::Array(a) if a.is_empty() => "nothing".into(),
+                other => cell(other),
+            },
+            cell(&r["applied"]),
+            cell(&r["failed"]),
+            match &r["last_error"] {
+                Value::String(e) => format!("  last error: {e}"),
+                _ => String::new(),
+            }
+        ));
+    }
+    out
+}
+
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -239,6 +312,7 @@ fn render(cmd: &str, d: &Value) -> String {
             out.push('\n');
             let k = ["pool", "healthy", "members"];
             out.push_str(&table(&k, &rows(&d["pools"], &k)));
+            out.push_str(&availability(&d["availability"]));
             let c = &d["cluster"];
             if c.is_object() {
                 out.push_str(&format!(
@@ -272,6 +346,16 @@ fn render(cmd: &str, d: &Value) -> String {
                     &rows(&c["peers"], &k),
                 ));
             }
+        }
+        "pick" => {
+            out.push_str(&format!("rule {}:\n", cell(&d["rule"])));
+            for m in d["members"].as_array().into_iter().flatten() {
+                out.push_str(&format!("{}\n", cell(m)));
+            }
+        }
+        "maintenance" => {
+            out.push_str(&availability(d));
+            out.push_str(&format!("flows remaining: {}\n", cell(&d["flows"])));
         }
         "flows" => {
             let flows = d["flows"].as_array().cloned().unwrap_or_default();

@@ -4,11 +4,12 @@ use super::*;
 
 use super::tests::MINIMAL as BASE;
 
+/// A key file holding `text`, named by its contents: runs reuse the same
+/// files instead of leaving one more per run.
 fn secret(text: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!(
-        "sluice-cluster-key-{}-{}",
-        std::process::id(),
-        text.len()
+        "sluice-test-key-{}",
+        &blake3::hash(text.as_bytes()).to_hex()[..16]
     ));
     std::fs::write(&p, text).unwrap();
     p

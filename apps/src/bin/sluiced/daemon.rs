@@ -3,9 +3,13 @@
 
 use super::PROBE_DRAIN;
 use sluice::ctl::{self, Request};
+use sluice::metrics;
+use sluice::routing::Availability;
 use sluice::rules::{effective, reload};
+use sluice::server::Server;
 use sluice::traffic::TrafficBook;
 use sluice::views::{find_member, FlowFilter, View};
+use sluice::watch::Watch;
 use sluice_core::config::Config;
 use sluice_core::dpdk::Port;
 use sluice_core::lb::Services;
@@ -14,7 +18,9 @@ use sluice_probe::Prober;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -40,9 +46,55 @@ pub(crate) struct Daemon {
     pub(crate) taps: Vec<Port>,
     pub(crate) clock: Instant,
     pub(crate) book: TrafficBook,
+    /// Readiness, maintenance and the routing daemon's announcements.
+    pub(crate) avail: Availability,
+    pub(crate) metrics_at: Instant,
 }
 
 impl Daemon {
+    /// One turn of the control loop: a reload when asked for (SIGHUP, the
+    /// file changed), requests, metrics, control's work, probes, and what
+    /// to announce.
+    pub(crate) fn turn(&mut self, server: &Server, watch: Option<&Watch>, hup: &AtomicBool) {
+        if hup.swap(false, Ordering::Relaxed) {
+            if let Some(w) = watch {
+                w.clear();
+            }
+            let _ = self.reload("SIGHUP");
+        } else if watch.is_some_and(Watch::due) {
+            let text = std::fs::read(&self.path).unwrap_or_default();
+            if text != self.last_text {
+                let _ = self.reload("file change");
+            }
+        }
+        for p in server.requests.try_iter() {
+            let reply = self.handle(&p.request);
+            p.answer(reply);
+        }
+        if self.metrics_at.elapsed() >= metrics::UPDATE {
+            self.metrics_at = Instant::now();
+            self.book.update(&self.shared);
+            metrics::update(&self.view());
+        }
+        let busy = self.control.poll();
+        let probed = self.run_probes();
+        let first_probes = self.avail.ready() || self.prober.status().iter().all(|m| m.probes > 0);
+        if self
+            .avail
+            .update(&self.cfg, &self.shared.services.load(), first_probes)
+        {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        }
+        if !busy && !probed {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Flows tracked, both families.
+    pub(crate) fn flows(&self) -> usize {
+        self.shared.flows.len() + self.shared.flows6.len()
+    }
+
     pub(crate) fn view(&self) -> View<'_> {
         View {
             cfg: &self.cfg,
@@ -56,6 +108,7 @@ impl Daemon {
             traffic: &self.book,
             mbufs: self.control.mbufs(),
             bulk: self.control.bulk_state(),
+            availability: self.avail.status(),
         }
     }
 
@@ -112,10 +165,54 @@ impl Daemon {
                     "changed": changed,
                 }))
             }
+            "maintenance" => self.maintenance(r.state.as_deref()),
+            "pick" => match sluice::pick::pick(
+                &self.cfg,
+                &self.shared.services.load(),
+                r.frontend.as_deref().unwrap_or_default(),
+                r.protocol.as_deref().unwrap_or("tcp"),
+                r.port.unwrap_or_default(),
+                r.client.as_deref().unwrap_or_default(),
+                r.limit.unwrap_or(1),
+            ) {
+                Ok(v) => ctl::ok(v),
+                Err(e) => ctl::fail(vec![format!("pick: {e}")]),
+            },
             other => ctl::fail(vec![format!(
-                "unknown command \"{other}\" (status, flows, snat, health, nat-map, counters, reload, drain, undrain)"
+                "unknown command \"{other}\" (status, flows, snat, health, nat-map, counters, reload, drain, undrain, maintenance, pick)"
             )]),
         }
+    }
+
+    /// `sluicectl maintenance [on|off]`: withdraws every announcement (or
+    /// brings them back) while existing flows keep being forwarded; says
+    /// how many remain.
+    fn maintenance(&mut self, state: Option<&str>) -> serde_json::Value {
+        let on = match state {
+            None => self.avail.maintenance,
+            Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return ctl::fail(vec![format!("maintenance {other}: on or off")]);
+            }
+        };
+        if self.cfg.routing.is_none() && on {
+            return ctl::fail(vec![
+                "maintenance: no [routing] in the config, so there is nothing to withdraw".into(),
+            ]);
+        }
+        if on != self.avail.maintenance {
+            self.avail.maintenance = on;
+            self.avail.changed();
+            info!(
+                flows = self.flows(),
+                "maintenance {} by sluicectl",
+                if on { "on" } else { "off" }
+            );
+        }
+        let mut v = self.avail.status();
+        v["flows"] = self.flows().into();
+        ctl::ok(v)
     }
 
     /// Recompiles the rules with the running config's admin states and the

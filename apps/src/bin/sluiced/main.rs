@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
+use sluice::routing::Availability;
 use sluice::rules::compile_services;
 use sluice::server::Server;
 use sluice::traffic::TrafficBook;
@@ -294,6 +295,7 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
             None
         }
     };
+    let cfg_for_avail = cfg.clone();
     let mut book = TrafficBook::default();
     book.remap(&shared, &shared.services.load(), &cfg);
     let mut d = Daemon {
@@ -310,6 +312,8 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         taps,
         clock,
         book,
+        avail: Availability::new(&cfg_for_avail),
+        metrics_at: Instant::now(),
     };
     info!(
         workers = d.cfg.dpdk.workers.len(),
@@ -318,35 +322,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         "sluiced ready"
     );
 
-    let mut metrics_at = Instant::now();
     while !term.load(Ordering::Relaxed) {
-        let signalled = hup.swap(false, Ordering::Relaxed);
-        if signalled {
-            if let Some(w) = &watch {
-                w.clear();
-            }
-            let _ = d.reload("SIGHUP");
-        } else if watch.as_ref().is_some_and(Watch::due) {
-            let text = std::fs::read(&d.path).unwrap_or_default();
-            if text != d.last_text {
-                let _ = d.reload("file change");
-            }
-        }
-        for p in server.requests.try_iter() {
-            let reply = d.handle(&p.request);
-            p.answer(reply);
-        }
-        if metrics_at.elapsed() >= metrics::UPDATE {
-            metrics_at = Instant::now();
-            d.book.update(&d.shared);
-            metrics::update(&d.view());
-        }
-        let busy = d.control.poll();
-        let probed = d.run_probes();
-        if !busy && !probed {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        d.turn(&server, watch.as_ref(), &hup);
     }
+    drain(&mut d, &server, watch.as_ref(), &hup);
 
     info!("stopping");
     drop(server);
@@ -369,13 +348,40 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         control,
         ports,
         taps,
+        avail: d_avail,
         ..
     } = d;
+    d_avail.finish();
     drop(control);
     drop(taps);
     drop(ports);
     eal.cleanup();
     Ok(())
+}
+
+/// At a stop with a routing daemon: maintenance on (every announcement
+/// withdrawn), then the control loop runs on while flows remain, for
+/// `[routing] drain_time` at most. A second SIGTERM does not cut it short:
+/// `kill -9` does.
+fn drain(d: &mut Daemon, server: &Server, watch: Option<&Watch>, hup: &AtomicBool) {
+    let limit = d.avail.drain_time();
+    if limit.is_zero() {
+        return;
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    d.avail.maintenance = true;
+    d.avail.changed();
+    let start = Instant::now();
+    let mut said = Instant::now();
+    info!(flows = d.flows(), limit = ?limit, "draining: announcements withdrawn");
+    while d.flows() > 0 && start.elapsed() < limit {
+        d.turn(server, watch, hup);
+        if said.elapsed() >= Duration::from_secs(1) {
+            said = Instant::now();
+            info!(flows = d.flows(), "draining");
+        }
+    }
+    info!(flows = d.flows(), after = ?start.elapsed(), "drained");
 }
 
 /// Varies TCP sequence numbers and probe ports between runs.
