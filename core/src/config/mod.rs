@@ -17,6 +17,7 @@ mod validate;
 
 pub use cluster::{MAX_INSTANCES, MIN_SECRET};
 pub use duration::parse_duration;
+pub use routing::{DEFAULT_DRAIN, MAX_DRAIN};
 pub use types::*;
 
 use std::fmt;
@@ -100,3 +101,6 @@ mod tests;
 
 #[cfg(test)]
 mod cluster_tests;
+
+#[cfg(test)]
+mod routing_tests;

@@ -133,6 +133,7 @@ pub struct LbRule {
     pub disable_outbound_snat: bool,
     pub all_down: Option<String>,
     pub fragments: Option<bool>,
+    pub pickup: Option<bool>,
 }
 
 /// `[[nat_rule]]`

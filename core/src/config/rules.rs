@@ -23,6 +23,7 @@ pub(super) fn check_lb_rules(
     frontends: &[Frontend],
     pools: &[Pool],
     probes: &[Probe],
+    cluster: bool,
 ) -> Vec<LbRule> {
     let fnames = names(frontends, |f| &f.name);
     let pnames = names(pools, |p| &p.name);
@@ -114,6 +115,7 @@ pub(super) fn check_lb_rules(
             disable_outbound_snat: r.disable_outbound_snat,
             all_down,
             fragments: r.fragments.unwrap_or(ha),
+            pickup: r.pickup.unwrap_or(cluster),
         });
     }
     out

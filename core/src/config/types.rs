@@ -270,6 +270,10 @@ pub struct LbRule {
     /// IP fragments are forwarded (later ones follow the first one's
     /// member); default: HA ports only.
     pub fragments: bool,
+    /// A TCP segment that is not a SYN and has no flow may start one
+    /// (mid-stream pickup, unconfirmed until the other direction is seen);
+    /// default: on in a cluster, off otherwise.
+    pub pickup: bool,
 }
 
 impl LbRule {

@@ -299,7 +299,14 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
     let frontends = check_frontends(&mut ctx, frontends, &ports);
     let pools = check_pools(&mut ctx, pools, &ports);
     let probes = check_probes(&mut ctx, probes);
-    let lb_rules = rules::check_lb_rules(&mut ctx, lb_rules, &frontends, &pools, &probes);
+    let lb_rules = rules::check_lb_rules(
+        &mut ctx,
+        lb_rules,
+        &frontends,
+        &pools,
+        &probes,
+        cluster.is_some(),
+    );
     let nat_rules = rules::check_nat_rules(&mut ctx, nat_rules, &frontends, &pools);
     let nat_pool_rules = rules::check_nat_pool_rules(&mut ctx, nat_pool_rules, &frontends, &pools);
     let outbound_rules = rules::check_outbound_rules(&mut ctx, outbound_rules, &frontends, &pools);

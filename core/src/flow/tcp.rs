@@ -25,11 +25,15 @@ pub enum State {
     Reset = 6,
     /// UDP or another protocol: no connection state.
     Other = 7,
+    /// Picked up mid-stream (a segment that was not a SYN, of a flow this
+    /// instance had no record of): short-lived, like a half-open flow,
+    /// until the other direction confirms it.
+    Unconfirmed = 8,
 }
 
 impl State {
     /// Every state, by value.
-    pub const ALL: [State; 8] = [
+    pub const ALL: [State; 9] = [
         State::SynSent,
         State::SynRecv,
         State::Established,
@@ -38,12 +42,17 @@ impl State {
         State::Closing,
         State::Reset,
         State::Other,
+        State::Unconfirmed,
     ];
 
-    /// From the stored byte (masked, so any value maps to a state).
+    /// From the stored byte (masked, so any value maps to a state: the
+    /// values no state has read as Reset, the shortest-lived).
     #[inline]
     pub fn from_bits(b: u32) -> State {
-        State::ALL[(b & 7) as usize]
+        State::ALL
+            .get((b & STATE_MASK) as usize)
+            .copied()
+            .unwrap_or(State::Reset)
     }
 
     /// Both sides have synchronized sequence numbers and the connection
@@ -64,6 +73,7 @@ impl State {
             State::Closing => "closing",
             State::Reset => "reset",
             State::Other => "other",
+            State::Unconfirmed => "unconfirmed",
         }
     }
 }
@@ -104,10 +114,13 @@ pub fn classify(f: Flags) -> Class {
 
 use State::*;
 
+/// The bits of the entry's state word that hold the state.
+pub const STATE_MASK: u32 = 15;
+
 /// `NEXT[state][direction][class]`; direction 0 is the client's (original),
 /// 1 the server's (reply). A SYN on a closed or closing flow reopens it (the
 /// client reused its port); the flow keeps its member.
-const NEXT: [[[State; 5]; 2]; 8] = [
+const NEXT: [[[State; 5]; 2]; 9] = [
     //        Syn       SynAck       Fin        Rst    Ack
     /* SynSent */
     [
@@ -149,6 +162,12 @@ const NEXT: [[[State; 5]; 2]; 8] = [
         [Other, Other, Other, Other, Other],
         [Other, Other, Other, Other, Other],
     ],
+    /* Unconfirmed: only the other direction confirms it (a stray ACK or
+    FIN flood stays short-lived); a SYN is a new connection. */
+    [
+        [SynSent, Unconfirmed, Unconfirmed, Reset, Unconfirmed],
+        [Unconfirmed, Unconfirmed, FinReply, Reset, Established],
+    ],
 ];
 
 /// The state after a segment of `class` in direction `dir` (0 or 1).
@@ -182,7 +201,9 @@ pub const RFC_TRANSITORY_TIMEOUT: Duration = Duration::from_secs(240);
 /// reset one.
 pub fn snat_timeout(state: State, idle: Duration, rfc: bool) -> Duration {
     match state {
-        SynSent | SynRecv | FinOrig | FinReply | Closing | Reset if rfc => RFC_TRANSITORY_TIMEOUT,
+        SynSent | SynRecv | Unconfirmed | FinOrig | FinReply | Closing | Reset if rfc => {
+            RFC_TRANSITORY_TIMEOUT
+        }
         Closing => SNAT_CLOSING_TIMEOUT,
         Reset => SNAT_RESET_TIMEOUT,
         _ => timeout(state, idle),
@@ -192,7 +213,7 @@ pub fn snat_timeout(state: State, idle: Duration, rfc: bool) -> Duration {
 /// How long a flow in `state` may idle; `idle` is its rule's idle timeout.
 pub fn timeout(state: State, idle: Duration) -> Duration {
     match state {
-        SynSent | SynRecv => SYN_TIMEOUT.min(idle),
+        SynSent | SynRecv | Unconfirmed => SYN_TIMEOUT.min(idle),
         Established | Other => idle,
         FinOrig | FinReply => HALF_CLOSED_TIMEOUT.min(idle),
         Closing => CLOSING_TIMEOUT.min(idle),

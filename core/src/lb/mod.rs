@@ -75,6 +75,9 @@ pub struct Service {
     pub ha_ports: bool,
     /// IP fragments are forwarded (HA ports, or the rule's `fragments`).
     pub fragments: bool,
+    /// TCP segments of unknown flows that are not SYNs may start a flow,
+    /// unconfirmed (the rule's `pickup`).
+    pub pickup: bool,
     /// Protocol it serves (as configured).
     pub protocol: Protocol,
     /// Frontend port it serves; 0 for HA ports.
@@ -172,6 +175,7 @@ fn forwarding(
         eligible: vec![up],
         ha_ports: false,
         fragments: false,
+        pickup: false,
         protocol: Protocol::All,
         frontend_port: 0,
     }
@@ -301,6 +305,7 @@ impl Services {
                 eligible: ok,
                 ha_ports: r.is_ha_ports(),
                 fragments: r.fragments,
+                pickup: r.pickup,
                 protocol: r.protocol,
                 frontend_port: r.frontend_port,
             };

@@ -153,6 +153,10 @@ named_enum! {
         Bursts => "bursts",
         /// Flows created.
         FlowsCreated => "flows_created",
+        /// TCP flows picked up mid-stream (a segment that was not a SYN,
+        /// on a rule with `pickup`), unconfirmed until the member answers
+        /// (included in `flows_created`).
+        PickedUp => "picked_up",
         /// Hairpin flows created: a client on an internal subnet, its
         /// source rewritten to the frontend (included in `flows_created`).
         HairpinCreated => "hairpin_created",

@@ -85,7 +85,11 @@ fn new_flow<A: Ip>(
     if fragment && !svc.fragments {
         return Err(DropReason::Fragment);
     }
-    if proto == TCP && l4.flags != tcp::Class::Syn {
+    // Mid-stream: a segment of a connection this instance has no record
+    // of (a lost sync record, an instance that just joined) continues on
+    // the member the same Maglev table gives every instance.
+    let pickup = proto == TCP && l4.flags != tcp::Class::Syn;
+    if pickup && !(svc.pickup && matches!(l4.flags, tcp::Class::Ack | tcp::Class::Fin)) {
         return Err(DropReason::TcpNoFlow);
     }
     if !cx.services.security.allows(
@@ -136,7 +140,9 @@ fn new_flow<A: Ip>(
         key: [*key, reply],
         egress: [p0, p1],
         next_hop: [nh0, nh1],
-        state: if proto == TCP {
+        state: if pickup {
+            tcp::State::Unconfirmed
+        } else if proto == TCP {
             tcp::State::SynSent
         } else {
             tcp::State::Other
@@ -157,6 +163,9 @@ fn new_flow<A: Ip>(
         hairpin_claimed(cx, &reply, idx, c)?;
     }
     c.flow_created::<A>(idx, hashes);
+    if pickup {
+        c.add(Stat::PickedUp, 1);
+    }
     Ok((idx, Dir::Original))
 }
 

@@ -338,6 +338,9 @@ mod test_net;
 mod kernel_tests;
 
 #[cfg(test)]
+mod pickup_tests;
+
+#[cfg(test)]
 mod tcp_tests;
 
 #[cfg(test)]

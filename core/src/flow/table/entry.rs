@@ -2,7 +2,7 @@
 //! counters, all atomics, and how the fast path and control read it.
 
 use super::super::key::{Delta, FlowKey};
-use super::super::tcp::State;
+use super::super::tcp::{State, STATE_MASK};
 use super::{FlowInfo, RawRewrite, Rewrite};
 use crate::family::{Dir, Family};
 use crate::lb::snat::RuleRef;
@@ -26,7 +26,7 @@ pub struct Entry<A: Family = crate::family::V4> {
     /// Next hop per direction as [`Family::hop_code`] (direction 1 in the
     /// high half).
     pub(super) next_hop: AtomicU64,
-    /// Bits 0..3 TCP state, 4 tcp_reset, 5 live, 6 generation, 7 SNAT,
+    /// Bits 0..4 TCP state, 4 tcp_reset, 5 live, 6 generation, 7 SNAT,
     /// 8 RFC timers, 16..32 idle timeout (s).
     pub(super) state: AtomicU32,
     /// Coarse tick (ms) of the last packet; written only when it changes.
@@ -171,9 +171,12 @@ impl<A: Family> Entry<A> {
     pub fn set_tcp_state(&self, old: State, new: State) {
         let cur = self.state.load(Relaxed);
         if State::from_bits(cur) == old {
-            let _ = self
-                .state
-                .compare_exchange(cur, (cur & !7) | new as u32, Relaxed, Relaxed);
+            let _ = self.state.compare_exchange(
+                cur,
+                (cur & !STATE_MASK) | new as u32,
+                Relaxed,
+                Relaxed,
+            );
         }
     }
 

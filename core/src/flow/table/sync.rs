@@ -167,7 +167,7 @@ impl<A: Family> FlowTable<A> {
 pub(super) fn merge(local: State, remote: State) -> State {
     fn rank(s: State) -> u8 {
         match s {
-            State::Other | State::SynSent => 0,
+            State::Other | State::SynSent | State::Unconfirmed => 0,
             State::SynRecv => 1,
             State::Established => 2,
             State::FinOrig | State::FinReply => 3,
