@@ -74,6 +74,22 @@ fn describe() {
         "Members admin up and passing every probe over the pool."
     );
     describe_gauge!("sluice_pool_members", "Members of the pool.");
+    describe_gauge!(
+        "sluice_ready",
+        "1 once ports are up, the peers' flows are taken and the first probes have run."
+    );
+    describe_gauge!(
+        "sluice_maintenance",
+        "1 while in maintenance (sluicectl maintenance on, or draining at a stop): nothing announced."
+    );
+    describe_gauge!(
+        "sluice_announced_routes",
+        "Prefixes the routing daemon last accepted from this instance, per side (ext, int)."
+    );
+    describe_counter!(
+        "sluice_routing_configure_total",
+        "Configurations handed to the routing daemon, per result (ok: it took them; failed: unreachable or refused)."
+    );
     describe_counter!(
         "sluice_drops_total",
         "Frames dropped per worker and reason; worker=\"control\" for frames control lost after a worker handed them on (neighbour queue full or resolution failed, fragments that waited too long)."
@@ -127,6 +143,7 @@ fn describe() {
 
 /// Copies every value into the exporter.
 pub fn update(v: &View<'_>) {
+    availability(&v.availability);
     for (k, c) in v.traffic.totals() {
         for (d, dir) in ["in", "out"].iter().enumerate() {
             let labels = [
@@ -248,4 +265,24 @@ pub fn update(v: &View<'_>) {
         v.shared,
         v.shared.now_ms.load(std::sync::atomic::Ordering::Relaxed),
     );
+}
+
+/// Readiness, maintenance and announcements, from
+/// [`crate::routing::Availability::status`].
+fn availability(a: &serde_json::Value) {
+    let flag = |k: &str| f64::from(u8::from(a[k] == serde_json::Value::Bool(true)));
+    gauge!("sluice_ready").set(flag("ready"));
+    gauge!("sluice_maintenance").set(flag("maintenance"));
+    let r = &a["routing"];
+    if !r.is_object() {
+        return;
+    }
+    for (result, key) in [("ok", "applied"), ("failed", "failed")] {
+        counter!("sluice_routing_configure_total", "result" => result)
+            .absolute(r[key].as_u64().unwrap_or(0));
+    }
+    for side in ["ext", "int"] {
+        let n = r["announced_count"][side].as_u64().unwrap_or(0);
+        gauge!("sluice_announced_routes", "side" => side).set(n as f64);
+    }
 }

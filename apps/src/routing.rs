@@ -369,6 +369,10 @@ impl Availability {
                 "daemon": "bird",
                 "socket": self.routing.as_ref().map(|r| r.socket.display().to_string()),
                 "announced": s.announced.as_ref().map(list),
+                "announced_count": {
+                    "ext": s.announced.as_ref().map_or(0, |r| r.ext.len()),
+                    "int": s.announced.as_ref().map_or(0, |r| r.int.len()),
+                },
                 "wanted": list(&s.wanted),
                 "applied": s.applied,
                 "failed": s.failed,
