@@ -5,6 +5,7 @@ forwarding lcore on CPU 1 too), both driven by sluice-gen, a paced generator
 and sink on CPU 0. Release binaries; root.
 
 Usage: bench/wire.py [REPS]          (default 3; WIRE_QUICK=1 for a smoke run)
+       bench/wire.py [REPS] --exception   (only the exception path's pair)
        bench/wire.py --render FILE.json  (the tables of a saved run)
 
 Three measurements, each trial repeated REPS times and reported as the
@@ -115,6 +116,20 @@ def clean_prefixes():
         shutil.rmtree(f"/var/run/dpdk/{d}", ignore_errors=True)
 
 
+# The exception path's run: sluiced with a kernel interface on its external
+# port, in a namespace of its own (the interface takes the port's address;
+# the kernel's answers to the punted segments then have nowhere to go but
+# back through sluiced), and the generator's PUNT_RATE BGP segments a
+# second to the port address mixed into the inbound UDP 1M-flow scenario.
+PUNT_NS = "sluice-wire-punt"
+PUNT_RATE = 1000
+# memif's abstract sockets are per network namespace: filesystem ones here.
+KERNEL_TOML = SLUICED_TOML.replace(
+    'gateway = "203.0.113.254"\n', 'gateway = "203.0.113.254"\nkernel = "wbk0"\n', 1).replace(
+    "rsize=12,", "rsize=12,socket-abstract=no,")
+assert 'kernel = "wbk0"' in KERNEL_TOML, "conf/memif-bench.toml changed shape"
+
+
 def start_forwarder(kind):
     if kind == "testpmd":
         # stdin stays open: testpmd exits when it closes.
@@ -128,9 +143,14 @@ def start_forwarder(kind):
         return p
     cfg = os.path.join(TMP, "sluiced.toml")
     with open(cfg, "w") as f:
-        f.write(SLUICED_TOML)
+        f.write(KERNEL_TOML if kind == "sluiced-kernel" else SLUICED_TOML)
     log = open(os.path.join(TMP, "sluiced.log"), "w")
-    p = subprocess.Popen([os.path.join(REL, "sluiced"), "--config", cfg],
+    prefix = []
+    if kind == "sluiced-kernel":
+        subprocess.run(["ip", "netns", "add", PUNT_NS], capture_output=True)
+        subprocess.run(["ip", "-n", PUNT_NS, "link", "set", "lo", "up"], capture_output=True)
+        prefix = ["ip", "netns", "exec", PUNT_NS]
+    p = subprocess.Popen(prefix + [os.path.join(REL, "sluiced"), "--config", cfg],
                          stdout=subprocess.PIPE, stderr=log, env=dict(os.environ, NO_COLOR="1"))
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -159,24 +179,26 @@ def stop_forwarder(p, kind):
     return report
 
 
-def gen_args(s, rate, seconds, warmup, warmup_rate):
+def gen_args(s, rate, seconds, warmup, warmup_rate, punt=0):
     rx = "int" if s["tx"] == "ext" else "ext"
     port = {"ext": "net_memif0", "int": "net_memif1"}
+    memif = MEMIF + (",socket-abstract=no" if "punt" in s else "")
     return [os.path.join(REL, "sluice-gen"),
             f"--eal=--lcores=0@0 --no-huge -m 256 --no-pci --file-prefix=wbgen "
-            f"--vdev=net_memif0,role=client,socket={EXT},{MEMIF} "
-            f"--vdev=net_memif1,role=client,socket={INT},{MEMIF}",
+            f"--vdev=net_memif0,role=client,socket={EXT},{memif} "
+            f"--vdev=net_memif1,role=client,socket={INT},{memif}",
             "--tx", port[s["tx"]], "--rx", port[rx], "--dst-mac", s["dst_mac"],
             "--src", s["src"], "--src-count", str(s.get("src_count", 64)),
             "--dst", s["dst"], "--dst-ports", str(s.get("dst_ports", 1)),
             "--answer-arp", s["arp"], "--proto", s["proto"], "--flows", str(s["flows"]),
             "--size", str(s.get("size", 60)), "--rate", str(int(rate)),
             "--seconds", str(seconds), "--warmup", str(warmup),
-            "--warmup-rate", str(int(warmup_rate))]
+            "--warmup-rate", str(int(warmup_rate)), "--punt", str(punt)]
 
 
 def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
-    """One run of scenario `s` at `rate` through a fresh forwarder."""
+    """One run of scenario `s` at `rate` through a fresh forwarder (with
+    `s["punt"]` frames a second for its kernel interface)."""
     if s["proto"] in ("syn", "conn"):
         # Resolve the member's (or the internet host's) address first; conn
         # mode also the clients' (64 of them): with 0.3 s a trial at 100k
@@ -191,7 +213,7 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
     p = start_forwarder(kind)
     res = None
     for _ in range(10):
-        g = subprocess.run(gen_args(s, rate, seconds, warmup, warmup_rate),
+        g = subprocess.run(gen_args(s, rate, seconds, warmup, warmup_rate, s.get("punt", 0)),
                            capture_output=True, env=dict(os.environ, RUST_BACKTRACE="0"))
         line = next((l for l in g.stdout.decode().splitlines() if l.startswith("{")), None)
         if line:
@@ -201,13 +223,15 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
     report = stop_forwarder(p, kind)
     if res is None:
         sys.exit(f"wire: sluice-gen never connected to {kind}")
-    if kind == "sluiced" and not report:
+    if kind.startswith("sluiced") and not report:
         log = open(os.path.join(TMP, "sluiced.log")).read()[-2000:]
         print(f"wire: sluiced printed no counters (exit {p.returncode}); log tail:\n{log}",
               file=sys.stderr)
         if retry:
             return trial(kind, name, s, rate, seconds, strict, retry=False)
         sys.exit("wire: invalid: sluiced printed no counters twice")
+    if s.get("punt"):
+        res["to_kernel"] = report.get("kernel.to_kernel", 0)
     res.update(kind=kind, scenario=name, rate=rate,
                cycles_per_packet=report.get("cycles_per_packet"),
                flows_created=report.get("flows_created"),
@@ -233,7 +257,7 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
     res["generator_limited"] = res["received"] >= 0.995 * res["offered"]
     if res["bad_sampled"]:
         sys.exit(f"wire: invalid: frames came back wrong ({name}, {kind})")
-    if res["received"] == 0 or (kind == "sluiced" and report.get("forwarded", 0) == 0):
+    if res["received"] == 0 or (kind.startswith("sluiced") and report.get("forwarded", 0) == 0):
         sys.exit(f"wire: invalid: nothing forwarded ({name}, {kind}): {res}")
     return res
 
@@ -304,6 +328,14 @@ def render(out):
         p = f"{r['pdr']['rate_mpps']:.2f}" if r["pdr"] else "below 0.2"
         lines.append(f"| {name} | {r['mrr']['received_mpps']:.2f} | {p} | "
                      f"{r['mrr']['cycles_per_packet']:.0f} |")
+    if out.get("exception"):
+        e = out["exception"]
+        lines += ["", f"| inbound UDP 1M flows, kernel interface on the port | Mpps | "
+                  f"punted to the kernel |", "|---|---:|---:|",
+                  f"| nothing punted | {e['none']['received_mpps']:.2f} | 0 |",
+                  f"| {PUNT_RATE} BGP segments/s punted | {e['punted']['received_mpps']:.2f} | "
+                  f"{e['punted_to_kernel']:,.0f} |",
+                  f"| punted / nothing | {e['ratio']:.3f} | |"]
     if out.get("connections"):
         lines += ["", "| whole TCP connections (SYN, SYN-ACK, request, response + FIN, FIN-ACK, "
                   "last ACK) | per second, zero failed | flows in the table after it |",
@@ -324,6 +356,26 @@ def save(out):
     """Writes what is measured so far (a late invalid trial keeps the rest)."""
     with open(os.path.join(ROOT, "target", "wire-results.json"), "w") as f:
         json.dump(out, f, indent=1)
+
+
+def exception_path():
+    """Inbound UDP 1M flows through sluiced with a kernel interface, with
+    PUNT_RATE BGP segments a second punted to it and with none, the trials
+    interleaved in one run."""
+    base = SCENARIOS.get("inbound-udp-1m", SCENARIOS["inbound-udp-1k"])
+    runs = {"none": [], "punted": []}
+    try:
+        for _ in range(REPS):
+            for key, punt in (("none", 0), ("punted", PUNT_RATE)):
+                runs[key].append(trial("sluiced-kernel", f"exception-{key}",
+                                       dict(base, punt=punt), MAX_RATE, strict=False))
+    finally:
+        subprocess.run(["ip", "netns", "del", PUNT_NS], capture_output=True)
+    res = {k: {"received_mpps": median(v, "received_pps") / 1e6, "runs": v}
+           for k, v in runs.items()}
+    res["punted_to_kernel"] = median(runs["punted"], "to_kernel")
+    res["ratio"] = res["punted"]["received_mpps"] / res["none"]["received_mpps"]
+    return res
 
 
 def main():
@@ -356,6 +408,8 @@ def main():
                           min(0.85 * MAX_RATE, top["received_mpps"] * 1.1e6), SYN_STEPS,
                           SECONDS)}
         save(out)
+    out["exception"] = exception_path()
+    save(out)
     out["connections"] = {}
     for name, s in CONN_SCENARIOS.items():
         best = search("sluiced", name, s, 0.0, 20_000, 1_000_000, SYN_STEPS, SECONDS)
@@ -376,6 +430,12 @@ if __name__ == "__main__":
         sys.exit(0)
     try:
         clean_prefixes()
-        main()
+        if "--exception" in sys.argv:
+            # Only the exception path's pair of runs (BENCHMARKS.md).
+            e = exception_path()
+            print(render({"exception": e, "elapsed_s": 0, "date": time.strftime("%Y-%m-%d"), "mrr": {}, "ceiling": {},
+                          "ndr_pdr": {}, "new_flows": {}}))
+        else:
+            main()
     finally:
         shutil.rmtree(TMP, ignore_errors=True)

@@ -406,3 +406,7 @@ impl Availability {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "routing_tests.rs"]
+mod tests;

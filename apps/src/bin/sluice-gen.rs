@@ -93,6 +93,14 @@ struct Args {
     /// load balancer).
     #[arg(long)]
     answer_arp: Option<IpAddr>,
+    /// Of the frames offered, this many a second are TCP ACKs from
+    /// 203.0.113.254 to `--punt-dst` (BGP to Sluice's own address: what
+    /// its exception path hands the kernel), in place of flow frames.
+    #[arg(long, default_value_t = 0)]
+    punt: u64,
+    /// Where the `--punt` frames go.
+    #[arg(long, default_value = "203.0.113.1:179")]
+    punt_dst: std::net::SocketAddrV4,
 }
 
 fn mac(s: &str) -> Result<MacAddr> {
@@ -423,6 +431,18 @@ fn main() -> Result<()> {
         _ => Vec::new(),
     };
     let conn = a.proto == "conn";
+    let punt_frame = craft::tcp_v4(
+        src_mac,
+        dst_mac,
+        (Ipv4Addr::new(203, 0, 113, 254), 40179),
+        (*a.punt_dst.ip(), a.punt_dst.port()),
+        tcp::Flags::ACK,
+        1,
+        1,
+    );
+    // Every this many frames, one is a punt frame (0: none).
+    let punt_every = a.rate.checked_div(a.punt).map_or(0, |n| n.max(1));
+    let mut frame_no = 0u64;
     // tcp: SYNs still to send before the ACKs. syn: the next new flow.
     let mut syns_left = if a.proto == "tcp" {
         a.flows.saturating_mul(a.syn_passes.max(1))
@@ -486,7 +506,11 @@ fn main() -> Result<()> {
                     break;
                 };
                 let (room, _) = m.room_and_len_mut();
-                let len = if a.proto == "syn" || conn {
+                frame_no += 1;
+                let len = if punt_every > 0 && !warming && frame_no.is_multiple_of(punt_every) {
+                    room[..punt_frame.len()].copy_from_slice(&punt_frame);
+                    punt_frame.len()
+                } else if a.proto == "syn" || conn {
                     new_syn(room, &syns[0], new_flow, src_count, dst_ports);
                     new_flow = new_flow.wrapping_add(1);
                     syns[0].len()
