@@ -173,6 +173,35 @@ fn a_cluster_behind_ecmp_keeps_every_connection() {
         assert_eq!(field(&t, "ok"), n, "{name}: {t}");
         assert_eq!(field(&t, "broken"), 0, "{name}: {t}");
     }
+    // SIGTERM drains: the routes go while the process still runs (and
+    // answers, in maintenance), then it stops within its drain time.
+    let held = e.run(
+        &e.client,
+        &["tcp-many", VIP, "7000", "20", "8", "0.2"],
+        "held",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let first = d[0].take().unwrap();
+    let stopping = std::thread::spawn(move || first.stop());
+    let t = e.wait_routes(&[1, 2], 5);
+    eprintln!(
+        "SIGTERM: instance 0 withdrawn at both routers in {} ms",
+        t.as_millis()
+    );
+    let s = e.json(0, &["status"]);
+    assert_eq!(s["availability"]["maintenance"], true, "{s}");
+    let r = stopping.join().unwrap();
+    assert!(
+        r.log.contains("draining: announcements withdrawn"),
+        "{}",
+        r.log
+    );
+    // Its traffic went to the others, which hold its flows: it stops
+    // without waiting out its drain time.
+    assert!(r.log.contains("the peers carry the flows"), "{}", r.log);
+    wait_all(&[&held], 30);
+    let t = read(&held);
+    assert_eq!(field(&t, "ok"), 20, "connections across the drain: {t}");
     for x in d.iter_mut() {
         if let Some(x) = x.take() {
             x.stop();

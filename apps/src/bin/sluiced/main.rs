@@ -361,8 +361,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
 
 /// At a stop with a routing daemon: maintenance on (every announcement
 /// withdrawn), then the control loop runs on while flows remain, for
-/// `[routing] drain_time` at most. A second SIGTERM does not cut it short:
-/// `kill -9` does.
+/// `[routing] drain_time` at most. In a cluster the peers hold every flow,
+/// so the drain also ends once nothing has been forwarded here for a
+/// second: the routers send the traffic elsewhere. A second SIGTERM does
+/// not cut it short: `kill -9` does.
 fn drain(d: &mut Daemon, server: &Server, watch: Option<&Watch>, hup: &AtomicBool) {
     let limit = d.avail.drain_time();
     if limit.is_zero() {
@@ -372,10 +374,29 @@ fn drain(d: &mut Daemon, server: &Server, watch: Option<&Watch>, hup: &AtomicBoo
     d.avail.maintenance = true;
     d.avail.changed();
     let start = Instant::now();
-    let mut said = Instant::now();
+    let (mut said, mut checked) = (Instant::now(), Instant::now());
+    let cluster = d.cfg.cluster.is_some();
+    let forwarded = |d: &Daemon| -> u64 {
+        d.shared
+            .counters
+            .iter()
+            .map(|c| c.read().stat(sluice_core::pipeline::Stat::Forwarded))
+            .sum()
+    };
+    let (mut last, mut moved) = (forwarded(d), Instant::now());
     info!(flows = d.flows(), limit = ?limit, "draining: announcements withdrawn");
     while d.flows() > 0 && start.elapsed() < limit {
         d.turn(server, watch, hup);
+        if checked.elapsed() >= Duration::from_millis(100) {
+            checked = Instant::now();
+            let f = forwarded(d);
+            if f != last {
+                (last, moved) = (f, Instant::now());
+            } else if cluster && moved.elapsed() >= Duration::from_secs(1) {
+                info!("nothing forwarded for 1 s: the peers carry the flows");
+                break;
+            }
+        }
         if said.elapsed() >= Duration::from_secs(1) {
             said = Instant::now();
             info!(flows = d.flows(), "draining");
