@@ -11,6 +11,7 @@
 
 pub mod daemon;
 pub mod gen;
+pub mod instances;
 pub mod kernel;
 pub mod lab;
 pub mod nginx;

@@ -3,7 +3,7 @@
 //! on the member a SYN would have got, unconfirmed until the member
 //! answers; without `pickup`, or for a RST, it is dropped as before.
 
-use super::test_net::{member_mac, neigh, Nop, EXT, EXT_MAC, GW_MAC, INT, INT_MAC};
+use super::test_net::{member_mac, EXT, EXT_MAC, GW_MAC, INT, INT_MAC};
 use super::*;
 use crate::craft::{self, Example};
 use crate::flow::tcp::{self as tcpstate, State};
@@ -37,12 +37,7 @@ fn ends(v6: bool) -> ((IpAddr, u16), (IpAddr, u16)) {
 }
 
 fn send(ex: &Example, port: PortIndex, frame: Vec<u8>) -> (Fate, Counters) {
-    let n = neigh();
-    let len = frame.len();
-    let mut room = frame;
-    room.resize(2048, 0);
-    let mut c = Counters::default();
-    let fate = process(ex.cx(&n, 7), port, &mut room, len, &mut Nop, &mut c);
+    let (fate, _, c) = super::test_net::send(ex, port, frame);
     (fate, c)
 }
 

@@ -3,9 +3,10 @@
 #![allow(dead_code)] // each test uses its own part
 
 use sluice_tests::daemon::Daemon;
+pub use sluice_tests::instances::{ctl_json, field, generator, read, sh, wait_all};
 use sluice_tests::lab::Lab;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const VIP: &str = "198.51.100.10";
 pub const CLIENT: &str = "192.0.2.100";
@@ -29,15 +30,6 @@ pub struct Pair {
 
 pub fn sluiced() -> PathBuf {
     sluice_tests::release_bin("sluiced")
-}
-
-pub fn sh(lab: &Lab, ns: &str, script: &str) {
-    let out = lab.sh(ns, script);
-    assert!(
-        out.status.success(),
-        "in {ns}: {script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Pair {
@@ -226,26 +218,13 @@ log = "info"
     }
 
     pub fn json(&self, i: usize, args: &[&str]) -> serde_json::Value {
-        let mut v = vec!["--json"];
-        v.extend_from_slice(args);
-        let out = sluice_tests::run(
-            std::process::Command::new(sluice_tests::release_bin("sluicectl"))
-                .arg("--socket")
-                .arg(self.socket(i))
-                .args(&v),
-        );
-        assert!(out.status.success(), "sluicectl {args:?} on {i}: {out:?}");
-        serde_json::from_slice(&out.stdout).unwrap()
+        ctl_json(&self.socket(i), args)
     }
 
     /// Echo servers on 7000 on b1, b2 and the internet host.
     pub fn servers(&self) {
-        for ns in [self.lab.backend(0), self.lab.backend(1), self.inet.clone()] {
-            let out = self.lab.dir.join(format!("echo-{ns}.out"));
-            self.lab
-                .server(&ns, &["echo", "7000", out.to_str().unwrap()]);
-            assert!(self.lab.wait_until(&ns, "ss -ltn | grep -q ':7000 '", 10));
-        }
+        let hosts = [self.lab.backend(0), self.lab.backend(1), self.inet.clone()];
+        sluice_tests::instances::echo_servers(&self.lab, &hosts, 7000);
     }
 
     /// Sends the clients' traffic for the frontend (and SNAT address) to
@@ -271,23 +250,8 @@ log = "info"
 
     /// A generator of `tests/data/lab_server.py` in `ns`, writing `name`.out.
     pub fn run(&self, ns: &str, args: &[&str], name: &str) -> PathBuf {
-        let out = self.lab.dir.join(format!("{name}.out"));
-        let mut v = args.to_vec();
-        v.push(out.to_str().unwrap());
-        self.lab.server(ns, &v);
-        out
+        generator(&self.lab, ns, args, name)
     }
-}
-
-pub fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
-pub fn field(text: &str, key: &str) -> u64 {
-    text.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {text:?}"))
 }
 
 /// The non-zero drop and sync counters of an exit report, for failures.
@@ -300,14 +264,6 @@ pub fn counts(r: &sluice_tests::daemon::Report) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-pub fn wait_all(outs: &[&Path], secs: u64) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while outs.iter().any(|p| read(p).is_empty()) {
-        assert!(Instant::now() < end, "the generators did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Instance `i`'s TCP flows: (direction, public address:port for

@@ -13,6 +13,7 @@
 #![allow(dead_code)] // each test uses its own part
 
 use sluice_tests::daemon::Daemon;
+pub use sluice_tests::instances::{ctl_json, field, generator, read, sh, wait_all};
 use sluice_tests::lab::Lab;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,15 +26,6 @@ pub const EDGE: &str = "203.0.113.254";
 pub const IR: &str = "10.0.0.254";
 pub const EXT: [&str; N] = ["203.0.113.1", "203.0.113.2", "203.0.113.3"];
 pub const INT: [&str; N] = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
-
-pub fn sh(lab: &Lab, ns: &str, script: &str) {
-    let out = lab.sh(ns, script);
-    assert!(
-        out.status.success(),
-        "in {ns}: {script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The lab; FRR's runtime directories go with it.
 pub struct Ecmp {
@@ -454,16 +446,7 @@ protocol bgp inside {{
     }
 
     pub fn json(&self, i: usize, args: &[&str]) -> serde_json::Value {
-        let mut v = vec!["--json"];
-        v.extend_from_slice(args);
-        let out = sluice_tests::run(
-            std::process::Command::new(sluice_tests::release_bin("sluicectl"))
-                .arg("--socket")
-                .arg(self.socket(i))
-                .args(&v),
-        );
-        assert!(out.status.success(), "sluicectl {args:?} on {i}: {out:?}");
-        serde_json::from_slice(&out.stdout).unwrap()
+        ctl_json(&self.socket(i), args)
     }
 
     /// A counter of instance `i` (`sluicectl counters`).
@@ -488,39 +471,11 @@ protocol bgp inside {{
             self.lab.backend(2),
             self.inet.clone(),
         ];
-        for ns in hosts {
-            let out = self.lab.dir.join(format!("echo-{ns}.out"));
-            self.lab
-                .server(&ns, &["echo", "7000", out.to_str().unwrap()]);
-            assert!(self.lab.wait_until(&ns, "ss -ltn | grep -q ':7000 '", 10));
-        }
+        sluice_tests::instances::echo_servers(&self.lab, &hosts, 7000);
     }
 
     /// A generator of `tests/data/lab_server.py` in `ns`, writing `name`.out.
     pub fn run(&self, ns: &str, args: &[&str], name: &str) -> PathBuf {
-        let out = self.lab.dir.join(format!("{name}.out"));
-        let mut v = args.to_vec();
-        v.push(out.to_str().unwrap());
-        self.lab.server(ns, &v);
-        out
-    }
-}
-
-pub fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
-}
-
-pub fn field(text: &str, key: &str) -> u64 {
-    text.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {text:?}"))
-}
-
-pub fn wait_all(outs: &[&Path], secs: u64) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while outs.iter().any(|p| read(p).is_empty()) {
-        assert!(Instant::now() < end, "the generators did not finish");
-        std::thread::sleep(Duration::from_millis(100));
+        generator(&self.lab, ns, args, name)
     }
 }
