@@ -146,6 +146,53 @@ fn connections_open_and_carry_data_over_asymmetric_paths() {
 }
 
 #[test]
+fn an_instance_without_the_records_picks_connections_up_mid_stream() {
+    let p = Pair::new();
+    p.servers();
+    p.route_inbound_to(0);
+    p.route_backends_to(0);
+    let a = p.start(0);
+    // B has another secret: it refuses every record of A's, so it knows
+    // none of A's flows (as after a lost record, or before a new instance
+    // caught up).
+    let other = p.lab.dir.join("other.key");
+    std::fs::write(&other, "another secret, not the cluster's\n").unwrap();
+    let (text, prefix) = p.config(1);
+    let text = text.replace(&p.key.display().to_string(), &other.display().to_string());
+    let b = p.start_with(1, (text, prefix), &[]);
+    let inbound = p.run(
+        &p.client,
+        &["tcp-many", VIP, "7000", "20", "8", "0.05"],
+        "pickup",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    p.route_inbound_to(1);
+    p.route_backends_to(1);
+    wait_all(&[&inbound], 40);
+    let sb = p.status(1);
+    let (ra, rb) = (a.stop(), b.stop());
+    let t = read(&inbound);
+    assert_eq!(
+        field(&t, "ok"),
+        20,
+        "{t}\nA: {}\nB: {}",
+        counts(&ra),
+        counts(&rb)
+    );
+    assert_eq!(field(&t, "broken"), 0, "{t}");
+    // B picked each connection up on the member A had given it.
+    assert!(rb.get("picked_up") >= 20, "B: {}", counts(&rb));
+    assert_eq!(
+        sb["cluster"]["counters"]["created"], 0,
+        "B took no record: {sb}"
+    );
+    assert!(
+        sb["cluster"]["counters"]["refused_mac"].as_u64().unwrap() > 0,
+        "{sb}"
+    );
+}
+
+#[test]
 fn untrusted_sync_datagrams_change_nothing_and_are_counted() {
     let mut p = Pair::new();
     p.servers();
