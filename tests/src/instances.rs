@@ -76,3 +76,24 @@ pub fn ctl_json(socket: &Path, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Makes `ns`'s kernel leave its data ports (`ext0`, `int0`: veth ends
+/// that net_af_packet drives) alone, as it would NICs bound to DPDK: it
+/// holds the port addresses on the kernel interfaces sluiced makes, and
+/// must not answer a second time what arrives on the veths (rp_filter
+/// drops it, arp_ignore keeps it quiet to ARP; no IPv6 on them). Kernel
+/// interfaces made later get IPv6 when `ipv6`.
+pub fn kernel_off_data_ports(lab: &Lab, ns: &str, ipv6: bool) {
+    sh(
+        lab,
+        ns,
+        &format!(
+            "sysctl -qw net.ipv4.conf.all.rp_filter=1 && \
+             for i in ext0 int0; do sysctl -qw net.ipv4.conf.$i.rp_filter=1 \
+             net.ipv4.conf.$i.arp_ignore=8 net.ipv6.conf.$i.disable_ipv6=1; \
+             ip link set $i up; done && ip link set lo up && \
+             sysctl -qw net.ipv6.conf.default.disable_ipv6={}",
+            u8::from(!ipv6)
+        ),
+    );
+}

@@ -96,17 +96,7 @@ impl Ecmp {
             ns.push(s);
         }
         for s in &ns {
-            // The data ports' veth ends stand for NICs bound to DPDK: the
-            // namespace's kernel (which holds the port addresses on the
-            // kernel interfaces) must not answer what arrives on them.
-            sh(
-                &lab,
-                s,
-                "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
-                 net.ipv4.conf.all.rp_filter=1 && \
-                 for i in ext0 int0; do sysctl -qw net.ipv4.conf.$i.rp_filter=1 \
-                 net.ipv4.conf.$i.arp_ignore=8; ip link set $i up; done && ip link set lo up",
-            );
+            sluice_tests::instances::kernel_off_data_ports(&lab, s, false);
         }
         let edge = lab.extra_ns("edge");
         lab.wire_external(&edge, "eth0");
