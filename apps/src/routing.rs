@@ -161,54 +161,60 @@ impl Announcer {
     }
 }
 
-/// The thread: applies the newest routes asked for, retrying until the
-/// daemon takes them; ends when the sender goes (after one last apply).
+/// The thread: applies the newest routes asked for, retrying each
+/// [`RETRY`] until the daemon takes them; when the sender goes (a stop),
+/// one last try of what is pending, then it ends.
 fn drive(r: &Routing, rx: &Receiver<Routes>, state: &Mutex<AnnounceState>) {
     let mut want: Option<Routes> = None;
-    let mut done = false;
+    let mut done = true;
     loop {
-        let pending = want.is_some() && !done;
-        match rx.recv_timeout(if pending {
-            RETRY
-        } else {
+        let wait = if done {
             Duration::from_secs(3600)
-        }) {
+        } else {
+            RETRY
+        };
+        let last = match rx.recv_timeout(wait) {
             Ok(routes) => {
                 want = Some(routes);
                 while let Ok(newer) = rx.try_recv() {
                     want = Some(newer);
                 }
                 done = false;
+                false
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                if !pending {
-                    return;
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if let (false, Some(routes)) = (done, &want) {
+            done = apply(r, routes, state);
         }
-        let Some(routes) = &want else { continue };
-        if done {
-            continue;
+        if last {
+            return;
         }
-        let result = write_bird(&r.routes_file, routes).and_then(|()| bird_configure(&r.socket));
-        let mut s = state.lock().expect("announce state");
-        match result {
-            Ok(()) => {
-                if s.last_error.take().is_some() {
-                    info!(socket = %r.socket.display(), "routing daemon took the announcements");
-                }
-                s.announced = Some(routes.clone());
-                s.applied += 1;
-                done = true;
+    }
+}
+
+/// Writes `routes` for the daemon and has it configure; records the
+/// outcome. True when the daemon took them.
+fn apply(r: &Routing, routes: &Routes, state: &Mutex<AnnounceState>) -> bool {
+    let result = write_bird(&r.routes_file, routes).and_then(|()| bird_configure(&r.socket));
+    let mut s = state.lock().expect("announce state");
+    match result {
+        Ok(()) => {
+            if s.last_error.take().is_some() {
+                info!(socket = %r.socket.display(), "routing daemon took the announcements");
             }
-            Err(e) => {
-                if s.last_error.as_deref() != Some(e.as_str()) {
-                    warn!(socket = %r.socket.display(), "routing daemon: {e}; retrying every second");
-                }
-                s.failed += 1;
-                s.last_error = Some(e);
+            s.announced = Some(routes.clone());
+            s.applied += 1;
+            true
+        }
+        Err(e) => {
+            if s.last_error.as_deref() != Some(e.as_str()) {
+                warn!(socket = %r.socket.display(), "routing daemon: {e}; retrying every second");
             }
+            s.failed += 1;
+            s.last_error = Some(e);
+            false
         }
     }
 }

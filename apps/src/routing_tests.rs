@@ -163,3 +163,32 @@ fn an_absent_daemon_is_an_error_naming_the_socket() {
     let e = bird_configure(Path::new("/nonexistent/bird.ctl")).unwrap_err();
     assert!(e.contains("/nonexistent/bird.ctl"), "{e}");
 }
+
+#[test]
+fn a_stop_does_not_wait_on_an_absent_daemon() {
+    let dir = std::env::temp_dir().join(format!("sluice-announce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = Routing {
+        socket: dir.join("no-bird.ctl"),
+        routes_file: dir.join("routes.conf"),
+        ..routing()
+    };
+    let mut a = Announcer::start(&r);
+    a.set(Routes {
+        ext: vec!["198.51.100.10/32".parse().unwrap()],
+        int: Vec::new(),
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let s = a.state();
+    assert!(s.failed >= 1 && s.announced.is_none(), "{s:?}");
+    assert!(s.last_error.unwrap().contains("no-bird.ctl"));
+    // The file was written all the same: BIRD reads it when it comes.
+    let text = std::fs::read_to_string(&r.routes_file).unwrap();
+    assert!(text.contains("route 198.51.100.10/32 blackhole;"), "{text}");
+    let t = std::time::Instant::now();
+    a.withdraw_all();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let text = std::fs::read_to_string(&r.routes_file).unwrap();
+    assert!(!text.contains("route "), "withdrawn in the file: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,14 +1,14 @@
 //! The exception path's control side: each data port's kernel interface
 //! (a DPDK `net_tap` port, [`crate::dpdk::create_tap`]). What workers punt
 //! ([`crate::pipeline::Fate::Punt`], and copies of ARP / ND) comes through
-//! the bounded [`Shared::to_kernel`] ring and goes to the tap; what the
+//! the bounded [`crate::runtime::Shared::to_kernel`] ring and goes to the tap; what the
 //! kernel sends on the tap leaves through the data port like any frame
 //! control sends. Nothing here is on the packet path: control polls it.
 
 use super::ControlPlane;
 use crate::dpdk::{Burst, Port, RxQueue, TxQueue};
 use crate::neigh::PortIndex;
-use crate::runtime::{ControlCounters, Shared};
+use crate::runtime::ControlCounters;
 
 /// Frames moved each way per poll, at most.
 const KERNEL_BURST: usize = 32;
@@ -43,10 +43,9 @@ impl ControlPlane {
         if self.kernel.is_empty() {
             return false;
         }
-        let shared: &Shared = &self.shared;
         let mut busy = false;
         for _ in 0..DRAIN {
-            let Some((port, m)) = shared.to_kernel.pop() else {
+            let Some((port, m)) = self.shared.to_kernel.pop() else {
                 break;
             };
             busy = true;
@@ -60,23 +59,21 @@ impl ControlPlane {
             }
         }
         let mut from = Burst::default();
-        let mut sent = Vec::new();
-        for k in &mut self.kernel {
+        for i in 0..self.kernel.len() {
+            let k = &mut self.kernel[i];
             flush(k, &mut self.counters);
+            let port = k.port;
             if k.rx.rx(&mut from, KERNEL_BURST) == 0 {
                 continue;
             }
             busy = true;
-            for i in 0..from.len() {
-                if let Some(m) = from.take(i) {
-                    sent.push((k.port, m));
+            for j in 0..from.len() {
+                if let Some(m) = from.take(j) {
+                    self.counters.from_kernel += 1;
+                    self.transmit(port, m);
                 }
             }
             from.clear();
-        }
-        for (port, m) in sent {
-            self.counters.from_kernel += 1;
-            self.transmit(port, m);
         }
         busy
     }
