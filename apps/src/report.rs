@@ -35,7 +35,7 @@ pub fn format(
         line(&format!("drop.{}", r.name()), total.dropped(*r));
     }
     // What workers dropped of what they received (rx = to_tx + held +
-    // consumed + deferred + to_prober + drop.worker), then everything lost
+    // consumed + deferred + to_prober + to_kernel + drop.worker), then everything lost
     // anywhere: control's drops of frames workers handed on too.
     line("drop.worker", total.total_drops());
     for (k, v) in control.drops() {

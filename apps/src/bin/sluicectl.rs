@@ -197,7 +197,6 @@ fn write_out(text: &str) -> ExitCode {
     }
 }
 
-/// A JSON value as a table cell.
 /// Readiness, maintenance and what the routing daemon announces.
 fn availability(a: &Value) -> String {
     let mut out = format!(
@@ -230,6 +229,7 @@ fn availability(a: &Value) -> String {
     out
 }
 
+/// A JSON value as a table cell.
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),

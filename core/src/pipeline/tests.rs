@@ -580,6 +580,7 @@ fn random_and_mangled_frames_are_all_accounted_for() {
             + c.stat(Stat::Consumed)
             + c.stat(Stat::Deferred)
             + c.stat(Stat::ToProber)
+            + c.stat(Stat::ToKernel)
             + c.total_drops(),
         done as u64,
         "every frame accounted for exactly once: {c:?}"
