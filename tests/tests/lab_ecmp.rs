@@ -29,6 +29,32 @@ fn a_cluster_behind_ecmp_keeps_every_connection() {
         let s = e.json(i, &["status"]);
         assert_eq!(s["availability"]["ready"], true, "{s}");
     }
+    // What the operator sees: the status table and the metrics.
+    let out = sluice_tests::sluicectl(&e.socket(0), &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ready: true  maintenance: off"), "{text}");
+    assert!(
+        text.contains(&format!("announced: {VIP}/32,0.0.0.0/0")),
+        "{text}"
+    );
+    let m = e.metrics(0);
+    let metric = |name: &str, labels: &[(&str, &str)]| sluice_tests::metric(&m, name, labels);
+    assert_eq!(metric("sluice_ready", &[]), Some(1.0), "{m}");
+    assert_eq!(metric("sluice_maintenance", &[]), Some(0.0), "{m}");
+    assert_eq!(
+        metric("sluice_announced_routes", &[("side", "ext")]),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric("sluice_announced_routes", &[("side", "int")]),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        metric("sluice_routing_configure_total", &[("result", "ok")]) >= Some(1.0),
+        "{m}"
+    );
 
     // 300 long-lived connections from the client and 90 outbound from the
     // backends, all held through what follows.

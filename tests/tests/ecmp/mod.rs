@@ -439,6 +439,18 @@ protocol bgp inside {{
         ctl_json(&self.socket(i), args)
     }
 
+    /// What instance `i` serves at /metrics (scraped inside its
+    /// namespace; the metrics copy counters once a second).
+    pub fn metrics(&self, i: usize) -> String {
+        std::thread::sleep(Duration::from_millis(1100));
+        let url = format!("http://127.0.0.1:{}/metrics", 9480 + i);
+        let out = self
+            .lab
+            .exec(&self.ns[i], &["curl", "-sS", "--max-time", "5", &url]);
+        assert!(out.status.success(), "scraping {url}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A counter of instance `i` (`sluicectl counters`).
     pub fn counter(&self, i: usize, name: &str) -> u64 {
         self.json(i, &["counters"])[name].as_u64().unwrap_or(0)
