@@ -97,3 +97,137 @@ pub fn kernel_off_data_ports(lab: &Lab, ns: &str, ipv6: bool) {
         ),
     );
 }
+
+/// What one instance of a multi-instance lab runs: its place, addresses,
+/// and the sections that differ between the labs.
+pub struct InstanceConfig<'a> {
+    /// Its index: even ones take lcore 0 for control and 1 for the worker,
+    /// odd ones the other way round, so each core has one busy worker.
+    pub index: usize,
+    /// `--file-prefix`.
+    pub prefix: &'a str,
+    /// External and internal port addresses (a /24 each).
+    pub ext: &'a str,
+    /// Internal address.
+    pub int: &'a str,
+    /// The external port's gateway.
+    pub gateway: &'a str,
+    /// Kernel interfaces on both ports (`kext`, `kint`).
+    pub kernel: bool,
+    /// The frontend every rule uses.
+    pub vip: &'a str,
+    /// The pool's members, as TOML inline tables.
+    pub members: &'a str,
+    /// Lines added to the TCP rule (a probe, for one).
+    pub tcp_rule: &'a str,
+    /// A UDP rule on 7000 too.
+    pub udp: bool,
+    /// SNAT ports per member of the outbound rule through the frontend.
+    pub snat_ports: u32,
+    /// Everything after the rules: `[flow_table]`, `[cluster]`,
+    /// `[routing]`, `[control]`, and any `[[probe]]`.
+    pub rest: &'a str,
+}
+
+impl InstanceConfig<'_> {
+    /// The config file: net_af_packet on `ext0` and `int0`, workers on
+    /// `idle_sleep_us = 50` (busy-polling workers of two or three
+    /// instances would hold both cores of this machine and starve the
+    /// kernel's veth and bridge work the labs run on), TCP (and UDP) port
+    /// 7000 to the pool, outbound SNAT through the frontend.
+    pub fn text(&self) -> String {
+        let (main, worker) = if self.index.is_multiple_of(2) {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        let kernel = |name: &str| {
+            if self.kernel {
+                format!("kernel = \"{name}\"\n")
+            } else {
+                String::new()
+            }
+        };
+        let udp = if self.udp {
+            "[[lb_rule]]\nname = \"udp-stream\"\nfrontend = \"vip\"\nprotocol = \"udp\"\n\
+                 frontend_port = 7000\nbackend_port = 7000\npool = \"stream-pool\"\n\
+                 disable_outbound_snat = true\n"
+                .to_string()
+        } else {
+            String::new()
+        };
+        format!(
+            r#"
+[dpdk]
+eal_args = ["-l", "0-1", "--main-lcore", "{main}", "--no-huge", "-m", "512", "--no-pci",
+            "--file-prefix={prefix}", "--vdev=net_af_packet0,iface=ext0", "--vdev=net_af_packet1,iface=int0,framecnt=8192"]
+workers = [{worker}]
+mbufs = 8191
+burst = 32
+idle_sleep_us = 50
+
+[[port]]
+name = "ext"
+device = "net_af_packet0"
+role = "external"
+addresses = ["{ext}/24"]
+gateway = ["{gateway}"]
+{kext}
+[[port]]
+name = "int"
+device = "net_af_packet1"
+role = "internal"
+addresses = ["{int}/24"]
+{kint}
+[[frontend]]
+name = "vip"
+address = "{vip}"
+kind = "public"
+
+[[pool]]
+name = "stream-pool"
+members = [{members}]
+
+[[lb_rule]]
+name = "tcp-stream"
+frontend = "vip"
+protocol = "tcp"
+frontend_port = 7000
+backend_port = 7000
+pool = "stream-pool"
+disable_outbound_snat = true
+{tcp_rule}
+{udp}
+[[outbound_rule]]
+name = "egress"
+frontends = ["vip"]
+pool = "stream-pool"
+protocol = "all"
+ports_per_member = {snat_ports}
+
+[[security_rule]]
+name = "allow-streams"
+priority = 100
+direction = "inbound"
+action = "allow"
+source = "*"
+destination = "{vip}/32"
+protocol = "any"
+destination_ports = "7000"
+
+{rest}
+"#,
+            prefix = self.prefix,
+            ext = self.ext,
+            int = self.int,
+            gateway = self.gateway,
+            kext = kernel("kext"),
+            kint = kernel("kint"),
+            vip = self.vip,
+            members = self.members,
+            tcp_rule = self.tcp_rule,
+            snat_ports = self.snat_ports,
+            rest = self.rest,
+        )
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test uses its own part
 
 use sluice_tests::daemon::Daemon;
+use sluice_tests::instances::InstanceConfig;
 pub use sluice_tests::instances::{ctl_json, field, generator, read, sh, wait_all};
 use sluice_tests::lab::Lab;
 use std::path::{Path, PathBuf};
@@ -101,77 +102,8 @@ impl Pair {
     /// [`Pair::config`] with `flow_table` as its `[flow_table]` section.
     pub fn config_with(&self, i: usize, flow_table: &str) -> (String, String) {
         let prefix = format!("{}-{i}", self.ns[0]);
-        let (main, worker) = if i == 0 { (0, 1) } else { (1, 0) };
-        let text = format!(
-            r#"
-[dpdk]
-eal_args = ["-l", "0-1", "--main-lcore", "{main}", "--no-huge", "-m", "512", "--no-pci",
-            "--file-prefix={prefix}", "--vdev=net_af_packet0,iface=ext0", "--vdev=net_af_packet1,iface=int0,framecnt=8192"]
-workers = [{worker}]
-mbufs = 8191
-burst = 32
-# Two busy-polling workers would hold both cores of this machine and starve
-# the kernel's veth and bridge work the lab runs on.
-idle_sleep_us = 50
-
-[[port]]
-name = "ext"
-device = "net_af_packet0"
-role = "external"
-addresses = ["{ext}/24"]
-gateway = ["{ROUTER}"]
-
-[[port]]
-name = "int"
-device = "net_af_packet1"
-role = "internal"
-addresses = ["{int}/24"]
-
-[[frontend]]
-name = "vip"
-address = "{VIP}"
-kind = "public"
-
-[[pool]]
-name = "stream-pool"
-members = [{{ address = "10.0.0.11", name = "s1" }}, {{ address = "10.0.0.12", name = "s2" }}]
-
-[[lb_rule]]
-name = "tcp-stream"
-frontend = "vip"
-protocol = "tcp"
-frontend_port = 7000
-backend_port = 7000
-pool = "stream-pool"
-disable_outbound_snat = true
-
-[[lb_rule]]
-name = "udp-stream"
-frontend = "vip"
-protocol = "udp"
-frontend_port = 7000
-backend_port = 7000
-pool = "stream-pool"
-disable_outbound_snat = true
-
-[[outbound_rule]]
-name = "egress"
-frontends = ["vip"]
-pool = "stream-pool"
-protocol = "all"
-ports_per_member = 1024
-
-[[security_rule]]
-name = "allow-streams"
-priority = 100
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "{VIP}/32"
-protocol = "any"
-destination_ports = "7000"
-
-[flow_table]
+        let rest = format!(
+            r#"[flow_table]
 {flow_table}
 
 [cluster]
@@ -186,13 +118,26 @@ socket = "{socket}"
 state_dir = "{state}"
 log = "info"
 "#,
-            ext = EXT[i],
-            int = INT[i],
             peer = INT[1 - i],
             key = self.key.display(),
             socket = self.socket(i).display(),
             state = self.dir(i).join("state").display(),
         );
+        let text = InstanceConfig {
+            index: i,
+            prefix: &prefix,
+            ext: EXT[i],
+            int: INT[i],
+            gateway: ROUTER,
+            kernel: false,
+            vip: VIP,
+            members: r#"{ address = "10.0.0.11", name = "s1" }, { address = "10.0.0.12", name = "s2" }"#,
+            tcp_rule: "",
+            udp: true,
+            snat_ports: 1024,
+            rest: &rest,
+        }
+        .text();
         (text, prefix)
     }
 

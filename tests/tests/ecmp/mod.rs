@@ -13,6 +13,7 @@
 #![allow(dead_code)] // each test uses its own part
 
 use sluice_tests::daemon::Daemon;
+use sluice_tests::instances::InstanceConfig;
 pub use sluice_tests::instances::{ctl_json, field, generator, read, sh, wait_all};
 use sluice_tests::lab::Lab;
 use std::path::{Path, PathBuf};
@@ -220,78 +221,17 @@ impl Ecmp {
             .collect();
         let members = members.join(", ");
         let prefix = format!("{}-{i}", self.ns[0]);
-        let (main, worker) = if i.is_multiple_of(2) { (0, 1) } else { (1, 0) };
         let peers: Vec<String> = (0..N)
             .filter(|&j| j != i)
             .map(|j| format!("\"{}\"", INT[j]))
             .collect();
-        let text = format!(
-            r#"
-[dpdk]
-eal_args = ["-l", "0-1", "--main-lcore", "{main}", "--no-huge", "-m", "512", "--no-pci",
-            "--file-prefix={prefix}", "--vdev=net_af_packet0,iface=ext0", "--vdev=net_af_packet1,iface=int0,framecnt=8192"]
-workers = [{worker}]
-mbufs = 8191
-burst = 32
-idle_sleep_us = 50
-
-[[port]]
-name = "ext"
-device = "net_af_packet0"
-role = "external"
-addresses = ["{ext}/24"]
-gateway = ["{EDGE}"]
-kernel = "kext"
-
-[[port]]
-name = "int"
-device = "net_af_packet1"
-role = "internal"
-addresses = ["{int}/24"]
-kernel = "kint"
-
-[[frontend]]
-name = "vip"
-address = "{VIP}"
-kind = "public"
-
-[[pool]]
-name = "stream-pool"
-members = [{members}]
-
-[[probe]]
+        let rest = format!(
+            r#"[[probe]]
 name = "echo"
 protocol = "tcp"
 port = 7000
 interval = "1s"
 threshold = 2
-
-[[lb_rule]]
-name = "tcp-stream"
-frontend = "vip"
-protocol = "tcp"
-frontend_port = 7000
-backend_port = 7000
-pool = "stream-pool"
-probe = "echo"
-disable_outbound_snat = true
-
-[[outbound_rule]]
-name = "egress"
-frontends = ["vip"]
-pool = "stream-pool"
-protocol = "all"
-ports_per_member = 1536
-
-[[security_rule]]
-name = "allow-streams"
-priority = 100
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "{VIP}/32"
-protocol = "any"
-destination_ports = "7000"
 
 [flow_table]
 capacity = 65536
@@ -315,8 +255,6 @@ metrics = "127.0.0.1:{metrics}"
 state_dir = "{state}"
 log = "info"
 "#,
-            ext = EXT[i],
-            int = INT[i],
             peers = peers.join(", "),
             key = self.key.display(),
             bird = self.bird_socket(i).display(),
@@ -325,6 +263,21 @@ log = "info"
             metrics = 9480 + i,
             state = self.dir(i).join("state").display(),
         );
+        let text = InstanceConfig {
+            index: i,
+            prefix: &prefix,
+            ext: EXT[i],
+            int: INT[i],
+            gateway: EDGE,
+            kernel: true,
+            vip: VIP,
+            members: &members,
+            tcp_rule: "probe = \"echo\"",
+            udp: false,
+            snat_ports: 1536,
+            rest: &rest,
+        }
+        .text();
         (text, prefix)
     }
 
