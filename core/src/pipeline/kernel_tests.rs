@@ -1,7 +1,8 @@
-//! The exception path in the pipeline: what is for a port's own interface
-//! addresses and not the data plane's goes to the port's kernel interface
-//! (`Fate::Punt`), ARP and ND it acts on are copied there, and everything
-//! the data plane answers itself (echo, probe replies, frontends) stays.
+//! Where frames for Sluice's own addresses go: what is for a port's own
+//! interface addresses and not the data plane's goes to the port's kernel
+//! interface (the exception path, `Fate::Punt`), ARP and ND it acts on are
+//! copied there, replies to health probes go to the prober, and everything
+//! the data plane answers itself (echo, frontends) stays.
 
 use super::test_net::{neigh, EXT, EXT_MAC, GW_MAC, INT, INT_MAC};
 use super::*;
@@ -157,4 +158,34 @@ fn neighbour_solicitations_for_a_port_address_are_copied() {
         send(&example(false), EXT, ns).0,
         Fate::Drop(DropReason::NdNotOurs)
     );
+}
+
+#[test]
+fn probe_replies_go_to_the_prober_and_nothing_else_does() {
+    let reply = |dst: &str, dport: u16, mac: MacAddr| {
+        craft::tcp_v4(
+            MacAddr([2, 0, 0, 0, 0, 0x11]),
+            mac,
+            (Ipv4Addr::new(10, 0, 0, 11), 80),
+            (dst.parse().unwrap(), dport),
+            tcp::Flags::SYN | tcp::Flags::ACK,
+            7,
+            1,
+        )
+    };
+    for port in [*PROBE_PORTS.start(), 61500, *PROBE_PORTS.end()] {
+        let fate = send(&example(false), INT, reply("10.0.0.1", port, INT_MAC)).0;
+        assert_eq!(fate, Fate::Probe, "port {port}");
+    }
+    // Outside the range, or to an address that is not an internal port's
+    // own: not a probe reply.
+    for (dst, port, rx, mac) in [
+        ("10.0.0.1", PROBE_PORTS.start() - 1, INT, INT_MAC),
+        ("10.0.0.1", PROBE_PORTS.end() + 1, INT, INT_MAC),
+        ("203.0.113.1", 61000, EXT, EXT_MAC),
+        ("203.0.113.10", 61000, EXT, EXT_MAC),
+    ] {
+        let fate = send(&example(true), rx, reply(dst, port, mac)).0;
+        assert_ne!(fate, Fate::Probe, "{dst}:{port}");
+    }
 }

@@ -594,33 +594,3 @@ fn random_and_mangled_frames_are_all_accounted_for() {
         assert!(c.dropped(r) > 0, "{} counted", r.name());
     }
 }
-
-#[test]
-fn probe_replies_go_to_the_prober_and_nothing_else_does() {
-    let reply = |dst: &str, dport: u16, mac: MacAddr| {
-        craft::tcp_v4(
-            MacAddr([2, 0, 0, 0, 0, 0x11]),
-            mac,
-            (v4("10.0.0.11"), 80),
-            (v4(dst), dport),
-            tcp::Flags::SYN | tcp::Flags::ACK,
-            7,
-            1,
-        )
-    };
-    for port in [*PROBE_PORTS.start(), 61500, *PROBE_PORTS.end()] {
-        let r = run(INT, reply("10.0.0.1", port, INT_MAC));
-        assert_eq!(r.fate, Fate::Probe, "port {port}");
-    }
-    // Outside the range, or to an address that is not an internal port's
-    // own: not a probe reply.
-    for (dst, port, rx, mac) in [
-        ("10.0.0.1", PROBE_PORTS.start() - 1, INT, INT_MAC),
-        ("10.0.0.1", PROBE_PORTS.end() + 1, INT, INT_MAC),
-        ("203.0.113.1", 61000, EXT, EXT_MAC),
-        ("203.0.113.10", 61000, EXT, EXT_MAC),
-    ] {
-        let r = run(rx, reply(dst, port, mac));
-        assert_ne!(r.fate, Fate::Probe, "{dst}:{port}");
-    }
-}
