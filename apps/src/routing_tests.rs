@@ -61,46 +61,30 @@ fn a_frontend_whose_only_rule_has_no_healthy_member_is_withdrawn() {
     );
 }
 
-/// The example's ports and public frontend with one probed LB rule.
-fn lb_only(extra: &str) -> String {
+/// The example's ports and public frontend, a pool "p" of one member,
+/// and `rules`.
+fn with_pool(rules: &str) -> String {
     format!(
-        "{}{}\n{extra}\n",
-        craft::EXAMPLE_CONFIG,
-        r#"
-[[pool]]
-name = "p"
-members = [{ address = "10.0.0.11", name = "m" }]
-[[probe]]
-name = "tcp"
-protocol = "tcp"
-port = 80
-[[lb_rule]]
-name = "http"
-frontend = "web"
-protocol = "tcp"
-frontend_port = 80
-backend_port = 80
-pool = "p"
-probe = "tcp""#
+        "{}\n[[pool]]\nname = \"p\"\nmembers = [{{ address = \"10.0.0.11\", name = \"m\" }}]\n{rules}\n",
+        craft::EXAMPLE_CONFIG
     )
+}
+
+/// [`with_pool`] with one probed LB rule on the frontend, plus `extra`
+/// lines in it.
+fn lb_only(extra: &str) -> String {
+    with_pool(&format!(
+        "[[probe]]\nname = \"tcp\"\nprotocol = \"tcp\"\nport = 80\n\
+         [[lb_rule]]\nname = \"http\"\nfrontend = \"web\"\nprotocol = \"tcp\"\n\
+         frontend_port = 80\nbackend_port = 80\npool = \"p\"\nprobe = \"tcp\"\n{extra}"
+    ))
 }
 
 #[test]
 fn snat_addresses_are_announced_whatever_the_rules() {
-    let cfg = sluice_core::config::Config::from_toml_str(&format!(
-        "{}{}",
-        craft::EXAMPLE_CONFIG,
-        r#"
-[[pool]]
-name = "p"
-members = [{ address = "10.0.0.11", name = "m" }]
-[[outbound_rule]]
-name = "egress"
-frontends = ["web"]
-pool = "p"
-protocol = "all"
-ports_per_member = 1024
-"#
+    let cfg = sluice_core::config::Config::from_toml_str(&with_pool(
+        "[[outbound_rule]]\nname = \"egress\"\nfrontends = [\"web\"]\npool = \"p\"\n\
+         protocol = \"all\"\nports_per_member = 1024",
     ))
     .unwrap();
     let s = Services::compile(&cfg, &|_, _| false, &Default::default()).unwrap();

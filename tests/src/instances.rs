@@ -231,3 +231,52 @@ destination_ports = "7000"
         )
     }
 }
+
+/// The external side both multi-instance labs share: a router namespace
+/// `role` on the external switch at `addr`/24, forwarding, with a client
+/// (192.0.2.100, behind 192.0.2.1) and an internet host (192.0.3.200,
+/// behind 192.0.3.1) each on a veth of its own; `extra` runs in the router
+/// after that (routes, sysctls). Returns (router, client, internet host).
+pub fn router_with_hosts(
+    lab: &mut Lab,
+    role: &str,
+    addr: &str,
+    extra: &str,
+) -> (String, String, String) {
+    let router = lab.extra_ns(role);
+    lab.wire_external(&router, "eth0");
+    let client = lab.extra_ns("cl");
+    let inet = lab.extra_ns("inet");
+    lab.veth(&router, "eth1", &client, "eth0");
+    lab.veth(&router, "eth2", &inet, "eth0");
+    sh(
+        lab,
+        &router,
+        &format!(
+            "ip addr add {addr}/24 dev eth0 && ip link set eth0 up && ip link set lo up && \
+             ip addr add 192.0.2.1/24 dev eth1 && ip addr add 192.0.3.1/24 dev eth2 && \
+             sysctl -qw net.ipv4.ip_forward=1 && {extra}"
+        ),
+    );
+    for (ns, host, gw) in [(&client, CLIENT, "192.0.2.1"), (&inet, INET, "192.0.3.1")] {
+        sh(
+            lab,
+            ns,
+            &format!("ip addr add {host}/24 dev eth0 && ip route add default via {gw}"),
+        );
+    }
+    (router, client, inet)
+}
+
+/// The client behind [`router_with_hosts`]'s router.
+pub const CLIENT: &str = "192.0.2.100";
+/// The internet host behind it.
+pub const INET: &str = "192.0.3.200";
+
+/// A cluster key file in the lab's directory (the same for every
+/// instance).
+pub fn cluster_key(lab: &Lab) -> PathBuf {
+    let key = lab.dir.join("cluster.key");
+    std::fs::write(&key, "lab cluster secret: not for production\n").unwrap();
+    key
+}

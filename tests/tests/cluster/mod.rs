@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const VIP: &str = "198.51.100.10";
-pub const CLIENT: &str = "192.0.2.100";
-pub const INET: &str = "192.0.3.200";
+pub use sluice_tests::instances::INET;
 pub const ROUTER: &str = "203.0.113.254";
 pub const EXT: [&str; 2] = ["203.0.113.1", "203.0.113.2"];
 pub const INT: [&str; 2] = ["10.0.0.1", "10.0.0.2"];
@@ -50,31 +49,13 @@ impl Pair {
         lab.wire_external(&b, "ext0");
         lab.wire_internal(&b, "int0");
         sh(&lab, &b, "ip link set ext0 up && ip link set int0 up");
-        let router = lab.extra_ns("r");
-        lab.wire_external(&router, "eth0");
-        let client = lab.extra_ns("cl");
-        let inet = lab.extra_ns("inet");
-        lab.veth(&router, "eth1", &client, "eth0");
-        lab.veth(&router, "eth2", &inet, "eth0");
-        sh(
-            &lab,
-            &router,
-            &format!(
-                "ip addr add {ROUTER}/24 dev eth0 && ip link set eth0 up && \
-                 ip addr add 192.0.2.1/24 dev eth1 && ip addr add 192.0.3.1/24 dev eth2 && \
-                 sysctl -qw net.ipv4.ip_forward=1 && ip route add {VIP}/32 via {}",
-                EXT[0]
-            ),
+        let (router, client, inet) = sluice_tests::instances::router_with_hosts(
+            &mut lab,
+            "r",
+            ROUTER,
+            &format!("ip route add {VIP}/32 via {}", EXT[0]),
         );
-        for (ns, addr, gw) in [(&client, CLIENT, "192.0.2.1"), (&inet, INET, "192.0.3.1")] {
-            sh(
-                &lab,
-                ns,
-                &format!("ip addr add {addr}/24 dev eth0 && ip route add default via {gw}"),
-            );
-        }
-        let key = lab.dir.join("cluster.key");
-        std::fs::write(&key, "lab cluster secret: not for production\n").unwrap();
+        let key = sluice_tests::instances::cluster_key(&lab);
         Pair {
             ns: [lab.lb(), b],
             router,

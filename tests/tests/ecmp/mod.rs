@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 pub const N: usize = 3;
 pub const VIP: &str = "198.51.100.10";
-pub const CLIENT: &str = "192.0.2.100";
-pub const INET: &str = "192.0.3.200";
+pub use sluice_tests::instances::{CLIENT, INET};
 pub const EDGE: &str = "203.0.113.254";
 pub const IR: &str = "10.0.0.254";
 pub const EXT: [&str; N] = ["203.0.113.1", "203.0.113.2", "203.0.113.3"];
@@ -99,28 +98,12 @@ impl Ecmp {
         for s in &ns {
             sluice_tests::instances::kernel_off_data_ports(&lab, s, false);
         }
-        let edge = lab.extra_ns("edge");
-        lab.wire_external(&edge, "eth0");
-        let client = lab.extra_ns("cl");
-        let inet = lab.extra_ns("inet");
-        lab.veth(&edge, "eth1", &client, "eth0");
-        lab.veth(&edge, "eth2", &inet, "eth0");
-        sh(
-            &lab,
-            &edge,
-            &format!(
-                "ip addr add {EDGE}/24 dev eth0 && ip link set eth0 up && ip link set lo up && \
-                 ip addr add 192.0.2.1/24 dev eth1 && ip addr add 192.0.3.1/24 dev eth2 && \
-                 sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1"
-            ),
+        let (edge, client, inet) = sluice_tests::instances::router_with_hosts(
+            &mut lab,
+            "edge",
+            EDGE,
+            "sysctl -qw net.ipv4.fib_multipath_hash_policy=1",
         );
-        for (n, addr, gw) in [(&client, CLIENT, "192.0.2.1"), (&inet, INET, "192.0.3.1")] {
-            sh(
-                &lab,
-                n,
-                &format!("ip addr add {addr}/24 dev eth0 && ip route add default via {gw}"),
-            );
-        }
         let ir = lab.extra_ns("ir");
         lab.wire_internal(&ir, "eth0");
         sh(
@@ -142,8 +125,7 @@ impl Ecmp {
                 ),
             );
         }
-        let key = lab.dir.join("cluster.key");
-        std::fs::write(&key, "lab cluster secret: not for production\n").unwrap();
+        let key = sluice_tests::instances::cluster_key(&lab);
         let e = Ecmp {
             ns: ns.try_into().unwrap(),
             edge,
