@@ -182,6 +182,7 @@ fn err(obj: &str, field: &str, reason: String) -> ConfigError {
         object: obj.to_string(),
         field: field.to_string(),
         reason,
+        at: None,
     }
 }
 

@@ -268,11 +268,13 @@ pub(super) fn check_frontends(
             } else {
                 "internal"
             };
-            ctx.err(
-                &obj,
-                "kind",
-                format!("no port has role {role} (or both) to carry this frontend"),
-            );
+            if !ctx.some_unreadable("port") {
+                ctx.err(
+                    &obj,
+                    "kind",
+                    format!("no port has role {role} (or both) to carry this frontend"),
+                );
+            }
             out.push(placeholder(f.name));
             continue;
         };

@@ -9,12 +9,12 @@ use super::objects::{
 use super::raw;
 use super::types::*;
 use super::{parse_duration, rules, ConfigError, ConfigErrors};
-use config::{Map, Value};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
+use toml::{Table as Map, Value};
 
 const SECTIONS: &[&str] = &[
     "dpdk",
@@ -35,33 +35,49 @@ const SECTIONS: &[&str] = &[
 
 pub(super) struct Ctx {
     pub(super) errors: Vec<ConfigError>,
+    /// Objects (`probe "pr"`) that could not be read: their error is
+    /// reported once, and references to them are not errors again.
+    unreadable: HashSet<String>,
 }
 
 impl Ctx {
+    /// True when some object of `section` could not be read: checks that
+    /// need all of them (which port carries a frontend) stay quiet.
+    pub(super) fn some_unreadable(&self, section: &str) -> bool {
+        self.unreadable
+            .iter()
+            .any(|o| o.starts_with(section) && o[section.len()..].starts_with([' ', '[']))
+    }
+
     pub(super) fn err(&mut self, object: &str, field: &str, reason: impl Into<String>) {
         self.errors.push(ConfigError::new(object, field, reason));
     }
 }
 
-/// Turns a serde error from `config` into object/field/reason.
-fn de_error(object: &str, e: config::ConfigError) -> ConfigError {
-    let msg = e.to_string();
-    let field = ["unknown field `", "missing field `", "for key `"]
-        .iter()
-        .find_map(|p| msg.find(p).map(|i| &msg[i + p.len()..]))
-        .and_then(|rest| rest.split('`').next())
-        .unwrap_or("-")
-        .to_string();
-    ConfigError::new(object, &field, msg)
+/// Deserializes `v` strictly (no coercion: `"yes"` is no bool, `2.7` no
+/// integer, `"80"` no port), naming the key that failed.
+pub(super) fn de<T: DeserializeOwned>(object: &str, v: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.message().trim().to_string();
+        let field = if path != "." && !path.is_empty() {
+            // `gateway[0]` → `gateway`; the field is the key of the object.
+            path.split(['.', '[']).next().unwrap_or("-").to_string()
+        } else {
+            ["unknown field `", "missing field `"]
+                .iter()
+                .find_map(|p| msg.find(p).map(|i| &msg[i + p.len()..]))
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("-")
+                .to_string()
+        };
+        ConfigError::new(object, &field, msg)
+    })
 }
 
 fn object_name(section: &str, i: usize, v: &Value) -> String {
-    let name = v
-        .clone()
-        .into_table()
-        .ok()
-        .and_then(|t| t.get("name").cloned())
-        .and_then(|n| n.into_string().ok());
+    let name = v.get("name").and_then(|n| n.as_str()).map(str::to_string);
     match name {
         Some(n) => format!("{section} \"{n}\""),
         None => format!("{section}[{i}]"),
@@ -71,19 +87,22 @@ fn object_name(section: &str, i: usize, v: &Value) -> String {
 /// Deserializes every element of an array section on its own.
 fn section_array<T: DeserializeOwned>(
     ctx: &mut Ctx,
-    top: &mut Map<String, Value>,
+    top: &mut Map,
     section: &str,
 ) -> Vec<(String, T)> {
     let Some(v) = top.remove(section) else {
         return Vec::new();
     };
-    let items = match v.into_array() {
-        Ok(a) => a,
-        Err(e) => {
+    let items = match v {
+        Value::Array(a) => a,
+        other => {
             ctx.err(
                 section,
                 "-",
-                format!("must be an array of tables ([[{section}]]): {e}"),
+                format!(
+                    "must be an array of tables ([[{section}]]), not a {}",
+                    other.type_str()
+                ),
             );
             return Vec::new();
         }
@@ -91,9 +110,12 @@ fn section_array<T: DeserializeOwned>(
     let mut out = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let obj = object_name(section, i, &item);
-        match item.try_deserialize::<T>() {
+        match de::<T>(&obj, item) {
             Ok(t) => out.push((obj, t)),
-            Err(e) => ctx.errors.push(de_error(&obj, e)),
+            Err(e) => {
+                ctx.unreadable.insert(obj);
+                ctx.errors.push(e);
+            }
         }
     }
     out
@@ -101,15 +123,15 @@ fn section_array<T: DeserializeOwned>(
 
 fn section_table<T: DeserializeOwned + Default>(
     ctx: &mut Ctx,
-    top: &mut Map<String, Value>,
+    top: &mut Map,
     section: &str,
 ) -> Option<T> {
     match top.remove(section) {
         None => Some(T::default()),
-        Some(v) => match v.try_deserialize::<T>() {
+        Some(v) => match de::<T>(&format!("[{section}]"), v) {
             Ok(t) => Some(t),
             Err(e) => {
-                ctx.errors.push(de_error(&format!("[{section}]"), e));
+                ctx.errors.push(e);
                 None
             }
         },
@@ -236,14 +258,17 @@ pub(super) fn lookup(
     want: &str,
 ) -> Option<usize> {
     let i = names.iter().position(|n| *n == want);
-    if i.is_none() {
+    if i.is_none() && !ctx.unreadable.contains(&format!("{kind} \"{want}\"")) {
         ctx.err(obj, field, format!("no {kind} named \"{want}\""));
     }
     i
 }
 
-pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErrors> {
-    let mut ctx = Ctx { errors: Vec::new() };
+pub(super) fn validate(mut top: Map) -> Result<Config, ConfigErrors> {
+    let mut ctx = Ctx {
+        errors: Vec::new(),
+        unreadable: HashSet::new(),
+    };
     let mut unknown: Vec<String> = top
         .keys()
         .filter(|k| !SECTIONS.contains(&k.as_str()))
@@ -263,10 +288,10 @@ pub(super) fn validate(mut top: Map<String, Value>) -> Result<Config, ConfigErro
             ctx.err("[dpdk]", "eal_args", "the [dpdk] section is required");
             None
         }
-        Some(v) => match v.try_deserialize::<raw::Dpdk>() {
+        Some(v) => match de::<raw::Dpdk>("[dpdk]", v) {
             Ok(d) => Some(d),
             Err(e) => {
-                ctx.errors.push(de_error("[dpdk]", e));
+                ctx.errors.push(e);
                 None
             }
         },

@@ -10,7 +10,8 @@ use sluice::server::Server;
 use sluice::traffic::TrafficBook;
 use sluice::watch::Watch;
 use sluice::{metrics, report};
-use sluice_core::config::Config;
+use sluice_core::config::eal::{check_eal, Hugepages};
+use sluice_core::config::{Config, ConfigErrors};
 use sluice_core::dpdk::{self, Eal, Mempool, Port};
 use sluice_core::lb::{Carry, Services};
 use sluice_core::neigh::{CacheConfig, PortIndex};
@@ -63,7 +64,7 @@ fn main() -> ExitCode {
         .config
         .clone()
         .expect("clap requires --config without --check-config");
-    let cfg = match Config::load(&path) {
+    let cfg = match Config::load(&path).and_then(|c| eal_checked(c, &path)) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
@@ -87,22 +88,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// The config, unless its EAL arguments disagree with it or the host
+/// lacks the hugepages EAL would need (errors with their lines).
+fn eal_checked(c: Config, path: &std::path::Path) -> Result<Config, ConfigErrors> {
+    let mut errors = check_eal(&c, Hugepages::of_host());
+    if errors.is_empty() {
+        return Ok(c);
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    sluice_core::config::place_errors(&text, &mut errors);
+    Err(ConfigErrors(errors))
+}
+
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let loaded = Config::load(path).and_then(|c| {
-        let (maps, _) = Services::load_nat_maps(&c, &c.control.state_dir);
-        let (snat, _) = sluice_nat::load_assignments(&c, &c.control.state_dir);
-        let mut errors = Services::compile(&c, &|_, _| true, &maps)
-            .err()
-            .unwrap_or_default();
-        if let Err(e) = sluice_nat::blocks::plan(&c, &snat) {
-            errors.extend(e);
-        }
-        if errors.is_empty() {
-            Ok(c)
-        } else {
-            Err(sluice_core::config::ConfigErrors(errors))
-        }
-    });
+    let loaded = Config::load(path)
+        .and_then(|c| eal_checked(c, path))
+        .and_then(|c| {
+            let (maps, _) = Services::load_nat_maps(&c, &c.control.state_dir);
+            let (snat, _) = sluice_nat::load_assignments(&c, &c.control.state_dir);
+            let mut errors = Services::compile(&c, &|_, _| true, &maps)
+                .err()
+                .unwrap_or_default();
+            if let Err(e) = sluice_nat::blocks::plan(&c, &snat) {
+                errors.extend(e);
+            }
+            if errors.is_empty() {
+                Ok(c)
+            } else {
+                Err(ConfigErrors(errors))
+            }
+        });
     match loaded {
         Ok(c) => {
             println!(
@@ -116,7 +131,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(errs) => {
+        Err(mut errs) => {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            sluice_core::config::place_errors(&text, &mut errs.0);
             for e in &errs.0 {
                 eprintln!("error: {e}");
             }
