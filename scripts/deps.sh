@@ -6,13 +6,15 @@
 #          (test servers), curl, socat, iperf3 (bulk TCP), nmap (port scans),
 #          tracepath (Sluice's hop), frr and bird2 (the routing lab: FRR
 #          routers, BIRD on the instances)
+#   ops:   prometheus (promtool: the alert rules and a live scrape are
+#          checked), systemd (systemd-analyze verify of the unit), man-db
 # Needs root for apt-get; prints what it installs.
 set -euo pipefail
 
 PACKAGES=(
   dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev libsystemd-dev
   iproute2 ethtool iputils-ping arping tcpdump procps python3 curl socat nginx-light openssl
-  iperf3 nmap iputils-tracepath frr bird2
+  iperf3 nmap iputils-tracepath frr bird2 prometheus systemd man-db
 )
 
 missing=()

@@ -34,9 +34,15 @@ pub struct Request {
     /// flows: at most this many.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
-    /// pick: the first client ADDRESS:PORT.
+    /// pick: the first client ADDRESS:PORT; flows: the client filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// flows: the remote host (outbound) filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// flows: end the selected flows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete: bool,
     /// pick: the frontend port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,

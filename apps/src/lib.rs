@@ -5,8 +5,10 @@
 pub mod adopt;
 pub mod cluster;
 pub mod ctl;
+pub mod flows;
 pub mod kernel;
 pub mod links;
+pub mod members;
 pub mod metrics;
 pub mod pick;
 pub mod report;

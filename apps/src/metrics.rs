@@ -45,6 +45,23 @@ fn describe() {
         "TCP SYN and SYN-ACK segments forwarded per rule, frontend, port and direction."
     );
     describe_gauge!(
+        "sluice_member_flows",
+        "Live flows per rule and member (what it holds now)."
+    );
+    describe_counter!(
+        "sluice_member_connections_total",
+        "Flows started per rule and member (TCP connections, UDP 5-tuples)."
+    );
+    describe_counter!(
+        "sluice_member_packets_total",
+        "Packets forwarded per rule, member and direction (in: towards the member or, outbound, the internet)."
+    );
+    describe_counter!(
+        "sluice_member_bytes_total",
+        Unit::Bytes,
+        "IP bytes forwarded per rule, member and direction."
+    );
+    describe_gauge!(
         "sluice_frontend_available",
         "1 when the rule has a member that may take new flows (data-path availability)."
     );
@@ -144,7 +161,7 @@ fn describe() {
 /// Copies every value into the exporter.
 pub fn update(v: &View<'_>) {
     availability(&v.availability);
-    for (k, c) in v.traffic.totals() {
+    for (k, c) in v.traffic.rule_totals() {
         for (d, dir) in ["in", "out"].iter().enumerate() {
             let labels = [
                 ("rule", k.rule.clone()),
@@ -153,7 +170,6 @@ pub fn update(v: &View<'_>) {
                 ("address", k.address.clone()),
                 ("protocol", k.protocol.to_string()),
                 ("port", k.port.to_string()),
-                ("member", k.member.clone()),
                 ("direction", dir.to_string()),
             ];
             counter!("sluice_frontend_packets_total", &labels).absolute(c.packets[d]);
@@ -161,6 +177,7 @@ pub fn update(v: &View<'_>) {
             counter!("sluice_frontend_syns_total", &labels).absolute(c.syns[d]);
         }
     }
+    members(v);
     let services = v.shared.services.load();
     for s in &services.services {
         if let Kind::Lb(_) = s.kind {
@@ -265,6 +282,39 @@ pub fn update(v: &View<'_>) {
         v.shared,
         v.shared.now_ms.load(std::sync::atomic::Ordering::Relaxed),
     );
+}
+
+/// Per member of every rule: flows held, flows started, packets and bytes
+/// by direction. Labels join the per-rule series (rule, kind, frontend,
+/// address, protocol, port) and the probe series (member, member_name).
+fn members(v: &View<'_>) {
+    let active = crate::traffic::active_flows(v.shared);
+    for (k, c) in v.traffic.totals() {
+        let base = [
+            ("rule", k.rule.clone()),
+            ("kind", k.kind.to_string()),
+            ("frontend", k.frontend.clone()),
+            ("address", k.address.clone()),
+            ("protocol", k.protocol.to_string()),
+            ("port", k.port.to_string()),
+            ("member", k.member.clone()),
+            ("member_name", k.member_name.clone()),
+        ];
+        let held = v
+            .traffic
+            .slot_of(&k)
+            .and_then(|s| active.get(&s))
+            .copied()
+            .unwrap_or(0);
+        gauge!("sluice_member_flows", &base).set(held as f64);
+        counter!("sluice_member_connections_total", &base).absolute(c.flows);
+        for (d, dir) in ["in", "out"].iter().enumerate() {
+            let mut l = base.to_vec();
+            l.push(("direction", dir.to_string()));
+            counter!("sluice_member_packets_total", &l).absolute(c.packets[d]);
+            counter!("sluice_member_bytes_total", &l).absolute(c.bytes[d]);
+        }
+    }
 }
 
 /// Readiness, maintenance and announcements, from

@@ -1,40 +1,51 @@
-//! Per-rule traffic totals for metrics and `sluicectl counters`.
+//! Traffic totals per rule and per member, their rates over the last 10 s,
+//! and the flows each member holds, for `sluicectl status`, metrics and
+//! `sluicectl counters`.
 //!
-//! Workers count packets, bytes and SYNs by rule id (see
-//! `sluice_core::pipeline::Traffic`). Ids belong to a rules snapshot: a
-//! reload may give an id to another rule. The book, on the control thread,
-//! turns the id counters into totals by rule identity: each update adds
-//! what each id counted since the last one to the rule that owns the id;
-//! a reload flushes with the old owners first, then takes the new ones.
-//! Packets of old-snapshot flows in the reload's carry window (one worker
-//! loop) may be counted under the new owner of their old id.
+//! Workers count packets, bytes, SYNs and new flows by traffic slot (see
+//! `sluice_core::pipeline::Traffic`): one slot per member of a
+//! load-balancing rule, one per NAT rule and one per SNAT member
+//! (`Services::traffic_slot`). Slots belong to a rules snapshot: a reload
+//! may give a slot to another member. The book, on the control thread,
+//! turns the slot counters into totals by identity (rule and member): each
+//! update adds what each slot counted since the last one to the key that
+//! owns it; a reload flushes with the old owners first, then takes the new
+//! ones. Packets of old-snapshot flows in the reload's carry window (one
+//! worker loop) may be counted under the new owner of their old slot.
 
 use sluice_core::config::Config;
+use sluice_core::family::Family;
+use sluice_core::flow::FlowTable;
 use sluice_core::lb::snat::RuleRef;
-use sluice_core::lb::Services;
+use sluice_core::lb::{Kind, Services};
 use sluice_core::pipeline::TrafficCount;
 use sluice_core::runtime::Shared;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
-/// What a total is for: one inbound service (rule, frontend address,
-/// protocol, port) or one member of an outbound rule.
+/// What a total is for: one member of one inbound service (rule, frontend
+/// address, protocol, port), or one member of an outbound rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TrafficKey {
     /// Rule name.
     pub rule: String,
     /// lb_rule | nat_rule | nat_pool_rule | outbound_rule.
     pub kind: &'static str,
-    /// Frontend name ("" for outbound rules).
+    /// Frontend name (outbound rules: their frontends' names, joined by
+    /// commas).
     pub frontend: String,
-    /// Frontend address ("" for outbound rules).
+    /// Frontend address (outbound rules: their addresses, joined).
     pub address: String,
     /// tcp | udp | all.
     pub protocol: &'static str,
-    /// Frontend port (0: HA ports, and outbound rules).
+    /// Frontend port (0: HA ports, and outbound rules: every port).
     pub port: u16,
-    /// The member (outbound rules, and the one member of NAT rules; ""
-    /// for load-balancing rules).
+    /// The member's address ("*" for a load-balancing rule whose members
+    /// are counted together, when there are too many to count apart).
     pub member: String,
+    /// The member's name, or its address when it has none.
+    pub member_name: String,
 }
 
 impl TrafficKey {
@@ -46,20 +57,44 @@ impl TrafficKey {
             format!("{}:{}", self.address, self.port)
         }
     }
+
+    /// The key of the whole rule (per frontend port): its members
+    /// together.
+    pub fn rule_key(&self) -> TrafficKey {
+        let mut k = self.clone();
+        k.member = "*".into();
+        k.member_name = "*".into();
+        k
+    }
 }
 
-/// Totals by rule identity.
+/// Per second, over the last [`RATE_WINDOW`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// Flows (connections) started per second.
+    pub flows: f64,
+    /// Packets per second, both directions.
+    pub packets: f64,
+    /// Bits per second (IP bytes x 8), both directions.
+    pub bits: f64,
+}
+
+/// The span rates are measured over.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// Totals by identity, and a second-by-second history for rates.
 #[derive(Debug, Default)]
 pub struct TrafficBook {
     owners: HashMap<u16, TrafficKey>,
     last: HashMap<u16, TrafficCount>,
     totals: BTreeMap<TrafficKey, TrafficCount>,
+    history: VecDeque<(Instant, BTreeMap<TrafficKey, TrafficCount>)>,
 }
 
-fn current(shared: &Shared, id: u16) -> TrafficCount {
+fn current(shared: &Shared, slot: u16) -> TrafficCount {
     let mut c = TrafficCount::default();
     for t in &shared.traffic {
-        c.merge(&t.read(id));
+        c.merge(&t.read(slot));
     }
     c
 }
@@ -71,26 +106,49 @@ fn sub(a: &TrafficCount, b: &TrafficCount) -> TrafficCount {
         d.bytes[i] = a.bytes[i].saturating_sub(b.bytes[i]);
         d.syns[i] = a.syns[i].saturating_sub(b.syns[i]);
     }
+    d.flows = a.flows.saturating_sub(b.flows);
     d
 }
 
+fn name_of(cfg: &Config, a: IpAddr) -> String {
+    let n = crate::views::member_name(cfg, a);
+    if n.is_empty() {
+        a.to_string()
+    } else {
+        n
+    }
+}
+
 impl TrafficBook {
-    /// Adds what every owned id counted since the last update.
+    /// Adds what every owned slot counted since the last update, and keeps
+    /// a snapshot a second for the rates.
     pub fn update(&mut self, shared: &Shared) {
-        for (&id, key) in &self.owners {
-            let now = current(shared, id);
-            let last = self.last.entry(id).or_default();
+        for (&slot, key) in &self.owners {
+            let now = current(shared, slot);
+            let last = self.last.entry(slot).or_default();
             let d = sub(&now, last);
             *last = now;
             self.totals.entry(key.clone()).or_default().merge(&d);
         }
+        let now = Instant::now();
+        if self
+            .history
+            .back()
+            .is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_millis(900))
+        {
+            self.history.push_back((now, self.totals.clone()));
+            while self.history.len() > 2 && now.duration_since(self.history[1].0) >= RATE_WINDOW {
+                self.history.pop_front();
+            }
+        }
     }
 
-    /// Takes the owners of `services` (after [`TrafficBook::update`] with
-    /// the previous ones). Every rule of the snapshot gets a total, zero
-    /// until it carries traffic.
+    /// Takes the owners of `services`' slots (after [`TrafficBook::update`]
+    /// with the previous ones). Every member of every rule of the snapshot
+    /// gets a total, zero until it carries traffic.
     pub fn remap(&mut self, shared: &Shared, services: &Services, cfg: &Config) {
         let mut owners = HashMap::new();
+        let per_member = services.per_member_traffic();
         for (id, s) in services.services.iter().enumerate() {
             let frontend = cfg
                 .frontends
@@ -98,22 +156,38 @@ impl TrafficBook {
                 .find(|f| f.address == s.frontend)
                 .map(|f| f.name.clone())
                 .unwrap_or_default();
-            owners.insert(
-                id as u16,
-                TrafficKey {
-                    rule: crate::views::rule_name(s).to_string(),
-                    kind: crate::views::kind_name(s.kind),
-                    frontend,
-                    address: s.frontend.to_string(),
-                    protocol: crate::views::proto_name(s.protocol),
-                    port: s.frontend_port,
-                    // NAT rules forward to one member: say which.
-                    member: match s.kind {
-                        sluice_core::lb::Kind::Lb(_) => String::new(),
-                        _ => s.members.first().map(|m| m.to_string()).unwrap_or_default(),
-                    },
-                },
-            );
+            let key = |member: String, member_name: String| TrafficKey {
+                rule: crate::views::rule_name(s).to_string(),
+                kind: crate::views::kind_name(s.kind),
+                frontend: frontend.clone(),
+                address: s.frontend.to_string(),
+                protocol: crate::views::proto_name(s.protocol),
+                port: s.frontend_port,
+                member,
+                member_name,
+            };
+            let id = id as u16;
+            match s.kind {
+                Kind::Lb(_) if per_member => {
+                    for (i, a) in s.members.iter().enumerate() {
+                        if a.is_unspecified() {
+                            continue; // no address of this family: never picked
+                        }
+                        let slot = services.traffic_slot(id, i as u16);
+                        owners.insert(slot, key(a.to_string(), name_of(cfg, *a)));
+                    }
+                }
+                Kind::Lb(_) => {
+                    owners.insert(services.traffic_slot(id, 0), key("*".into(), "*".into()));
+                }
+                _ => {
+                    let a = s.members.first().copied();
+                    let (m, n) = a.map_or((String::new(), String::new()), |a| {
+                        (a.to_string(), name_of(cfg, a))
+                    });
+                    owners.insert(services.traffic_slot(id, 0), key(m, n));
+                }
+            }
         }
         for (i, m) in services.snat.members.iter().enumerate() {
             let rule = &services.snat.rules[usize::from(m.rule)];
@@ -122,32 +196,42 @@ impl TrafficBook {
                 (false, true) => "udp",
                 _ => "all",
             };
+            let fronts: Vec<_> = cfg
+                .outbound_rules
+                .iter()
+                .find(|r| r.name == rule.name)
+                .map(|r| r.frontends.iter().map(|&f| &cfg.frontends[f]).collect())
+                .unwrap_or_default();
+            let join = |f: &dyn Fn(&sluice_core::config::Frontend) -> String| {
+                fronts.iter().map(|x| f(x)).collect::<Vec<_>>().join(",")
+            };
             owners.insert(
                 RuleRef::Snat(i as u16).id(),
                 TrafficKey {
                     rule: rule.name.clone(),
                     kind: "outbound_rule",
-                    frontend: String::new(),
-                    address: String::new(),
+                    frontend: join(&|f| f.name.clone()),
+                    address: join(&|f| f.address.to_string()),
                     protocol,
                     port: 0,
                     member: m.address.to_string(),
+                    member_name: name_of(cfg, m.address),
                 },
             );
         }
-        for (id, key) in &owners {
-            if !self.owners.contains_key(id) {
-                // Counted while no rule owned it: not attributed.
-                self.last.insert(*id, current(shared, *id));
+        for (slot, key) in &owners {
+            if !self.owners.contains_key(slot) {
+                // Counted while no key owned it: not attributed.
+                self.last.insert(*slot, current(shared, *slot));
             }
             self.totals.entry(key.clone()).or_default();
         }
-        // Totals of rules that went stay (Prometheus counters do not go
-        // backwards); only the current rules are listed.
+        // Totals of rules and members that went stay (Prometheus counters
+        // do not go backwards); only the current ones are listed.
         self.owners = owners;
     }
 
-    /// The totals of the current rules.
+    /// The totals of the current rules' members.
     pub fn totals(&self) -> Vec<(TrafficKey, TrafficCount)> {
         let mut keys: Vec<&TrafficKey> = self.owners.values().collect();
         keys.sort();
@@ -155,5 +239,64 @@ impl TrafficBook {
         keys.into_iter()
             .map(|k| (k.clone(), self.totals.get(k).copied().unwrap_or_default()))
             .collect()
+    }
+
+    /// The totals of the current rules, their members summed.
+    pub fn rule_totals(&self) -> Vec<(TrafficKey, TrafficCount)> {
+        let mut out: BTreeMap<TrafficKey, TrafficCount> = BTreeMap::new();
+        for (k, c) in self.totals() {
+            out.entry(k.rule_key()).or_default().merge(&c);
+        }
+        out.into_iter().collect()
+    }
+
+    /// `key`'s rates over the last [`RATE_WINDOW`] (less while the daemon
+    /// has run for less).
+    pub fn rates(&self, key: &TrafficKey) -> Rates {
+        let (Some((t0, old)), Some((t1, new))) = (self.history.front(), self.history.back()) else {
+            return Rates::default();
+        };
+        let dt = t1.duration_since(*t0).as_secs_f64();
+        if dt <= 0.0 {
+            return Rates::default();
+        }
+        let zero = TrafficCount::default();
+        let d = sub(new.get(key).unwrap_or(&zero), old.get(key).unwrap_or(&zero));
+        Rates {
+            flows: d.flows as f64 / dt,
+            packets: (d.packets[0] + d.packets[1]) as f64 / dt,
+            bits: (d.bytes[0] + d.bytes[1]) as f64 * 8.0 / dt,
+        }
+    }
+}
+
+/// Live flows of the current rules snapshot by traffic slot (both tables):
+/// what each member holds now.
+pub fn active_flows(shared: &Shared) -> HashMap<u16, u64> {
+    let services = shared.services.load();
+    let mut out = HashMap::new();
+    count_flows(&shared.flows, &services, &mut out);
+    count_flows(&shared.flows6, &services, &mut out);
+    out
+}
+
+fn count_flows<A: Family>(flows: &FlowTable<A>, services: &Services, out: &mut HashMap<u16, u64>) {
+    for idx in 0..flows.high_water() {
+        let Some(f) = flows.info(idx) else { continue };
+        let slot = match f.rule {
+            RuleRef::Service(sid) if f.generation == services.generation => {
+                services.traffic_slot(sid, f.member)
+            }
+            RuleRef::Snat(_) if f.kind() != sluice_core::flow::FlowKind::Cone => f.rule.id(),
+            _ => continue,
+        };
+        *out.entry(slot).or_default() += 1;
+    }
+}
+
+impl TrafficBook {
+    /// The slot `key` is counted in now.
+    pub fn slot_of(&self, key: &TrafficKey) -> Option<u16> {
+        self.owners.iter().find(|(_, k)| *k == key).map(|(s, _)| *s)
     }
 }

@@ -7,10 +7,6 @@ use crate::traffic::TrafficBook;
 use serde_json::{json, Map, Value};
 use sluice_core::config::{AdminState, Config};
 use sluice_core::dpdk::Port;
-use sluice_core::family::Family;
-use sluice_core::flow::FlowKind;
-use sluice_core::flow::FlowTable;
-use sluice_core::lb::snat::RuleRef;
 use sluice_core::lb::Kind;
 use sluice_core::runtime::{ControlCounters, Shared};
 use sluice_probe::state::Outcome;
@@ -47,19 +43,6 @@ pub struct View<'a> {
     /// Readiness, maintenance, announcements
     /// ([`crate::routing::Availability::status`]).
     pub availability: Value,
-}
-
-/// Filters of `sluicectl flows`.
-#[derive(Debug, Default, Clone)]
-pub struct FlowFilter {
-    /// Frontend name or address.
-    pub frontend: Option<String>,
-    /// Member name or address.
-    pub member: Option<String>,
-    /// tcp | udp.
-    pub protocol: Option<String>,
-    /// At most this many flows (the total is still counted).
-    pub limit: usize,
 }
 
 /// Outcome as a short word (the same in every view and metric).
@@ -122,23 +105,7 @@ impl View<'_> {
                 })
             })
             .collect();
-        let services = self.shared.services.load();
-        let rules: Vec<Value> = services
-            .services
-            .iter()
-            .map(|s| {
-                json!({
-                    "rule": s.label(),
-                    "kind": kind_name(s.kind),
-                    "frontend": s.frontend.to_string(),
-                    "protocol": proto_name(s.protocol),
-                    "port": s.frontend_port,
-                    "members": s.members.len(),
-                    "eligible": s.eligible.iter().filter(|e| **e).count(),
-                    "available": s.maglev.is_some(),
-                })
-            })
-            .collect();
+        let rules = crate::members::rule_rows(self);
         let pools: Vec<Value> = self
             .prober
             .pool_health(self.cfg)
@@ -175,51 +142,6 @@ impl View<'_> {
                 self.shared.now_ms.load(std::sync::atomic::Ordering::Relaxed),
             ),
         })
-    }
-
-    /// `sluicectl flows`.
-    pub fn flows(&self, f: &FlowFilter) -> Result<Value, String> {
-        let cfg = self.cfg;
-        let frontend = match &f.frontend {
-            None => None,
-            Some(s) => Some(
-                cfg.frontends
-                    .iter()
-                    .find(|fe| fe.name == *s || fe.address.to_string() == *s)
-                    .map(|fe| fe.address)
-                    .ok_or_else(|| format!("no frontend named or addressed \"{s}\""))?,
-            ),
-        };
-        let member = match &f.member {
-            None => None,
-            Some(s) => Some(
-                find_member(cfg, s)
-                    .ok_or_else(|| format!("no pool member named or addressed \"{s}\""))?,
-            ),
-        };
-        let proto = match f.protocol.as_deref() {
-            None => None,
-            Some("tcp") => Some(6),
-            Some("udp") => Some(17),
-            Some(p) => return Err(format!("protocol \"{p}\": tcp or udp")),
-        };
-        let services = self.shared.services.load();
-        let now = self
-            .shared
-            .now_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = Vec::new();
-        let mut matched = 0usize;
-        let sel = Select {
-            frontend,
-            member,
-            proto,
-            limit: f.limit,
-            now,
-        };
-        flow_rows(&self.shared.flows, &services, &sel, &mut out, &mut matched);
-        flow_rows(&self.shared.flows6, &services, &sel, &mut out, &mut matched);
-        Ok(json!({"matched": matched, "shown": out.len(), "flows": out}))
     }
 
     /// `sluicectl snat`.
@@ -362,19 +284,31 @@ impl View<'_> {
                 }
             }
         }
-        for (t, c) in self.traffic.totals() {
-            let p = format!("traffic.{}.{}", t.rule, t.label());
+        let mut put = |p: String, c: &sluice_core::pipeline::TrafficCount| {
             for (d, dir) in ["in", "out"].iter().enumerate() {
                 map.insert(format!("{p}.{dir}.packets"), c.packets[d].into());
                 map.insert(format!("{p}.{dir}.bytes"), c.bytes[d].into());
                 map.insert(format!("{p}.{dir}.syns"), c.syns[d].into());
+            }
+            map.insert(format!("{p}.connections"), c.flows.into());
+        };
+        for (t, c) in self.traffic.rule_totals() {
+            match t.kind {
+                "outbound_rule" => put(format!("traffic.{}", t.rule), &c),
+                _ => put(format!("traffic.{}.{}", t.rule, t.label()), &c),
+            }
+        }
+        for (t, c) in self.traffic.totals() {
+            match t.kind {
+                "outbound_rule" => put(format!("member.{}.{}", t.rule, t.member), &c),
+                _ => put(format!("member.{}.{}.{}", t.rule, t.label(), t.member), &c),
             }
         }
         Value::Object(map)
     }
 }
 
-fn admin_word(cfg: &Config, drained: &BTreeSet<IpAddr>, a: IpAddr) -> &'static str {
+pub(crate) fn admin_word(cfg: &Config, drained: &BTreeSet<IpAddr>, a: IpAddr) -> &'static str {
     if drained.contains(&a) {
         return "drained";
     }
@@ -390,98 +324,11 @@ fn admin_word(cfg: &Config, drained: &BTreeSet<IpAddr>, a: IpAddr) -> &'static s
     }
 }
 
-/// What `sluicectl flows` selects.
-struct Select {
-    frontend: Option<IpAddr>,
-    member: Option<IpAddr>,
-    proto: Option<u8>,
-    limit: usize,
-    now: u32,
-}
-
-/// The rows of one family's table that `sel` selects, up to its limit
-/// (every match is counted).
-fn flow_rows<A: Family>(
-    flows: &FlowTable<A>,
-    services: &sluice_core::lb::Services,
-    sel: &Select,
-    out: &mut Vec<Value>,
-    matched: &mut usize,
-) {
-    for idx in 0..flows.high_water() {
-        let Some(fl) = flows.info(idx) else { continue };
-        let (k0, k1) = (fl.key[0], fl.key[1]);
-        let cone = fl.kind() == FlowKind::Cone;
-        let p = if cone { 17 } else { k0.proto };
-        if sel.proto.is_some_and(|want| want != p) {
-            continue;
-        }
-        let row = if let RuleRef::Snat(mi) = fl.rule {
-            let m = services.snat.members.get(usize::from(mi));
-            let rule = m
-                .and_then(|m| services.snat.rules.get(usize::from(m.rule)))
-                .map_or("?", |r| r.name.as_str());
-            let public = k1.dst;
-            if sel.frontend.is_some_and(|a| a != public.into()) {
-                continue;
-            }
-            if sel.member.is_some_and(|a| a != k0.src.into()) {
-                continue;
-            }
-            json!({
-                "direction": "outbound",
-                "rule": rule,
-                "protocol": if cone { "udp-cone" } else { proto_word(p) },
-                "member": sock(k0.src, k0.sport),
-                "public": sock(public, k1.dport),
-                "remote": if cone { k0.dst.to_string() } else { sock(k0.dst, k0.dport) },
-                "state": fl.state.name(),
-                "idle_ms": sel.now.wrapping_sub(fl.last_seen),
-                "packets": fl.packets,
-            })
-        } else {
-            let RuleRef::Service(sid) = fl.rule else {
-                continue;
-            };
-            let svc = services.services.get(usize::from(sid));
-            let current = fl.generation == services.generation;
-            let rule = svc.filter(|_| current).map_or("?", |s| s.name.as_str());
-            // The reply key's source is the member (or the frontend with
-            // floating IP); the forward rewrite's destination is the member.
-            let to = fl.rewrite[0].to;
-            if sel.frontend.is_some_and(|a| a != k0.dst.into()) {
-                continue;
-            }
-            if sel
-                .member
-                .is_some_and(|a| a != to.dst.into() && a != k1.src.into())
-            {
-                continue;
-            }
-            json!({
-                "direction": "inbound",
-                "rule": rule,
-                "protocol": proto_word(p),
-                "client": sock(k0.src, k0.sport),
-                "frontend": sock(k0.dst, k0.dport),
-                "member": sock(to.dst, to.dport),
-                "state": fl.state.name(),
-                "idle_ms": sel.now.wrapping_sub(fl.last_seen),
-                "packets": fl.packets,
-            })
-        };
-        *matched += 1;
-        if out.len() < sel.limit {
-            out.push(row);
-        }
-    }
-}
-
-fn sock(a: impl Into<IpAddr>, p: u16) -> String {
+pub(crate) fn sock(a: impl Into<IpAddr>, p: u16) -> String {
     std::net::SocketAddr::new(a.into(), p).to_string()
 }
 
-fn proto_word(p: u8) -> &'static str {
+pub(crate) fn proto_word(p: u8) -> &'static str {
     match p {
         6 => "tcp",
         17 => "udp",

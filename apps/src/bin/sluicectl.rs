@@ -27,7 +27,8 @@ struct Args {
 enum Cmd {
     /// Version, uptime, ports, rules, pools, flows.
     Status,
-    /// Tracked flows (newest entries last).
+    /// Tracked flows (newest entries last), with packets and the time
+    /// each has left; --delete ends the ones the filters select.
     Flows {
         /// Only flows to this frontend (name or address; outbound: the
         /// public address).
@@ -39,6 +40,16 @@ enum Cmd {
         /// Only tcp or udp flows.
         #[arg(long)]
         protocol: Option<String>,
+        /// Only inbound flows from this client: ADDRESS or ADDRESS:PORT.
+        #[arg(long)]
+        client: Option<String>,
+        /// Only outbound flows to this remote host: ADDRESS or ADDRESS:PORT.
+        #[arg(long)]
+        remote: Option<String>,
+        /// End every matching flow (established TCP: a RST to both ends).
+        /// Needs at least one filter.
+        #[arg(long)]
+        delete: bool,
         /// Show at most N flows (all matching ones are still counted).
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -102,11 +113,17 @@ fn main() -> ExitCode {
             frontend,
             member,
             protocol,
+            client,
+            remote,
+            delete,
             limit,
         } => {
             req.frontend = frontend.clone();
             req.member = member.clone();
             req.protocol = protocol.clone();
+            req.client = client.clone();
+            req.remote = remote.clone();
+            req.delete = *delete;
             req.limit = Some(*limit);
             "flows"
         }
@@ -252,6 +269,77 @@ fn rows(items: &Value, keys: &[&str]) -> Vec<Vec<String>> {
         .unwrap_or_default()
 }
 
+/// Rules with their members beneath (as `ipvsadm -L -n --stats --rate`):
+/// state, flows held, totals, and rates over the last 10 s.
+fn rules_table(rules: &Value) -> String {
+    let head = [
+        "rule / member",
+        "kind",
+        "proto",
+        "state",
+        "flows",
+        "conns",
+        "pkts in",
+        "pkts out",
+        "bytes in",
+        "bytes out",
+        "conn/s",
+        "pkt/s",
+        "bit/s",
+    ];
+    let nums = |it: &Value| {
+        let r = &it["rates"];
+        [
+            cell(&it["flows"]),
+            cell(&it["connections"]),
+            cell(&it["packets_in"]),
+            cell(&it["packets_out"]),
+            cell(&it["bytes_in"]),
+            cell(&it["bytes_out"]),
+            cell(&r["connections_per_s"]),
+            cell(&r["packets_per_s"]),
+            cell(&r["bits_per_s"]),
+        ]
+    };
+    let mut out = Vec::new();
+    for r in rules.as_array().into_iter().flatten() {
+        let at = if r["kind"] == "outbound_rule" {
+            format!("{} via {}", cell(&r["rule"]), cell(&r["address"]))
+        } else {
+            format!(
+                "{} {}:{}",
+                cell(&r["rule"]),
+                cell(&r["address"]),
+                cell(&r["port"])
+            )
+        };
+        let state = if r["available"] == Value::Bool(true) {
+            "available"
+        } else {
+            "unavailable"
+        };
+        let mut row = vec![
+            at,
+            cell(&r["kind"]),
+            cell(&r["protocol"]),
+            state.to_string(),
+        ];
+        row.extend(nums(r));
+        out.push(row);
+        for m in r["members"].as_array().into_iter().flatten() {
+            let who = if m["name"] == m["member"] {
+                format!("  -> {}", cell(&m["member"]))
+            } else {
+                format!("  -> {} {}", cell(&m["name"]), cell(&m["member"]))
+            };
+            let mut row = vec![who, String::new(), String::new(), cell(&m["state"])];
+            row.extend(nums(m));
+            out.push(row);
+        }
+    }
+    table(&head, &out)
+}
+
 fn render(cmd: &str, d: &Value) -> String {
     let mut out = String::new();
     match cmd {
@@ -298,17 +386,7 @@ fn render(cmd: &str, d: &Value) -> String {
                 &rows(&d["ports"], &k),
             ));
             out.push('\n');
-            let k = [
-                "rule",
-                "kind",
-                "frontend",
-                "protocol",
-                "port",
-                "members",
-                "eligible",
-                "available",
-            ];
-            out.push_str(&table(&k, &rows(&d["rules"], &k)));
+            out.push_str(&rules_table(&d["rules"]));
             out.push('\n');
             let k = ["pool", "healthy", "members"];
             out.push_str(&table(&k, &rows(&d["pools"], &k)));
@@ -363,7 +441,14 @@ fn render(cmd: &str, d: &Value) -> String {
                 flows.into_iter().partition(|f| f["direction"] == "inbound");
             if !inbound.is_empty() {
                 let k = [
-                    "rule", "protocol", "client", "frontend", "member", "state", "idle_ms",
+                    "rule",
+                    "protocol",
+                    "client",
+                    "frontend",
+                    "member",
+                    "state",
+                    "idle_ms",
+                    "expires_in_ms",
                     "packets",
                 ];
                 out.push_str(&table(&k, &rows(&Value::Array(inbound), &k)));
@@ -373,7 +458,15 @@ fn render(cmd: &str, d: &Value) -> String {
                     out.push('\n');
                 }
                 let k = [
-                    "rule", "protocol", "member", "public", "remote", "state", "idle_ms", "packets",
+                    "rule",
+                    "protocol",
+                    "member",
+                    "public",
+                    "remote",
+                    "state",
+                    "idle_ms",
+                    "expires_in_ms",
+                    "packets",
                 ];
                 out.push_str(&table(&k, &rows(&Value::Array(outbound), &k)));
             }
@@ -382,6 +475,9 @@ fn render(cmd: &str, d: &Value) -> String {
                 cell(&d["shown"]),
                 cell(&d["matched"])
             ));
+            if d["deleted"].is_number() {
+                out.push_str(&format!("{} flows deleted\n", cell(&d["deleted"])));
+            }
         }
         "snat" => {
             let k = [

@@ -135,6 +135,12 @@ pub struct Services {
     pub generation: bool,
     /// Outbound rules and their members' ports (built by `sluice-nat`).
     pub snat: std::sync::Arc<snat::Snat>,
+    /// By service id: (first traffic slot, member mask). A load-balancing
+    /// rule's flows count in slot `first + member`, one per member; other
+    /// services' in `first`. SNAT members' ids are their slots. Empty (each
+    /// service counts in the slot of its id) when the members do not fit
+    /// [`snat::RULE_BASE`] slots; see [`Services::per_member_traffic`].
+    traffic_slots: Vec<(u16, u16)>,
 }
 
 /// The unspecified address of `a`'s family: the place of a member that
@@ -384,11 +390,49 @@ impl Services {
             }
             s.nat_maps.insert(r.name.clone(), map);
         }
+        s.assign_traffic_slots();
         if errors.is_empty() {
             Ok(s)
         } else {
             Err(errors)
         }
+    }
+
+    /// Gives each load-balancing rule one traffic slot per member, every
+    /// other service one, below the SNAT members' ids; nothing when they
+    /// do not fit (then traffic is counted per rule only).
+    fn assign_traffic_slots(&mut self) {
+        let mut slots = Vec::with_capacity(self.services.len());
+        let mut next: usize = 0;
+        for svc in &self.services {
+            let (n, mask) = match svc.kind {
+                Kind::Lb(_) => (svc.members.len().max(1), u16::MAX),
+                _ => (1, 0),
+            };
+            slots.push((next as u16, mask));
+            next += n;
+            if next > usize::from(snat::RULE_BASE) {
+                self.traffic_slots = Vec::new();
+                return;
+            }
+        }
+        self.traffic_slots = slots;
+    }
+
+    /// The traffic slot of a flow of `rule` (an entry's rule id) and
+    /// `member` (its member index).
+    #[inline]
+    pub fn traffic_slot(&self, rule: u16, member: u16) -> u16 {
+        match self.traffic_slots.get(usize::from(rule)) {
+            Some(&(first, mask)) => first.wrapping_add(member & mask),
+            None => rule,
+        }
+    }
+
+    /// True when load-balancing rules count traffic per member (their
+    /// members fit the slots), false when per rule only.
+    pub fn per_member_traffic(&self) -> bool {
+        self.services.is_empty() || !self.traffic_slots.is_empty()
     }
 
     /// The service for a new flow to `dst`, protocol `proto`, port `dport`:

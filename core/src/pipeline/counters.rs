@@ -410,6 +410,8 @@ pub const TRAFFIC_SLOTS: usize = 1 << 16;
 struct TrafficSlot {
     /// packets, bytes, SYNs (SYN or SYN-ACK) per direction.
     v: [[AtomicU64; 3]; 2],
+    /// Flows started.
+    flows: AtomicU64,
 }
 
 /// What one rule's flows carried in one worker, or summed over workers.
@@ -421,6 +423,8 @@ pub struct TrafficCount {
     pub bytes: [u64; 2],
     /// SYN and SYN-ACK segments per direction.
     pub syns: [u64; 2],
+    /// Flows started (connections; UDP: new 5-tuples).
+    pub flows: u64,
 }
 
 impl TrafficCount {
@@ -431,6 +435,7 @@ impl TrafficCount {
             self.bytes[d] += o.bytes[d];
             self.syns[d] += o.syns[d];
         }
+        self.flows += o.flows;
     }
 }
 
@@ -468,6 +473,15 @@ impl Traffic {
         }
     }
 
+    /// Counts one flow started in slot `slot`. Single writer.
+    #[inline]
+    pub fn flow(&self, slot: u16) {
+        if let Some(s) = self.slots.get(usize::from(slot)) {
+            s.flows
+                .store(s.flows.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
     /// Rule `rule`'s counts so far.
     pub fn read(&self, rule: u16) -> TrafficCount {
         let mut c = TrafficCount::default();
@@ -477,6 +491,7 @@ impl Traffic {
                 c.bytes[d] = s.v[d][1].load(Ordering::Relaxed);
                 c.syns[d] = s.v[d][2].load(Ordering::Relaxed);
             }
+            c.flows = s.flows.load(Ordering::Relaxed);
         }
         c
     }

@@ -162,7 +162,9 @@ fn rewrite_and_send<A: Ip>(
 ) -> Fate {
     let ip = &mut room[ETH..];
     let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
-    cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), syn);
+    let (rule, member) = e.ids();
+    let slot = cx.services.traffic_slot(rule, member);
+    cx.traffic.count(slot, dir, ip_len::<A>(ip), syn);
     rewrite_headers::<A>(ip, hl, proto, rw);
     c.add(Stat::Forwarded, 1);
     send(*cx, room, len, rw, memo)

@@ -163,6 +163,7 @@ fn new_flow<A: Ip>(
         hairpin_claimed(cx, &reply, idx, c)?;
     }
     c.flow_created::<A>(idx, hashes);
+    cx.traffic.flow(cx.services.traffic_slot(sid, member));
     if pickup {
         c.add(Stat::PickedUp, 1);
     }

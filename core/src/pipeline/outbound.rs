@@ -335,6 +335,7 @@ fn snat_flow<A: Ip>(
     };
     counters.ok.store(counters.ok.load(Relaxed) + 1, Relaxed);
     c.flow_created::<A>(idx, hashes);
+    cx.traffic.flow(RuleRef::Snat(mi).id());
     c.add(Stat::SnatCreated, 1);
     Ok((idx, Dir::Original))
 }

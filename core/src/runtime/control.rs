@@ -397,6 +397,23 @@ impl ControlPlane {
         self.send_resets(self.now());
     }
 
+    /// Ends the flows at these entry indices of the IPv4 and IPv6 tables
+    /// (`sluicectl flows --delete`): established TCP flows get a RST at
+    /// both ends, peers are told. Returns the flows ended.
+    pub fn end_flows(&mut self, v4: &[u32], v6: &[u32]) -> u64 {
+        let shared = self.shared.clone();
+        let n = self.v4.end(&shared.flows, v4) + self.v6.end(&shared.flows6, v6);
+        self.counters.flows_deleted += n;
+        let now = self.now();
+        self.send_resets(now);
+        n
+    }
+
+    /// Protocol timers are divided by this (`--timer-scale`).
+    pub fn timer_scale(&self) -> u32 {
+        self.timer_scale
+    }
+
     /// Counts a reload that was rejected before anything changed.
     pub fn reload_rejected(&mut self) {
         self.counters.reloads_rejected += 1;

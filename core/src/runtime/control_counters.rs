@@ -67,6 +67,8 @@ pub struct ControlCounters {
     pub originated: u64,
     /// Originated packets with no route to their destination.
     pub originated_no_route: u64,
+    /// Flows ended by `sluicectl flows --delete`.
+    pub flows_deleted: u64,
     /// Frames handed to kernel interfaces (the exception path).
     pub to_kernel: u64,
     /// Frames for a kernel interface that it did not take (its queue
@@ -80,7 +82,7 @@ pub struct ControlCounters {
 impl ControlCounters {
     /// Every counter by its report name (`counter NAME VALUE` at exit; the
     /// `event` label of `sluice_control_events_total`).
-    pub fn named(&self) -> [(&'static str, u64); 36] {
+    pub fn named(&self) -> [(&'static str, u64); 37] {
         let n = &self.neigh;
         [
             ("neigh.requests", n.requests),
@@ -113,6 +115,7 @@ impl ControlCounters {
             ("flows.ended_by_restart", self.flows_ended_by_restart),
             ("flows.remapped", self.flows_remapped),
             ("flows.moved_by_health", self.flows_moved_by_health),
+            ("flows.deleted", self.flows_deleted),
             ("health.published", self.health_published),
             ("control.originated", self.originated),
             ("control.originated_no_route", self.originated_no_route),

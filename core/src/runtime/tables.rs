@@ -102,6 +102,28 @@ impl<A: Family> TableWork<A> {
         moved
     }
 
+    /// Ends the live flows at `indices` (an operator's delete): each
+    /// established TCP flow gets a RST at both ends, whatever its rule's
+    /// `tcp_reset`. Returns the flows ended.
+    pub(super) fn end(&mut self, t: &FlowTable<A>, indices: &[u32]) -> u64 {
+        let mut n = 0;
+        for &idx in indices {
+            let Some(f) = t.info(idx) else { continue };
+            if !self.reclaimer.remove(t, idx) {
+                continue;
+            }
+            n += 1;
+            if let Some(e) = &mut self.ended {
+                e.push((f.key, 0));
+            }
+            let tcp = f.kind() != crate::flow::FlowKind::Cone && f.key[0].proto == 6;
+            if tcp && f.state == crate::flow::tcp::State::Established {
+                self.resets.push(f);
+            }
+        }
+        n
+    }
+
     /// Visits `budget` entries, removing flows idle past their timeout.
     /// Returns the flows removed.
     pub(super) fn age(&mut self, t: &FlowTable<A>, ms: u32, scale: u32, budget: u32) -> usize {

@@ -3,12 +3,13 @@
 
 use super::PROBE_DRAIN;
 use sluice::ctl::{self, Request};
+use sluice::flows::FlowFilter;
 use sluice::metrics;
 use sluice::routing::Availability;
 use sluice::rules::{effective, reload};
 use sluice::server::Server;
 use sluice::traffic::TrafficBook;
-use sluice::views::{find_member, FlowFilter, View};
+use sluice::views::{find_member, View};
 use sluice::watch::Watch;
 use sluice_core::config::Config;
 use sluice_core::dpdk::Port;
@@ -121,10 +122,36 @@ impl Daemon {
                     frontend: r.frontend.clone(),
                     member: r.member.clone(),
                     protocol: r.protocol.clone(),
+                    client: r.client.clone(),
+                    remote: r.remote.clone(),
                     limit: r.limit.unwrap_or(100),
                 };
-                match self.view().flows(&f) {
-                    Ok(v) => ctl::ok(v),
+                let scale = self.control.timer_scale();
+                if !r.delete {
+                    return match self.view().flows(&f, scale) {
+                        Ok(v) => ctl::ok(v),
+                        Err(e) => ctl::fail(vec![e]),
+                    };
+                }
+                let filtered = [&f.frontend, &f.member, &f.protocol, &f.client, &f.remote]
+                    .iter()
+                    .any(|x| x.is_some());
+                if !filtered {
+                    return ctl::fail(vec![
+                        "flows --delete needs a filter (--client, --remote, --member, --frontend or --protocol)".into(),
+                    ]);
+                }
+                match self.view().select_flows(&f, scale) {
+                    Ok(sel) => {
+                        let ended = self.control.end_flows(&sel.v4, &sel.v6);
+                        tracing::info!(matched = sel.matched, ended, "flows deleted by sluicectl");
+                        ctl::ok(serde_json::json!({
+                            "matched": sel.matched,
+                            "deleted": ended,
+                            "shown": sel.rows.len(),
+                            "flows": sel.rows,
+                        }))
+                    }
                     Err(e) => ctl::fail(vec![e]),
                 }
             }

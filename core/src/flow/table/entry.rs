@@ -159,6 +159,14 @@ impl<A: Family> Entry<A> {
         self.meta.load(Relaxed) as u16
     }
 
+    /// The rule id and member index, as stored: what picks the flow's
+    /// traffic slot ([`crate::lb::Services::traffic_slot`]).
+    #[inline]
+    pub fn ids(&self) -> (u16, u16) {
+        let m = self.meta.load(Relaxed);
+        (m as u16, (m >> 16) as u16)
+    }
+
     /// The TCP state.
     #[inline]
     pub fn tcp_state(&self) -> State {
