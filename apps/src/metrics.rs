@@ -9,11 +9,28 @@
 
 use crate::views::View;
 use metrics::{counter, gauge};
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sluice_core::lb::Kind;
 use sluice_core::pipeline::{DropReason, Stat};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// Buckets of `sluice_probe_duration_seconds`: 1 ms to 5 s.
+const PROBE_BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// Records the latencies of the probes that succeeded.
+pub fn probe_latencies(cfg: &sluice_core::config::Config, l: Vec<sluice_probe::prober::Latency>) {
+    for x in l {
+        let labels = [
+            ("probe", x.probe),
+            ("member", x.address.to_string()),
+            ("member_name", crate::views::member_label(cfg, x.address)),
+        ];
+        metrics::histogram!("sluice_probe_duration_seconds", &labels).record(x.ms as f64 / 1000.0);
+    }
+}
 
 /// How often control copies the counters into the exporter.
 pub const UPDATE: Duration = Duration::from_secs(1);
@@ -23,6 +40,11 @@ pub const UPDATE: Duration = Duration::from_secs(1);
 pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
     PrometheusBuilder::new()
         .with_http_listener(addr)
+        .set_buckets_for_metric(
+            Matcher::Full("sluice_probe_duration_seconds".into()),
+            &PROBE_BUCKETS,
+        )
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
         .install()
         .map_err(|e| anyhow::anyhow!("[control] metrics {addr}: {e}"))?;
     describe();
@@ -82,6 +104,11 @@ fn describe() {
         "SNAT ports in use per rule, member and protocol."
     );
     describe_gauge!("sluice_probe_up", "1 when the member passes the probe.");
+    metrics::describe_histogram!(
+        "sluice_probe_duration_seconds",
+        Unit::Seconds,
+        "How long successful health probes took, from SYN to verdict (the control loop's resolution: about 1 ms)."
+    );
     describe_gauge!(
         "sluice_member_drained",
         "1 when the member is drained by sluicectl."
@@ -150,6 +177,40 @@ fn describe() {
     describe_counter!(
         "sluice_port_missed_total",
         "Packets the device dropped because RX queues were full."
+    );
+    describe_counter!(
+        "sluice_port_errors_total",
+        "Packets the device counted as errors, per port and direction (rx: ierrors, tx: oerrors)."
+    );
+    describe_counter!(
+        "sluice_port_rx_nombuf_total",
+        "Packets the device could not receive: no mbuf for them (the pool is too small or leaks)."
+    );
+    describe_gauge!(
+        "sluice_port_link_up",
+        "1 while the port's link (carrier) is up."
+    );
+    describe_gauge!(
+        "sluice_port_link_speed_bytes",
+        "The port's link speed in bytes per second (0 when the driver does not tell)."
+    );
+    describe_counter!(
+        "sluice_probe_transitions_total",
+        "Health verdict changes per probe and member (up to down and back): flapping shows as a rate."
+    );
+    describe_gauge!(
+        "sluice_process_start_time_seconds",
+        Unit::Seconds,
+        "When sluiced started, in seconds since the Unix epoch."
+    );
+    describe_gauge!(
+        "sluice_build_info",
+        "Always 1; the labels say which build runs (version, commit, DPDK version)."
+    );
+    describe_gauge!(
+        "sluice_worker_busy_seconds",
+        Unit::Seconds,
+        "Seconds each worker has spent in loop iterations that received frames, since start; it only grows, so rate() of it is the worker's load (a gauge: the exporter's counters are integers)."
     );
     describe_gauge!(
         "sluice_uptime_seconds",
@@ -220,7 +281,7 @@ pub fn update(v: &View<'_>) {
         let l = [
             ("probe", m.probe.clone()),
             ("member", m.address.to_string()),
-            ("name", crate::views::member_name(v.cfg, m.address)),
+            ("member_name", crate::views::member_label(v.cfg, m.address)),
         ];
         gauge!("sluice_probe_up", &l).set(f64::from(u8::from(m.health.up)));
     }
@@ -238,6 +299,7 @@ pub fn update(v: &View<'_>) {
         gauge!("sluice_pool_healthy_members", "pool" => pool.clone()).set(healthy as f64);
         gauge!("sluice_pool_members", "pool" => pool).set(members as f64);
     }
+    let tsc_hz = sluice_core::dpdk::tsc_hz().max(1) as f64;
     for (w, c) in v.shared.counters.iter().enumerate() {
         let c = c.read();
         let worker = w.to_string();
@@ -245,10 +307,13 @@ pub fn update(v: &View<'_>) {
             let l = [("worker", worker.clone()), ("reason", r.name().to_string())];
             counter!("sluice_drops_total", &l).absolute(c.dropped(*r));
         }
-        for s in Stat::ALL {
+        for s in Stat::ALL.iter().filter(|s| **s != Stat::BusyCycles) {
             let l = [("worker", worker.clone()), ("kind", s.name().to_string())];
             counter!("sluice_worker_events_total", &l).absolute(c.stat(*s));
         }
+        // Cycles are no event: seconds of their own.
+        let busy = c.stat(Stat::BusyCycles) as f64 / tsc_hz;
+        gauge!("sluice_worker_busy_seconds", "worker" => worker.clone()).set(busy);
     }
     for (reason, n) in v.control.drops() {
         let l = [
@@ -275,8 +340,38 @@ pub fn update(v: &View<'_>) {
             counter!("sluice_port_packets_total", &l).absolute(packets);
             counter!("sluice_port_bytes_total", &l).absolute(bytes);
         }
-        counter!("sluice_port_missed_total", "port" => c.name.clone()).absolute(s.imissed);
+        let port = || c.name.clone();
+        counter!("sluice_port_missed_total", "port" => port()).absolute(s.imissed);
+        counter!("sluice_port_errors_total", "port" => port(), "direction" => "rx")
+            .absolute(s.ierrors);
+        counter!("sluice_port_errors_total", "port" => port(), "direction" => "tx")
+            .absolute(s.oerrors);
+        counter!("sluice_port_rx_nombuf_total", "port" => port()).absolute(s.rx_nombuf);
+        let link = p.link();
+        gauge!("sluice_port_link_up", "port" => port()).set(f64::from(u8::from(link.up)));
+        gauge!("sluice_port_link_speed_bytes", "port" => port())
+            .set(f64::from(link.speed) * 125_000.0);
     }
+    for ((probe, member), n) in v.transitions {
+        let l = [
+            ("probe", probe.clone()),
+            ("member", member.to_string()),
+            ("member_name", crate::views::member_label(v.cfg, *member)),
+        ];
+        counter!("sluice_probe_transitions_total", &l).absolute(*n);
+    }
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(v.uptime);
+    gauge!("sluice_process_start_time_seconds").set(started.as_secs() as f64);
+    gauge!(
+        "sluice_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => crate::COMMIT,
+        "dpdk" => crate::DPDK_VERSION
+    )
+    .set(1.0);
     gauge!("sluice_uptime_seconds").set(v.uptime.as_secs_f64());
     crate::cluster::metrics(
         v.shared,

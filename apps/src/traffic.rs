@@ -111,12 +111,7 @@ fn sub(a: &TrafficCount, b: &TrafficCount) -> TrafficCount {
 }
 
 fn name_of(cfg: &Config, a: IpAddr) -> String {
-    let n = crate::views::member_name(cfg, a);
-    if n.is_empty() {
-        a.to_string()
-    } else {
-        n
-    }
+    crate::views::member_label(cfg, a)
 }
 
 impl TrafficBook {

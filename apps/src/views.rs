@@ -35,6 +35,8 @@ pub struct View<'a> {
     pub config_path: &'a std::path::Path,
     /// Per-rule traffic.
     pub traffic: &'a TrafficBook,
+    /// Probe verdict changes per (probe, member).
+    pub transitions: &'a std::collections::BTreeMap<(String, IpAddr), u64>,
     /// The mbuf pool: (in use, capacity).
     pub mbufs: (u32, u32),
     /// Where the bulk copy from the cluster's peers stands (no cluster:
@@ -56,6 +58,17 @@ pub fn outcome_name(o: Option<Outcome>) -> String {
     }
 }
 
+/// An outcome in words for a log line: what the probe saw.
+pub fn outcome_words(o: Option<Outcome>) -> String {
+    match o {
+        None => "no result yet".into(),
+        Some(Outcome::Success) => "answered".into(),
+        Some(Outcome::Timeout) => "no answer in time".into(),
+        Some(Outcome::Refused(0)) => "refused (reset, or an answer that is no HTTP)".into(),
+        Some(Outcome::Refused(code)) => format!("HTTP status {code}"),
+    }
+}
+
 /// A member's name in `cfg` (first pool that names it), or "".
 pub fn member_name(cfg: &Config, a: IpAddr) -> String {
     cfg.pools
@@ -64,6 +77,17 @@ pub fn member_name(cfg: &Config, a: IpAddr) -> String {
         .find(|m| m.address == a)
         .and_then(|m| m.name.clone())
         .unwrap_or_default()
+}
+
+/// A member's name, or its address when it has none: a label that is
+/// never empty.
+pub fn member_label(cfg: &Config, a: IpAddr) -> String {
+    let n = member_name(cfg, a);
+    if n.is_empty() {
+        a.to_string()
+    } else {
+        n
+    }
 }
 
 /// Resolves a member given by name or address to its address.
@@ -118,6 +142,8 @@ impl View<'_> {
         }
         json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "commit": crate::COMMIT,
+            "dpdk": crate::DPDK_VERSION,
             "pid": std::process::id(),
             "uptime_s": self.uptime.as_secs(),
             "config": self.config_path.display().to_string(),

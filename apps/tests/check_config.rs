@@ -5,9 +5,14 @@ use std::path::Path;
 use std::process::Command;
 
 fn check(path: &Path) -> (bool, String, String) {
+    check_args(path, &[])
+}
+
+fn check_args(path: &Path, extra: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sluiced"))
         .arg("--check-config")
         .arg(path)
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -44,10 +49,12 @@ fn three_mistakes_print_three_errors_and_fail() {
 
 #[test]
 fn shipped_configs_pass() {
+    // --no-host: this machine need not have conf/production.toml's
+    // hugepages; every check of the file itself still runs.
     for entry in std::fs::read_dir(workspace().join("conf")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let (ok, out, err) = check(&path);
+            let (ok, out, err) = check_args(&path, &["--no-host"]);
             assert!(ok, "{}: {err}", path.display());
             assert!(out.contains(": OK ("), "{out}");
         }

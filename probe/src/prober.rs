@@ -86,6 +86,17 @@ pub struct Change {
     pub outcome: Outcome,
 }
 
+/// How long one successful probe took, from its SYN to its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latency {
+    /// Probe name.
+    pub probe: String,
+    /// Member address.
+    pub address: IpAddr,
+    /// Milliseconds.
+    pub ms: u64,
+}
+
 /// Prober counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProberCounters {
@@ -157,7 +168,12 @@ pub struct Prober {
     counters: ProberCounters,
     seed: u64,
     last_ms: Option<u64>,
+    /// Latencies of successful probes since the last [`Prober::take_latencies`].
+    latencies: Vec<Latency>,
 }
+
+/// Latencies kept between two takes (a second's worth at any sane rate).
+const MAX_LATENCIES: usize = 4096;
 
 impl std::fmt::Debug for Prober {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -264,9 +280,15 @@ impl Prober {
             counters: ProberCounters::default(),
             seed,
             last_ms: None,
+            latencies: Vec::new(),
         };
         p.reconfigure(cfg, now);
         p
+    }
+
+    /// The latencies of the probes that succeeded since the last call.
+    pub fn take_latencies(&mut self) -> Vec<Latency> {
+        std::mem::take(&mut self.latencies)
     }
 
     /// Follows a new config: members that stay (same probe name and
@@ -535,6 +557,14 @@ impl Prober {
         let t = &mut g.targets[a.target];
         t.busy = false;
         t.probes += 1;
+        if outcome == Outcome::Success && self.latencies.len() < MAX_LATENCIES {
+            let started = a.deadline.saturating_sub(g.spec.timeout_ms);
+            self.latencies.push(Latency {
+                probe: g.spec.name.clone(),
+                address: t.address,
+                ms: now.saturating_sub(started),
+            });
+        }
         let up = t.health.record(outcome, now, g.spec.threshold)?;
         self.counters.changes += 1;
         Some(Change {

@@ -76,7 +76,7 @@ fn status_counts_each_member_exactly_and_delete_ends_flows() {
     assert!(lab.wait_until(&lab.backend(0), "ss -ltn | grep -q ':7000 '", 10));
     let (config, prefix) = lab.config(RULES);
     let config = config.replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "");
-    let _d = lab.start_sluiced_with(&config, &prefix);
+    let d = lab.start_sluiced_with(&config, &prefix);
 
     // 16 UDP flows (one socket each) of 2..17 datagrams of 200 bytes; each
     // reply names the member that answered.
@@ -275,6 +275,17 @@ fn status_counts_each_member_exactly_and_delete_ends_flows() {
     assert_eq!(f["matched"], 16, "the UDP flows stay: {f}");
     let c = lab.ctl_json(&["counters", "flows.deleted"]);
     assert_eq!(c["flows.deleted"], 1, "{c}");
+
+    // No HTTP server answers the web pool's probe: each member going down
+    // is a warning in words, not Rust debug text.
+    let log = d.log();
+    let down: Vec<&str> = log.lines().filter(|l| l.contains("member down")).collect();
+    assert_eq!(down.len(), 2, "{log}");
+    for l in down {
+        assert!(l.contains("WARN") && l.contains("fails its probe"), "{l}");
+        assert!(l.contains("result=\"refused (reset"), "{l}");
+        assert!(!l.contains("Refused("), "{l}");
+    }
 }
 
 fn which(tool: &str) -> bool {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "sluicectl", version, about = "Control a running sluiced")]
+#[command(name = "sluicectl", version = sluice::LONG_VERSION, about = "Control a running sluiced")]
 struct Args {
     /// The daemon's control socket ([control] socket in its config).
     #[arg(long, global = true, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]

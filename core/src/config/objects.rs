@@ -535,7 +535,21 @@ pub(super) fn check_control(ctx: &mut Ctx, c: raw::Control) -> Control {
             format!("\"{log}\" is not one of trace | debug | info | warn | error"),
         );
     }
+    let log_format = c
+        .log_format
+        .as_deref()
+        .map_or(Some(LogFormat::Text), |f| {
+            word(
+                ctx,
+                obj,
+                "log_format",
+                f,
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )
+        })
+        .unwrap_or_default();
     Control {
+        log_format,
         socket: c
             .socket
             .unwrap_or_else(|| "/run/sluice/sluiced.sock".into())

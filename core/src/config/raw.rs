@@ -237,4 +237,5 @@ pub struct Control {
     pub metrics: Option<String>,
     pub state_dir: Option<String>,
     pub log: Option<String>,
+    pub log_format: Option<String>,
 }

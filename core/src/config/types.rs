@@ -506,6 +506,18 @@ pub struct Control {
     pub state_dir: PathBuf,
     /// Log filter.
     pub log: String,
+    /// Log lines as text or as JSON objects.
+    pub log_format: LogFormat,
+}
+
+/// `[control] log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 impl Config {

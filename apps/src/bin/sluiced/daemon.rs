@@ -47,6 +47,12 @@ pub(crate) struct Daemon {
     pub(crate) taps: Vec<Port>,
     pub(crate) clock: Instant,
     pub(crate) book: TrafficBook,
+    /// Verdict changes per (probe, member), for flapping alerts.
+    pub(crate) transitions: std::collections::BTreeMap<(String, IpAddr), u64>,
+    /// systemd's watchdog, when the unit has `WatchdogSec`: fed once a
+    /// second while every worker has passed a quiescent point since the
+    /// last feed (a stuck worker stops the feeding, and systemd restarts).
+    pub(crate) watchdog: Option<Vec<u64>>,
     /// Readiness, maintenance and the routing daemon's announcements.
     pub(crate) avail: Availability,
     pub(crate) metrics_at: Instant,
@@ -76,6 +82,8 @@ impl Daemon {
             self.metrics_at = Instant::now();
             self.book.update(&self.shared);
             metrics::update(&self.view());
+            metrics::probe_latencies(&self.cfg, self.prober.take_latencies());
+            self.feed_watchdog();
         }
         let busy = self.control.poll();
         let probed = self.run_probes();
@@ -89,6 +97,19 @@ impl Daemon {
         if !busy && !probed {
             std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// Tells systemd this process is alive, if every worker is.
+    fn feed_watchdog(&mut self) {
+        let Some(then) = &self.watchdog else { return };
+        if self.shared.flows.passed_since(then) {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            warn!(
+                "a worker has not passed a quiescent point for a second: the watchdog is not fed"
+            );
+        }
+        self.watchdog = Some(self.shared.flows.epochs());
     }
 
     /// Flows tracked, both families.
@@ -107,6 +128,7 @@ impl Daemon {
             uptime: self.clock.elapsed(),
             config_path: &self.path,
             traffic: &self.book,
+            transitions: &self.transitions,
             mbufs: self.control.mbufs(),
             bulk: self.control.bulk_state(),
             availability: self.avail.status(),
@@ -336,11 +358,17 @@ impl Daemon {
         }
         let changes = self.prober.poll(self.clock.elapsed().as_millis() as u64);
         for c in &changes {
-            let verdict = if c.up { "up" } else { "down" };
-            info!(
-                "member {} {verdict} (probe {}: {:?})",
-                c.address, c.probe, c.outcome
-            );
+            let name = sluice::views::member_name(&self.cfg, c.address);
+            let result = sluice::views::outcome_words(Some(c.outcome));
+            *self
+                .transitions
+                .entry((c.probe.clone(), c.address))
+                .or_default() += 1;
+            if c.up {
+                info!(member = %c.address, name, probe = %c.probe, result, "member up: passes its probe");
+            } else {
+                warn!(member = %c.address, name, probe = %c.probe, result, "member down: fails its probe");
+            }
         }
         if !changes.is_empty() {
             self.republish();

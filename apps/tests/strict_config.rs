@@ -3,8 +3,15 @@
 //! durations are read, and what EAL would only find at start (a worker lcore
 //! outside `-l`, a device EAL will not have, no hugepages) is found before.
 
-use sluice_tests::{run, sluiced_path};
-use std::process::Command;
+use std::process::{Command, Output};
+
+fn sluiced_path() -> &'static str {
+    env!("CARGO_BIN_EXE_sluiced")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("runs sluiced")
+}
 
 const GOOD: &str = r#"
 [dpdk]
