@@ -1,7 +1,7 @@
 # Sluice. `make run` shows it working; `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all deps build run test lint unit lab bench fuzz soak clean
+.PHONY: all deps build run test lint unit lab bench fuzz soak clean man install uninstall deb
 
 all: build
 
@@ -56,6 +56,55 @@ soak: deps
 # Five minutes of fuzzing per target (installs cargo-fuzz if missing).
 fuzz:
 	./scripts/fuzz.sh 300
+
+# Man pages and shell completions, generated from the programs' own
+# argument definitions (`--generate`), into target/gen.
+GEN = target/gen
+man: build
+	mkdir -p $(GEN)/man $(GEN)/completions
+	for p in sluiced sluicectl; do \
+	  ./target/release/$$p --generate man > $(GEN)/man/$$p.8; \
+	  ./target/release/$$p --generate bash > $(GEN)/completions/$$p.bash; \
+	  ./target/release/$$p --generate zsh > $(GEN)/completions/_$$p; \
+	  ./target/release/$$p --generate fish > $(GEN)/completions/$$p.fish; \
+	done
+
+# `make install` (as root): the programs, the systemd unit, an example
+# config, man pages, completions, the alert rules and the dashboard.
+# PREFIX=/usr/local by default; DESTDIR for staging. The config itself
+# (/etc/sluice/sluiced.toml) is the operator's: never overwritten.
+PREFIX ?= /usr/local
+SYSTEMD_DIR ?= /etc/systemd/system
+install: man
+	install -D -m 0755 target/release/sluiced $(DESTDIR)$(PREFIX)/bin/sluiced
+	install -D -m 0755 target/release/sluicectl $(DESTDIR)$(PREFIX)/bin/sluicectl
+	mkdir -p $(DESTDIR)$(SYSTEMD_DIR)
+	sed 's|/usr/bin/|$(PREFIX)/bin/|g' conf/sluiced.service > $(DESTDIR)$(SYSTEMD_DIR)/sluiced.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_DIR)/sluiced.service
+	install -D -m 0644 conf/production.toml $(DESTDIR)/etc/sluice/sluiced.toml.example
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 $(GEN)/man/sluiced.8 $(GEN)/man/sluicectl.8
+	install -D -m 0644 $(GEN)/completions/sluiced.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluiced
+	install -D -m 0644 $(GEN)/completions/sluicectl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluicectl
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(GEN)/completions/_sluiced $(GEN)/completions/_sluicectl
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(GEN)/completions/sluiced.fish $(GEN)/completions/sluicectl.fish
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/sluice/prometheus conf/prometheus/sluice-alerts.yml
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/sluice/grafana conf/grafana/sluice-dashboard.json
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/sluice README.md docs/*.md
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/sluiced $(DESTDIR)$(PREFIX)/bin/sluicectl
+	rm -f $(DESTDIR)$(SYSTEMD_DIR)/sluiced.service $(DESTDIR)/etc/sluice/sluiced.toml.example
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man8/sluiced.8 $(DESTDIR)$(PREFIX)/share/man/man8/sluicectl.8
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluiced $(DESTDIR)$(PREFIX)/share/bash-completion/completions/sluicectl
+	rm -f $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_sluiced $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_sluicectl
+	rm -f $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sluiced.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/sluicectl.fish
+	rm -rf $(DESTDIR)$(PREFIX)/share/sluice $(DESTDIR)$(PREFIX)/share/doc/sluice
+
+# The Debian package (cargo-deb; target/debian/sluice_*.deb): the same
+# files under /usr, the unit in /lib/systemd/system, not enabled.
+deb: man
+	command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb -p sluice --no-build
 
 clean:
 	$(CARGO) clean

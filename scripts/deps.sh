@@ -6,6 +6,7 @@
 #          (test servers), curl, socat, iperf3 (bulk TCP), nmap (port scans),
 #          tracepath (Sluice's hop), frr and bird2 (the routing lab: FRR
 #          routers, BIRD on the instances)
+#   pkg:   cargo-deb (from crates.io, with cargo)
 #   ops:   prometheus (promtool: the alert rules and a live scrape are
 #          checked), systemd (systemd-analyze verify of the unit), man-db
 # Needs root for apt-get; prints what it installs.
@@ -34,4 +35,6 @@ if ((${#missing[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust with rustup" >&2; exit 1; }
+# cargo-deb builds the Debian package (`make deb`, and its test).
+command -v cargo-deb >/dev/null || { echo "deps: installing cargo-deb"; cargo install -q cargo-deb --locked; }
 echo "deps: ok (DPDK $(pkg-config --modversion libdpdk))"

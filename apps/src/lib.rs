@@ -20,6 +20,7 @@ pub mod adopt;
 pub mod cluster;
 pub mod ctl;
 pub mod flows;
+pub mod generate;
 pub mod kernel;
 pub mod links;
 pub mod members;

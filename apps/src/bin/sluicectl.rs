@@ -19,8 +19,11 @@ struct Args {
     /// Print the daemon's answer as JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
+    /// Print the man page or shell completions (man, bash, zsh, fish).
+    #[arg(long, hide = true, value_name = "KIND", value_parser = sluice::generate::KINDS)]
+    generate: Option<String>,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,9 +108,16 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(kind) = &args.generate {
+        return sluice::generate::generate(<Args as clap::CommandFactory>::command(), kind, "8");
+    }
+    let Some(cmd) = &args.cmd else {
+        let _ = <Args as clap::CommandFactory>::command().print_help();
+        return ExitCode::from(2);
+    };
     let mut req = Request::default();
     let mut prefix = None;
-    req.cmd = match &args.cmd {
+    req.cmd = match cmd {
         Cmd::Status => "status",
         Cmd::Flows {
             frontend,
@@ -155,7 +165,7 @@ fn main() -> ExitCode {
         }
         Cmd::Drain { member } | Cmd::Undrain { member } => {
             req.member = Some(member.clone());
-            if matches!(args.cmd, Cmd::Drain { .. }) {
+            if matches!(cmd, Cmd::Drain { .. }) {
                 "drain"
             } else {
                 "undrain"

@@ -43,7 +43,7 @@ struct Args {
         long,
         value_name = "FILE",
         conflicts_with = "check_config",
-        required_unless_present = "check_config"
+        required_unless_present_any = ["check_config", "generate"]
     )]
     config: Option<PathBuf>,
     /// Validate FILE, print every error (object, field, reason) and exit.
@@ -57,10 +57,16 @@ struct Args {
     /// For labs and tests only.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     timer_scale: u32,
+    /// Print the man page or shell completions (man, bash, zsh, fish).
+    #[arg(long, hide = true, value_name = "KIND", value_parser = sluice::generate::KINDS)]
+    generate: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(kind) = &args.generate {
+        return sluice::generate::generate(<Args as clap::CommandFactory>::command(), kind, "8");
+    }
     if let Some(path) = &args.check_config {
         return check_config(path, !args.no_host);
     }
