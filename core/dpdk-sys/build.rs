@@ -66,7 +66,7 @@ fn main() {
     let bindings = bindgen::Builder::default()
         .header("shim/shim.h")
         .clang_args(&clang_args)
-        .allowlist_function("rte_eal_.*|rte_eth_.*|rte_pktmbuf_pool_create|rte_mempool_.*|rte_lcore_.*|rte_socket_id|rte_get_main_lcore|rte_strerror|rte_ring_create|rte_ring_free|rte_exit|shim_.*")
+        .allowlist_function("rte_eal_.*|rte_eth_.*|rte_pktmbuf_pool_create|rte_mempool_.*|rte_lcore_.*|rte_socket_id|rte_get_main_lcore|rte_strerror|rte_ring_create|rte_ring_free|rte_exit|rte_pdump_init|rte_pdump_uninit|shim_.*")
         .allowlist_type("rte_eth_.*|rte_mbuf|rte_mempool|rte_ring|rte_ether_addr|lcore_function_t")
         .allowlist_var("RTE_ETH_.*|RTE_MAX_LCORE|RTE_MAX_ETHPORTS|RING_F_.*|SOCKET_ID_ANY|RTE_MBUF_DEFAULT_BUF_SIZE|RTE_ETHER_ADDR_LEN")
         // Packed structs bindgen cannot lay out; nothing here reads them.

@@ -16,6 +16,7 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 #include <rte_version.h>
+#include <rte_pdump.h>
 
 uint16_t shim_rte_eth_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 uint16_t shim_rte_eth_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);

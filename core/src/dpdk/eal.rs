@@ -41,6 +41,23 @@ impl Eal {
         Ok(Eal { _private: () })
     }
 
+    /// Lets `dpdk-dumpcap` and `dpdk-pdump` (DPDK secondary processes of
+    /// the same `--file-prefix`) capture on this process's ports: they ask
+    /// over EAL's multi-process channel, and each captured frame is copied
+    /// into their mempool. Costs nothing while nobody captures. Fails when
+    /// EAL runs without a multi-process channel (`--in-memory`,
+    /// `--no-shconf`), or without shared memory for a secondary to map
+    /// (`--no-huge`: capture then needs hugepages).
+    pub fn enable_capture(&self) -> Result<(), DpdkError> {
+        // SAFETY: EAL is up (this `Eal` proves it); rte_pdump_init takes no
+        // pointers and registers a multi-process handler.
+        let rc = unsafe { sys::rte_pdump_init() };
+        if rc < 0 {
+            return Err(DpdkError::Capture(strerror(errno())));
+        }
+        Ok(())
+    }
+
     /// DPDK's version string.
     pub fn version(&self) -> String {
         // SAFETY: rte_version returns a static NUL-terminated string.

@@ -26,6 +26,9 @@ pub enum DpdkError {
     /// rte_eal_init failed.
     #[error("EAL initialisation failed: {0}")]
     EalInit(String),
+    /// rte_pdump_init failed.
+    #[error("packet capture (pdump) unavailable: {0}")]
+    Capture(String),
     /// EAL was already initialised in this process (it can be only once).
     #[error("EAL is already initialised in this process")]
     EalAlreadyInitialised,

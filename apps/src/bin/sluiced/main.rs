@@ -197,6 +197,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
     );
     let eal = Eal::init(&cfg.dpdk.eal_args).context("starting DPDK")?;
     info!(version = %eal.version(), "EAL up");
+    // dpdk-dumpcap can capture on the ports (docs/operations.md).
+    if let Err(e) = eal.enable_capture() {
+        info!("{e}: dpdk-dumpcap cannot attach");
+    }
     let main = dpdk::main_lcore();
     for &w in &cfg.dpdk.workers {
         if w == main || !dpdk::lcore_enabled(w) {
