@@ -1,7 +1,8 @@
 //! Packet capture on sluiced's DPDK ports: with hugepages (a secondary
 //! process cannot map `--no-huge` memory), `dpdk-dumpcap` attaches to the
 //! running daemon by its `--file-prefix` and writes what the external port
-//! received, while the traffic goes on being forwarded.
+//! received, while the traffic goes on being forwarded; dpdk-telemetry.py
+//! lists the same process's ports.
 
 use sluice_tests::lab::{Lab, FRONTEND};
 use sluice_tests::require_tools;

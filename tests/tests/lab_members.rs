@@ -279,11 +279,16 @@ fn status_counts_each_member_exactly_and_delete_ends_flows() {
     // No HTTP server answers the web pool's probe: each member going down
     // is a warning in words, not Rust debug text.
     let log = d.log();
-    let down: Vec<&str> = log.lines().filter(|l| l.contains("member down")).collect();
+    let down: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" down: probe "))
+        .collect();
     assert_eq!(down.len(), 2, "{log}");
     for l in down {
-        assert!(l.contains("WARN") && l.contains("fails its probe"), "{l}");
-        assert!(l.contains("result=\"refused (reset"), "{l}");
+        assert!(
+            l.contains("WARN") && l.contains("down: probe http-health: refused (reset"),
+            "{l}"
+        );
         assert!(!l.contains("Refused("), "{l}");
     }
 }

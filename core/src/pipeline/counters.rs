@@ -403,7 +403,7 @@ impl SharedCounters {
 /// always has one.
 pub const TRAFFIC_SLOTS: usize = 1 << 16;
 
-/// One rule's traffic in one worker, by direction (0: as the flow's first
+/// One slot's traffic in one worker, by direction (0: as the flow's first
 /// packet went, client to member or member to internet; 1: the replies).
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
@@ -414,7 +414,7 @@ struct TrafficSlot {
     flows: AtomicU64,
 }
 
-/// What one rule's flows carried in one worker, or summed over workers.
+/// What one slot's flows carried in one worker, or summed over workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrafficCount {
     /// Packets per direction.
@@ -439,10 +439,11 @@ impl TrafficCount {
     }
 }
 
-/// A worker's per-rule traffic counters, written by that worker only (plain
-/// load and store, no locked instruction) and read by control. One 64-byte
-/// slot per rule id: 4 MiB per worker, of which a packet touches the one
-/// line of its flow's rule.
+/// A worker's traffic counters, written by that worker only (plain load and
+/// store, no locked instruction) and read by control. One 64-byte slot per
+/// traffic slot id (`Services::traffic_slot`: a load-balancing rule's
+/// member, a NAT rule, an SNAT member): 4 MiB per worker, of which a packet
+/// touches the one line of its flow's slot.
 #[derive(Debug)]
 pub struct Traffic {
     slots: Box<[TrafficSlot]>,
@@ -457,11 +458,11 @@ impl Default for Traffic {
 }
 
 impl Traffic {
-    /// Counts one forwarded packet of `ip_bytes` of rule `rule`, direction
+    /// Counts one forwarded packet of `ip_bytes` in slot `slot`, direction
     /// `dir`. Single writer: the owning worker.
     #[inline]
-    pub fn count(&self, rule: u16, dir: crate::family::Dir, ip_bytes: usize, syn: bool) {
-        let Some(s) = self.slots.get(usize::from(rule)) else {
+    pub fn count(&self, slot: u16, dir: crate::family::Dir, ip_bytes: usize, syn: bool) {
+        let Some(s) = self.slots.get(usize::from(slot)) else {
             return;
         };
         let v = &s.v[dir.index()];
@@ -482,10 +483,10 @@ impl Traffic {
         }
     }
 
-    /// Rule `rule`'s counts so far.
-    pub fn read(&self, rule: u16) -> TrafficCount {
+    /// Slot `slot`'s counts so far.
+    pub fn read(&self, slot: u16) -> TrafficCount {
         let mut c = TrafficCount::default();
-        if let Some(s) = self.slots.get(usize::from(rule)) {
+        if let Some(s) = self.slots.get(usize::from(slot)) {
             for d in 0..2 {
                 c.packets[d] = s.v[d][0].load(Ordering::Relaxed);
                 c.bytes[d] = s.v[d][1].load(Ordering::Relaxed);

@@ -172,12 +172,21 @@ fn forwarded_packets_count_per_rule_and_direction() {
         proto: 6,
     };
     let (idx, _) = ex.flows.lookup(&key).unwrap();
-    let t = ex.traffic.read(ex.flows.entry(idx).rule_id());
+    // The flow's member's slot of its rule, and no other.
+    let (rule, member) = ex.flows.entry(idx).ids();
+    let services = &ex.services;
+    let slot = services.traffic_slot(rule, member);
+    let t = ex.traffic.read(slot);
     assert_eq!(t.packets, [2, 1]);
     assert_eq!(t.bytes, [2 * ip_len as u64, ip_len as u64]);
     assert_eq!(t.syns, [1, 1], "the SYN in, the SYN-ACK back");
-    let other = ex.traffic.read(ex.flows.entry(idx).rule_id() + 1);
-    assert_eq!(other, Default::default());
+    assert_eq!(t.flows, 1);
+    let members = services.services[usize::from(rule)].members.len() as u16;
+    assert!(members > 1, "the example pool has members to tell apart");
+    for m in (0..members).filter(|m| *m != member) {
+        let other = ex.traffic.read(services.traffic_slot(rule, m));
+        assert_eq!(other, Default::default(), "member {m}");
+    }
 }
 
 #[test]

@@ -24,7 +24,13 @@ pub(super) fn later_fragment<A: Ip>(
     let e = A::flows(&cx).entry(idx);
     e.touch(dir, cx.now);
     let rw = e.raw_rewrite(dir);
-    cx.traffic.count(e.rule_id(), dir, ip_len::<A>(ip), false);
+    let (rule, member) = e.ids();
+    cx.traffic.count(
+        cx.services.traffic_slot(rule, member),
+        dir,
+        ip_len::<A>(ip),
+        false,
+    );
     let mut mtu = 0;
     if len > ETH + usize::from(cx.dataplane.min_mtu) {
         match too_big_flow::<A>(cx, (idx, dir), room, h.l4, h.proto, true, c) {

@@ -364,10 +364,11 @@ impl Daemon {
                 .transitions
                 .entry((c.probe.clone(), c.address))
                 .or_default() += 1;
+            // The words in the message, the same as fields for JSON logs.
             if c.up {
-                info!(member = %c.address, name, probe = %c.probe, result, "member up: passes its probe");
+                info!(member = %c.address, name, probe = %c.probe, result, "member {} up: probe {}: {result}", c.address, c.probe);
             } else {
-                warn!(member = %c.address, name, probe = %c.probe, result, "member down: fails its probe");
+                warn!(member = %c.address, name, probe = %c.probe, result, "member {} down: probe {}: {result}", c.address, c.probe);
             }
         }
         if !changes.is_empty() {

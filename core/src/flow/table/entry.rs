@@ -152,8 +152,7 @@ impl<A: Family> Entry<A> {
         RuleRef::from_id(self.rule_id())
     }
 
-    /// [`Entry::rule`] as its stored id: the index of its per-rule traffic
-    /// slot, for the fast path.
+    /// [`Entry::rule`] as its stored id.
     #[inline]
     pub fn rule_id(&self) -> u16 {
         self.meta.load(Relaxed) as u16
