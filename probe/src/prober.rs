@@ -11,11 +11,14 @@
 //! - `tcp`: handshake, then our FIN and the member's: success. A RST, at any
 //!   point, is an immediate failure; no handshake before the timeout is a
 //!   timeout.
-//! - `http`: handshake, `GET path HTTP/1.1` with a Host header, then the
-//!   status line: 200 is success, any other status (or a RST, or a close
-//!   before a status line) an immediate failure.
+//! - `http`: handshake, `GET path HTTP/1.1` with a Host header (the
+//!   probe's `host`, else the member's `address:port`), then the status
+//!   line: a status of `expected_status` (200 by default) is success, any
+//!   other status (or a RST, or a close before a status line) an immediate
+//!   failure.
 //! - `https`: the same inside TLS (rustls over the same socket, no
-//!   certificate verification; see [`crate::tls`]). A failed handshake is an
+//!   certificate verification; see [`crate::tls`]; the server name sent is
+//!   the probe's `sni`, else its `host`'s name). A failed handshake is an
 //!   immediate failure.
 //!
 //! The prober is pure logic over an injected clock and two packet queues
@@ -58,6 +61,43 @@ pub struct Spec {
     pub timeout_ms: u64,
     /// Consecutive results that flip a member.
     pub threshold: u32,
+    /// HTTP statuses that pass: inclusive ranges (`[(200, 200)]` by
+    /// default).
+    pub expected_status: Vec<(u16, u16)>,
+    /// The Host header; `None`: the member's `address:port`.
+    pub host: Option<String>,
+    /// The TLS server name (SNI); `None`: the host's name when `host` is
+    /// one, else none (the member is addressed by IP).
+    pub sni: Option<String>,
+}
+
+impl Spec {
+    fn passes(&self, code: u16) -> bool {
+        self.expected_status
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&code))
+    }
+
+    /// The name TLS is sent: `sni`, else `host` without its port when it
+    /// names a host.
+    fn server_name(&self) -> Option<String> {
+        if let Some(n) = &self.sni {
+            return Some(n.clone());
+        }
+        let host = self.host.as_deref()?;
+        if host.parse::<IpAddr>().is_ok()
+            || host.parse::<SocketAddr>().is_ok()
+            || host.starts_with('[')
+        {
+            return None;
+        }
+        let name =
+            host.rsplit_once(':').map_or(
+                host,
+                |(n, p)| if p.parse::<u16>().is_ok() { n } else { host },
+            );
+        Some(name.to_string())
+    }
 }
 
 /// A member's probe status, for the control command, metrics and logs.
@@ -207,6 +247,9 @@ pub fn targets(cfg: &Config) -> Vec<(usize, Spec, Vec<IpAddr>)> {
                         interval_ms: c.interval.as_millis() as u64,
                         timeout_ms: c.timeout.as_millis() as u64,
                         threshold: c.threshold,
+                        expected_status: c.expected_status.clone(),
+                        host: c.host.clone(),
+                        sni: c.sni.clone(),
                     },
                     Vec::new(),
                 ));
@@ -613,10 +656,13 @@ fn status(head: &[u8]) -> Option<Result<u16, ()>> {
 }
 
 fn request(spec: &Spec, address: IpAddr) -> String {
+    let host = match &spec.host {
+        Some(h) => h.clone(),
+        None => SocketAddr::new(address, spec.port).to_string(),
+    };
     format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sluice-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: sluice-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         spec.path,
-        SocketAddr::new(address, spec.port)
     )
 }
 
@@ -670,9 +716,9 @@ fn tcp_close(s: &mut tcp::Socket<'_>, a: &mut Attempt) -> Option<Outcome> {
 }
 
 /// The response head so far decides, else the connection's end does.
-fn verdict(head: &[u8], s: &tcp::Socket<'_>) -> Option<Outcome> {
+fn verdict(head: &[u8], s: &tcp::Socket<'_>, spec: &Spec) -> Option<Outcome> {
     match status(head) {
-        Some(Ok(200)) => return Some(Outcome::Success),
+        Some(Ok(code)) if spec.passes(code) => return Some(Outcome::Success),
         Some(Ok(code)) => return Some(Outcome::Refused(code)),
         Some(Err(())) => return Some(Outcome::Refused(0)),
         None if head.len() >= HEAD_MAX => return Some(Outcome::Refused(0)),
@@ -698,7 +744,7 @@ fn http(s: &mut tcp::Socket<'_>, a: &mut Attempt, spec: &Spec) -> Option<Outcome
             _ => break,
         }
     }
-    verdict(&a.head, s)
+    verdict(&a.head, s, spec)
 }
 
 fn remote(s: &tcp::Socket<'_>) -> Option<IpAddr> {
@@ -729,7 +775,13 @@ fn https(
 ) -> Option<Outcome> {
     if a.tls.is_none() {
         let addr = remote(s)?;
-        let name = rustls::pki_types::ServerName::IpAddress(addr.into());
+        let name = match spec.server_name() {
+            Some(n) => match rustls::pki_types::ServerName::try_from(n) {
+                Ok(n) => n,
+                Err(_) => return Some(Outcome::Refused(0)),
+            },
+            None => rustls::pki_types::ServerName::IpAddress(addr.into()),
+        };
         let Ok(mut conn) = ClientConnection::new(config.clone(), name) else {
             return Some(Outcome::Refused(0));
         };
@@ -776,7 +828,7 @@ fn https(
             break;
         }
     }
-    verdict(&a.head, s)
+    verdict(&a.head, s, spec)
 }
 
 #[cfg(test)]
@@ -832,6 +884,8 @@ probe = "pr"
         sockets: SocketSet<'static>,
         http: SocketHandle,
         status: u16,
+        /// The Host header B1 expects.
+        host: String,
     }
 
     impl Members {
@@ -859,6 +913,7 @@ probe = "pr"
                 sockets,
                 http,
                 status,
+                host: "10.0.0.11:80".into(),
             }
         }
 
@@ -875,10 +930,8 @@ probe = "pr"
                     let mut buf = [0u8; 1024];
                     let n = s.recv_slice(&mut buf).unwrap();
                     let req = std::str::from_utf8(&buf[..n]).unwrap();
-                    assert!(
-                        req.starts_with("GET /health HTTP/1.1\r\nHost: 10.0.0.11:80\r\n"),
-                        "{req:?}"
-                    );
+                    let want = format!("GET /health HTTP/1.1\r\nHost: {}\r\n", self.host);
+                    assert!(req.starts_with(&want), "{req:?}");
                     let resp = format!("HTTP/1.1 {} X\r\nContent-Length: 0\r\n\r\n", self.status);
                     s.send_slice(resp.as_bytes()).unwrap();
                     s.close();
@@ -954,6 +1007,59 @@ probe = "pr"
         assert_eq!((c.succeeded, c.refused, c.timeouts), (3, 2, 2), "{c:?}");
         assert_eq!(c.skipped, 0);
         assert_eq!(p.sockets.iter().count(), p.in_flight() + p.lingering.len());
+    }
+
+    #[test]
+    fn expected_status_ranges_pass_and_the_host_header_is_the_probes() {
+        let probe = format!("{HTTP}expected_status = \"200-399\"\nhost = \"www.example.com\"\n");
+        let mut p = prober(&probe);
+        let mut m = Members::new(302);
+        m.host = "www.example.com".into();
+        run(&mut p, &mut m, 0, 1000);
+        assert_eq!(
+            health(&p, B1).last,
+            Some(Outcome::Success),
+            "302 is in 200-399"
+        );
+        m.status = 404;
+        run(&mut p, &mut m, 1000, 1000);
+        assert_eq!(health(&p, B1).last, Some(Outcome::Refused(404)));
+        assert!(!health(&p, B1).up);
+    }
+
+    #[test]
+    fn the_tls_server_name_is_sni_else_the_hosts_name() {
+        let spec = |host: Option<&str>, sni: Option<&str>| Spec {
+            name: "pr".into(),
+            protocol: ProbeProtocol::Https,
+            port: 443,
+            path: "/".into(),
+            interval_ms: 1000,
+            timeout_ms: 500,
+            threshold: 1,
+            expected_status: vec![(200, 200)],
+            host: host.map(String::from),
+            sni: sni.map(String::from),
+        };
+        assert_eq!(spec(None, None).server_name(), None, "by address: no SNI");
+        assert_eq!(
+            spec(Some("www.example.com"), None).server_name().as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            spec(Some("www.example.com:8443"), None)
+                .server_name()
+                .as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(spec(Some("10.0.0.11:443"), None).server_name(), None);
+        assert_eq!(spec(Some("[2001:db8::1]:443"), None).server_name(), None);
+        assert_eq!(
+            spec(Some("a.example"), Some("b.example"))
+                .server_name()
+                .as_deref(),
+            Some("b.example")
+        );
     }
 
     #[test]

@@ -57,6 +57,38 @@ http {{
         std::fs::write(self.dir.join("nginx.conf"), conf).unwrap();
     }
 
+    /// Writes a config with two sites: the default one (port 80's
+    /// `/health` answers 404, port 443 refuses TLS handshakes without a
+    /// known server name) and `site` (`/health` answers 302 on 80 and, with
+    /// SNI `site`, on 443 with `cert`): a probe reaches the site only by
+    /// its Host header and server name.
+    pub fn configure_named(&self, site: &str, (cert, key): &(PathBuf, PathBuf)) {
+        let d = self.dir.display();
+        let (c, k) = (cert.display(), key.display());
+        let conf = format!(
+            "daemon off; master_process off; user root; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; default_type text/plain;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen 80 default_server; listen 443 ssl default_server; ssl_reject_handshake on;
+    location = /health {{ return 404 \"no such site\\n\"; }}
+    location / {{ return 200 \"{} $remote_addr\\n\"; }}
+  }}
+  server {{
+    listen 80; listen 443 ssl; server_name {site};
+    ssl_certificate {c}; ssl_certificate_key {k};
+    location = /health {{ return 302 /up; }}
+  }}
+}}
+",
+            self.name
+        );
+        std::fs::write(self.dir.join("nginx.conf"), conf).unwrap();
+    }
+
     /// Its config file.
     pub fn conf(&self) -> String {
         self.dir.join("nginx.conf").display().to_string()

@@ -454,7 +454,52 @@ pub(super) fn check_probes(ctx: &mut Ctx, raw: Vec<(String, raw::Probe)>) -> Vec
         );
         let threshold =
             in_range(ctx, &obj, "threshold", p.threshold.unwrap_or(1), 1, 100).unwrap_or(1) as u32;
+        let http = protocol != ProbeProtocol::Tcp;
+        for (key, set) in [
+            ("expected_status", p.expected_status.is_some()),
+            ("host", p.host.is_some()),
+        ] {
+            if set && !http {
+                ctx.err(&obj, key, "only http and https probes have it");
+            }
+        }
+        if p.sni.is_some() && protocol != ProbeProtocol::Https {
+            ctx.err(&obj, "sni", "only https probes have it");
+        }
+        let expected_status = match p.expected_status.as_deref().map(parse_status_list) {
+            None => vec![(200, 200)],
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                ctx.err(&obj, "expected_status", e);
+                vec![(200, 200)]
+            }
+        };
+        let header_safe =
+            |v: &str| !v.is_empty() && v.len() <= 253 && v.bytes().all(|b| b.is_ascii_graphic());
+        for (key, v) in [("host", &p.host), ("sni", &p.sni)] {
+            if let Some(v) = v {
+                if !header_safe(v) {
+                    ctx.err(
+                        &obj,
+                        key,
+                        format!("\"{v}\" must be 1..253 printable characters without spaces"),
+                    );
+                }
+            }
+        }
+        if let Some(v) = &p.sni {
+            if v.parse::<IpAddr>().is_ok() {
+                ctx.err(
+                    &obj,
+                    "sni",
+                    "a server name, not an address (without sni, none is sent)",
+                );
+            }
+        }
         out.push(Probe {
+            expected_status,
+            host: p.host,
+            sni: p.sni,
             name: p.name,
             protocol,
             port,

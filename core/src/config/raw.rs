@@ -110,6 +110,9 @@ pub struct Probe {
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub threshold: Option<i64>,
+    pub expected_status: Option<String>,
+    pub host: Option<String>,
+    pub sni: Option<String>,
 }
 
 /// `[[lb_rule]]`

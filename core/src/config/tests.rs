@@ -370,3 +370,42 @@ fn outbound_rfc_timers() {
         assert!(has(&e, "outbound_rule \"o\"", field), "{extra}: {e:#?}");
     }
 }
+
+#[test]
+fn probe_status_ranges_host_and_sni() {
+    let probe = |extra: &str, proto: &str| {
+        let path = if proto == "tcp" {
+            ""
+        } else {
+            "path = \"/h\"\n"
+        };
+        format!("[[probe]]\nname = \"p\"\nprotocol = \"{proto}\"\nport = 443\n{path}{extra}")
+    };
+    let c = Config::from_toml_str(&format!(
+        "{MINIMAL}\n{}",
+        probe("expected_status = \"200-399, 404\"\nhost = \"www.example.com\"\nsni = \"www.example.com\"\n", "https")
+    ))
+    .unwrap();
+    let p = &c.probes[0];
+    assert_eq!(p.expected_status, vec![(200, 399), (404, 404)]);
+    assert!(p.status_passes(302) && p.status_passes(404) && !p.status_passes(403));
+    assert_eq!(p.host.as_deref(), Some("www.example.com"));
+    let d = Config::from_toml_str(&format!("{MINIMAL}\n{}", probe("", "http"))).unwrap();
+    assert_eq!(
+        d.probes[0].expected_status,
+        vec![(200, 200)],
+        "200 alone by default"
+    );
+    for (extra, proto, field) in [
+        ("expected_status = \"2xx\"\n", "http", "expected_status"),
+        ("expected_status = \"399-200\"\n", "http", "expected_status"),
+        ("expected_status = \"600\"\n", "http", "expected_status"),
+        ("host = \"a b\"\n", "http", "host"),
+        ("host = \"x\"\n", "tcp", "host"),
+        ("sni = \"x\"\n", "http", "sni"),
+        ("sni = \"10.0.0.1\"\n", "https", "sni"),
+    ] {
+        let e = errors(&probe(extra, proto));
+        assert!(has(&e, "probe \"p\"", field), "{extra}: {e:#?}");
+    }
+}

@@ -198,6 +198,44 @@ pub struct Probe {
     pub timeout: Duration,
     /// Consecutive results that flip the state.
     pub threshold: u32,
+    /// HTTP statuses that pass (http/https): inclusive ranges.
+    pub expected_status: Vec<(u16, u16)>,
+    /// The Host header (http/https); `None`: the member's `address:port`.
+    pub host: Option<String>,
+    /// The TLS server name sent (https); `None`: no SNI (the member is
+    /// addressed by IP), unless `host` names a host.
+    pub sni: Option<String>,
+}
+
+impl Probe {
+    /// True when an HTTP status passes this probe.
+    pub fn status_passes(&self, code: u16) -> bool {
+        self.expected_status
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&code))
+    }
+}
+
+/// Parses `expected_status`: codes and ranges, comma-separated
+/// ("200", "200-399", "200,204,301-302"), each within 100..=599.
+pub fn parse_status_list(s: &str) -> Result<Vec<(u16, u16)>, String> {
+    let bad = || {
+        format!("\"{s}\" is not a list of HTTP statuses and ranges (\"200\", \"200-399\", \"200,204,301-302\")")
+    };
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u16, u16) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if !(100..=599).contains(&a) || !(100..=599).contains(&b) || a > b {
+            return Err(format!("\"{part}\": statuses are 100..599, low first"));
+        }
+        out.push((a, b));
+    }
+    Ok(out)
 }
 
 /// Rule protocol.

@@ -199,6 +199,9 @@ fn compile_with_health(down: &[&str], all_down: AllDown) -> Services {
         interval: Duration::from_secs(1),
         timeout: Duration::from_secs(1),
         threshold: 1,
+        expected_status: vec![(200, 200)],
+        host: None,
+        sni: None,
     });
     cfg.lb_rules[0].probe = Some(0);
     cfg.lb_rules[0].all_down = all_down;
