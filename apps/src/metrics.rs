@@ -12,6 +12,7 @@ use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use sluice_core::lb::Kind;
 use sluice_core::pipeline::{DropReason, Stat};
+use sluice_core::runtime::ControlStat;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -141,6 +142,10 @@ fn describe() {
     describe_counter!(
         "sluice_control_events_total",
         "What the control thread did, by event (neigh.requests, flows.expired, frag.timeout, ...)."
+    );
+    describe_counter!(
+        "sluice_probe_events_total",
+        "What the prober did, by event (probe.started, probe.succeeded, probe.timeouts, probe.refused, ...)."
     );
     describe_counter!(
         "sluice_worker_events_total",
@@ -325,14 +330,19 @@ pub fn update(v: &View<'_>) {
     for (event, n) in v.control.named() {
         counter!("sluice_control_events_total", "event" => event).absolute(n);
     }
+    for (event, n) in v.prober.counters().named() {
+        counter!("sluice_probe_events_total", "event" => event).absolute(n);
+    }
     gauge!("sluice_flow_table_flows").set(v.shared.flows.len() as f64);
     gauge!("sluice_flow_table_capacity").set(v.shared.flows.capacity() as f64);
     gauge!("sluice_flow_table_ipv6_flows").set(v.shared.flows6.len() as f64);
     gauge!("sluice_flow_table_ipv6_capacity").set(v.shared.flows6.capacity() as f64);
     gauge!("sluice_mbufs_in_use").set(f64::from(v.mbufs.0));
     gauge!("sluice_mbufs_capacity").set(f64::from(v.mbufs.1));
-    counter!("sluice_reloads_total", "outcome" => "applied").absolute(v.control.reloads);
-    counter!("sluice_reloads_total", "outcome" => "rejected").absolute(v.control.reloads_rejected);
+    counter!("sluice_reloads_total", "outcome" => "applied")
+        .absolute(v.control.get(ControlStat::Reloads));
+    counter!("sluice_reloads_total", "outcome" => "rejected")
+        .absolute(v.control.get(ControlStat::ReloadsRejected));
     for (p, c) in v.ports.iter().zip(&v.cfg.ports) {
         let s = p.stats();
         for (dir, packets, bytes) in [("rx", s.ipackets, s.ibytes), ("tx", s.opackets, s.obytes)] {

@@ -95,18 +95,7 @@ pub fn format(
             line(&format!("sync.peer.{}.lost", p.addr), p.lost.load(Relaxed));
         }
     }
-    let pc = prober.counters();
-    for (k, v) in [
-        ("probe.started", pc.started),
-        ("probe.succeeded", pc.succeeded),
-        ("probe.timeouts", pc.timeouts),
-        ("probe.refused", pc.refused),
-        ("probe.skipped", pc.skipped),
-        ("probe.changes", pc.changes),
-        ("probe.rx_packets", pc.rx_packets),
-        ("probe.rx_dropped", pc.rx_dropped),
-        ("probe.tx_packets", pc.tx_packets),
-    ] {
+    for (k, v) in prober.counters().named() {
         line(k, v);
     }
     for m in prober.status() {

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod control_counters;
 pub mod craft;
 pub mod family;
 pub mod flow;
@@ -15,6 +16,7 @@ pub mod fxmap;
 pub mod lb;
 #[path = "dpdk/memory.rs"]
 pub mod memory;
+pub mod named;
 pub mod neigh;
 pub mod pipeline;
 #[path = "dpdk/prefetch.rs"]

@@ -161,6 +161,24 @@ pub struct ProberCounters {
     pub tx_packets: u64,
 }
 
+impl ProberCounters {
+    /// Every counter by its report name (`probe.started`, ...): the exit
+    /// report's lines and the `event` label of `sluice_probe_events_total`.
+    pub fn named(&self) -> [(&'static str, u64); 9] {
+        [
+            ("probe.started", self.started),
+            ("probe.succeeded", self.succeeded),
+            ("probe.timeouts", self.timeouts),
+            ("probe.refused", self.refused),
+            ("probe.skipped", self.skipped),
+            ("probe.changes", self.changes),
+            ("probe.rx_packets", self.rx_packets),
+            ("probe.rx_dropped", self.rx_dropped),
+            ("probe.tx_packets", self.tx_packets),
+        ]
+    }
+}
+
 #[derive(Debug)]
 struct Target {
     address: IpAddr,

@@ -186,6 +186,30 @@ fn status_counts_each_member_exactly_and_delete_ends_flows() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // Every counter of control, the neighbour cache and the prober is a
+    // series (the enums and lists the report prints).
+    for s in sluice_core::control_counters::ControlStat::ALL {
+        let l = [("event", s.name())];
+        assert!(
+            metric(&m, "sluice_control_events_total", &l).is_some(),
+            "{}",
+            s.name()
+        );
+    }
+    for s in sluice_core::neigh::NeighStat::ALL {
+        let l = [("event", s.name())];
+        assert!(
+            metric(&m, "sluice_control_events_total", &l).is_some(),
+            "{}",
+            s.name()
+        );
+    }
+    let started = metric(
+        &m,
+        "sluice_probe_events_total",
+        &[("event", "probe.started")],
+    );
+    assert!(started.is_some_and(|n| n >= 2.0), "{started:?}");
     if which("promtool") {
         let dir = lab.dir.join("scrape.prom");
         std::fs::write(&dir, &m).unwrap();

@@ -35,25 +35,41 @@ impl Default for CacheConfig {
     }
 }
 
-/// What the cache did, for the daemon's counters.
+crate::named_enum! {
+    /// What the neighbour cache counts, by its report name.
+    NeighStat {
+        /// Requests (ARP or NS) asked for.
+        Requests => "neigh.requests",
+        /// Entries that became resolved.
+        Resolved => "neigh.resolved",
+        /// Packets queued while resolving.
+        Held => "neigh.held",
+        /// Held packets released after resolution.
+        Released => "neigh.released",
+        /// Packets dropped because the next hop's queue was full.
+        QueueFull => "neigh.queue_full",
+        /// Packets dropped because resolution failed.
+        Failed => "neigh.failed",
+        /// Entries removed after a failed re-probe.
+        Expired => "neigh.expired",
+        /// Packets dropped because the cache was full.
+        TableFull => "neigh.table_full",
+    }
+}
+
+/// What the cache did, for the daemon's counters: one per [`NeighStat`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheCounters {
-    /// Requests (ARP or NS) asked for.
-    pub requests: u64,
-    /// Entries that became resolved.
-    pub resolved: u64,
-    /// Packets queued while resolving.
-    pub held: u64,
-    /// Held packets released after resolution.
-    pub released: u64,
-    /// Packets dropped because the next hop's queue was full.
-    pub queue_full: u64,
-    /// Packets dropped because resolution failed.
-    pub failed: u64,
-    /// Entries removed after a failed re-probe.
-    pub expired: u64,
-    /// Packets dropped because the cache was full.
-    pub table_full: u64,
+pub struct CacheCounters([u64; NeighStat::COUNT]);
+
+impl CacheCounters {
+    /// Counter `s`.
+    pub fn get(&self, s: NeighStat) -> u64 {
+        self.0[s as usize]
+    }
+
+    fn add(&mut self, s: NeighStat, n: u64) {
+        self.0[s as usize] += n;
+    }
 }
 
 #[derive(Debug)]
@@ -153,7 +169,7 @@ impl<P> Cache<P> {
             State::Incomplete { .. } => None,
         };
         if was.is_none() {
-            self.counters.resolved += 1;
+            self.counters.add(NeighStat::Resolved, 1);
         }
         if was != Some(mac) {
             self.dirty = true;
@@ -167,7 +183,8 @@ impl<P> Cache<P> {
             .drain(..)
             .map(|packet| Released { port, mac, packet })
             .collect();
-        self.counters.released += released.len() as u64;
+        self.counters
+            .add(NeighStat::Released, released.len() as u64);
         released
     }
 
@@ -181,7 +198,7 @@ impl<P> Cache<P> {
         now: Duration,
     ) -> HoldOutcome<P> {
         if !self.entries.contains_key(&(port, ip)) && self.entries.len() >= self.cfg.max_entries {
-            self.counters.table_full += 1;
+            self.counters.add(NeighStat::TableFull, 1);
             return HoldOutcome::Dropped(packet);
         }
         let mut solicit = false;
@@ -200,14 +217,14 @@ impl<P> Cache<P> {
                 HoldOutcome::Resolved(mac, packet)
             }
             State::Incomplete { .. } if e.queue.len() >= self.cfg.queue_len => {
-                self.counters.queue_full += 1;
+                self.counters.add(NeighStat::QueueFull, 1);
                 HoldOutcome::Dropped(packet)
             }
             State::Incomplete { .. } => {
                 e.queue.push_back(packet);
-                self.counters.held += 1;
+                self.counters.add(NeighStat::Held, 1);
                 if solicit {
-                    self.counters.requests += 1;
+                    self.counters.add(NeighStat::Requests, 1);
                 }
                 HoldOutcome::Queued { solicit }
             }
@@ -231,7 +248,7 @@ impl<P> Cache<P> {
                 queue: VecDeque::new(),
             },
         );
-        self.counters.requests += 1;
+        self.counters.add(NeighStat::Requests, 1);
         true
     }
 
@@ -270,14 +287,14 @@ impl<P> Cache<P> {
                 }
             }
         }
-        self.counters.requests += solicit.len() as u64;
+        self.counters.add(NeighStat::Requests, solicit.len() as u64);
         for key in gone {
             if let Some(e) = self.entries.remove(&key) {
                 if matches!(e.state, State::Probing { .. }) {
-                    self.counters.expired += 1;
+                    self.counters.add(NeighStat::Expired, 1);
                     self.dirty = true;
                 }
-                self.counters.failed += e.queue.len() as u64;
+                self.counters.add(NeighStat::Failed, e.queue.len() as u64);
                 dropped.extend(e.queue);
             }
         }
@@ -346,7 +363,7 @@ mod tests {
             HoldOutcome::Dropped(12),
             "queue of 2 is full"
         );
-        assert_eq!(c.counters().queue_full, 1);
+        assert_eq!(c.counters().get(NeighStat::QueueFull), 1);
         assert!(c.take_view().is_none(), "nothing usable yet");
         let r = c.learn(P1, ip(), MAC, S(0));
         assert_eq!(r.iter().map(|r| r.packet).collect::<Vec<_>>(), vec![10, 11]);
@@ -371,8 +388,8 @@ mod tests {
         let dropped = c.poll(S(3), &mut sol);
         assert_eq!(dropped, vec![1]);
         assert!(sol.is_empty());
-        assert_eq!(c.counters().failed, 1);
-        assert_eq!(c.counters().requests, 3);
+        assert_eq!(c.counters().get(NeighStat::Failed), 1);
+        assert_eq!(c.counters().get(NeighStat::Requests), 3);
         assert!(c.is_empty());
     }
 
@@ -397,7 +414,7 @@ mod tests {
             c.poll(S(t), &mut sol);
         }
         assert!(c.is_empty());
-        assert_eq!(c.counters().expired, 1);
+        assert_eq!(c.counters().get(NeighStat::Expired), 1);
         assert!(c.take_view().unwrap().is_empty());
     }
 
@@ -408,7 +425,7 @@ mod tests {
             c.learn(P0, IpAddr::from([10, 0, 0, 20 + i]), MAC, S(0));
         }
         assert_eq!(c.hold(P0, ip(), 7, S(0)), HoldOutcome::Dropped(7));
-        assert_eq!(c.counters().table_full, 1);
+        assert_eq!(c.counters().get(NeighStat::TableFull), 1);
         assert!(matches!(
             c.hold(P0, IpAddr::from([10, 0, 0, 20]), 8, S(0)),
             HoldOutcome::Resolved(_, 8)

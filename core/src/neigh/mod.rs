@@ -13,7 +13,7 @@
 mod cache;
 mod solicit;
 
-pub use cache::{Cache, CacheConfig, CacheCounters, HoldOutcome, Released};
+pub use cache::{Cache, CacheConfig, CacheCounters, HoldOutcome, NeighStat, Released};
 pub use solicit::{
     build_arp_request, build_neighbor_solicit, build_unsolicited_advert, solicited_node,
 };

@@ -4,25 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[doc = $doc:literal])* $v:ident => $s:literal,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[doc = $doc])* $v,)* }
-        impl $name {
-            /// Every value, in index order.
-            pub const ALL: &'static [$name] = &[$($name::$v,)*];
-            /// How many values there are.
-            pub const COUNT: usize = Self::ALL.len();
-            /// The counter name (snake_case, stable: metrics use it).
-            pub fn name(self) -> &'static str {
-                match self { $($name::$v => $s,)* }
-            }
-        }
-    };
-}
-
-named_enum! {
+crate::named_enum! {
     /// Why a frame was dropped. Every drop has exactly one.
     DropReason {
         /// Shorter than an Ethernet header.
@@ -121,7 +103,7 @@ named_enum! {
     }
 }
 
-named_enum! {
+crate::named_enum! {
     /// What a worker did, other than drops.
     Stat {
         /// Frames received.

@@ -3,11 +3,11 @@
 //! and originated frames through a worker, and republishes the neighbour
 //! view. Runs on the main lcore; may allocate, log and sleep.
 
-use super::control_counters::ControlCounters;
 pub use super::sync_work::BulkState;
 use super::sync_work::SyncWork;
 use super::tables::TableWork;
 use super::{Shared, SlowEvent};
+use crate::control_counters::{ControlCounters, ControlStat};
 use crate::dpdk::{Mbuf, Mempool};
 use crate::family::{Family, V4, V6};
 use crate::flow::age;
@@ -126,10 +126,9 @@ impl ControlPlane {
 
     /// Counters so far.
     pub fn counters(&self) -> ControlCounters {
-        ControlCounters {
-            neigh: self.cache.counters(),
-            ..self.counters
-        }
+        let mut c = self.counters;
+        c.neigh = self.cache.counters();
+        c
     }
 
     fn now(&self) -> Duration {
@@ -161,7 +160,7 @@ impl ControlPlane {
             match ev {
                 SlowEvent::Fragment { mbuf } => {
                     if self.fragments.len() >= FRAG_BUFFER {
-                        self.counters.frag_overflow += 1;
+                        self.counters.add(ControlStat::FragOverflow, 1);
                     } else {
                         self.fragments.push_back((now, mbuf));
                     }
@@ -189,7 +188,7 @@ impl ControlPlane {
         self.solicit = solicit;
         if let Some(view) = self.cache.take_view() {
             self.shared.neigh.store(Arc::new(view));
-            self.counters.views_published += 1;
+            self.counters.add(ControlStat::ViewsPublished, 1);
             busy = true;
         }
         busy
@@ -227,13 +226,13 @@ impl ControlPlane {
             let (room, len) = m.room_and_len_mut();
             match crate::pipeline::retry_fragment(cx, room, len) {
                 None if now - since > FRAG_WAIT => {
-                    self.counters.frag_timeout += 1;
+                    self.counters.add(ControlStat::FragTimeout, 1);
                     busy = true;
                 }
                 None => self.fragments.push_back((since, m)),
                 Some(fate) => {
                     busy = true;
-                    self.counters.frag_released += 1;
+                    self.counters.add(ControlStat::FragReleased, 1);
                     match fate {
                         crate::pipeline::Fate::Tx { port, len } => {
                             m.set_len(usize::from(len));
@@ -253,7 +252,7 @@ impl ControlPlane {
                             let mut out = Vec::new();
                             super::worker::split_out(&pool, m, mtu, &mut c, |m, _| out.push(m));
                             if out.is_empty() {
-                                self.counters.frag_split_failed += 1;
+                                self.counters.add(ControlStat::FragSplitFailed, 1);
                             }
                             for m in out {
                                 self.transmit(port, m);
@@ -294,7 +293,7 @@ impl ControlPlane {
         // Members the reload made ineligible (admin down) lose their UDP
         // flows as a probe-down member does; carried first, same grace.
         self.moving = Some(epochs);
-        self.counters.reloads += 1;
+        self.counters.add(ControlStat::Reloads, 1);
     }
 
     /// Publishes `services`, compiled from the running config with new
@@ -308,7 +307,7 @@ impl ControlPlane {
         services.snat = old.snat.clone();
         self.shared.services.store(Arc::new(services));
         self.moving = Some(self.shared.flows.epochs());
-        self.counters.health_published += 1;
+        self.counters.add(ControlStat::HealthPublished, 1);
     }
 
     /// After the grace period of [`ControlPlane::publish_health`] (or of a
@@ -327,7 +326,7 @@ impl ControlPlane {
         let services = self.shared.services.load();
         let moved = self.v4.move_udp(&self.shared.flows, &services)
             + self.v6.move_udp(&self.shared.flows6, &services);
-        self.counters.flows_moved_by_health += moved;
+        self.counters.add(ControlStat::FlowsMovedByHealth, moved);
         true
     }
 
@@ -351,12 +350,12 @@ impl ControlPlane {
         };
         let dp = self.shared.dataplane.load();
         let Some((port, nh)) = dp.route(dst) else {
-            self.counters.originated_no_route += 1;
+            self.counters.add(ControlStat::OriginatedNoRoute, 1);
             return false;
         };
         let mac = dp.ports[usize::from(port)].mac;
         let Some(mut m) = self.pool.alloc() else {
-            self.counters.alloc_failed += 1;
+            self.counters.add(ControlStat::AllocFailed, 1);
             return false;
         };
         let (room, _) = m.room_and_len_mut();
@@ -376,7 +375,7 @@ impl ControlPlane {
         .emit(&mut ethernet::Frame::new_unchecked(&mut room[..len]));
         room[ethernet::HEADER_LEN..len].copy_from_slice(packet);
         m.set_len(len);
-        self.counters.originated += 1;
+        self.counters.add(ControlStat::Originated, 1);
         self.send_via(port, nh, m, self.now());
         true
     }
@@ -390,10 +389,11 @@ impl ControlPlane {
         let shared = self.shared.clone();
         let ended = self.v4.carry(&shared.flows, carry, generation, true)
             + self.v6.carry(&shared.flows6, carry, generation, true);
-        self.counters.flows_adopted += adopted;
-        self.counters.flows_cut_short += cut_short;
-        self.counters.flows_ended_by_restart += ended;
-        self.counters.flows_remapped += adopted.saturating_sub(ended);
+        self.counters.add(ControlStat::FlowsAdopted, adopted);
+        self.counters.add(ControlStat::FlowsCutShort, cut_short);
+        self.counters.add(ControlStat::FlowsEndedByRestart, ended);
+        self.counters
+            .add(ControlStat::FlowsRemapped, adopted.saturating_sub(ended));
         self.send_resets(self.now());
     }
 
@@ -403,7 +403,7 @@ impl ControlPlane {
     pub fn end_flows(&mut self, v4: &[u32], v6: &[u32]) -> u64 {
         let shared = self.shared.clone();
         let n = self.v4.end(&shared.flows, v4) + self.v6.end(&shared.flows6, v6);
-        self.counters.flows_deleted += n;
+        self.counters.add(ControlStat::FlowsDeleted, n);
         let now = self.now();
         self.send_resets(now);
         n
@@ -416,7 +416,7 @@ impl ControlPlane {
 
     /// Counts a reload that was rejected before anything changed.
     pub fn reload_rejected(&mut self) {
-        self.counters.reloads_rejected += 1;
+        self.counters.add(ControlStat::ReloadsRejected, 1);
     }
 
     /// Once every worker uses the snapshot of the last reload: moves each
@@ -433,7 +433,7 @@ impl ControlPlane {
         let shared = self.shared.clone();
         let ended = self.v4.carry(&shared.flows, &carry, generation, false)
             + self.v6.carry(&shared.flows6, &carry, generation, false);
-        self.counters.flows_ended_by_reload += ended;
+        self.counters.add(ControlStat::FlowsEndedByReload, ended);
         self.send_resets(now);
         true
     }
@@ -457,10 +457,10 @@ impl ControlPlane {
         let scale = self.timer_scale;
         let removed =
             self.v4.age(&shared.flows, ms, scale, b4) + self.v6.age(&shared.flows6, ms, scale, b6);
-        self.counters.flows_expired += removed as u64;
+        self.counters.add(ControlStat::FlowsExpired, removed as u64);
         self.send_resets(now);
         let freed = self.v4.reclaim(&shared.flows) + self.v6.reclaim(&shared.flows6);
-        self.counters.flows_reclaimed += freed as u64;
+        self.counters.add(ControlStat::FlowsReclaimed, freed as u64);
         removed > 0 || freed > 0
     }
 
@@ -480,7 +480,7 @@ impl ControlPlane {
 
     /// A RST to both ends of `f`.
     fn reset<A: Family>(&mut self, f: &FlowInfo<A>, now: Duration) {
-        self.counters.flows_reset += 1;
+        self.counters.add(ControlStat::FlowsReset, 1);
         for (dir, key, seq, ack) in age::resets(f) {
             self.send_rst(f, dir, &key, seq, ack, now);
         }
@@ -499,14 +499,14 @@ impl ControlPlane {
         let dp = self.shared.dataplane.load();
         let nh = rw.next_hop(|| dp.gateway_of());
         let Some(mut m) = self.pool.alloc() else {
-            self.counters.alloc_failed += 1;
+            self.counters.add(ControlStat::AllocFailed, 1);
             return;
         };
         let mac = dp.ports[usize::from(rw.egress)].mac;
         let (room, _) = m.room_and_len_mut();
         let len = age::build_rst(room, mac, key, seq, ack);
         m.set_len(len);
-        self.counters.rst_sent += 1;
+        self.counters.add(ControlStat::RstSent, 1);
         self.send_via(rw.egress, nh.into(), m, now);
     }
 
@@ -536,12 +536,12 @@ impl ControlPlane {
             // A burst of one: control sends little, and at once.
             let _ = self.burst.push(m);
             if q.tx(&mut self.burst) == 1 {
-                self.counters.tx_own += 1;
+                self.counters.add(ControlStat::TxOwn, 1);
                 return;
             }
             // Refused (full, or a queue the peer never connected, as a
             // net_memif peer with fewer rings leaves it): worker 0 sends it.
-            self.counters.tx_own_full += 1;
+            self.counters.add(ControlStat::TxOwnFull, 1);
             match self.burst.take(0) {
                 Some(back) => m = back,
                 None => return,
@@ -549,7 +549,7 @@ impl ControlPlane {
             self.burst.clear();
         }
         if self.shared.from_control.push((port, m)).is_err() {
-            self.counters.to_worker_full += 1;
+            self.counters.add(ControlStat::ToWorkerFull, 1);
         }
     }
 
@@ -566,7 +566,7 @@ impl ControlPlane {
                     .chain(p.v6.iter().map(|&a| IpAddr::V6(a)));
             for a in addrs {
                 let Some(mut m) = self.pool.alloc() else {
-                    self.counters.alloc_failed += 1;
+                    self.counters.add(ControlStat::AllocFailed, 1);
                     return;
                 };
                 let (room, _) = m.room_and_len_mut();
@@ -575,7 +575,7 @@ impl ControlPlane {
                     IpAddr::V6(a) => crate::neigh::build_unsolicited_advert(room, p.mac, a),
                 };
                 m.set_len(len);
-                self.counters.announced += 1;
+                self.counters.add(ControlStat::Announced, 1);
                 self.transmit(port, m);
             }
         }
@@ -585,11 +585,11 @@ impl ControlPlane {
         let dp = self.shared.dataplane.load();
         let p = &dp.ports[usize::from(port)];
         let Some(src) = p.source_for(ip) else {
-            self.counters.no_source += 1;
+            self.counters.add(ControlStat::NoSource, 1);
             return;
         };
         let Some(mut m) = self.pool.alloc() else {
-            self.counters.alloc_failed += 1;
+            self.counters.add(ControlStat::AllocFailed, 1);
             return;
         };
         let (room, _) = m.room_and_len_mut();
@@ -597,7 +597,7 @@ impl ControlPlane {
             (IpAddr::V4(s), IpAddr::V4(t)) => build_arp_request(room, p.mac, s, t),
             (IpAddr::V6(s), IpAddr::V6(t)) => build_neighbor_solicit(room, p.mac, s, t),
             _ => {
-                self.counters.no_source += 1;
+                self.counters.add(ControlStat::NoSource, 1);
                 return;
             }
         };

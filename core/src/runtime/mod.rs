@@ -4,14 +4,13 @@
 //! lock-free queues both ways, and per-worker counters.
 
 mod control;
-mod control_counters;
 mod sync_out;
 mod sync_work;
 mod tables;
 mod worker;
 
+pub use crate::control_counters::{ControlCounters, ControlStat};
 pub use control::{BulkState, ControlPlane};
-pub use control_counters::ControlCounters;
 pub use worker::Worker;
 
 use crate::dpdk::Mbuf;

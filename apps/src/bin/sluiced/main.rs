@@ -247,10 +247,10 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         control.adopt(&carry, opened.adopted, opened.cut_short);
         let c = control.counters();
         info!(
-            adopted = c.flows_adopted,
-            cut_short = c.flows_cut_short,
-            remapped = c.flows_remapped,
-            ended = c.flows_ended_by_restart,
+            adopted = c.get(sluice_core::runtime::ControlStat::FlowsAdopted),
+            cut_short = c.get(sluice_core::runtime::ControlStat::FlowsCutShort),
+            remapped = c.get(sluice_core::runtime::ControlStat::FlowsRemapped),
+            ended = c.get(sluice_core::runtime::ControlStat::FlowsEndedByRestart),
             "adopted flows carried over to this config"
         );
     }

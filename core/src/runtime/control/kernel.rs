@@ -9,6 +9,7 @@ use super::ControlPlane;
 use crate::dpdk::{Burst, Port, RxQueue, TxQueue};
 use crate::neigh::PortIndex;
 use crate::runtime::ControlCounters;
+use crate::runtime::ControlStat;
 
 /// Frames moved each way per poll, at most.
 const KERNEL_BURST: usize = 32;
@@ -50,7 +51,7 @@ impl ControlPlane {
             };
             busy = true;
             let Some(k) = self.kernel.iter_mut().find(|k| k.port == port) else {
-                self.counters.to_kernel_dropped += 1;
+                self.counters.add(ControlStat::ToKernelDropped, 1);
                 continue;
             };
             if let Err(m) = k.out.push(m) {
@@ -69,7 +70,7 @@ impl ControlPlane {
             busy = true;
             for j in 0..from.len() {
                 if let Some(m) = from.take(j) {
-                    self.counters.from_kernel += 1;
+                    self.counters.add(ControlStat::FromKernel, 1);
                     self.transmit(port, m);
                 }
             }
@@ -86,7 +87,7 @@ fn flush(k: &mut KernelPort, c: &mut ControlCounters) {
         return;
     }
     let sent = k.tx.tx(&mut k.out);
-    c.to_kernel += sent as u64;
-    c.to_kernel_dropped += k.out.len() as u64;
+    c.add(ControlStat::ToKernel, sent as u64);
+    c.add(ControlStat::ToKernelDropped, k.out.len() as u64);
     k.out.clear();
 }
