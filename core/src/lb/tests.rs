@@ -330,3 +330,41 @@ fn a_dual_stack_member_is_one_member_for_both_families() {
         assert_eq!(six(&s).pick(&k).unwrap().0, 1, "only d2");
     }
 }
+
+/// `rules` load-balancing rules (ports 1..) over one pool of `members`.
+fn many(rules: u16, members: u16) -> Services {
+    let mut text = crate::craft::EXAMPLE_CONFIG.to_string();
+    text.push_str("[[pool]]\nname = \"big\"\nmembers = [\n");
+    for m in 0..members {
+        text.push_str(&format!("  {{ address = \"10.0.0.{}\" }},\n", 20 + m));
+    }
+    text.push_str("]\n");
+    for r in 1..=rules {
+        text.push_str(&format!(
+            "[[lb_rule]]\nname = \"r{r}\"\nfrontend = \"web\"\nprotocol = \"tcp\"\nfrontend_port = {r}\nbackend_port = 80\npool = \"big\"\n"
+        ));
+    }
+    let cfg = crate::config::Config::from_toml_str(&text).unwrap();
+    Services::compile(&cfg, &|_, _| true, &BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn each_member_of_each_rule_has_its_own_traffic_slot_until_they_do_not_fit() {
+    let s = many(4, 200);
+    assert!(s.per_member_traffic());
+    let mut seen = std::collections::HashSet::new();
+    for id in 0..4u16 {
+        for m in 0..200u16 {
+            let slot = s.traffic_slot(id, m);
+            assert!(slot < snat::RULE_BASE, "below the SNAT members' ids");
+            assert!(seen.insert(slot), "rule {id} member {m}: slot {slot} twice");
+        }
+    }
+    // An SNAT member's id is its slot.
+    assert_eq!(s.traffic_slot(snat::RULE_BASE + 3, 0), snat::RULE_BASE + 3);
+    // 170 rules x 200 members do not fit 32,768 slots: per rule only.
+    let s = many(170, 200);
+    assert!(!s.per_member_traffic());
+    assert_eq!(s.traffic_slot(7, 0), 7);
+    assert_eq!(s.traffic_slot(7, 199), 7, "every member in the rule's slot");
+}
