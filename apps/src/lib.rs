@@ -26,6 +26,7 @@ pub mod links;
 pub mod members;
 pub mod metrics;
 pub mod pick;
+pub mod render;
 pub mod report;
 pub mod routing;
 pub mod rules;
