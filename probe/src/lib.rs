@@ -7,6 +7,7 @@
 
 pub mod device;
 pub mod prober;
+pub mod spec;
 pub mod state;
 pub mod tls;
 

@@ -5,6 +5,28 @@
 use crate::lab::Lab;
 use std::path::PathBuf;
 
+/// A self-signed certificate and its key for `cn`, in the lab's
+/// directory: (cert, key).
+pub fn self_signed(lab: &Lab, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        lab.dir.join(format!("{cn}.pem")),
+        lab.dir.join(format!("{cn}.key")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", &format!("/CN={cn}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{out:?}");
+    (cert, key)
+}
+
 /// An nginx in backend `i`'s namespace: `/health` answers `health`, every
 /// other path "bN CLIENT"; with `tls`, port 443 serves the same over TLS.
 pub struct Nginx {

@@ -284,19 +284,7 @@ fn a_503_health_page_or_a_closed_tcp_port_takes_a_member_out() {
 #[test]
 fn an_https_probe_passes_a_self_signed_nginx_and_fails_once_tls_stops() {
     let lab = Lab::new(3);
-    let (cert, key) = (lab.dir.join("cert.pem"), lab.dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=backend.lab"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (cert, key) = sluice_tests::nginx::self_signed(&lab, "backend.lab");
     let pair = (cert, key);
     let nginx: Vec<Nginx> = (0..3)
         .map(|i| {

@@ -6,7 +6,6 @@
 
 use sluice_tests::lab::Lab;
 use sluice_tests::nginx::Nginx;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn wait_log(d: &sluice_tests::daemon::Daemon, text: &str, after: usize) {
@@ -23,19 +22,7 @@ fn wait_log(d: &sluice_tests::daemon::Daemon, text: &str, after: usize) {
 #[test]
 fn host_sni_and_expected_status_reach_a_named_site() {
     let lab = Lab::new(1);
-    let (cert, key) = (lab.dir.join("cert.pem"), lab.dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=probe.example"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (cert, key) = sluice_tests::nginx::self_signed(&lab, "probe.example");
     let nginx = Nginx::new(&lab, 0);
     nginx.configure_named("probe.example", &(cert, key));
     nginx.start(&lab);

@@ -12,6 +12,7 @@ mod duration;
 pub mod eal;
 mod locate;
 mod objects;
+mod probes;
 pub mod raw;
 mod routing;
 mod rules;

@@ -4,8 +4,8 @@
 
 use super::objects::{
     check_control, check_dpdk, check_flow_table, check_frontends, check_pools, check_ports,
-    check_probes,
 };
+use super::probes::check_probes;
 use super::raw;
 use super::types::*;
 use super::{parse_duration, rules, ConfigError, ConfigErrors};

@@ -10,8 +10,6 @@ use super::{Shared, SlowEvent};
 use crate::control_counters::{ControlCounters, ControlStat};
 use crate::dpdk::{Mbuf, Mempool};
 use crate::family::{Family, V4, V6};
-use crate::flow::age;
-use crate::flow::FlowInfo;
 use crate::lb::{Carry, Services};
 use crate::neigh::{
     build_arp_request, build_neighbor_solicit, Cache, CacheConfig, HoldOutcome, PortIndex,
@@ -25,6 +23,7 @@ use std::time::{Duration, Instant};
 
 mod cluster;
 mod kernel;
+mod resets;
 
 /// Events drained per poll, so one poll stays short.
 const DRAIN: usize = 1024;
@@ -397,18 +396,6 @@ impl ControlPlane {
         self.send_resets(self.now());
     }
 
-    /// Ends the flows at these entry indices of the IPv4 and IPv6 tables
-    /// (`sluicectl flows --delete`): established TCP flows get a RST at
-    /// both ends, peers are told. Returns the flows ended.
-    pub fn end_flows(&mut self, v4: &[u32], v6: &[u32]) -> u64 {
-        let shared = self.shared.clone();
-        let n = self.v4.end(&shared.flows, v4) + self.v6.end(&shared.flows6, v6);
-        self.counters.add(ControlStat::FlowsDeleted, n);
-        let now = self.now();
-        self.send_resets(now);
-        n
-    }
-
     /// Protocol timers are divided by this (`--timer-scale`).
     pub fn timer_scale(&self) -> u32 {
         self.timer_scale
@@ -462,52 +449,6 @@ impl ControlPlane {
         let freed = self.v4.reclaim(&shared.flows) + self.v6.reclaim(&shared.flows6);
         self.counters.add(ControlStat::FlowsReclaimed, freed as u64);
         removed > 0 || freed > 0
-    }
-
-    /// Sends the RSTs of the flows the table work ended that want them.
-    fn send_resets(&mut self, now: Duration) {
-        let mut v4 = std::mem::take(&mut self.v4.resets);
-        for f in v4.drain(..) {
-            self.reset(&f, now);
-        }
-        self.v4.resets = v4;
-        let mut v6 = std::mem::take(&mut self.v6.resets);
-        for f in v6.drain(..) {
-            self.reset(&f, now);
-        }
-        self.v6.resets = v6;
-    }
-
-    /// A RST to both ends of `f`.
-    fn reset<A: Family>(&mut self, f: &FlowInfo<A>, now: Duration) {
-        self.counters.add(ControlStat::FlowsReset, 1);
-        for (dir, key, seq, ack) in age::resets(f) {
-            self.send_rst(f, dir, &key, seq, ack, now);
-        }
-    }
-
-    fn send_rst<A: Family>(
-        &mut self,
-        f: &FlowInfo<A>,
-        dir: crate::family::Dir,
-        key: &crate::flow::FlowKey<A>,
-        seq: u32,
-        ack: u32,
-        now: Duration,
-    ) {
-        let rw = &f.rewrite[dir.index()];
-        let dp = self.shared.dataplane.load();
-        let nh = rw.next_hop(|| dp.gateway_of());
-        let Some(mut m) = self.pool.alloc() else {
-            self.counters.add(ControlStat::AllocFailed, 1);
-            return;
-        };
-        let mac = dp.ports[usize::from(rw.egress)].mac;
-        let (room, _) = m.room_and_len_mut();
-        let len = age::build_rst(room, mac, key, seq, ack);
-        m.set_len(len);
-        self.counters.add(ControlStat::RstSent, 1);
-        self.send_via(rw.egress, nh.into(), m, now);
     }
 
     /// Sends a frame out of `port` to `next_hop`'s MAC, or holds it while
