@@ -229,15 +229,8 @@ pub fn update(v: &View<'_>) {
     availability(&v.availability);
     for (k, c) in v.traffic.rule_totals() {
         for (d, dir) in ["in", "out"].iter().enumerate() {
-            let labels = [
-                ("rule", k.rule.clone()),
-                ("kind", k.kind.to_string()),
-                ("frontend", k.frontend.clone()),
-                ("address", k.address.clone()),
-                ("protocol", k.protocol.to_string()),
-                ("port", k.port.to_string()),
-                ("direction", dir.to_string()),
-            ];
+            let mut labels = k.labels(false);
+            labels.push(("direction", dir.to_string()));
             counter!("sluice_frontend_packets_total", &labels).absolute(c.packets[d]);
             counter!("sluice_frontend_bytes_total", &labels).absolute(c.bytes[d]);
             counter!("sluice_frontend_syns_total", &labels).absolute(c.syns[d]);
@@ -395,16 +388,7 @@ pub fn update(v: &View<'_>) {
 fn members(v: &View<'_>) {
     let active = crate::traffic::active_flows(v.shared);
     for (k, c) in v.traffic.totals() {
-        let base = [
-            ("rule", k.rule.clone()),
-            ("kind", k.kind.to_string()),
-            ("frontend", k.frontend.clone()),
-            ("address", k.address.clone()),
-            ("protocol", k.protocol.to_string()),
-            ("port", k.port.to_string()),
-            ("member", k.member.clone()),
-            ("member_name", k.member_name.clone()),
-        ];
+        let base = k.labels(true);
         let held = v
             .traffic
             .slot_of(&k)
@@ -414,7 +398,7 @@ fn members(v: &View<'_>) {
         gauge!("sluice_member_flows", &base).set(held as f64);
         counter!("sluice_member_connections_total", &base).absolute(c.flows);
         for (d, dir) in ["in", "out"].iter().enumerate() {
-            let mut l = base.to_vec();
+            let mut l = base.clone();
             l.push(("direction", dir.to_string()));
             counter!("sluice_member_packets_total", &l).absolute(c.packets[d]);
             counter!("sluice_member_bytes_total", &l).absolute(c.bytes[d]);

@@ -58,6 +58,25 @@ impl TrafficKey {
         }
     }
 
+    /// The labels of its rule (`rule`, `kind`, `frontend`, `address`,
+    /// `protocol`, `port`), shared by the rule and member series; with
+    /// `member`, also `member` and `member_name`.
+    pub fn labels(&self, member: bool) -> Vec<(&'static str, String)> {
+        let mut l = vec![
+            ("rule", self.rule.clone()),
+            ("kind", self.kind.to_string()),
+            ("frontend", self.frontend.clone()),
+            ("address", self.address.clone()),
+            ("protocol", self.protocol.to_string()),
+            ("port", self.port.to_string()),
+        ];
+        if member {
+            l.push(("member", self.member.clone()));
+            l.push(("member_name", self.member_name.clone()));
+        }
+        l
+    }
+
     /// The key of the whole rule (per frontend port): its members
     /// together.
     pub fn rule_key(&self) -> TrafficKey {

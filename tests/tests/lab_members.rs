@@ -7,6 +7,7 @@
 //! ends of a TCP connection.
 
 use sluice_tests::lab::{Lab, CLIENT, FRONTEND};
+use sluice_tests::instances::field;
 use sluice_tests::metric;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -51,12 +52,6 @@ protocol = "tcp"
 destination_ports = "7000"
 "#;
 
-fn field(text: &str, key: &str) -> u64 {
-    text.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {text}"))
-}
 
 /// What one member should show: (connections, packets in, bytes in,
 /// packets out, bytes out).
