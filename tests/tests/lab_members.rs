@@ -6,8 +6,8 @@
 //! time left; `flows --delete` ends what it selects, with a RST at both
 //! ends of a TCP connection.
 
-use sluice_tests::lab::{Lab, CLIENT, FRONTEND};
 use sluice_tests::instances::field;
+use sluice_tests::lab::{Lab, CLIENT, FRONTEND};
 use sluice_tests::metric;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -51,7 +51,6 @@ destination = "203.0.113.10/32"
 protocol = "tcp"
 destination_ports = "7000"
 "#;
-
 
 /// What one member should show: (connections, packets in, bytes in,
 /// packets out, bytes out).
