@@ -105,6 +105,8 @@ pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct TrafficBook {
     owners: HashMap<u16, TrafficKey>,
+    /// The inverse of `owners`: each current key's slot.
+    slots: HashMap<TrafficKey, u16>,
     last: HashMap<u16, TrafficCount>,
     totals: BTreeMap<TrafficKey, TrafficCount>,
     history: VecDeque<(Instant, BTreeMap<TrafficKey, TrafficCount>)>,
@@ -242,6 +244,7 @@ impl TrafficBook {
         }
         // Totals of rules and members that went stay (Prometheus counters
         // do not go backwards); only the current ones are listed.
+        self.slots = owners.iter().map(|(s, k)| (k.clone(), *s)).collect();
         self.owners = owners;
     }
 
@@ -311,6 +314,6 @@ fn count_flows<A: Family>(flows: &FlowTable<A>, services: &Services, out: &mut H
 impl TrafficBook {
     /// The slot `key` is counted in now.
     pub fn slot_of(&self, key: &TrafficKey) -> Option<u16> {
-        self.owners.iter().find(|(_, k)| *k == key).map(|(s, _)| *s)
+        self.slots.get(key).copied()
     }
 }

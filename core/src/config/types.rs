@@ -207,15 +207,6 @@ pub struct Probe {
     pub sni: Option<String>,
 }
 
-impl Probe {
-    /// True when an HTTP status passes this probe.
-    pub fn status_passes(&self, code: u16) -> bool {
-        self.expected_status
-            .iter()
-            .any(|&(lo, hi)| (lo..=hi).contains(&code))
-    }
-}
-
 /// Parses `expected_status`: codes and ranges, comma-separated
 /// ("200", "200-399", "200,204,301-302"), each within 100..=599.
 pub fn parse_status_list(s: &str) -> Result<Vec<(u16, u16)>, String> {
