@@ -11,6 +11,13 @@ int shim_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 void shim_rte_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 void shim_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int n) { rte_pktmbuf_free_bulk(mbufs, n); }
 
+void shim_offload_flags(uint64_t out[3])
+{
+	out[0] = RTE_MBUF_F_RX_IP_CKSUM_MASK;
+	out[1] = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+	out[2] = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+}
+
 uint8_t *shim_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, uint8_t *); }
 uint16_t shim_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 uint32_t shim_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }

@@ -26,6 +26,11 @@ int shim_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 void shim_rte_pktmbuf_free(struct rte_mbuf *m);
 void shim_rte_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int n);
 
+/* The offload flag macros (RTE_BIT64 expressions bindgen cannot evaluate),
+ * for a test that checks the Rust constants against them: the mbuf's RX IP
+ * checksum mask and good flag, and ethdev's RX IPv4 checksum offload. */
+void shim_offload_flags(uint64_t out[3]);
+
 uint8_t *shim_mbuf_data(struct rte_mbuf *m);
 uint16_t shim_mbuf_data_len(const struct rte_mbuf *m);
 uint32_t shim_mbuf_pkt_len(const struct rte_mbuf *m);

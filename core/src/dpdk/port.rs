@@ -31,6 +31,9 @@ const RSS_WANTED: u64 = RSS_IPV4
     | RSS_NONFRAG_IPV6_TCP
     | RSS_NONFRAG_IPV6_UDP;
 
+/// `RTE_ETH_RX_OFFLOAD_IPV4_CKSUM` (checked against the macro by a test).
+pub(super) const RX_OFFLOAD_IPV4_CKSUM: u64 = 1 << 1;
+
 /// Link state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkStatus {
@@ -73,6 +76,7 @@ pub struct Port {
     name: String,
     rx_queues: u16,
     tx_queues: u16,
+    rx_ip_checksum: bool,
 }
 
 fn check(rc: i32, port: &str, step: &'static str) -> Result<(), DpdkError> {
@@ -173,6 +177,12 @@ impl Port {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
+        // The NIC verifies IPv4 header checksums where it can: the data
+        // path then trusts its flag and skips its own verification.
+        let rx_ip_checksum = info.rx_offload_capa & RX_OFFLOAD_IPV4_CKSUM != 0;
+        if rx_ip_checksum {
+            conf.rxmode.offloads |= RX_OFFLOAD_IPV4_CKSUM;
+        }
         // SAFETY: `conf` lives across the call; DPDK copies it.
         let mut rc = unsafe { sys::rte_eth_dev_configure(id, rx_queues, with_spares, &conf) };
         let tx_queues = if rc == 0 {
@@ -231,6 +241,7 @@ impl Port {
             name,
             rx_queues,
             tx_queues,
+            rx_ip_checksum,
         })
     }
 
@@ -238,6 +249,12 @@ impl Port {
     /// had).
     pub fn tx_queue_count(&self) -> u16 {
         self.tx_queues
+    }
+
+    /// True when the NIC verifies received IPv4 header checksums (RX
+    /// checksum offload, enabled whenever the device offers it).
+    pub fn rx_ip_checksum(&self) -> bool {
+        self.rx_ip_checksum
     }
 
     /// DPDK port id.

@@ -46,14 +46,15 @@ impl Default for NeighMemo {
 
 /// The fast path for a TCP or UDP packet of the flow the lookup pass found
 /// for it: the checks of the full path that can fail for such a packet,
-/// then [`forward`]. `None` when any check fails: the caller then runs the
+/// then [`forward`]; `verified`: the NIC verified the IPv4 header
+/// checksum. `None` when any check fails: the caller then runs the
 /// full path, which drops it with the reason.
 #[inline]
 pub(super) fn established<A: Ip>(
     cx: Context<'_>,
     rx_port: PortIndex,
     room: &mut [u8],
-    len: usize,
+    (len, verified): (usize, bool),
     found: (u32, Dir),
     memo: &mut NeighMemo,
     c: &mut Counters,
@@ -64,7 +65,7 @@ pub(super) fn established<A: Ip>(
     if b.len() < ETH + A::HEADER_LEN || b[..6] != mac.0 || b[6..12] == mac.0 {
         return None;
     }
-    let (hl, total) = A::fast_checks(b)?;
+    let (hl, total) = A::fast_checks(b, verified)?;
     let proto = b[ETH + A::PROTOCOL];
     if proto != TCP && proto != UDP {
         return None;

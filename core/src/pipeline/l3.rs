@@ -66,7 +66,8 @@ pub(super) trait Ip: Family {
     fn peek(b: &[u8]) -> Option<(Self::Words, u64)>;
     /// The fast path's checks of a frame `peek` accepted: (header length,
     /// IP total length), or `None` when the full path must decide.
-    fn fast_checks(b: &[u8]) -> Option<(usize, usize)>;
+    /// `verified`: the NIC verified the IPv4 header checksum.
+    fn fast_checks(b: &[u8], verified: bool) -> Option<(usize, usize)>;
     /// The full path's parse of the IP packet `ip`.
     fn parse(ip: &[u8]) -> Result<Header<Self>, DropReason>;
     /// Writes the addresses and TTL / hop limit of `rw` (and, IPv4, its
@@ -117,13 +118,13 @@ impl Ip for V4 {
     }
 
     #[inline]
-    fn fast_checks(b: &[u8]) -> Option<(usize, usize)> {
+    fn fast_checks(b: &[u8], verified: bool) -> Option<(usize, usize)> {
         let hl = usize::from(b[ETH] & 0x0f) * 4;
         let total = usize::from(rd16(b, ETH + v4::LENGTH));
         if hl < 20 || total < hl || ETH + total > b.len() || b[ETH + V4::TTL] <= 1 {
             return None;
         }
-        if checksum::checksum(&b[ETH..ETH + hl]) != 0 {
+        if !verified && checksum::checksum(&b[ETH..ETH + hl]) != 0 {
             return None;
         }
         Some((hl, total))
@@ -181,7 +182,7 @@ impl Ip for V6 {
     }
 
     #[inline]
-    fn fast_checks(b: &[u8]) -> Option<(usize, usize)> {
+    fn fast_checks(b: &[u8], _verified: bool) -> Option<(usize, usize)> {
         let total = 40 + usize::from(rd16(b, ETH + v6::PAYLOAD_LEN));
         if ETH + total > b.len() || b[ETH + V6::TTL] <= 1 {
             return None;

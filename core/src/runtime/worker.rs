@@ -5,7 +5,9 @@
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use crate::neigh::PortIndex;
-use crate::pipeline::{process_burst, Context, Counters, DropReason, Fate, Slowpath, Split, Stat};
+use crate::pipeline::{
+    process_burst_uncounted, Context, Counters, DropReason, Fate, Slowpath, Split, Stat,
+};
 use crate::wire::MacAddr;
 use crate::MAX_BURST;
 use crossbeam_queue::ArrayQueue;
@@ -65,6 +67,11 @@ impl Slowpath for Ring<'_> {
     }
 }
 
+/// Busy iterations between two publications of a worker's counters (and
+/// always when it goes idle): the 60-odd stores of a publication are not
+/// paid per burst, and a reader is at most this many bursts behind.
+pub const PUBLISH_EVERY: u32 = 64;
+
 impl Worker {
     /// Runs until `shared.stop`; returns 0.
     pub fn run(mut self, shared: Arc<Shared>) -> i32 {
@@ -81,18 +88,23 @@ impl Worker {
         // Only worker 0 sends what control hands over (see Shared::from_control).
         let from_control = (self.index == 0).then_some(&shared.from_control);
         let mut sender = super::sync_out::Sender::new(self.index as u8);
-        let mut idle = 0u32;
+        // The snapshots, kept here and reloaded only when control has
+        // swapped one: one pointer compare each per iteration, no
+        // reference counts.
+        let mut dataplane = arc_swap::Cache::new(&shared.dataplane);
+        let mut neigh = arc_swap::Cache::new(&shared.neigh);
+        let mut services = arc_swap::Cache::new(&shared.services);
+        let (mut idle, mut unpublished) = (0u32, 0u32);
         while !shared.stop.load(Ordering::Relaxed) {
             // Between iterations the worker holds nothing from the table.
             shared.flows.quiescent(self.index);
             shared.flows6.quiescent(self.index);
-            let dataplane = shared.dataplane.load();
-            let neigh = shared.neigh.load();
-            let services = shared.services.load();
+            let (dataplane, neigh, services) =
+                (&**dataplane.load(), &**neigh.load(), &**services.load());
             let cx = Context {
-                dataplane: &dataplane,
-                neigh: &neigh,
-                services: &services,
+                dataplane,
+                neigh,
+                services,
                 flows: &shared.flows,
                 flows6: &shared.flows6,
                 frags: &shared.frags,
@@ -112,9 +124,11 @@ impl Worker {
                 }
                 busy = true;
                 received = true;
-                drop_chained(&mut rx, &mut c);
+                if rx.any_chained() {
+                    drop_chained(&mut rx, &mut c);
+                }
                 let n = rx.len();
-                process_burst(
+                process_burst_uncounted(
                     cx,
                     *port,
                     rx.mbufs_mut(),
@@ -130,7 +144,7 @@ impl Worker {
                     sync_out(
                         s,
                         &shared,
-                        (&dataplane, &neigh),
+                        (dataplane, neigh),
                         &self.pool,
                         &mut sender,
                         out,
@@ -138,66 +152,9 @@ impl Worker {
                     );
                 }
                 c.touched().clear();
-                for (i, fate) in fates[..n].iter().enumerate() {
-                    let Some(mut m) = rx.take(i) else { continue };
-                    match *fate {
-                        Fate::Tx { port, len } => {
-                            m.set_len(usize::from(len));
-                            let p = usize::from(port);
-                            enqueue(&mut self.tx[p], &mut tx[p], m, &mut c);
-                        }
-                        Fate::Split { port, len, mtu } => {
-                            m.set_len(usize::from(len));
-                            let (q, b) =
-                                (&mut self.tx[usize::from(port)], &mut tx[usize::from(port)]);
-                            split_out(&self.pool, m, mtu, &mut c, |m, c| enqueue(q, b, m, c));
-                        }
-                        Fate::Hold {
-                            port,
-                            next_hop,
-                            len,
-                        } => {
-                            m.set_len(usize::from(len));
-                            if shared
-                                .to_control
-                                .push(SlowEvent::Hold {
-                                    port,
-                                    next_hop,
-                                    mbuf: m,
-                                })
-                                .is_err()
-                            {
-                                c.drop(DropReason::SlowpathFull);
-                            }
-                        }
-                        Fate::Defer => {
-                            if shared
-                                .to_control
-                                .push(SlowEvent::Fragment { mbuf: m })
-                                .is_err()
-                            {
-                                c.drop(DropReason::SlowpathFull);
-                            }
-                        }
-                        Fate::Probe => {
-                            if shared.to_prober.push(m).is_err() {
-                                c.drop(DropReason::ProbeRingFull);
-                            }
-                        }
-                        Fate::Punt => {
-                            if shared.to_kernel.push((*port, m)).is_err() {
-                                c.drop(DropReason::KernelRingFull);
-                            }
-                        }
-                        Fate::Consumed | Fate::Drop(_) => {
-                            if let Err(m) = free.push(m) {
-                                free.clear();
-                                let _ = free.push(m);
-                            }
-                        }
-                    }
-                }
-                rx.clear();
+                let rx_port = *port;
+                let out = (&mut self.tx[..], &mut tx[..], &mut free);
+                dispatch(&mut rx, &fates, rx_port, &shared, &self.pool, out, &mut c);
                 free.clear();
             }
             for _ in 0..self.burst {
@@ -216,21 +173,123 @@ impl Worker {
                 c.add(Stat::BusyCycles, crate::dpdk::rdtsc() - started);
             }
             if busy {
-                shared.counters[self.index].publish(&c);
                 idle = 0;
-            } else if self.idle_sleep_us > 0 {
-                // Not on the packet path: only after a run of empty polls,
-                // with the table released (quiescent) above.
-                idle += 1;
-                if idle >= IDLE_POLLS {
-                    std::thread::sleep(std::time::Duration::from_micros(u64::from(
-                        self.idle_sleep_us,
-                    )));
+                unpublished += 1;
+                if unpublished >= PUBLISH_EVERY {
+                    shared.counters[self.index].publish(&c);
+                    unpublished = 0;
+                }
+            } else {
+                if unpublished > 0 {
+                    shared.counters[self.index].publish(&c);
+                    unpublished = 0;
+                }
+                if self.idle_sleep_us > 0 {
+                    // Not on the packet path: only after a run of empty
+                    // polls, with the table released (quiescent) above.
+                    idle += 1;
+                    if idle >= IDLE_POLLS {
+                        std::thread::sleep(std::time::Duration::from_micros(u64::from(
+                            self.idle_sleep_us,
+                        )));
+                    }
                 }
             }
         }
         shared.counters[self.index].publish(&c);
         0
+    }
+}
+
+/// Hands each frame of the processed RX burst on by its fate, in one pass
+/// over the burst's pointer array: into its egress port's TX burst, to
+/// control, the prober or the kernel ring, or into `free`; and counts the
+/// fate.
+#[inline]
+fn dispatch(
+    rx: &mut Burst,
+    fates: &[Fate],
+    rx_port: PortIndex,
+    shared: &Shared,
+    pool: &Mempool,
+    (txq, tx, free): (&mut [TxQueue], &mut [Burst], &mut Burst),
+    c: &mut Counters,
+) {
+    rx.drain(|i, mut m| {
+        let fate = &fates[i];
+        crate::pipeline::count_fate(fate, c);
+        match *fate {
+            Fate::Tx { port, len } => {
+                m.set_len(usize::from(len));
+                let p = usize::from(port);
+                enqueue(&mut txq[p], &mut tx[p], m, c);
+            }
+            Fate::Consumed | Fate::Drop(_) => {
+                if let Err(m) = free.push(m) {
+                    free.clear();
+                    let _ = free.push(m);
+                }
+            }
+            _ => hand_off(m, fate, rx_port, shared, pool, (txq, tx), c),
+        }
+    });
+}
+
+/// The fates other than send and free: out of line, the exception.
+#[cold]
+#[inline(never)]
+fn hand_off(
+    mut m: Mbuf,
+    fate: &Fate,
+    rx_port: PortIndex,
+    shared: &Shared,
+    pool: &Mempool,
+    (txq, tx): (&mut [TxQueue], &mut [Burst]),
+    c: &mut Counters,
+) {
+    match *fate {
+        Fate::Split { port, len, mtu } => {
+            m.set_len(usize::from(len));
+            let p = usize::from(port);
+            let (q, b) = (&mut txq[p], &mut tx[p]);
+            split_out(pool, m, mtu, c, |m, c| enqueue(q, b, m, c));
+        }
+        Fate::Hold {
+            port,
+            next_hop,
+            len,
+        } => {
+            m.set_len(usize::from(len));
+            let held = SlowEvent::Hold {
+                port,
+                next_hop,
+                mbuf: m,
+            };
+            if shared.to_control.push(held).is_err() {
+                c.drop(DropReason::SlowpathFull);
+            }
+        }
+        Fate::Defer => {
+            if shared
+                .to_control
+                .push(SlowEvent::Fragment { mbuf: m })
+                .is_err()
+            {
+                c.drop(DropReason::SlowpathFull);
+            }
+        }
+        Fate::Probe => {
+            if shared.to_prober.push(m).is_err() {
+                c.drop(DropReason::ProbeRingFull);
+            }
+        }
+        Fate::Punt => {
+            if shared.to_kernel.push((rx_port, m)).is_err() {
+                c.drop(DropReason::KernelRingFull);
+            }
+        }
+        // Sent or freed by `dispatch`.
+        Fate::Tx { .. } | Fate::Consumed | Fate::Drop(_) => drop(m),
     }
 }
 
