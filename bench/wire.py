@@ -11,9 +11,15 @@ Usage: bench/wire.py [REPS]          (default 3; WIRE_QUICK=1 for a smoke run)
 Three measurements, each trial repeated REPS times and reported as the
 median:
 
+0. The generator's own limit: it offers far more than it can through the
+   io ceiling and the rate it reached is what it offers next to any
+   forwarder (WIRE_MAX_RATE fixes it instead). A forwarder that forwards
+   all of that is generator-limited, and the tables say so.
 1. MRR (maximum receive rate, as FD.io CSIT calls it): the generator offers
-   WIRE_MAX_RATE (what it sustains on time here) for SECONDS, and the
-   Mpps that come back are the forwarder's capacity. Per scenario: inbound
+   its limit for SECONDS, and the Mpps that come back are the forwarder's
+   capacity. Next to the io ceiling, two stateless testpmd forwarders on
+   the same path and core: macswap (swaps the MACs) and 5tswap (swaps
+   MACs, addresses and ports), which touch headers but keep no state. Per scenario: inbound
    UDP and TCP (flows created during the warm-up), inbound UDP over IPv6
    (78-byte frames), outbound SNAT, HA ports; 1k, 100k and 1M flows; 64-
    and 1500-byte frames. The ceiling is measured
@@ -25,6 +31,8 @@ median:
    plays clients on one port and servers on the other (SYN, SYN-ACK, the
    request, the response with FIN, FIN-ACK, the last ACK), through the
    inbound rule and through SNAT; a binary search over the opening rate.
+   The same search through testpmd io (no sluiced: the servers answer the
+   clients directly) is the generator's own limit.
 3. New flows per second: every frame a SYN of a new flow, through the
    inbound TCP rule and through SNAT: the MRR (SYNs offered at
    WIRE_MAX_RATE, new flows forwarded per second), and a binary search for
@@ -57,7 +65,13 @@ SECONDS = 1.0 if QUICK else 2.0
 NDR_SECONDS = 1.0 if QUICK else 2.0
 NDR_STEPS = 3 if QUICK else 5
 SYN_STEPS = 3 if QUICK else 5
-MAX_RATE = float(os.environ.get("WIRE_MAX_RATE", 6_000_000))
+# Fixed by WIRE_MAX_RATE, else measured at the start of the run
+# (generator_limit).
+MAX_RATE = float(os.environ.get("WIRE_MAX_RATE", 0)) or None
+# What the generator is asked for when its limit is measured.
+PROBE_RATE = 30_000_000
+# testpmd forwarding modes measured next to sluiced, on the same path.
+PEERS = ("io", "macswap", "5tswap")
 CAPACITY = 8388608  # flows: a SYN search trial creates up to 6M
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
@@ -131,12 +145,14 @@ assert 'kernel = "wbk0"' in KERNEL_TOML, "conf/memif-bench.toml changed shape"
 
 
 def start_forwarder(kind):
-    if kind == "testpmd":
+    if kind.startswith("testpmd"):
+        # "testpmd" is io forwarding; "testpmd-MODE" another mode.
+        mode = kind.partition("-")[2] or "io"
         # stdin stays open: testpmd exits when it closes.
         p = subprocess.Popen(
             ["dpdk-testpmd", "--lcores=0@0,1@1", "--no-huge", "-m", "512", "--no-pci",
              "--file-prefix=wbtp", f"--vdev=net_memif0,role=server,socket={EXT},{MEMIF}",
-             f"--vdev=net_memif1,role=server,socket={INT},{MEMIF}", "--", "--forward-mode=io",
+             f"--vdev=net_memif1,role=server,socket={INT},{MEMIF}", "--", f"--forward-mode={mode}",
              "--auto-start", "--nb-cores=1", "--total-num-mbufs=16384"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
@@ -165,7 +181,7 @@ def start_forwarder(kind):
 
 def stop_forwarder(p, kind):
     report = {}
-    if kind == "testpmd":
+    if kind.startswith("testpmd"):
         p.kill()
         p.wait()
     else:
@@ -196,9 +212,10 @@ def gen_args(s, rate, seconds, warmup, warmup_rate, punt=0):
             "--warmup-rate", str(int(warmup_rate)), "--punt", str(punt)]
 
 
-def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
+def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True, probe=False):
     """One run of scenario `s` at `rate` through a fresh forwarder (with
-    `s["punt"]` frames a second for its kernel interface)."""
+    `s["punt"]` frames a second for its kernel interface). `probe`: the
+    generator is asked for more than it can, to find its limit."""
     if s["proto"] in ("syn", "conn"):
         # Resolve the member's (or the internet host's) address first; conn
         # mode also the clients' (64 of them): with 0.3 s a trial at 100k
@@ -247,6 +264,8 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
         # the search stops below it (recorded, not an invalid run).
         res["generator_behind"] = True
         return res
+    if probe:
+        return res
     if not res["on_time"] and (strict or res["offered_pps"] < 0.9 * rate):
         if retry:
             # The generator shares its core with the forwarder's control
@@ -264,6 +283,15 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True):
 
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
+
+
+def generator_limit():
+    """What the generator offers on time next to a forwarder: asked for
+    PROBE_RATE through the io ceiling, the median of what it reached, less
+    2% so every MRR trial gets the rate it asks for."""
+    s = dict(SCENARIOS["inbound-udp-1k"])
+    runs = [trial("testpmd", "generator-limit", s, PROBE_RATE, probe=True) for _ in range(REPS)]
+    return 0.98 * median(runs, "offered_pps"), runs
 
 
 def mrr(kind, name, s):
@@ -298,24 +326,40 @@ def search(kind, name, s, max_loss, lo, hi, steps, seconds):
     return best
 
 
+def ceiling_of(out, size, mode="io"):
+    """The testpmd MRR of `mode` for frames of `size` (None: not run)."""
+    table = out["ceiling"] if mode == "io" else out.get("peers", {}).get(mode, {})
+    return table.get(str(size), table.get(size))
+
+
 def render(out):
     """The markdown tables of a run's results."""
-    lines = [f"On the wire, {out['date']}: medians of {REPS} trials of {SECONDS:.0f} s "
-             f"(MRR offered at {MAX_RATE / 1e6:.1f} Mpps); `bench/wire.py {REPS}`", "",
-             "| scenario | flows | frame | ceiling Mpps | sluiced Mpps | min..max | sluiced / ceiling | "
-             "loss at MRR | cycles/packet |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    top = out["max_rate"]
+    lines = [f"On the wire, {out['date']}: medians of {out.get('reps', REPS)} trials of "
+             f"{out.get('seconds', SECONDS):.0f} s, MRR offered at {top / 1e6:.2f} Mpps "
+             f"({'the generator limit measured in this run' if out.get('generator') else 'WIRE_MAX_RATE'});"
+             f" `bench/wire.py {out.get('reps', REPS)}`", "",
+             "| scenario | flows | frame | io Mpps | macswap Mpps | 5tswap Mpps | sluiced Mpps | min..max | "
+             "sluiced / io | sluiced / macswap | loss at MRR | cycles/packet | limit |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in out["mrr"].items():
         s = ALL_SCENARIOS[name]
         size = s.get("size", 60)
-        ceil = out["ceiling"][str(size)] if str(size) in out["ceiling"] else out["ceiling"][size]
+        ceil = ceiling_of(out, size)
         c = ceil["received_mpps"]
-        mark = "≥ " if ceil["generator_limited"] else ""
+        peer = {m: ceiling_of(out, size, m) for m in PEERS[1:]}
+        cell = lambda x: ("≥ " if x["generator_limited"] else "") + f"{x['received_mpps']:.2f}" if x else "-"
+        ratio = lambda x: f"{r['received_mpps'] / x['received_mpps']:.2f}" if x else "-"
         got = sorted(x["received_pps"] / 1e6 for x in r["runs"])
-        lines.append(f"| {name} | {s['flows']:,} | {size + 4} B | {mark}{c:.2f} | "
-                     f"{r['received_mpps']:.2f} | {got[0]:.2f}..{got[-1]:.2f} | {r['received_mpps'] / c:.2f} | "
-                     f"{r['loss'] * 100:.2f}% | {r['cycles_per_packet']:.0f} |")
-    lines.append("\n\"≥\": the ceiling forwarded all the generator offered (generator-limited), "
-                 "so sluiced / ceiling is an upper bound of the ratio.")
+        limit = "generator" if r["generator_limited"] else "sluiced"
+        lines.append(f"| {name} | {s['flows']:,} | {size + 4} B | {cell(ceil)} | {cell(peer['macswap'])} | "
+                     f"{cell(peer['5tswap'])} | {r['received_mpps']:.2f} | {got[0]:.2f}..{got[-1]:.2f} | "
+                     f"{ratio(ceil)} | {ratio(peer['macswap'])} | {r['loss'] * 100:.2f}% | "
+                     f"{r['cycles_per_packet']:.0f} | {limit} |")
+    lines.append("\n\"≥\": that forwarder forwarded all the generator offered (generator-limited): "
+                 "its figure is the generator's, and a ratio against it is an upper bound. "
+                 "limit: which side stopped sluiced's figure (generator: sluiced forwarded all "
+                 "it was offered).")
     lines += ["", f"| inbound UDP, 1M flows, 64 B, {NDR_SECONDS:.0f} s trials | NDR Mpps | "
               "PDR (0.5%) Mpps |", "|---|---:|---:|"]
     for kind, r in out["ndr_pdr"].items():
@@ -340,12 +384,16 @@ def render(out):
         lines += ["", "| whole TCP connections (SYN, SYN-ACK, request, response + FIN, FIN-ACK, "
                   "last ACK) | per second, zero failed | flows in the table after it |",
                   "|---|---:|---:|"]
-        for name, r in out["connections"].items():
+        rows = dict(out["connections"])
+        if out.get("connections_generator") is not None or "connections_generator" in out:
+            rows["the generator alone (testpmd io between clients and servers)"] = \
+                out.get("connections_generator")
+        for name, r in rows.items():
             if r:
                 note = (f" (the generator fell behind at {r['generator_behind_at_mpps'] * 1e6:,.0f})"
                         if r.get("generator_behind_at_mpps") else "")
-                lines.append(f"| {name} | {r['rate_mpps'] * 1e6:,.0f}{note} | "
-                             f"{r['flows_live'] or 0:,} |")
+                live = f"{r['flows_live']:,}" if r.get("flows_live") is not None else "-"
+                lines.append(f"| {name} | {r['rate_mpps'] * 1e6:,.0f}{note} | {live} |")
             else:
                 lines.append(f"| {name} | below 20,000 | - |")
     lines.append(f"\n({out['elapsed_s']} s)")
@@ -379,13 +427,21 @@ def exception_path():
 
 
 def main():
+    global MAX_RATE
     started = time.time()
     out = {"date": time.strftime("%Y-%m-%d"), "reps": REPS, "seconds": SECONDS,
-           "max_rate": MAX_RATE, "mrr": {}, "ceiling": {}, "ndr_pdr": {}, "new_flows": {}}
+           "mrr": {}, "ceiling": {}, "peers": {}, "ndr_pdr": {}, "new_flows": {}}
+    if MAX_RATE is None:
+        MAX_RATE, out["generator"] = generator_limit()
+    out["max_rate"] = MAX_RATE
     for size in sorted({s.get("size", 60) for s in SCENARIOS.values()}):
         big = next(v for v in SCENARIOS.values() if v.get("size", 60) == size)
         s = dict(SCENARIOS["inbound-udp-1k"], size=size, max_rate=big.get("max_rate", MAX_RATE))
         out["ceiling"][size] = mrr("testpmd", f"ceiling-{size}", s)
+    # The stateless peers, 64-byte frames.
+    for mode in PEERS[1:]:
+        out["peers"][mode] = {60: mrr(f"testpmd-{mode}", f"{mode}-60", SCENARIOS["inbound-udp-1k"])}
+    save(out)
     for name, s in SCENARIOS.items():
         out["mrr"][name] = mrr("sluiced", name, s)
     save(out)
@@ -414,6 +470,12 @@ def main():
     for name, s in CONN_SCENARIOS.items():
         best = search("sluiced", name, s, 0.0, 20_000, 1_000_000, SYN_STEPS, SECONDS)
         out["connections"][name] = best
+    # The generator's own limit for whole connections: the same search with
+    # testpmd io in sluiced's place (the servers answer the clients'
+    # addresses directly).
+    out["connections_generator"] = search(
+        "testpmd", "connections-generator", CONN_SCENARIOS["TCP connections, inbound rule"],
+        0.0, 20_000, 2_000_000, SYN_STEPS, SECONDS)
     out["elapsed_s"] = round(time.time() - started)
 
     md = render(out)
@@ -432,9 +494,11 @@ if __name__ == "__main__":
         clean_prefixes()
         if "--exception" in sys.argv:
             # Only the exception path's pair of runs (BENCHMARKS.md).
+            if MAX_RATE is None:
+                MAX_RATE = generator_limit()[0]
             e = exception_path()
             print(render({"exception": e, "elapsed_s": 0, "date": time.strftime("%Y-%m-%d"), "mrr": {}, "ceiling": {},
-                          "ndr_pdr": {}, "new_flows": {}}))
+                          "ndr_pdr": {}, "new_flows": {}, "max_rate": MAX_RATE or 0}))
         else:
             main()
     finally:

@@ -81,7 +81,12 @@ fn main() {
     let mode = args.next().unwrap_or_else(|| "established".into());
     let bursts: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let neigh = craft::example_neigh();
-    let capacity = FLOWS + bursts * 32 + 64;
+    // PROFILE_CAPACITY: a smaller table, for the bucket scan at a higher
+    // load (the default leaves the buckets a quarter full).
+    let capacity = std::env::var("PROFILE_CAPACITY")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(FLOWS + bursts * 32 + 64);
     let inbound = |i, f| craft::bench_frame(i, f);
     let snat = |i, f| craft::snat_bench_frame(i, MEMBERS, f);
     let inbound6 = |i, f| craft::bench_frame6(i, f);

@@ -23,6 +23,8 @@ pub mod pipeline;
 pub mod prefetch;
 #[path = "dpdk/shm.rs"]
 pub mod shm;
+#[path = "dpdk/simd.rs"]
+pub mod simd;
 pub mod sync;
 pub mod wire;
 

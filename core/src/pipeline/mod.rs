@@ -218,24 +218,6 @@ pub fn process_burst<B: FrameBuf, S: Slowpath>(
     slow: &mut S,
     counters: &mut Counters,
 ) {
-    process_burst_uncounted(cx, rx_port, frames, fates, slow, counters);
-    for f in fates.iter().take(frames.len()) {
-        count_fate(f, counters);
-    }
-}
-
-/// [`process_burst`] without the per-fate counts: the worker counts each
-/// fate with [`count_fate`] in the pass that hands the frame on, so the
-/// fates are read once.
-#[inline]
-pub fn process_burst_uncounted<B: FrameBuf, S: Slowpath>(
-    cx: Context<'_>,
-    rx_port: PortIndex,
-    frames: &mut [B],
-    fates: &mut [Fate],
-    slow: &mut S,
-    counters: &mut Counters,
-) {
     counters.add(Stat::Rx, frames.len() as u64);
     counters.add(Stat::Bursts, 1);
     for (frames, fates) in frames
@@ -243,25 +225,6 @@ pub fn process_burst_uncounted<B: FrameBuf, S: Slowpath>(
         .zip(fates.chunks_mut(crate::MAX_BURST))
     {
         process_chunk(cx, rx_port, frames, fates, slow, counters);
-    }
-}
-
-/// Counts one frame's fate: to_tx, held, consumed, deferred, to the
-/// prober or the kernel, or its drop reason.
-#[inline]
-pub fn count_fate(fate: &Fate, counters: &mut Counters) {
-    match *fate {
-        Fate::Tx { .. } => counters.add(Stat::ToTx, 1),
-        Fate::Split { .. } => {
-            counters.add(Stat::ToTx, 1);
-            counters.add(Stat::Fragmented, 1);
-        }
-        Fate::Hold { .. } => counters.add(Stat::Held, 1),
-        Fate::Consumed => counters.add(Stat::Consumed, 1),
-        Fate::Defer => counters.add(Stat::Deferred, 1),
-        Fate::Probe => counters.add(Stat::ToProber, 1),
-        Fate::Punt => counters.add(Stat::ToKernel, 1),
-        Fate::Drop(r) => counters.drop(r),
     }
 }
 
@@ -350,6 +313,19 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             Some(fate) => fate,
             None => process_frame(&cx, rx_port, room, len, slow, counters, missed),
         };
+        match *fate {
+            Fate::Tx { .. } => counters.add(Stat::ToTx, 1),
+            Fate::Split { .. } => {
+                counters.add(Stat::ToTx, 1);
+                counters.add(Stat::Fragmented, 1);
+            }
+            Fate::Hold { .. } => counters.add(Stat::Held, 1),
+            Fate::Consumed => counters.add(Stat::Consumed, 1),
+            Fate::Defer => counters.add(Stat::Deferred, 1),
+            Fate::Probe => counters.add(Stat::ToProber, 1),
+            Fate::Punt => counters.add(Stat::ToKernel, 1),
+            Fate::Drop(r) => counters.drop(r),
+        }
     }
     counters.inserted = Default::default();
 }

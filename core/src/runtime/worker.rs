@@ -5,9 +5,7 @@
 use super::{Shared, SlowEvent};
 use crate::dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use crate::neigh::PortIndex;
-use crate::pipeline::{
-    process_burst_uncounted, Context, Counters, DropReason, Fate, Slowpath, Split, Stat,
-};
+use crate::pipeline::{process_burst, Context, Counters, DropReason, Fate, Slowpath, Split, Stat};
 use crate::wire::MacAddr;
 use crate::MAX_BURST;
 use crossbeam_queue::ArrayQueue;
@@ -128,7 +126,7 @@ impl Worker {
                     drop_chained(&mut rx, &mut c);
                 }
                 let n = rx.len();
-                process_burst_uncounted(
+                process_burst(
                     cx,
                     *port,
                     rx.mbufs_mut(),
@@ -203,8 +201,8 @@ impl Worker {
 
 /// Hands each frame of the processed RX burst on by its fate, in one pass
 /// over the burst's pointer array: into its egress port's TX burst, to
-/// control, the prober or the kernel ring, or into `free`; and counts the
-/// fate.
+/// control, the prober or the kernel ring, or into `free` (the pipeline
+/// counted the fates).
 #[inline]
 fn dispatch(
     rx: &mut Burst,
@@ -217,7 +215,6 @@ fn dispatch(
 ) {
     rx.drain(|i, mut m| {
         let fate = &fates[i];
-        crate::pipeline::count_fate(fate, c);
         match *fate {
             Fate::Tx { port, len } => {
                 m.set_len(usize::from(len));

@@ -16,6 +16,7 @@ use crate::shm::Slab;
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
+mod cuckoo;
 mod entry;
 mod types;
 mod window;
@@ -24,7 +25,7 @@ use entry::{GENERATION, LIVE, RFC_TIMERS, SNAT, TCP_RESET};
 pub use types::{FlowInfo, FlowKind, InsertError, NewFlow, RawRewrite, Rewrite};
 use window::{NO_WSCALE, WSCALE_SHIFT};
 
-const SLOTS: usize = 8;
+const SLOTS: usize = crate::simd::SLOTS;
 /// Buckets probed per key: two choices of one cache line each.
 const CHOICES: usize = 2;
 
@@ -49,6 +50,11 @@ pub struct FlowTable<A: Family = crate::family::V4> {
     quiescent: Box<[Padded]>,
     live: AtomicU64,
     leaked: AtomicU64,
+    /// Slots moved to their other bucket so far ([`cuckoo`]): a lookup
+    /// that misses while it moves looks again.
+    moves: Padded,
+    /// The bucket compare this CPU runs best.
+    compare: crate::simd::Compare,
 }
 
 #[repr(align(64))]
@@ -75,7 +81,12 @@ impl<A: Family> FlowTable<A> {
     /// sized so both keys of every flow fit at 80% load.
     pub fn new(capacity: u32, workers: usize) -> FlowTable<A> {
         let capacity = capacity.clamp(1, u32::MAX - 2);
-        let nbuckets = Self::bucket_count(capacity);
+        Self::with_buckets(capacity, Self::bucket_count(capacity), workers)
+    }
+
+    /// A table of `capacity` entries over `nbuckets` buckets (a power of
+    /// two): tests load buckets past the design load with it.
+    fn with_buckets(capacity: u32, nbuckets: usize, workers: usize) -> FlowTable<A> {
         FlowTable {
             buckets: Slab::from_vec(huge_vec(nbuckets, |_| Bucket::default())),
             mask: nbuckets - 1,
@@ -86,6 +97,8 @@ impl<A: Family> FlowTable<A> {
             quiescent: (0..workers).map(|_| Padded::default()).collect(),
             live: AtomicU64::new(0),
             leaked: AtomicU64::new(0),
+            moves: Padded::default(),
+            compare: crate::simd::Compare::at_start(),
         }
     }
 
@@ -164,23 +177,80 @@ impl<A: Family> FlowTable<A> {
     }
 
     /// The first entry under key words `w` (hash `h`) that `take` accepts.
+    /// A miss while a slot moved to its other bucket ([`cuckoo`]) looks
+    /// again: the move may have taken the key from the bucket not yet read
+    /// to the one already read.
     #[inline(always)]
     fn find(&self, w: &[u64], h: u64, take: impl Fn(u32) -> bool) -> Option<(u32, Dir)> {
+        let moves = self.moves.0.load(Acquire);
+        if let Some(hit) = self.find_once(w, h, &take) {
+            return Some(hit);
+        }
+        if self.moves.0.load(Acquire) == moves {
+            return None;
+        }
+        self.find_again(w, h, &take)
+    }
+
+    /// [`FlowTable::find`] after a miss that raced a move: until a look
+    /// sees no move under it.
+    #[cold]
+    #[inline(never)]
+    fn find_again(&self, w: &[u64], h: u64, take: &impl Fn(u32) -> bool) -> Option<(u32, Dir)> {
+        loop {
+            let moves = self.moves.0.load(Acquire);
+            if let Some(hit) = self.find_once(w, h, take) {
+                return Some(hit);
+            }
+            if self.moves.0.load(Acquire) == moves {
+                return None;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn find_once(&self, w: &[u64], h: u64, take: &impl Fn(u32) -> bool) -> Option<(u32, Dir)> {
         let sig = Self::sig(h);
-        for bi in Self::candidates(h, self.mask) {
-            for s in &self.buckets[bi].0 {
-                let v = s.load(Acquire);
-                if v == 0 || (v >> 48) as u16 != sig {
-                    continue;
-                }
-                let idx = (v as u32).wrapping_sub(1);
-                let dir = Dir::from_bit(v >> 32);
-                let Some(e) = self.entries.get(idx as usize) else {
-                    continue;
-                };
-                if Self::matches(&e.key[dir.index()], w) && take(idx) {
-                    return Some((idx, dir));
-                }
+        let [b1, b2] = Self::candidates(h, self.mask);
+        let (b1, b2) = (&self.buckets[b1], &self.buckets[b2]);
+        #[cfg(target_arch = "x86_64")]
+        if self.compare == crate::simd::Compare::Avx2 {
+            let [m1, m2] = crate::simd::match_sig2_avx2([&b1.0, &b2.0], sig);
+            return self
+                .take_match(b1, m1, sig, w, take)
+                .or_else(|| self.take_match(b2, m2, sig, w, take));
+        }
+        // The second bucket only when the first has no match: at the load
+        // a table mostly runs at, a key is in its first bucket.
+        self.take_match(b1, crate::simd::match_sig(&b1.0, sig), sig, w, take)
+            .or_else(|| self.take_match(b2, crate::simd::match_sig(&b2.0, sig), sig, w, take))
+    }
+
+    /// The first slot of bucket `b` among compare result `m` whose entry
+    /// holds key words `w` and that `take` accepts.
+    #[inline(always)]
+    fn take_match(
+        &self,
+        b: &Bucket,
+        mut m: u32,
+        sig: u16,
+        w: &[u64],
+        take: &impl Fn(u32) -> bool,
+    ) -> Option<(u32, Dir)> {
+        while m != 0 {
+            let j = (m.trailing_zeros() / 2) as usize;
+            m &= m - 1;
+            let v = b.0[j].load(Acquire);
+            if v == 0 || (v >> 48) as u16 != sig {
+                continue;
+            }
+            let idx = (v as u32).wrapping_sub(1);
+            let dir = Dir::from_bit(v >> 32);
+            let Some(e) = self.entries.get(idx as usize) else {
+                continue;
+            };
+            if Self::matches(&e.key[dir.index()], w) && take(idx) {
+                return Some((idx, dir));
             }
         }
         None
@@ -250,16 +320,27 @@ impl<A: Family> FlowTable<A> {
         }
     }
 
+    /// Puts slot value `v` of the key hashed `h` into a free slot of one
+    /// of its buckets; when both are full, moves others out of the way
+    /// ([`cuckoo`]).
     fn place(&self, h: u64, dir: Dir, idx: u32) -> bool {
         let v = slot_value(Self::sig(h), dir, idx);
-        for bi in Self::candidates(h, self.mask) {
-            for s in &self.buckets[bi].0 {
-                if s.load(Relaxed) == 0 && s.compare_exchange(0, v, Release, Relaxed).is_ok() {
-                    return true;
-                }
+        let bs = Self::candidates(h, self.mask);
+        for bi in bs {
+            if self.put(bi, v).is_some() {
+                return true;
             }
         }
-        false
+        self.displace(bs, v)
+    }
+
+    /// Puts `v` into a free slot of bucket `bi`: which one.
+    #[inline]
+    fn put(&self, bi: usize, v: u64) -> Option<usize> {
+        let b = &self.buckets[bi].0;
+        (0..SLOTS).find(|&j| {
+            b[j].load(Relaxed) == 0 && b[j].compare_exchange(0, v, Release, Relaxed).is_ok()
+        })
     }
 
     fn unplace(&self, k: &FlowKey<A>, dir: Dir, idx: u32) -> bool {
@@ -408,3 +489,6 @@ mod tests;
 
 #[cfg(test)]
 mod persist_tests;
+
+#[cfg(test)]
+mod cuckoo_tests;

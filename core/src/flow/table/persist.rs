@@ -144,6 +144,8 @@ where
             quiescent: (0..workers).map(|_| Padded::default()).collect(),
             live: AtomicU64::new(0),
             leaked: AtomicU64::new(0),
+            moves: Default::default(),
+            compare: crate::simd::Compare::at_start(),
         };
         let header = map.slab::<Header>(0, 1);
         match found {
