@@ -6,18 +6,21 @@ and sink on CPU 0. Release binaries; root.
 
 Usage: bench/wire.py [REPS]          (default 3; WIRE_QUICK=1 for a smoke run)
        bench/wire.py [REPS] --exception   (only the exception path's pair)
+       bench/wire.py [REPS] --mrr-only    (only the ceilings and the MRR table)
+       WIRE_SLUICED=PATH bench/wire.py ... (another sluiced binary: an older
+                                            build, measured in the same run)
        bench/wire.py --render FILE.json  (the tables of a saved run)
 
 Three measurements, each trial repeated REPS times and reported as the
 median:
 
-0. The generator's own limit: it offers far more than it can through the
-   io ceiling and the rate it reached is what it offers next to any
-   forwarder (WIRE_MAX_RATE fixes it instead). A forwarder that forwards
-   all of that is generator-limited, and the tables say so.
-1. MRR (maximum receive rate, as FD.io CSIT calls it): the generator offers
-   its limit for SECONDS, and the Mpps that come back are the forwarder's
-   capacity. Next to the io ceiling, two stateless testpmd forwarders on
+1. MRR (maximum receive rate, as FD.io CSIT calls it): the generator is
+   asked for PROBE_RATE, more than it can send, so it offers all it can
+   for SECONDS (WIRE_MAX_RATE fixes a rate instead), and the Mpps that
+   come back are the forwarder's capacity. What the generator offered
+   through the io ceiling is its own limit for that frame size; a
+   forwarder that forwards all it was offered is generator-limited, and
+   the tables say so. Next to the io ceiling, two stateless testpmd forwarders on
    the same path and core: macswap (swaps the MACs) and 5tswap (swaps
    MACs, addresses and ports), which touch headers but keep no state. Per scenario: inbound
    UDP and TCP (flows created during the warm-up), inbound UDP over IPv6
@@ -35,7 +38,7 @@ median:
    clients directly) is the generator's own limit.
 3. New flows per second: every frame a SYN of a new flow, through the
    inbound TCP rule and through SNAT: the MRR (SYNs offered at
-   WIRE_MAX_RATE, new flows forwarded per second), and a binary search for
+   all the generator can, new flows forwarded per second), and a binary search for
    the highest rate at which at most 0.5% of the SYNs fail.
 
 The searches (2 and 3) take one trial per step: three per step would not
@@ -65,16 +68,16 @@ SECONDS = 1.0 if QUICK else 2.0
 NDR_SECONDS = 1.0 if QUICK else 2.0
 NDR_STEPS = 3 if QUICK else 5
 SYN_STEPS = 3 if QUICK else 5
-# Fixed by WIRE_MAX_RATE, else measured at the start of the run
-# (generator_limit).
+# Fixed by WIRE_MAX_RATE, else all the generator can (PROBE_RATE asked).
 MAX_RATE = float(os.environ.get("WIRE_MAX_RATE", 0)) or None
-# What the generator is asked for when its limit is measured.
-PROBE_RATE = 30_000_000
+# What the generator is asked for in an MRR trial: more than it sends.
+PROBE_RATE = 40_000_000
 # testpmd forwarding modes measured next to sluiced, on the same path.
 PEERS = ("io", "macswap", "5tswap")
 CAPACITY = 8388608  # flows: a SYN search trial creates up to 6M
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
+SLUICED = os.environ.get("WIRE_SLUICED", os.path.join(REL, "sluiced"))
 TMP = tempfile.mkdtemp(prefix="sluice-wire-")
 EXT, INT = os.path.join(TMP, "ext.sock"), os.path.join(TMP, "int.sock")
 MEMIF = "rsize=12"
@@ -166,7 +169,7 @@ def start_forwarder(kind):
         subprocess.run(["ip", "netns", "add", PUNT_NS], capture_output=True)
         subprocess.run(["ip", "-n", PUNT_NS, "link", "set", "lo", "up"], capture_output=True)
         prefix = ["ip", "netns", "exec", PUNT_NS]
-    p = subprocess.Popen(prefix + [os.path.join(REL, "sluiced"), "--config", cfg],
+    p = subprocess.Popen(prefix + [SLUICED, "--config", cfg],
                          stdout=subprocess.PIPE, stderr=log, env=dict(os.environ, NO_COLOR="1"))
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -245,7 +248,7 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True, probe=F
         print(f"wire: sluiced printed no counters (exit {p.returncode}); log tail:\n{log}",
               file=sys.stderr)
         if retry:
-            return trial(kind, name, s, rate, seconds, strict, retry=False)
+            return trial(kind, name, s, rate, seconds, strict, retry=False, probe=probe)
         sys.exit("wire: invalid: sluiced printed no counters twice")
     if s.get("punt"):
         res["to_kernel"] = report.get("kernel.to_kernel", 0)
@@ -264,13 +267,11 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True, probe=F
         # the search stops below it (recorded, not an invalid run).
         res["generator_behind"] = True
         return res
-    if probe:
-        return res
-    if not res["on_time"] and (strict or res["offered_pps"] < 0.9 * rate):
+    if not probe and not res["on_time"] and (strict or res["offered_pps"] < 0.9 * rate):
         if retry:
             # The generator shares its core with the forwarder's control
             # thread and the host: one more try before calling it invalid.
-            return trial(kind, name, s, rate, seconds, strict, retry=False)
+            return trial(kind, name, s, rate, seconds, strict, retry=False, probe=probe)
         sys.exit(f"wire: invalid: the generator could not offer {rate:.0f} pps "
                  f"({name}, {kind}: {res['offered_pps']:.0f})")
     res["generator_limited"] = res["received"] >= 0.995 * res["offered"]
@@ -285,21 +286,15 @@ def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
-def generator_limit():
-    """What the generator offers on time next to a forwarder: asked for
-    PROBE_RATE through the io ceiling, the median of what it reached, less
-    2% so every MRR trial gets the rate it asks for."""
-    s = dict(SCENARIOS["inbound-udp-1k"])
-    runs = [trial("testpmd", "generator-limit", s, PROBE_RATE, probe=True) for _ in range(REPS)]
-    return 0.98 * median(runs, "offered_pps"), runs
-
-
 def mrr(kind, name, s):
     top = s.get("max_rate", MAX_RATE)
-    runs = [trial(kind, name, s, top, strict=False) for _ in range(REPS)]
+    # None: all the generator can (its limit, not a rate to keep).
+    runs = [trial(kind, name, s, top or PROBE_RATE, strict=False, probe=top is None)
+            for _ in range(REPS)]
     return {"received_mpps": median(runs, "received_pps") / 1e6,
             "generator_limited": sum(r["generator_limited"] for r in runs) * 2 > len(runs),
             "loss": median(runs, "loss"),
+            "offered_mpps": median(runs, "offered_pps") / 1e6,
             "cycles_per_packet": statistics.median(r["cycles_per_packet"] or 0 for r in runs),
             "runs": runs}
 
@@ -334,11 +329,14 @@ def ceiling_of(out, size, mode="io"):
 
 def render(out):
     """The markdown tables of a run's results."""
-    top = out["max_rate"]
+    top = out.get("max_rate")
+    offer = (f"offered at {top / 1e6:.2f} Mpps (WIRE_MAX_RATE)" if top else
+             "offered all the generator could (its median through the io ceiling: " +
+             ", ".join(f"{c['offered_mpps']:.2f} Mpps at {int(k) + 4} B"
+                       for k, c in out["ceiling"].items() if "offered_mpps" in c) + ")")
     lines = [f"On the wire, {out['date']}: medians of {out.get('reps', REPS)} trials of "
-             f"{out.get('seconds', SECONDS):.0f} s, MRR offered at {top / 1e6:.2f} Mpps "
-             f"({'the generator limit measured in this run' if out.get('generator') else 'WIRE_MAX_RATE'});"
-             f" `bench/wire.py {out.get('reps', REPS)}`", "",
+             f"{out.get('seconds', SECONDS):.0f} s, MRR {offer}; "
+             f"`bench/wire.py {out.get('reps', REPS)}`", "",
              "| scenario | flows | frame | io Mpps | macswap Mpps | 5tswap Mpps | sluiced Mpps | min..max | "
              "sluiced / io | sluiced / macswap | loss at MRR | cycles/packet | limit |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -396,7 +394,7 @@ def render(out):
                 lines.append(f"| {name} | {r['rate_mpps'] * 1e6:,.0f}{note} | {live} |")
             else:
                 lines.append(f"| {name} | below 20,000 | - |")
-    lines.append(f"\n({out['elapsed_s']} s)")
+    lines.append(f"\n({out.get('elapsed_s', '?')} s)")
     return "\n".join(lines)
 
 
@@ -416,7 +414,8 @@ def exception_path():
         for _ in range(REPS):
             for key, punt in (("none", 0), ("punted", PUNT_RATE)):
                 runs[key].append(trial("sluiced-kernel", f"exception-{key}",
-                                       dict(base, punt=punt), MAX_RATE, strict=False))
+                                       dict(base, punt=punt), MAX_RATE or PROBE_RATE,
+                                       strict=False, probe=MAX_RATE is None))
     finally:
         subprocess.run(["ip", "netns", "del", PUNT_NS], capture_output=True)
     res = {k: {"received_mpps": median(v, "received_pps") / 1e6, "runs": v}
@@ -427,13 +426,10 @@ def exception_path():
 
 
 def main():
-    global MAX_RATE
     started = time.time()
     out = {"date": time.strftime("%Y-%m-%d"), "reps": REPS, "seconds": SECONDS,
-           "mrr": {}, "ceiling": {}, "peers": {}, "ndr_pdr": {}, "new_flows": {}}
-    if MAX_RATE is None:
-        MAX_RATE, out["generator"] = generator_limit()
-    out["max_rate"] = MAX_RATE
+           "max_rate": MAX_RATE, "mrr": {}, "ceiling": {}, "peers": {}, "ndr_pdr": {},
+           "new_flows": {}}
     for size in sorted({s.get("size", 60) for s in SCENARIOS.values()}):
         big = next(v for v in SCENARIOS.values() if v.get("size", 60) == size)
         s = dict(SCENARIOS["inbound-udp-1k"], size=size, max_rate=big.get("max_rate", MAX_RATE))
@@ -445,13 +441,19 @@ def main():
     for name, s in SCENARIOS.items():
         out["mrr"][name] = mrr("sluiced", name, s)
     save(out)
+    if "--mrr-only" in sys.argv:
+        out["elapsed_s"] = round(time.time() - started)
+        print("\n" + render(out))
+        return
     main_s = SCENARIOS.get("inbound-udp-1m", SCENARIOS["inbound-udp-1k"])
+    # What the generator sends of 64-byte frames, from the ceiling's trials.
+    generator = MAX_RATE or out["ceiling"][60]["offered_mpps"] * 1e6
     for kind in ("testpmd", "sluiced"):
         top = (out["ceiling"][60] if kind == "testpmd" else
                out["mrr"].get("inbound-udp-1m", out["mrr"]["inbound-udp-1k"]))["received_mpps"]
         # A search asks for exact rates: keep it below what the generator
         # offers on time with some room.
-        hi = min(0.85 * MAX_RATE, top * 1e6 * 1.1)
+        hi = min(0.85 * generator, top * 1e6 * 1.1)
         out["ndr_pdr"][kind] = {
             "ndr": search(kind, "ndr", main_s, 0.0, 100_000, hi, NDR_STEPS, NDR_SECONDS),
             "pdr": search(kind, "pdr", main_s, 0.005, 100_000, hi, NDR_STEPS, NDR_SECONDS)}
@@ -461,7 +463,7 @@ def main():
         out["new_flows"][name] = {
             "mrr": top,
             "pdr": search("sluiced", name, s, 0.005, 200_000,
-                          min(0.85 * MAX_RATE, top["received_mpps"] * 1.1e6), SYN_STEPS,
+                          min(0.85 * generator, top["received_mpps"] * 1.1e6), SYN_STEPS,
                           SECONDS)}
         save(out)
     out["exception"] = exception_path()
@@ -494,8 +496,6 @@ if __name__ == "__main__":
         clean_prefixes()
         if "--exception" in sys.argv:
             # Only the exception path's pair of runs (BENCHMARKS.md).
-            if MAX_RATE is None:
-                MAX_RATE = generator_limit()[0]
             e = exception_path()
             print(render({"exception": e, "elapsed_s": 0, "date": time.strftime("%Y-%m-%d"), "mrr": {}, "ceiling": {},
                           "ndr_pdr": {}, "new_flows": {}, "max_rate": MAX_RATE or 0}))

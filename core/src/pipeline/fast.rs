@@ -12,13 +12,6 @@ use crate::neigh::PortIndex;
 use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
 
-/// The burst's lookup pass: the flow of a frame whose key words are `w`
-/// and hash `h`.
-#[inline]
-pub(super) fn lookup<A: Ip>(cx: Context<'_>, w: &[u64], h: u64) -> Option<(u32, Dir)> {
-    A::flows(&cx).lookup_words(&w[..=A::ADDR_WORDS], h)
-}
-
 /// The last next hop of each family resolved in this burst: most of a
 /// burst's packets often go to one (the gateway, for replies).
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +39,8 @@ impl Default for NeighMemo {
 
 /// The fast path for a TCP or UDP packet of the flow the lookup pass found
 /// for it: the checks of the full path that can fail for such a packet,
-/// then [`forward`]; `verified`: the NIC verified the IPv4 header
-/// checksum. `None` when any check fails: the caller then runs the
+/// then [`forward`], whose fate goes to `out`; `verified`: the NIC verified
+/// the IPv4 header checksum. False when any check fails: the caller then runs the
 /// full path, which drops it with the reason.
 #[inline]
 pub(super) fn established<A: Ip>(
@@ -56,28 +49,60 @@ pub(super) fn established<A: Ip>(
     room: &mut [u8],
     (len, verified): (usize, bool),
     found: (u32, Dir),
-    memo: &mut NeighMemo,
+    (memo, out): (&mut NeighMemo, &mut Fate),
     c: &mut Counters,
-) -> Option<Fate> {
-    let mac = cx.dataplane.ports.get(usize::from(rx_port))?.mac;
-    let b = room.get(..len)?;
+) -> bool {
+    let Some(mac) = cx.dataplane.ports.get(usize::from(rx_port)).map(|p| p.mac) else {
+        return false;
+    };
+    let Some(b) = room.get(..len) else {
+        return false;
+    };
     // `peek` saw an untagged frame of this family, not a fragment.
     if b.len() < ETH + A::HEADER_LEN || b[..6] != mac.0 || b[6..12] == mac.0 {
-        return None;
+        return false;
     }
-    let (hl, total) = A::fast_checks(b, verified)?;
+    let Some((hl, total)) = A::fast_checks(b, verified) else {
+        return false;
+    };
     let proto = b[ETH + A::PROTOCOL];
     if proto != TCP && proto != UDP {
-        return None;
+        return false;
     }
-    let l4 = l4::parse(b, ETH + hl, total - hl, proto)?;
-    Some(forward::<A>(&cx, found, room, len, hl, proto, l4, memo, c))
+    let Some(l4) = l4::parse(b, ETH + hl, total - hl, proto) else {
+        return false;
+    };
+    // Written in place: a fate returned through the stack is stored in
+    // narrow pieces and read back whole, which stalls the store buffer.
+    *out = forward::<A>(&cx, found, room, len, hl, proto, l4, memo, c);
+    true
+}
+
+/// [`forward`] out of line, for the full path: there the fate returns
+/// through the stack anyway, and the inlined copy would only make the
+/// full path bigger.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+pub(super) fn forward_full<A: Ip>(
+    cx: &Context<'_>,
+    found: (u32, Dir),
+    room: &mut [u8],
+    len: usize,
+    hl: usize,
+    proto: u8,
+    l4: L4,
+    memo: &mut NeighMemo,
+    c: &mut Counters,
+) -> Fate {
+    forward::<A>(cx, found, room, len, hl, proto, l4, memo, c)
 }
 
 /// Rewrites a tracked flow's packet in place and sends it on. `hl` is the
-/// offset of the L4 header from the IP header.
+/// offset of the L4 header from the IP header. Always inlined: called out
+/// of line, its fate came back through a stack copy that stalled the
+/// store buffer on every packet (perf: a tenth of the worker's samples).
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 pub(super) fn forward<A: Ip>(
     cx: &Context<'_>,
     (idx, dir): (u32, Dir),

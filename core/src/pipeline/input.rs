@@ -2,7 +2,7 @@
 //! family's prelude (ICMP, the IPv4 header checksum, fragments) is its own;
 //! the flow part ([`inbound::track`]) and the forward are shared.
 
-use super::fast::{forward, NeighMemo};
+use super::fast::{forward_full, NeighMemo};
 use super::l3::{Header, Ip, ETH};
 use super::{fragment, host, icmp_error, inbound, Context, Counters, DropReason, Fate, Slowpath};
 use crate::family::{V4, V6};
@@ -125,7 +125,7 @@ fn flow_input<A: Ip>(
         A::frags(cx).record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
     }
     let memo = &mut NeighMemo::default();
-    forward::<A>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
+    forward_full::<A>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
 }
 
 /// `fate`, or [`Fate::Punt`] when it drops what is addressed to an

@@ -77,6 +77,22 @@ pub(super) trait Ip: Family {
 
 #[inline]
 fn key_words<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<(A::Words, u64)> {
+    let words = words_of::<A>(b, l4, proto)?;
+    let h = hash_words(words.as_ref());
+    Some((words, h))
+}
+
+/// The key words of a frame (the burst's lookup pass re-reads an IPv6
+/// frame's rather than keep five words per frame from its first pass);
+/// zeros when the frame is too short, which no key matches.
+#[inline]
+pub(super) fn v6_key_words(b: &[u8]) -> [u64; 5] {
+    let proto = b.get(ETH + v6::NEXT_HEADER).copied().unwrap_or(0);
+    words_of::<V6>(b, ETH + V6::HEADER_LEN, proto).unwrap_or([0; 5])
+}
+
+#[inline]
+fn words_of<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<A::Words> {
     let mut words = A::Words::default();
     let w = words.as_mut();
     let at = ETH + A::SRC;
@@ -88,8 +104,17 @@ fn key_words<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<(A::Words, u64
         _ => 0,
     };
     w[A::ADDR_WORDS] = ports << 8 | u64::from(proto);
-    let h = hash_words(w);
-    Some((words, h))
+    Some(words)
+}
+
+/// The IPv4 header `h` verifies: the common option-less header by the
+/// fixed five-word sum, others by the general one.
+#[inline]
+fn header_ok(h: &[u8]) -> bool {
+    match h.try_into() {
+        Ok(h20) => checksum::ipv4_header_ok(h20),
+        Err(_) => checksum::checksum(h) == 0,
+    }
 }
 
 impl Ip for V4 {
@@ -124,7 +149,7 @@ impl Ip for V4 {
         if hl < 20 || total < hl || ETH + total > b.len() || b[ETH + V4::TTL] <= 1 {
             return None;
         }
-        if !verified && checksum::checksum(&b[ETH..ETH + hl]) != 0 {
+        if !verified && !header_ok(&b[ETH..ETH + hl]) {
             return None;
         }
         Some((hl, total))

@@ -155,6 +155,8 @@ impl Worker {
                 dispatch(&mut rx, &fates, rx_port, &shared, &self.pool, out, &mut c);
                 free.clear();
             }
+            // `is_empty` is two loads; `pop` on an empty queue also fences.
+            let from_control = from_control.filter(|q| !q.is_empty());
             for _ in 0..self.burst {
                 let Some((port, m)) = from_control.and_then(ArrayQueue::pop) else {
                     break;

@@ -41,6 +41,8 @@ impl<A: Family> FlowTable<A> {
     /// Places slot value `v` in one of buckets `bs` (both full when
     /// called) by moving others out of the way. False when no path of at
     /// most [`MAX_DEPTH`] moves was found, or races kept defeating it.
+    #[cold]
+    #[inline(never)]
     pub(super) fn displace(&self, bs: [usize; CHOICES], v: u64) -> bool {
         (0..ATTEMPTS).any(|_| self.displace_once(bs, v) == Some(true))
     }

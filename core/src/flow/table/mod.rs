@@ -176,6 +176,68 @@ impl<A: Family> FlowTable<A> {
         self.find(w, h, |_| true)
     }
 
+    /// The first step of a lookup in two: the slot of the first signature
+    /// match for the key hashed `h` (0: none), whose entry the caller
+    /// starts loading ([`FlowTable::prefetch_entry`] of
+    /// [`FlowTable::nominee_index`]) before [`FlowTable::confirm`] compares
+    /// its key. The burst's lookup pass takes both steps for every frame in
+    /// turn, so the entries' cache misses overlap as the buckets' do.
+    #[inline]
+    pub fn nominate(&self, h: u64) -> u64 {
+        let sig = Self::sig(h);
+        let [b1, b2] = Self::candidates(h, self.mask);
+        let first = |b: &Bucket| {
+            let m = crate::simd::match_sig(&b.0, sig);
+            if m == 0 {
+                0
+            } else {
+                b.0[(m.trailing_zeros() / 2) as usize].load(Acquire)
+            }
+        };
+        match first(&self.buckets[b1]) {
+            0 => first(&self.buckets[b2]),
+            v => v,
+        }
+    }
+
+    /// The entry a nominated slot value points to.
+    #[inline]
+    pub fn nominee_index(v: u64) -> u32 {
+        (v as u32).wrapping_sub(1)
+    }
+
+    /// Keys moved between buckets so far: read before [`FlowTable::nominate`]
+    /// and handed to [`FlowTable::confirm`].
+    #[inline]
+    pub fn moves(&self) -> u64 {
+        self.moves.0.load(Acquire)
+    }
+
+    /// The second step: the flow under key words `w` (hash `h`), given
+    /// what [`FlowTable::nominate`] found after [`FlowTable::moves`] said
+    /// `moves`. A nominee holding the key is the answer; none at all is a
+    /// miss unless a key moved meanwhile; else (another key with the same
+    /// signature) the whole lookup.
+    #[inline]
+    pub fn confirm(&self, w: &[u64], h: u64, v: u64, moves: u64) -> Option<(u32, Dir)> {
+        let idx = Self::nominee_index(v);
+        let dir = Dir::from_bit(v >> 32);
+        match self.entries.get(idx as usize) {
+            Some(e) if v != 0 && Self::matches(&e.key[dir.index()], w) => Some((idx, dir)),
+            _ => self.confirm_other(w, h, v, moves),
+        }
+    }
+
+    /// [`FlowTable::confirm`] when the nominee is not the key's: out of
+    /// line, so the hit keeps its registers.
+    #[inline(never)]
+    fn confirm_other(&self, w: &[u64], h: u64, v: u64, moves: u64) -> Option<(u32, Dir)> {
+        if v == 0 && self.moves.0.load(Acquire) == moves {
+            return None;
+        }
+        self.lookup_words(w, h)
+    }
+
     /// The first entry under key words `w` (hash `h`) that `take` accepts.
     /// A miss while a slot moved to its other bucket ([`cuckoo`]) looks
     /// again: the move may have taken the key from the bucket not yet read
@@ -327,20 +389,13 @@ impl<A: Family> FlowTable<A> {
         let v = slot_value(Self::sig(h), dir, idx);
         let bs = Self::candidates(h, self.mask);
         for bi in bs {
-            if self.put(bi, v).is_some() {
-                return true;
+            for s in &self.buckets[bi].0 {
+                if s.load(Relaxed) == 0 && s.compare_exchange(0, v, Release, Relaxed).is_ok() {
+                    return true;
+                }
             }
         }
         self.displace(bs, v)
-    }
-
-    /// Puts `v` into a free slot of bucket `bi`: which one.
-    #[inline]
-    fn put(&self, bi: usize, v: u64) -> Option<usize> {
-        let b = &self.buckets[bi].0;
-        (0..SLOTS).find(|&j| {
-            b[j].load(Relaxed) == 0 && b[j].compare_exchange(0, v, Release, Relaxed).is_ok()
-        })
     }
 
     fn unplace(&self, k: &FlowKey<A>, dir: Dir, idx: u32) -> bool {
