@@ -222,6 +222,9 @@ fn run(cfg: Config, args: &Args) -> Result<()> {
         let port = Port::start(&p.device, p.rx_queues, nworkers, 1, p.mtu, &pool)
             .with_context(|| format!("port \"{}\"", p.name))?;
         info!(port = %p.name, device = %port.name(), mac = %port.mac(), addresses = ?p.addresses, "port started");
+        if port.rx_ip_checksum() {
+            info!(port = %p.name, device = %port.name(), "RX IPv4 checksum offload on: the data path trusts the port's verdict");
+        }
         ports.push(port);
     }
     let macs: Vec<_> = ports.iter().map(Port::mac).collect();
