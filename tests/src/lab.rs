@@ -36,6 +36,29 @@ pub const CLIENT6: &str = "2001:db8:1::100";
 /// The internet server.
 pub const INTERNET: &str = "203.0.113.200";
 
+/// A UDP rule on the frontend's port 9000 over the web pool, and the
+/// security rule that lets it in.
+pub const UDP_9000: &str = r#"
+[[lb_rule]]
+name = "dns"
+frontend = "web"
+protocol = "udp"
+frontend_port = 9000
+backend_port = 9000
+pool = "web-pool"
+disable_outbound_snat = true
+
+[[security_rule]]
+name = "allow-dns"
+priority = 120
+direction = "inbound"
+action = "allow"
+source = "*"
+destination = "203.0.113.10/32"
+protocol = "udp"
+destination_ports = "9000"
+"#;
+
 /// Rules added to conf/lab.toml by the demo and the operations tests:
 /// outbound SNAT for web-pool from the frontend address (1024 ports per
 /// member), one forwarded port per member from 50100 to its port 22, and a

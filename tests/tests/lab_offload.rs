@@ -4,35 +4,14 @@
 //! (`ipv4_bad_checksum`: the fast path trusts only a frame the port
 //! flagged good), and the same flow's good datagrams are forwarded.
 
-use sluice_tests::lab::{Lab, CLIENT, FRONTEND};
-
-const RULES: &str = r#"
-[[lb_rule]]
-name = "dns"
-frontend = "web"
-protocol = "udp"
-frontend_port = 9000
-backend_port = 9000
-pool = "web-pool"
-disable_outbound_snat = true
-
-[[security_rule]]
-name = "allow-dns"
-priority = 120
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "203.0.113.10/32"
-protocol = "udp"
-destination_ports = "9000"
-"#;
+use sluice_tests::lab::{Lab, CLIENT, FRONTEND, UDP_9000};
 
 #[test]
 fn a_port_with_rx_checksum_offload_still_drops_a_bad_header() {
     let lab = Lab::new(1);
     lab.server(&lab.backend(0), &["udp", "9000", "b1"]);
     assert!(lab.wait_until(&lab.backend(0), "ss -lun | grep -q ':9000 '", 10));
-    let (text, prefix) = lab.config(RULES);
+    let (text, prefix) = lab.config(UDP_9000);
     let d = lab.start_sluiced_with(&Lab::ext_on_tap(&text), &prefix);
     lab.bridge_tap();
     let script = sluice_tests::workspace().join("tests/data/raw_udp.py");

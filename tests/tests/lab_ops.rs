@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use sluice_tests::daemon::Trigger;
-use sluice_tests::lab::{with_outbound, Lab, EGRESS_AND_SSH_POOL, FRONTEND, INTERNET};
+use sluice_tests::lab::{with_outbound, Lab, EGRESS_AND_SSH_POOL, FRONTEND, INTERNET, UDP_9000};
 use sluice_tests::metric;
 use std::time::{Duration, Instant};
 
@@ -210,28 +210,9 @@ fn ten_reloads_lose_nothing_on_unchanged_rules_and_new_rules_work() {
     }
 }
 
-/// A UDP rule over the web pool and an inbound NAT rule (added to the lab
-/// config with [`EGRESS_AND_SSH_POOL`]).
+/// An inbound NAT rule (added to the lab config with [`UDP_9000`] and
+/// [`EGRESS_AND_SSH_POOL`]).
 const OPS_RULES: &str = r#"
-[[lb_rule]]
-name = "dns"
-frontend = "web"
-protocol = "udp"
-frontend_port = 9000
-backend_port = 9000
-pool = "web-pool"
-disable_outbound_snat = true
-
-[[security_rule]]
-name = "allow-dns"
-priority = 120
-direction = "inbound"
-action = "allow"
-source = "*"
-destination = "203.0.113.10/32"
-protocol = "udp"
-destination_ports = "9000"
-
 [[nat_rule]]
 name = "ssh-b1"
 frontend = "web"
@@ -256,7 +237,7 @@ fn metrics_and_sluicectl_show_what_the_traffic_did() {
     lab.server(&lab.internet(), &["http", "8000", "inet"]);
     assert!(lab.wait_until(&lab.backend(0), "ss -ltn | grep -q ':80 '", 10));
     assert!(lab.wait_until(&lab.internet(), "ss -ltn | grep -q ':8000 '", 10));
-    let (config, prefix) = lab.config(&format!("{OPS_RULES}\n{EGRESS_AND_SSH_POOL}"));
+    let (config, prefix) = lab.config(&format!("{UDP_9000}{OPS_RULES}\n{EGRESS_AND_SSH_POOL}"));
     let config =
         with_outbound(&config).replace("  { address = \"10.0.0.13\", name = \"b3\" },\n", "");
     assert!(!config.contains("10.0.0.13"));
