@@ -36,7 +36,7 @@ lab: deps
 	$(CARGO) build --bins
 	$(CARGO) test -p sluice-tests
 
-# Every measurement of BENCHMARKS.md (about 13 minutes here): in-process
+# Every measurement of BENCHMARKS.md (about 18 minutes here): in-process
 # criterion, probe cost, and on the wire (bench/wire.py; results in
 # target/wire-results.md and .json).
 bench: deps

@@ -228,12 +228,13 @@ pub fn process_burst<B: FrameBuf, S: Slowpath>(
     }
 }
 
-/// One chunk of at most [`crate::MAX_BURST`] frames, in three passes so
-/// the burst's cache misses overlap instead of following one another:
-/// read each plain frame's flow key (either family) and start loading its
-/// buckets; look each key up and start loading its entry; then process
-/// every frame, packets of a found flow on the fast path
-/// ([`fast::established`]).
+/// One chunk of at most [`crate::MAX_BURST`] frames, in passes so the
+/// burst's cache misses overlap instead of following one another: read
+/// each plain frame's flow key (either family) and start loading its
+/// buckets; find each key's first signature match and start loading that
+/// entry ([`FlowTable::nominate`]); compare the keys
+/// ([`FlowTable::confirm`]); then process every frame, packets of a found
+/// flow on the fast path ([`fast::established`]).
 #[inline(always)]
 fn process_chunk<B: FrameBuf, S: Slowpath>(
     cx: Context<'_>,
@@ -260,9 +261,9 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         }
     }
     let mut found = [(0u32, crate::family::Dir::Original); crate::MAX_BURST];
-    // IPv4: each bucket's first signature match, whose entry starts
-    // loading here and is compared in the loop below (an entry's key is a
-    // cache miss of its own at a million flows).
+    // Each key's first signature match, whose entry starts loading here
+    // and is compared in the next loop (an entry's key is a cache miss of
+    // its own at a million flows).
     let mut nominees = [0u64; crate::MAX_BURST];
     let moves = (cx.flows.moves(), cx.flows6.moves());
     let mut m = peeked;
