@@ -14,6 +14,7 @@ pub mod gen;
 pub mod instances;
 pub mod kernel;
 pub mod lab;
+pub mod lab_rules;
 pub mod nginx;
 pub mod pcap;
 

@@ -80,7 +80,8 @@ pub(super) fn established<A: Ip>(
 
 /// [`forward`] out of line, for the full path: there the fate returns
 /// through the stack anyway, and the inlined copy would only make the
-/// full path bigger.
+/// full path bigger (calling `forward` directly there costs a new flow
+/// about 4 instructions more, callgrind `profile_flows new`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub(super) fn forward_full<A: Ip>(
