@@ -100,13 +100,16 @@ pub(crate) fn mix(a: u64, b: u64) -> u64 {
 
 /// One's-complement amounts to add to the IP header and L4 checksums when a
 /// packet with key `from` is rewritten to `to` (RFC 1624:
-/// `HC' = ~(~HC + ~m + m')`, with the `~m + m'` parts summed ahead).
+/// `HC' = ~(~HC + ~m + m')`, with the `~m + m'` parts summed ahead). Each
+/// is a sum of 16-bit words not folded to 16 bits yet (below 2^19):
+/// [`Delta::apply`] folds it with the checksum in one go. Two deltas of the
+/// same rewrite may differ in their unfolded form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delta {
     /// For the IPv4 header checksum (addresses, and the TTL decrement).
-    pub ip: u16,
+    pub ip: u32,
     /// For the TCP/UDP checksum (pseudo-header addresses and ports).
-    pub l4: u16,
+    pub l4: u32,
 }
 
 impl Delta {
@@ -116,38 +119,40 @@ impl Delta {
     }
 
     /// [`Delta::between`] from `from`'s words to the words of the key
-    /// `to` is the reverse of (the form a flow entry holds both in). Sums
-    /// `!old + new` over the 16-bit address and port words; `!x` of a 16-bit
-    /// word is `0xffff - x`, so each sum is taken in one go. `ip` is
+    /// `to` is the reverse of (the form a flow entry holds both in).
+    /// Reversing a key swaps its addresses and its ports, which leaves the
+    /// sums of their 16-bit words as they were. The sum of `!old + new`
+    /// over 16-bit words is taken 64 bits at a time: in one's complement
+    /// a wider sum folds to the same 16-bit one (RFC 1071), and `!x` of a
+    /// 64-bit word is the 16-bit `!x` of each of its pieces. `ip` is
     /// meaningful for IPv4 only (IPv6 has no header checksum).
     #[inline]
     pub(crate) fn between_words<A: Family>(from: &[u64], to_reversed: &[u64]) -> Delta {
-        // Reversing a key swaps its addresses and its ports: the sums of
-        // their 16-bit words are unchanged.
-        // The 16-bit words of each address word summed in two 32-bit lanes
-        // (each lane stays below 2^21 for IPv6's four words), folded once.
-        const LANES: u64 = 0x0000_ffff_0000_ffff;
-        let lanes = |w: &[u64]| {
-            w.iter()
-                .fold(0u64, |s, &a| s + (a & LANES) + (a >> 16 & LANES))
-        };
-        let sum = |l: u64| (l & 0xffff_ffff) + (l >> 32);
-        let ports = |b: u64| (b >> 24 & 0xffff) + (b >> 8 & 0xffff);
         let n = A::ADDR_WORDS;
-        let addr = 4 * 0xffff * n as u64 - sum(lanes(&from[..n])) + sum(lanes(&to_reversed[..n]));
+        let wide = from[..n]
+            .iter()
+            .zip(&to_reversed[..n])
+            .fold(0u128, |s, (&f, &t)| s + u128::from(!f) + u128::from(t));
+        // At most eight 64-bit words: two end-around folds bring it to 64
+        // bits, two more to 32.
+        let w = (wide as u64 as u128) + (wide >> 64);
+        let w = (w as u64 as u128) + (w >> 64);
+        let addr = u32::from(checksum::fold(checksum::fold64(w as u64)));
+        // The ports are the two 16-bit words at bits 8..40 of the last word.
+        let ports = |b: u64| (b >> 24 & 0xffff) as u32 + (b >> 8 & 0xffff) as u32;
         let ports = 2 * 0xffff - ports(from[n]) + ports(to_reversed[n]);
         // TTL is the high byte of the TTL/protocol word: minus 0x0100.
         let ttl = 0xfeff;
         Delta {
-            ip: checksum::fold((addr + ttl) as u32),
-            l4: checksum::fold((addr + ports) as u32),
+            ip: addr + ttl,
+            l4: addr + ports,
         }
     }
 
     /// Applies a delta to a checksum field.
     #[inline]
-    pub fn apply(csum: u16, delta: u16) -> u16 {
-        !checksum::fold(u32::from(!csum) + u32::from(delta))
+    pub fn apply(csum: u16, delta: u32) -> u16 {
+        !checksum::fold(u32::from(!csum) + delta)
     }
 }
 

@@ -9,72 +9,122 @@ use super::{Context, Counters, Fate, Stat};
 use crate::family::{Dir, Family};
 use crate::flow::{tcp, Delta, Entry, RawRewrite};
 use crate::neigh::PortIndex;
-use crate::wire::MacAddr;
+use crate::wire::tcp::Flags;
 use std::net::Ipv4Addr;
 
-/// The last next hop of each family resolved in this burst: most of a
-/// burst's packets often go to one (the gateway, for replies).
+/// The next hops resolved in this chunk, per family: four of each,
+/// direct-mapped by the low bits of the address (a pool's members, and the
+/// gateway replies go to, mostly land in different ways). Each way keeps
+/// both Ethernet addresses a frame to that next hop gets, so a frame to a
+/// remembered next hop costs a compare and two stores.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct NeighMemo {
-    /// IPv4: port << 32 | next hop.
-    key: u64,
-    mac: MacAddr,
-    /// IPv6: next hop, and its port (`PortIndex::MAX`: none yet).
-    nh6: u128,
-    port6: PortIndex,
-    mac6: MacAddr,
+    v4: [Way; WAYS],
+    v6: [Way; WAYS],
+}
+
+const WAYS: usize = 4;
+
+/// One remembered next hop: its address bits and port, and the frame's
+/// destination then source MAC.
+#[derive(Debug, Clone, Copy)]
+struct Way {
+    nh: u128,
+    port: PortIndex,
+    macs: [u8; 12],
 }
 
 impl Default for NeighMemo {
     fn default() -> NeighMemo {
+        // No next hop of either family is all ones (IPv4's take 32 bits;
+        // IPv6's would be multicast), so no way matches before it is filled.
+        let empty = Way {
+            nh: u128::MAX,
+            port: PortIndex::new(0),
+            macs: [0; 12],
+        };
         NeighMemo {
-            key: u64::MAX,
-            mac: MacAddr([0; 6]),
-            nh6: 0,
-            port6: PortIndex::new(u8::MAX),
-            mac6: MacAddr([0; 6]),
+            v4: [empty; WAYS],
+            v6: [empty; WAYS],
         }
     }
 }
 
+impl NeighMemo {
+    #[inline(always)]
+    fn way<A: Family>(&mut self, nh: u128) -> &mut Way {
+        let ways = if A::V6 { &mut self.v6 } else { &mut self.v4 };
+        &mut ways[nh as usize % WAYS]
+    }
+}
+
+/// The receiving port's MAC as the low 48 bits of a word, read once per
+/// chunk: how the fast path compares a frame's Ethernet addresses.
+#[inline]
+pub(super) fn mac_word(mac: crate::wire::MacAddr) -> u64 {
+    let m = mac.0;
+    u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], 0, 0])
+}
+
 /// The fast path for a TCP or UDP packet of the flow the lookup pass found
 /// for it: the checks of the full path that can fail for such a packet,
-/// then [`forward`], whose fate goes to `out`; `verified`: the NIC verified
-/// the IPv4 header checksum. False when any check fails: the caller then runs the
-/// full path, which drops it with the reason.
+/// then [`forward`], whose fate goes to `out`. `rx_mac`: the receiving
+/// port's [`mac_word`]; `verified`: the NIC verified the IPv4 header
+/// checksum. False when any check fails: the caller then runs the full
+/// path, which drops it with the reason (or forwards what the fast path
+/// does not take: an IPv4 header with options, a frame too short to hold
+/// a whole TCP header, which no Ethernet frame of 60 bytes or more is).
+///
+/// The lookup pass's `peek` already saw an untagged frame of this family,
+/// not a fragment, with its IP version (and, IPv6, TCP or UDP next).
+/// Every offset read here is fixed, so one length check covers them all.
 #[inline]
 pub(super) fn established<A: Ip>(
     cx: Context<'_>,
-    rx_port: PortIndex,
+    rx_mac: u64,
     room: &mut [u8],
     (len, verified): (usize, bool),
     found: (u32, Dir),
     (memo, out): (&mut NeighMemo, &mut Fate),
     c: &mut Counters,
 ) -> bool {
-    let Some(mac) = cx.dataplane.ports.get(usize::from(rx_port)).map(|p| p.mac) else {
-        return false;
-    };
-    let Some(b) = room.get(..len) else {
-        return false;
-    };
-    // `peek` saw an untagged frame of this family, not a fragment.
-    if b.len() < ETH + A::HEADER_LEN || b[..6] != mac.0 || b[6..12] == mac.0 {
+    const TCP_MIN: usize = 20;
+    let hl = A::HEADER_LEN;
+    let at = ETH + hl;
+    if len < at + TCP_MIN || len > room.len() {
         return false;
     }
-    let Some((hl, total)) = A::fast_checks(b, verified) else {
+    let b = &room[..len];
+    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+    let (dst, src) = (word(0) & 0xffff_ffff_ffff, word(4) >> 16);
+    if dst != rx_mac || src == rx_mac {
+        return false;
+    }
+    let Some(total) = A::fast_checks(b, verified) else {
         return false;
     };
+    let payload = total - hl;
     let proto = b[ETH + A::PROTOCOL];
-    if proto != TCP && proto != UDP {
-        return false;
-    }
-    let Some(l4) = l4::parse(b, ETH + hl, total - hl, proto) else {
+    let l4 = if proto == TCP {
+        let off = usize::from(b[at + field::TCP_OFF] >> 4) * 4;
+        if off < TCP_MIN || off > payload {
+            return false;
+        }
+        let f = b[at + field::TCP_FLAGS];
+        let seq_end = l4::rd32(b, at + field::TCP_SEQ).wrapping_add((payload - off) as u32);
+        if f & (Flags::SYN.0 | Flags::FIN.0 | Flags::RST.0) == 0 {
+            L4::ack(seq_end)
+        } else {
+            L4::flagged(Flags(f), seq_end)
+        }
+    } else if proto == UDP && payload >= 8 {
+        L4::ack(0)
+    } else {
         return false;
     };
     // Written in place: a fate returned through the stack is stored in
     // narrow pieces and read back whole, which stalls the store buffer.
-    *out = forward::<A>(&cx, found, room, len, hl, proto, l4, memo, c);
+    forward::<A>(&cx, found, room, len, hl, proto, l4, memo, c, out);
     true
 }
 
@@ -95,13 +145,16 @@ pub(super) fn forward_full<A: Ip>(
     memo: &mut NeighMemo,
     c: &mut Counters,
 ) -> Fate {
-    forward::<A>(cx, found, room, len, hl, proto, l4, memo, c)
+    let mut out = Fate::Consumed;
+    forward::<A>(cx, found, room, len, hl, proto, l4, memo, c, &mut out);
+    out
 }
 
-/// Rewrites a tracked flow's packet in place and sends it on. `hl` is the
-/// offset of the L4 header from the IP header. Always inlined: called out
-/// of line, its fate came back through a stack copy that stalled the
-/// store buffer on every packet (perf: a tenth of the worker's samples).
+/// Rewrites a tracked flow's packet in place and sends it on, its fate
+/// written to `out`. `hl` is the offset of the L4 header from the IP
+/// header. Always inlined: called out of line, its fate came back through
+/// a stack copy that stalled the store buffer on every packet (perf: a
+/// tenth of the worker's samples).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn forward<A: Ip>(
@@ -114,7 +167,8 @@ pub(super) fn forward<A: Ip>(
     l4: L4,
     memo: &mut NeighMemo,
     c: &mut Counters,
-) -> Fate {
+    out: &mut Fate,
+) {
     let e = A::flows(cx).entry(idx);
     let ip = &mut room[ETH..];
     if proto == TCP {
@@ -138,10 +192,11 @@ pub(super) fn forward<A: Ip>(
     // the egress port.
     if len > ETH + usize::from(cx.dataplane.min_mtu) {
         if let Some(f) = oversize::<A>(cx, (idx, dir), room, len, (hl, proto), l4, memo, c) {
-            return f;
+            *out = f;
+            return;
         }
     }
-    rewrite_and_send(cx, e, dir, room, len, (hl, proto), l4, &rw, memo, c)
+    rewrite_and_send(cx, e, dir, room, len, (hl, proto), l4, &rw, memo, c, out);
 }
 
 /// [`forward`] for a packet larger than the smallest MTU: `None` when it
@@ -166,7 +221,8 @@ fn oversize<A: Ip>(
         Oversize::Split(mtu) => {
             let e = A::flows(cx).entry(idx);
             let rw = e.raw_rewrite(dir);
-            let f = rewrite_and_send(cx, e, dir, room, len, (hl, proto), l4, &rw, memo, c);
+            let mut f = Fate::Consumed;
+            rewrite_and_send(cx, e, dir, room, len, (hl, proto), l4, &rw, memo, c, &mut f);
             Some(split(f, mtu))
         }
     }
@@ -186,7 +242,8 @@ fn rewrite_and_send<A: Ip>(
     rw: &RawRewrite<A>,
     memo: &mut NeighMemo,
     c: &mut Counters,
-) -> Fate {
+    out: &mut Fate,
+) {
     let ip = &mut room[ETH..];
     let syn = proto == TCP && matches!(l4.flags, tcp::Class::Syn | tcp::Class::SynAck);
     let (rule, member) = e.ids();
@@ -194,7 +251,7 @@ fn rewrite_and_send<A: Ip>(
     cx.traffic.count(slot, dir, ip_len::<A>(ip), syn);
     rewrite_headers::<A>(ip, hl, proto, rw);
     c.add(Stat::Forwarded, 1);
-    send(*cx, room, len, rw, memo)
+    send_into(*cx, room, len, rw, memo, out);
 }
 
 /// What a packet larger than some port's MTU needs.
@@ -359,9 +416,23 @@ pub(super) fn send<A: Family>(
     rw: &RawRewrite<A>,
     memo: &mut NeighMemo,
 ) -> Fate {
-    let port = rw.egress;
+    let mut out = Fate::Consumed;
+    send_into(cx, room, len, rw, memo, &mut out);
+    out
+}
+
+/// [`send`], its fate written to `out`: the fast path's.
+#[inline(always)]
+fn send_into<A: Family>(
+    cx: Context<'_>,
+    room: &mut [u8],
+    len: usize,
+    rw: &RawRewrite<A>,
+    memo: &mut NeighMemo,
+    out: &mut Fate,
+) {
     let nh = rw.next_hop(|| cx.dataplane.gateway_of::<A>());
-    send_to(cx, room, len, port, nh, memo)
+    to_next_hop(cx, room, len, rw.egress, nh, memo, out);
 }
 
 /// [`send`] to `nh` on `port`.
@@ -374,43 +445,63 @@ pub(super) fn send_to<A: Family>(
     nh: A,
     memo: &mut NeighMemo,
 ) -> Fate {
-    let mac = cx.dataplane.ports[usize::from(port)].mac;
-    room[6..12].copy_from_slice(&mac.0);
-    let m = if A::V6 {
-        let a = nh.bits();
-        if memo.port6 == port && memo.nh6 == a {
-            Some(memo.mac6)
-        } else {
-            let m = cx.neigh.lookup(port, nh.into());
-            if let Some(m) = m {
-                (memo.port6, memo.nh6, memo.mac6) = (port, a, m);
-            }
-            m
-        }
-    } else {
-        let key = u64::from(port) << 32 | nh.bits() as u64;
-        if memo.key == key {
-            Some(memo.mac)
-        } else {
-            let m = cx.neigh.lookup_v4(port, Ipv4Addr::from(nh.bits() as u32));
-            if let Some(m) = m {
-                (memo.key, memo.mac) = (key, m);
-            }
-            m
-        }
+    let mut out = Fate::Consumed;
+    to_next_hop(cx, room, len, port, nh, memo, &mut out);
+    out
+}
+
+/// Addresses the frame to `nh` on `port` from the memo (or, the first
+/// time in this chunk, from the neighbour view): [`Fate::Tx`], or
+/// [`Fate::Hold`] while the neighbour is unresolved.
+#[inline(always)]
+fn to_next_hop<A: Family>(
+    cx: Context<'_>,
+    room: &mut [u8],
+    len: usize,
+    port: PortIndex,
+    nh: A,
+    memo: &mut NeighMemo,
+    out: &mut Fate,
+) {
+    let bits = nh.bits();
+    let w = memo.way::<A>(bits);
+    if (w.nh != bits || w.port != port) && !resolve(cx, port, nh, w) {
+        *out = hold(cx, room, len, port, nh);
+        return;
+    }
+    room[..12].copy_from_slice(&w.macs);
+    *out = Fate::Tx {
+        port,
+        len: len as u16,
     };
-    match m {
-        Some(m) => {
-            room[0..6].copy_from_slice(&m.0);
-            Fate::Tx {
-                port,
-                len: len as u16,
-            }
-        }
-        None => Fate::Hold {
-            port,
-            next_hop: nh.into(),
-            len: len as u16,
-        },
+}
+
+/// Fills `w` with `nh` on `port` from the neighbour view; false when it is
+/// not resolved.
+#[cold]
+#[inline(never)]
+fn resolve<A: Family>(cx: Context<'_>, port: PortIndex, nh: A, w: &mut Way) -> bool {
+    let m = if A::V6 {
+        cx.neigh.lookup(port, nh.into())
+    } else {
+        cx.neigh.lookup_v4(port, Ipv4Addr::from(nh.bits() as u32))
+    };
+    let Some(m) = m else { return false };
+    w.nh = nh.bits();
+    w.port = port;
+    w.macs[..6].copy_from_slice(&m.0);
+    w.macs[6..].copy_from_slice(&cx.dataplane.ports[usize::from(port)].mac.0);
+    true
+}
+
+/// A frame for an unresolved next hop: from the port's address, held.
+#[cold]
+#[inline(never)]
+fn hold<A: Family>(cx: Context<'_>, room: &mut [u8], len: usize, port: PortIndex, nh: A) -> Fate {
+    room[6..12].copy_from_slice(&cx.dataplane.ports[usize::from(port)].mac.0);
+    Fate::Hold {
+        port,
+        next_hop: nh.into(),
+        len: len as u16,
     }
 }

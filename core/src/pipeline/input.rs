@@ -18,7 +18,7 @@ pub(super) fn ipv4_input(
     room: &mut [u8],
     len: usize,
     c: &mut Counters,
-    missed: bool,
+    lookup: (bool, &mut NeighMemo),
 ) -> Fate {
     let h = match V4::parse(&room[ETH..len]) {
         Ok(h) => h,
@@ -46,7 +46,7 @@ pub(super) fn ipv4_input(
     if !ipv4::Packet::new_unchecked(&room[ETH..len]).verify_checksum() {
         return Fate::Drop(DropReason::Ipv4BadChecksum);
     }
-    flow_input(cx, rx_port, room, len, &h, owned, missed, c)
+    flow_input(cx, rx_port, room, len, &h, owned, lookup, c)
 }
 
 /// IPv6 that is not neighbour discovery or echo for Sluice: flows first,
@@ -58,7 +58,7 @@ pub(super) fn ipv6_input<S: Slowpath>(
     len: usize,
     slow: &mut S,
     c: &mut Counters,
-    missed: bool,
+    lookup: (bool, &mut NeighMemo),
 ) -> Fate {
     let h = match V6::parse(&room[ETH..len]) {
         Ok(h) => h,
@@ -78,7 +78,7 @@ pub(super) fn ipv6_input<S: Slowpath>(
         return punt_or(cx, rx_port, h.dst.into(), f);
     }
     let owned = cx.dataplane.ports[usize::from(rx_port)].owns(h.dst);
-    flow_input(cx, rx_port, room, len, &h, owned, missed, c)
+    flow_input(cx, rx_port, room, len, &h, owned, lookup, c)
 }
 
 /// The part both families share once their prelude is done: TTL / hop
@@ -94,7 +94,7 @@ fn flow_input<A: Ip>(
     len: usize,
     h: &Header<A>,
     owned: bool,
-    missed: bool,
+    (missed, memo): (bool, &mut NeighMemo),
     c: &mut Counters,
 ) -> Fate {
     if h.ttl <= 1 {
@@ -124,7 +124,6 @@ fn flow_input<A: Ip>(
         }
         A::frags(cx).record(h.src, h.dst, h.proto, f.id, idx, dir, cx.now);
     }
-    let memo = &mut NeighMemo::default();
     forward_full::<A>(cx, found, room, len, h.l4, h.proto, l4, memo, c)
 }
 

@@ -64,10 +64,12 @@ pub(super) trait Ip: Family {
     /// fragment, no extension header) for the burst's lookup pass, and
     /// their hash.
     fn peek(b: &[u8]) -> Option<(Self::Words, u64)>;
-    /// The fast path's checks of a frame `peek` accepted: (header length,
-    /// IP total length), or `None` when the full path must decide.
-    /// `verified`: the NIC verified the IPv4 header checksum.
-    fn fast_checks(b: &[u8], verified: bool) -> Option<(usize, usize)>;
+    /// The fast path's checks of a frame `peek` accepted and that holds at
+    /// least [`Family::HEADER_LEN`] bytes of IP header and 20 more: the IP
+    /// total length, or `None` when the full path must decide (IPv4: also
+    /// for a header with options). `verified`: the NIC verified the IPv4
+    /// header checksum.
+    fn fast_checks(b: &[u8], verified: bool) -> Option<usize>;
     /// The full path's parse of the IP packet `ip`.
     fn parse(ip: &[u8]) -> Result<Header<Self>, DropReason>;
     /// Writes the addresses and TTL / hop limit of `rw` (and, IPv4, its
@@ -107,16 +109,6 @@ fn words_of<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<A::Words> {
     Some(words)
 }
 
-/// The IPv4 header `h` verifies: the common option-less header by the
-/// fixed five-word sum, others by the general one.
-#[inline]
-fn header_ok(h: &[u8]) -> bool {
-    match h.try_into() {
-        Ok(h20) => checksum::ipv4_header_ok(h20),
-        Err(_) => checksum::checksum(h) == 0,
-    }
-}
-
 impl Ip for V4 {
     const ICMP: u8 = 1;
 
@@ -143,16 +135,16 @@ impl Ip for V4 {
     }
 
     #[inline]
-    fn fast_checks(b: &[u8], verified: bool) -> Option<(usize, usize)> {
-        let hl = usize::from(b[ETH] & 0x0f) * 4;
-        let total = usize::from(rd16(b, ETH + v4::LENGTH));
-        if hl < 20 || total < hl || ETH + total > b.len() || b[ETH + V4::TTL] <= 1 {
+    fn fast_checks(b: &[u8], verified: bool) -> Option<usize> {
+        let h: &[u8; 20] = b.get(ETH..ETH + 20)?.try_into().ok()?;
+        let total = usize::from(u16::from_be_bytes([h[v4::LENGTH], h[v4::LENGTH + 1]]));
+        if h[0] != 0x45 || total < 20 || ETH + total > b.len() || h[V4::TTL] <= 1 {
             return None;
         }
-        if !verified && !header_ok(&b[ETH..ETH + hl]) {
+        if !verified && !checksum::ipv4_header_ok(h) {
             return None;
         }
-        Some((hl, total))
+        Some(total)
     }
 
     fn parse(ip: &[u8]) -> Result<Header<V4>, DropReason> {
@@ -207,12 +199,12 @@ impl Ip for V6 {
     }
 
     #[inline]
-    fn fast_checks(b: &[u8], _verified: bool) -> Option<(usize, usize)> {
+    fn fast_checks(b: &[u8], _verified: bool) -> Option<usize> {
         let total = 40 + usize::from(rd16(b, ETH + v6::PAYLOAD_LEN));
         if ETH + total > b.len() || b[ETH + V6::TTL] <= 1 {
             return None;
         }
-        Some((40, total))
+        Some(total)
     }
 
     fn parse(ip: &[u8]) -> Result<Header<V6>, DropReason> {

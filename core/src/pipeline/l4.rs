@@ -54,6 +54,33 @@ pub(super) struct L4 {
     pub(super) seq_end: u32,
 }
 
+impl L4 {
+    /// The fast path's plain ACK (or UDP datagram, `seq_end` 0): it reads
+    /// nothing of the ports, and leaves them 0.
+    #[inline(always)]
+    pub(super) fn ack(seq_end: u32) -> L4 {
+        L4 {
+            sport: 0,
+            dport: 0,
+            flags: tcp::Class::Ack,
+            seq_end,
+        }
+    }
+
+    /// The fast path's TCP segment with SYN, FIN or RST: `seq_end` counts
+    /// the payload only, and each of SYN and FIN takes one more.
+    #[cold]
+    pub(super) fn flagged(f: Flags, seq_end: u32) -> L4 {
+        let syn_fin = u32::from(f.contains(Flags::SYN)) + u32::from(f.contains(Flags::FIN));
+        L4 {
+            sport: 0,
+            dport: 0,
+            flags: tcp::classify(f),
+            seq_end: seq_end.wrapping_add(syn_fin),
+        }
+    }
+}
+
 /// A TCP window scale no option gives.
 pub(super) const NO_WSCALE: u8 = 15;
 

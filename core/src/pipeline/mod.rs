@@ -161,11 +161,13 @@ pub fn process<S: Slowpath>(
     slow: &mut S,
     counters: &mut Counters,
 ) -> Fate {
-    process_frame(&cx, rx_port, room, len, slow, counters, false)
+    let memo = &mut fast::NeighMemo::default();
+    process_frame(&cx, rx_port, room, len, slow, counters, (false, memo))
 }
 
 /// [`process`]; `missed`: the burst's lookup pass found no flow for this
-/// frame's key and no flow was created since, so the lookup is not repeated.
+/// frame's key and no flow was created since, so the lookup is not repeated;
+/// `memo`: the next hops the chunk has resolved so far.
 /// Out of line: the full path is the exception, and inlined into the burst
 /// loop it costs the fast path registers.
 #[inline(never)]
@@ -176,7 +178,7 @@ fn process_frame<S: Slowpath>(
     len: usize,
     slow: &mut S,
     counters: &mut Counters,
-    missed: bool,
+    lookup: (bool, &mut fast::NeighMemo),
 ) -> Fate {
     let len = len.min(room.len());
     let Ok(eth) = ethernet::Frame::new_checked(&room[..len]) else {
@@ -196,8 +198,8 @@ fn process_frame<S: Slowpath>(
     }
     match eth.ethertype() {
         EtherType::Arp => host::arp_input(*cx, rx_port, room, len, slow, counters),
-        EtherType::Ipv4 => input::ipv4_input(cx, rx_port, room, len, counters, missed),
-        EtherType::Ipv6 => input::ipv6_input(cx, rx_port, room, len, slow, counters, missed),
+        EtherType::Ipv4 => input::ipv4_input(cx, rx_port, room, len, counters, lookup),
+        EtherType::Ipv6 => input::ipv6_input(cx, rx_port, room, len, slow, counters, lookup),
         _ => Fate::Drop(DropReason::UnknownEthertype),
     }
 }
@@ -312,6 +314,13 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
     }
     let mut memo = fast::NeighMemo::default();
     let mut fast_tx = 0;
+    // No frame matches a MAC word with bits above 48: without a port, no
+    // fast path.
+    let rx_mac = cx
+        .dataplane
+        .ports
+        .get(usize::from(rx_port))
+        .map_or(u64::MAX, |p| fast::mac_word(p.mac));
     for (i, (f, fate)) in frames.iter_mut().zip(fates.iter_mut()).enumerate() {
         let verified = f.ip_checksum_verified();
         let (room, len) = f.room_and_len();
@@ -319,10 +328,10 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         let done = hits >> i & 1 != 0
             && if v6 >> i & 1 == 0 {
                 let out = (&mut memo, &mut *fate);
-                fast::established::<V4>(cx, rx_port, room, l, found[i], out, counters)
+                fast::established::<V4>(cx, rx_mac, room, l, found[i], out, counters)
             } else {
                 let out = (&mut memo, &mut *fate);
-                fast::established::<V6>(cx, rx_port, room, l, found[i], out, counters)
+                fast::established::<V6>(cx, rx_mac, room, l, found[i], out, counters)
             };
         if done && matches!(*fate, Fate::Tx { .. }) {
             // The fast path's usual answer, counted in a register.
@@ -333,7 +342,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             // Looked up in pass 2 and not found; still true unless a flow
             // this chunk has created since may be this frame's.
             let missed = missed >> i & 1 != 0 && !counters.inserted.may_hold(peeks[i].h);
-            *fate = process_frame(&cx, rx_port, room, len, slow, counters, missed);
+            *fate = process_frame(&cx, rx_port, room, len, slow, counters, (missed, &mut memo));
         }
         count_fate(fate, counters);
     }
@@ -365,6 +374,9 @@ mod tests;
 
 #[cfg(test)]
 mod forward_tests;
+
+#[cfg(test)]
+mod fast_tests;
 
 #[cfg(test)]
 mod v6_tests;

@@ -28,7 +28,7 @@ pub fn sum(data: &[u8]) -> u32 {
 
 /// Two end-around-carry steps take any u64 below 2^32.
 #[inline]
-fn fold64(acc: u64) -> u32 {
+pub fn fold64(acc: u64) -> u32 {
     let acc = (acc & 0xffff_ffff) + (acc >> 32);
     ((acc & 0xffff_ffff) + (acc >> 32)) as u32
 }
