@@ -384,7 +384,8 @@ pub(super) fn ip_len<A: Family>(ip: &[u8]) -> usize {
 
 /// Writes addresses, TTL and ports, and updates the checksums by the
 /// precomputed deltas. `proto` 0: addresses only (a later fragment).
-#[inline]
+/// Always inlined: the IPv6 fast path called it out of line otherwise.
+#[inline(always)]
 pub(super) fn rewrite_headers<A: Ip>(ip: &mut [u8], hl: usize, proto: u8, rw: &RawRewrite<A>) {
     A::rewrite(ip, rw);
     let l4 = &mut ip[hl..];

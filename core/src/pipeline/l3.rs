@@ -97,9 +97,10 @@ pub(super) fn v6_key_words(b: &[u8]) -> [u64; 5] {
 fn words_of<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<A::Words> {
     let mut words = A::Words::default();
     let w = words.as_mut();
-    let at = ETH + A::SRC;
-    for (i, x) in w.iter_mut().take(A::ADDR_WORDS).enumerate() {
-        *x = u64::from_be_bytes(b.get(at + 8 * i..at + 8 * i + 8)?.try_into().ok()?);
+    // One bounds check for all the address words.
+    let addrs = b.get(ETH + A::SRC..ETH + A::SRC + 8 * A::ADDR_WORDS)?;
+    for (x, a) in w.iter_mut().zip(addrs.chunks_exact(8)) {
+        *x = u64::from_be_bytes(a.try_into().ok()?);
     }
     let ports = match proto {
         TCP | UDP => u64::from(super::l4::rd32(b.get(..l4 + 4)?, l4)),

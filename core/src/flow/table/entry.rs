@@ -106,7 +106,8 @@ impl<A: Family> Entry<A> {
     }
 
     /// [`Entry::rewrite`] in the words a packet carries, for the fast path.
-    #[inline]
+    /// Always inlined: an IPv6 entry's was called out of line otherwise.
+    #[inline(always)]
     pub fn raw_rewrite(&self, dir: Dir) -> RawRewrite<A> {
         let other = load::<A>(&self.key[dir.other().index()]);
         let this = load::<A>(&self.key[dir.index()]);

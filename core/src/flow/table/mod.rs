@@ -224,17 +224,18 @@ impl<A: Family> FlowTable<A> {
         let dir = Dir::from_bit(v >> 32);
         match self.entries.get(idx as usize) {
             Some(e) if v != 0 && Self::matches(&e.key[dir.index()], w) => Some((idx, dir)),
-            _ => self.confirm_other(w, h, v, moves),
+            // No signature matched and no key moved: a miss (a new flow's
+            // first packet), without a call.
+            _ if v == 0 && self.moves() == moves => None,
+            _ => self.confirm_other(w, h),
         }
     }
 
-    /// [`FlowTable::confirm`] when the nominee is not the key's: out of
-    /// line, so the hit keeps its registers.
+    /// [`FlowTable::confirm`] when the nominee is not the key's, or a key
+    /// moved: the whole lookup, out of line so the hit keeps its
+    /// registers.
     #[inline(never)]
-    fn confirm_other(&self, w: &[u64], h: u64, v: u64, moves: u64) -> Option<(u32, Dir)> {
-        if v == 0 && self.moves.0.load(Acquire) == moves {
-            return None;
-        }
+    fn confirm_other(&self, w: &[u64], h: u64) -> Option<(u32, Dir)> {
         self.lookup_words(w, h)
     }
 
