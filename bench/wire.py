@@ -9,6 +9,8 @@ Usage: bench/wire.py [REPS]          (default 3; WIRE_QUICK=1 for a smoke run)
        bench/wire.py [REPS] --mrr-only    (only the ceilings and the MRR table)
        WIRE_SLUICED=PATH bench/wire.py ... (another sluiced binary: an older
                                             build, measured in the same run)
+       WIRE_SCENARIOS=a,b bench/wire.py ... (sluiced in these scenarios only,
+                                            after the ceilings and peers)
        bench/wire.py --render FILE.json  (the tables of a saved run)
 
 Three measurements, each trial repeated REPS times and reported as the
@@ -112,6 +114,10 @@ SCENARIOS = {
                                 flows=1_000_000, size=1514, max_rate=1_000_000),
 }
 ALL_SCENARIOS = dict(SCENARIOS)
+# WIRE_SCENARIOS: the sluiced scenarios to run (all when unset), for A/B
+# runs of the few a change is about.
+ONLY = [n for n in os.environ.get("WIRE_SCENARIOS", "").split(",") if n]
+assert all(n in SCENARIOS for n in ONLY), f"WIRE_SCENARIOS: one of {sorted(SCENARIOS)}"
 if QUICK:
     SCENARIOS = {k: dict(v, flows=min(v["flows"], 100_000)) for k, v in SCENARIOS.items()
                  if k in ("inbound-udp-1k", "inbound-tcp-1m", "snat-udp-1m", "inbound-udp6-1m")}
@@ -439,7 +445,8 @@ def main():
         out["peers"][mode] = {60: mrr(f"testpmd-{mode}", f"{mode}-60", SCENARIOS["inbound-udp-1k"])}
     save(out)
     for name, s in SCENARIOS.items():
-        out["mrr"][name] = mrr("sluiced", name, s)
+        if not ONLY or name in ONLY:
+            out["mrr"][name] = mrr("sluiced", name, s)
     save(out)
     if "--mrr-only" in sys.argv:
         out["elapsed_s"] = round(time.time() - started)

@@ -7,7 +7,6 @@ use super::l3::{Header, Ip, ETH};
 use super::{fragment, host, icmp_error, inbound, Context, Counters, DropReason, Fate, Slowpath};
 use crate::family::{V4, V6};
 use crate::neigh::PortIndex;
-use crate::wire::ipv4;
 use std::net::IpAddr;
 
 /// IPv4 that is not ARP: flows first, then new flows, then Sluice's own
@@ -43,7 +42,7 @@ pub(super) fn ipv4_input(
             *cx, rx_port, h.src, h.dst, false,
         ));
     }
-    if !ipv4::Packet::new_unchecked(&room[ETH..len]).verify_checksum() {
+    if !super::l3::v4_header_ok(&room[ETH..ETH + h.l4]) {
         return Fate::Drop(DropReason::Ipv4BadChecksum);
     }
     flow_input(cx, rx_port, room, len, &h, owned, lookup, c)

@@ -110,6 +110,16 @@ fn words_of<A: Family>(b: &[u8], l4: usize, proto: u8) -> Option<A::Words> {
     Some(words)
 }
 
+/// True when the IPv4 header `h` (its whole length, options included)
+/// verifies: the common option-less header by five adds.
+#[inline]
+pub(super) fn v4_header_ok(h: &[u8]) -> bool {
+    match h.try_into() {
+        Ok(h20) => checksum::ipv4_header_ok(h20),
+        Err(_) => checksum::fold(checksum::sum(h)) == 0xffff,
+    }
+}
+
 impl Ip for V4 {
     const ICMP: u8 = 1;
 
