@@ -417,9 +417,8 @@ pub(super) fn send<A: Family>(
     rw: &RawRewrite<A>,
     memo: &mut NeighMemo,
 ) -> Fate {
-    let mut out = Fate::Consumed;
-    send_into(cx, room, len, rw, memo, &mut out);
-    out
+    let nh = rw.next_hop(|| cx.dataplane.gateway_of::<A>());
+    send_to(cx, room, len, rw.egress, nh, memo)
 }
 
 /// [`send`], its fate written to `out`: the fast path's.
