@@ -205,8 +205,10 @@ fn a_restart_without_a_member_ends_exactly_its_flows() {
     let (text, prefix) = config(&lab);
     let d = lab.start_sluiced_with(&text, &prefix);
     let c = lab.client();
-    // Six connections spread over s1 and s2.
-    let outs: Vec<_> = (0..6)
+    // Twelve connections spread over s1 and s2 by their random source
+    // ports: all on one member one run in 2,048 (with six, one in 32 did,
+    // and the assertion below failed).
+    let outs: Vec<_> = (0..12)
         .map(|i| {
             stream(
                 &lab,
@@ -229,7 +231,7 @@ fn a_restart_without_a_member_ends_exactly_its_flows() {
         .filter_map(|f| f["client"].as_str()?.rsplit(':').next()?.parse().ok())
         .collect();
     assert!(
-        !on_s2.is_empty() && on_s2.len() < 6,
+        !on_s2.is_empty() && on_s2.len() < outs.len(),
         "the hash spread them: {flows}"
     );
     let _ = d.kill9();
