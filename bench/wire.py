@@ -273,18 +273,27 @@ def trial(kind, name, s, rate, seconds=SECONDS, strict=True, retry=True, probe=F
         # the search stops below it (recorded, not an invalid run).
         res["generator_behind"] = True
         return res
+    behind = False
     if not probe and not res["on_time"] and (strict or res["offered_pps"] < 0.9 * rate):
         if retry:
             # The generator shares its core with the forwarder's control
             # thread and the host: one more try before calling it invalid.
             return trial(kind, name, s, rate, seconds, strict, retry=False, probe=probe)
-        sys.exit(f"wire: invalid: the generator could not offer {rate:.0f} pps "
-                 f"({name}, {kind}: {res['offered_pps']:.0f})")
+        if not strict:
+            sys.exit(f"wire: invalid: the generator could not offer {rate:.0f} pps "
+                     f"({name}, {kind}: {res['offered_pps']:.0f})")
+        # A search trial the generator could not offer twice: the rate is
+        # above what the generator sends now (this VM's share of the host
+        # moves it by a factor of two), so the search steps below it and
+        # the table says so, rather than the run ending here.
+        behind = True
     res["generator_limited"] = res["received"] >= 0.995 * res["offered"]
     if res["bad_sampled"]:
         sys.exit(f"wire: invalid: frames came back wrong ({name}, {kind})")
     if res["received"] == 0 or (kind.startswith("sluiced") and report.get("forwarded", 0) == 0):
         sys.exit(f"wire: invalid: nothing forwarded ({name}, {kind}): {res}")
+    if behind:
+        res["generator_behind"] = True
     return res
 
 
@@ -367,13 +376,17 @@ def render(out):
     lines += ["", f"| inbound UDP, 1M flows, 64 B, {NDR_SECONDS:.0f} s trials | NDR Mpps | "
               "PDR (0.5%) Mpps |", "|---|---:|---:|"]
     for kind, r in out["ndr_pdr"].items():
-        f = lambda x: f"{x['rate_mpps']:.2f}" if x else "below 0.1"
+        f = lambda x: (f"{x['rate_mpps']:.2f}" + (
+            f" (the generator fell behind at {x['generator_behind_at_mpps']:.2f})"
+            if x.get("generator_behind_at_mpps") else "")) if x else "below 0.1"
         lines.append(f"| {'testpmd io (ceiling)' if kind == 'testpmd' else 'sluiced'} | "
                      f"{f(r['ndr'])} | {f(r['pdr'])} |")
     lines += ["", "| new flows per second (a SYN of a new flow in every frame) | at MRR, M/s "
               "| at most 0.5% failed, M/s | cycles/packet at MRR |", "|---|---:|---:|---:|"]
     for name, r in out["new_flows"].items():
         p = f"{r['pdr']['rate_mpps']:.2f}" if r["pdr"] else "below 0.2"
+        if r["pdr"] and r["pdr"].get("generator_behind_at_mpps"):
+            p += f" (the generator fell behind at {r['pdr']['generator_behind_at_mpps']:.2f})"
         lines.append(f"| {name} | {r['mrr']['received_mpps']:.2f} | {p} | "
                      f"{r['mrr']['cycles_per_packet']:.0f} |")
     if out.get("exception"):
