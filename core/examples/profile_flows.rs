@@ -7,14 +7,15 @@
 //!     valgrind --tool=callgrind --toggle-collect='*measured*' \
 //!         target/release/examples/profile_flows new 2000
 //!
-//! `established N`: 65,536 flows are created, then N bursts of ACKs spread
-//! over them. `new N`: N bursts of SYNs of flows never seen.
+//! `established N`: 65,536 flows are created and opened (SYN, SYN-ACK,
+//! ACK), then N bursts of ACKs spread over them. `new N`: N bursts of SYNs of flows never seen.
 //! `established6 N` and `new6 N`: the same over IPv6.
 //! `snat-established N` and `snat-new N`: the same for SNAT flows from
 //! 1,000 members (64 ports each). Only `measured_on` is counted, so the
 //! total over N x 32 is the cost per packet.
 
 use sluice_core::craft::{self, Example};
+use sluice_core::flow::tcp as tcp_state;
 use sluice_core::neigh::PortIndex;
 use sluice_core::pipeline::{process_burst, Context, Counters, Fate};
 use sluice_core::wire::tcp;
@@ -43,14 +44,39 @@ fn burst(frame: &Frame, first: u32, flags: tcp::Flags, spread: bool) -> Frames {
         .collect()
 }
 
-/// Creates `FLOWS` flows uncounted, then counts `bursts` bursts of ACKs
-/// spread over them, each restored from a copy first (as the benches do).
+/// Creates `FLOWS` flows uncounted and opens each (the SYN, the other
+/// side's SYN-ACK, the ACK), then counts `bursts` bursts of ACKs spread
+/// over them, each restored from a copy first (as the benches do).
 fn established(cx: Context<'_>, port: PortIndex, frame: &Frame, bursts: u32) {
     let (mut fates, mut c) = ([Fate::Consumed; 32], Counters::default());
     for b in 0..FLOWS / 32 {
         let mut syns = burst(frame, b * 32, tcp::Flags::SYN, false);
         process_burst(cx, port, &mut syns, &mut fates, &mut craft::NoLearn, &mut c);
+        for (f, fate) in syns.iter_mut().zip(&fates) {
+            let Fate::Tx { port: out, len } = *fate else {
+                panic!("a SYN was not forwarded: {fate:?}");
+            };
+            let mut reply = [syn_ack(&f.0[..usize::from(len)])];
+            process_burst(
+                cx,
+                out,
+                &mut reply,
+                &mut [Fate::Consumed],
+                &mut craft::NoLearn,
+                &mut c,
+            );
+        }
+        let mut acks = burst(frame, b * 32, tcp::Flags::ACK, false);
+        process_burst(cx, port, &mut acks, &mut fates, &mut craft::NoLearn, &mut c);
     }
+    let open = |s: Option<tcp_state::State>| s == Some(tcp_state::State::Established);
+    let established = (0..cx.flows.high_water())
+        .filter(|&i| open(cx.flows.info(i).map(|f| f.state)))
+        .count()
+        + (0..cx.flows6.high_water())
+            .filter(|&i| open(cx.flows6.info(i).map(|f| f.state)))
+            .count();
+    assert_eq!(established, FLOWS as usize, "flows not established");
     let acks: Vec<Frames> = (0..64)
         .map(|b| burst(frame, b * 32, tcp::Flags::ACK, true))
         .collect();
@@ -63,6 +89,49 @@ fn established(cx: Context<'_>, port: PortIndex, frame: &Frame, bursts: u32) {
         }
         measured_on(cx, port, w, &mut fates, &mut c);
     }
+}
+
+/// The answer to the forwarded SYN `out` (either family): addresses,
+/// ports and MACs swapped, SYN-ACK acknowledging it, in a 2048-byte room.
+fn syn_ack(out: &[u8]) -> (Vec<u8>, usize) {
+    let mut f = out.to_vec();
+    let (ip, addr, len) = if f[12..14] == [0x86, 0xdd] {
+        (14, 8, 16)
+    } else {
+        (14, 12, 4)
+    };
+    let l4 = if len == 16 {
+        ip + 40
+    } else {
+        ip + usize::from(f[ip] & 0xf) * 4
+    };
+    let (a, b) = f.split_at_mut(6);
+    a.swap_with_slice(&mut b[..6]);
+    let (a, b) = f[ip + addr..].split_at_mut(len);
+    a.swap_with_slice(&mut b[..len]);
+    let (a, b) = f[l4..].split_at_mut(2);
+    a.swap_with_slice(&mut b[..2]);
+    // Swapping leaves every checksum as it was; the ack number and the
+    // flags move the TCP one by what they add.
+    let seq = u32::from_be_bytes(f[l4 + 4..l4 + 8].try_into().unwrap());
+    let ack = seq.wrapping_add(1).to_be_bytes();
+    let flags = tcp::Flags::SYN.0 | tcp::Flags::ACK.0;
+    let old = [&f[l4 + 8..l4 + 12], &f[l4 + 12..l4 + 14]].concat();
+    let new = [&ack[..], &[f[l4 + 12], flags]].concat();
+    f[l4 + 8..l4 + 12].copy_from_slice(&ack);
+    f[l4 + 13] = flags;
+    let word = |b: &[u8], i: usize| u32::from(u16::from_be_bytes([b[i], b[i + 1]]));
+    let mut sum = u32::from(!u16::from_be_bytes([f[l4 + 16], f[l4 + 17]]));
+    for i in (0..6).step_by(2) {
+        sum += (!word(&old, i) & 0xffff) + word(&new, i);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    f[l4 + 16..l4 + 18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let n = f.len();
+    f.resize(2048, 0);
+    (f, n)
 }
 
 /// Counts `bursts` bursts of SYNs of flows never seen.
