@@ -176,11 +176,15 @@ pub(super) fn forward<A: Ip>(
     let ip = &mut room[ETH..];
     if proto == TCP {
         if l4.flags == tcp::Class::Ack {
-            let s = e.tcp_state();
-            let n = tcp::next(s, dir, l4.flags);
-            if n != s {
-                e.set_tcp_state(s, n);
-                c.touch::<A>(idx);
+            // A plain ACK leaves an established connection as it is, in
+            // either direction: no state table lookup for most segments.
+            if !e.in_state(tcp::State::Established) {
+                let s = e.tcp_state();
+                let n = tcp::next(s, dir, l4.flags);
+                if n != s {
+                    e.set_tcp_state(s, n);
+                    c.touch::<A>(idx);
+                }
             }
             e.track_seq(dir, l4.seq_end);
         } else {

@@ -173,6 +173,13 @@ impl<A: Family> Entry<A> {
         State::from_bits(self.state.load(Relaxed))
     }
 
+    /// The TCP state is `s`: one load and compare, for the fast path's
+    /// test whether a plain ACK can change anything.
+    #[inline]
+    pub fn in_state(&self, s: State) -> bool {
+        self.state.load(Relaxed) & STATE_MASK == s as u32
+    }
+
     /// Moves the TCP state from `old` to `new` unless another worker moved it
     /// first (then theirs stands: the next segment corrects it).
     #[inline]
