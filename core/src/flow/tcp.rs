@@ -1,6 +1,8 @@
 //! TCP connection tracking as a table: `NEXT[state][direction][flag class]`
 //! gives the next state, and each state has its own idle timeout. The table
-//! is all the logic there is; the fast path does one lookup per segment.
+//! is all the logic there is; the fast path does at most one lookup per
+//! segment (none for a plain ACK of an established connection, which
+//! changes nothing).
 
 use crate::wire::tcp::Flags;
 use std::time::Duration;
