@@ -18,7 +18,7 @@ use sluice_core::craft::{self, Example};
 use sluice_core::flow::tcp as tcp_state;
 use sluice_core::neigh::PortIndex;
 use sluice_core::pipeline::{process_burst, Context, Counters, Fate};
-use sluice_core::wire::tcp;
+use sluice_core::wire::{checksum, tcp};
 
 const EXT: PortIndex = PortIndex::new(0);
 const INT: PortIndex = PortIndex::new(1);
@@ -120,15 +120,9 @@ fn syn_ack(out: &[u8]) -> (Vec<u8>, usize) {
     let new = [&ack[..], &[f[l4 + 12], flags]].concat();
     f[l4 + 8..l4 + 12].copy_from_slice(&ack);
     f[l4 + 13] = flags;
-    let word = |b: &[u8], i: usize| u32::from(u16::from_be_bytes([b[i], b[i + 1]]));
-    let mut sum = u32::from(!u16::from_be_bytes([f[l4 + 16], f[l4 + 17]]));
-    for i in (0..6).step_by(2) {
-        sum += (!word(&old, i) & 0xffff) + word(&new, i);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    f[l4 + 16..l4 + 18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let cs = u16::from_be_bytes([f[l4 + 16], f[l4 + 17]]);
+    let cs = checksum::update_bytes(cs, &old, &new);
+    f[l4 + 16..l4 + 18].copy_from_slice(&cs.to_be_bytes());
     let n = f.len();
     f.resize(2048, 0);
     (f, n)
