@@ -382,6 +382,9 @@ mod fast_tests;
 mod v6_tests;
 
 #[cfg(test)]
+mod v6_frag_tests;
+
+#[cfg(test)]
 mod test_net;
 
 #[cfg(test)]
