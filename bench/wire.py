@@ -512,6 +512,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--render":
         print(render(json.load(open(sys.argv[2]))))
         sys.exit(0)
+    # A SIGTERM (a timeout, a kill) unwinds like an error, so the `finally`
+    # blocks remove the exception path's namespace and the scratch files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("wire: terminated"))
     try:
         clean_prefixes()
         if "--exception" in sys.argv:
