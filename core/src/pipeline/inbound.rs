@@ -17,8 +17,8 @@ use crate::wire::IpProtocol;
 pub(super) type Tracked = ((u32, Dir), L4);
 
 /// The flow a non-ICMP packet belongs to, created if it is the first
-/// packet of an inbound (or outbound) flow. `missed`: the burst's lookup
-/// pass found none. `Err` is the drop reason, or `None` for a probe reply.
+/// packet of an inbound (or outbound) flow. `missed`: the key's hash, when
+/// the burst's lookup pass found no flow for it. `Err` is the drop reason, or `None` for a probe reply.
 /// Always inlined: its callers are one per family, and the call and its
 /// returned tuple cost a new flow more than the copy.
 #[inline(always)]
@@ -28,7 +28,7 @@ pub(super) fn track<A: Ip>(
     room: &[u8],
     h: &Header<A>,
     owned: bool,
-    missed: bool,
+    missed: Option<u64>,
     c: &mut Counters,
 ) -> Result<Tracked, Option<DropReason>> {
     let first_fragment = h.frag.is_some();
@@ -45,7 +45,7 @@ pub(super) fn track<A: Ip>(
         dport: l4.dport,
         proto: h.proto,
     };
-    let found = if missed {
+    let found = if missed.is_some() {
         None
     } else {
         A::flows(cx).lookup(&key)
@@ -54,19 +54,22 @@ pub(super) fn track<A: Ip>(
         Some(found) => found,
         // A frontend takes flows on whichever port they arrive (an internal
         // frontend is often reached through a route via Sluice).
-        None => new_flow(cx, rx_port, &key, owned, first_fragment, l4, c).map_err(Some)?,
+        None => {
+            new_flow(cx, rx_port, (&key, missed), owned, first_fragment, l4, c).map_err(Some)?
+        }
     };
     Ok((found, l4))
 }
 
 /// Creates the flow a first packet to a frontend asks for: service, TCP
 /// SYN, security rules, member, routes, insert. The state machine starts
-/// at SynSent, so the SYN itself then applies as no change.
+/// at SynSent, so the SYN itself then applies as no change. `hash`: the
+/// key's, when the caller has it.
 #[inline(never)]
 fn new_flow<A: Ip>(
     cx: &Context<'_>,
     rx_port: PortIndex,
-    key: &FlowKey<A>,
+    (key, hash): (&FlowKey<A>, Option<u64>),
     owned: bool,
     fragment: bool,
     l4: L4,
@@ -80,7 +83,7 @@ fn new_flow<A: Ip>(
         if fragment {
             return Err(DropReason::Fragment);
         }
-        return super::outbound::no_service(*cx, rx_port, key, owned, &l4, c);
+        return super::outbound::no_service(*cx, rx_port, (key, hash), owned, &l4, c);
     };
     if fragment && !svc.fragments {
         return Err(DropReason::Fragment);
@@ -157,7 +160,7 @@ fn new_flow<A: Ip>(
         rfc_timers: false,
     };
     let (idx, hashes) = A::flows(cx)
-        .insert_hashed(&f)
+        .insert_hashed(&f, [hash, None])
         .map_err(|_| DropReason::FlowTableFull)?;
     if hairpin {
         hairpin_claimed(cx, &reply, idx, c)?;

@@ -17,7 +17,7 @@ pub(super) fn ipv4_input(
     room: &mut [u8],
     len: usize,
     c: &mut Counters,
-    lookup: (bool, &mut NeighMemo),
+    lookup: (Option<u64>, &mut NeighMemo),
 ) -> Fate {
     let h = match V4::parse(&room[ETH..len]) {
         Ok(h) => h,
@@ -57,7 +57,7 @@ pub(super) fn ipv6_input<S: Slowpath>(
     len: usize,
     slow: &mut S,
     c: &mut Counters,
-    lookup: (bool, &mut NeighMemo),
+    lookup: (Option<u64>, &mut NeighMemo),
 ) -> Fate {
     let h = match V6::parse(&room[ETH..len]) {
         Ok(h) => h,
@@ -93,7 +93,7 @@ fn flow_input<A: Ip>(
     len: usize,
     h: &Header<A>,
     owned: bool,
-    (missed, memo): (bool, &mut NeighMemo),
+    (missed, memo): (Option<u64>, &mut NeighMemo),
     c: &mut Counters,
 ) -> Fate {
     if h.ttl <= 1 {

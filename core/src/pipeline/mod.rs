@@ -162,11 +162,12 @@ pub fn process<S: Slowpath>(
     counters: &mut Counters,
 ) -> Fate {
     let memo = &mut fast::NeighMemo::default();
-    process_frame(&cx, rx_port, room, len, slow, counters, (false, memo))
+    process_frame(&cx, rx_port, room, len, slow, counters, (None, memo))
 }
 
-/// [`process`]; `missed`: the burst's lookup pass found no flow for this
-/// frame's key and no flow was created since, so the lookup is not repeated;
+/// [`process`]; `missed`: the hash of this frame's key when the burst's
+/// lookup pass found no flow for it and no flow was created since, so the
+/// lookup is not repeated and a new flow's insert does not hash it again;
 /// `memo`: the next hops the chunk has resolved so far.
 /// Out of line: the full path is the exception, and inlined into the burst
 /// loop it costs the fast path registers.
@@ -178,7 +179,7 @@ fn process_frame<S: Slowpath>(
     len: usize,
     slow: &mut S,
     counters: &mut Counters,
-    lookup: (bool, &mut fast::NeighMemo),
+    lookup: (Option<u64>, &mut fast::NeighMemo),
 ) -> Fate {
     let len = len.min(room.len());
     let Ok(eth) = ethernet::Frame::new_checked(&room[..len]) else {
@@ -309,7 +310,7 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
             let p = &peeks[i];
-            outbound::prefetch_probe(cx, &crate::flow::FlowKey::<V4>::from_words(&p.w));
+            outbound::prefetch_probe(cx, &crate::flow::FlowKey::<V4>::from_words(&p.w), p.h);
         }
     }
     let mut memo = fast::NeighMemo::default();
@@ -341,7 +342,8 @@ fn process_chunk<B: FrameBuf, S: Slowpath>(
         if !done {
             // Looked up in pass 2 and not found; still true unless a flow
             // this chunk has created since may be this frame's.
-            let missed = missed >> i & 1 != 0 && !counters.inserted.may_hold(peeks[i].h);
+            let h = peeks[i].h;
+            let missed = (missed >> i & 1 != 0 && !counters.inserted.may_hold(h)).then_some(h);
             *fate = process_frame(&cx, rx_port, room, len, slow, counters, (missed, &mut memo));
         }
         count_fate(fate, counters);

@@ -24,13 +24,14 @@ use std::sync::atomic::Ordering::Relaxed;
 pub const MAX_PROBES: u32 = 4096;
 
 /// A new flow no inbound rule serves: SNAT, a cone reply, or the drop that
-/// says why not. `Ok` is (entry, direction of this packet). Out of line:
-/// inlined, it makes every inbound new flow pay for its registers.
+/// says why not. `Ok` is (entry, direction of this packet); `hash`: the
+/// key's, when the caller has it. Out of line: inlined, it makes every
+/// inbound new flow pay for its registers.
 #[inline(never)]
 pub(super) fn no_service<A: Ip>(
     cx: Context<'_>,
     rx_port: PortIndex,
-    key: &FlowKey<A>,
+    (key, hash): (&FlowKey<A>, Option<u64>),
     owned: bool,
     l4: &L4,
     c: &mut Counters,
@@ -44,7 +45,7 @@ pub(super) fn no_service<A: Ip>(
     }
     if !owned && leaves(cx, rx_port, key.dst) && (key.proto == TCP || key.proto == UDP) {
         if let Some((mi, m)) = snat.member(key.src, key.proto) {
-            return snat_flow(cx, key, l4, mi, m, c);
+            return snat_flow(cx, (key, hash), l4, mi, m, c);
         }
     }
     Err(not_forwarded(cx, rx_port, key.src, key.dst, owned))
@@ -129,9 +130,10 @@ fn probe_key<A: Family>(key: &FlowKey<A>, (pa, pp): (A, u16)) -> FlowKey<A> {
 }
 
 /// For the burst's prefetch pass: starts loading the buckets the first
-/// port probe of `key` will read, if `key` would be an SNAT flow.
+/// port probe of `key` (whose hash the lookup pass has: `hash`) will
+/// read, if `key` would be an SNAT flow.
 #[inline]
-pub(super) fn prefetch_probe<A: Ip>(cx: Context<'_>, key: &FlowKey<A>) {
+pub(super) fn prefetch_probe<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, hash: u64) {
     if key.proto != TCP && key.proto != UDP {
         return;
     }
@@ -139,7 +141,8 @@ pub(super) fn prefetch_probe<A: Ip>(cx: Context<'_>, key: &FlowKey<A>) {
         return;
     };
     let n = cx.services.snat.workers();
-    let h = (key.hash() >> 32) as u32;
+    debug_assert_eq!(hash, key.hash());
+    let h = (hash >> 32) as u32;
     let len = m.spans.first().copied().unwrap_or(0);
     if let Some((first, own)) = own_slice(0, len, (cx.worker as u32) % n, n) {
         if let Some(public) = m.port_at::<A>(first + n * (h % own)) {
@@ -166,30 +169,39 @@ fn own_slice(base: u32, len: u32, w: u32, n: u32) -> Option<(u32, u32)> {
 /// In a cluster the member's ports are first divided among the instances
 /// (port index `i` is instance `i % instances`'s), then this instance's
 /// among its workers: no two instances ever hand out the same public port,
-/// and none takes another's.
-fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A, u16), bool)> {
+/// and none takes another's. `hash`: the key's, when the caller has it.
+/// The last of the three: a TCP flow's reply key's hash (its probe key),
+/// for the insert.
+fn pick<A: Ip>(
+    cx: Context<'_>,
+    (key, hash): (&FlowKey<A>, Option<u64>),
+    m: &SnatMember,
+) -> Option<((A, u16), bool, Option<u64>)> {
     let n = cx.services.snat.workers();
     let w = (cx.worker as u32) % n;
     let (inst, ninst) = cx.sync.map_or((0, 1), |s| {
         (u32::from(s.instance), u32::from(s.instances.max(1)))
     });
-    let h = (key.hash() >> 32) as u32;
+    let h = (hash.unwrap_or_else(|| key.hash()) >> 32) as u32;
     let flows = A::flows(&cx);
     let mut probes = 0;
     // `v`: an index among this instance's ports, `v * ninst + inst`.
-    let mut free = |v: u32| -> Option<Option<(A, u16)>> {
+    let mut free = |v: u32| -> Option<Option<((A, u16), u64)>> {
         if probes == MAX_PROBES {
             return None;
         }
         probes += 1;
         let public = m.port_at::<A>(v * ninst + inst)?;
+        let w = probe_key(key, public).words();
+        let ph = crate::flow::hash_words(w.as_ref());
         Some(
             flows
-                .lookup(&probe_key(key, public))
+                .lookup_words(w.as_ref(), ph)
                 .is_none()
-                .then_some(public),
+                .then_some((public, ph)),
         )
     };
+    let reply = |ph: u64| (key.proto == TCP).then_some(ph);
     let mut base = 0u32;
     for &len in &m.spans {
         // This instance's ports of the span, as indices among its own.
@@ -201,8 +213,8 @@ fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A,
         if let Some((first, own)) = own_slice(v0, count, w, n) {
             let s = h % own;
             for j in 0..own {
-                if let Some(p) = free(first + n * ((s + j) % own))? {
-                    return Some((p, false));
+                if let Some((p, ph)) = free(first + n * ((s + j) % own))? {
+                    return Some((p, false, reply(ph)));
                 }
             }
         }
@@ -213,8 +225,8 @@ fn pick<A: Ip>(cx: Context<'_>, key: &FlowKey<A>, m: &SnatMember) -> Option<((A,
                 if v % n == w {
                     continue;
                 }
-                if let Some(p) = free(v)? {
-                    return Some((p, true));
+                if let Some((p, ph)) = free(v)? {
+                    return Some((p, true, reply(ph)));
                 }
             }
         }
@@ -233,10 +245,11 @@ fn claimed<A: Ip>(cx: Context<'_>, probe: &FlowKey<A>, idx: u32) -> bool {
     !A::flows(&cx).has_other(probe, idx)
 }
 
-/// Inserts the SNAT flow of `key` leaving from (`pa`, `pp`).
+/// Inserts the SNAT flow of `key` leaving from (`pa`, `pp`); `known`: the
+/// hashes of its two keys the caller has.
 fn insert<A: Ip>(
     cx: Context<'_>,
-    key: &FlowKey<A>,
+    (key, known): (&FlowKey<A>, [Option<u64>; 2]),
     (pa, pp): (A, u16),
     mi: u16,
     m: &SnatMember,
@@ -249,15 +262,16 @@ fn insert<A: Ip>(
         dport: pp,
         proto: key.proto,
     };
-    insert_entry(cx, [*key, reply], key, mi, m, state)
+    insert_entry(cx, ([*key, reply], known), key, mi, m, state)
 }
 
 /// Inserts a table entry under `keys` for member `m` (a flow, or a cone
 /// mapping), routed as `flow`: towards its destination, and back to the
-/// member. Returns the entry and its keys' hashes.
+/// member; `known`: the keys' hashes the caller has. Returns the entry and
+/// its keys' hashes.
 fn insert_entry<A: Ip>(
     cx: Context<'_>,
-    keys: [FlowKey<A>; 2],
+    (keys, known): ([FlowKey<A>; 2], [Option<u64>; 2]),
     flow: &FlowKey<A>,
     mi: u16,
     m: &SnatMember,
@@ -285,14 +299,14 @@ fn insert_entry<A: Ip>(
         rfc_timers: rule.timers == crate::config::Timers::Rfc,
     };
     A::flows(&cx)
-        .insert_hashed(&f)
+        .insert_hashed(&f, known)
         .map_err(|_| DropReason::FlowTableFull)
 }
 
 /// A new flow from a member that an outbound rule covers.
 fn snat_flow<A: Ip>(
     cx: Context<'_>,
-    key: &FlowKey<A>,
+    (key, hash): (&FlowKey<A>, Option<u64>),
     l4: &L4,
     mi: u16,
     m: &SnatMember,
@@ -322,14 +336,24 @@ fn snat_flow<A: Ip>(
     let mut attempts = 0;
     let (idx, hashes) = loop {
         attempts += 1;
-        let picked = existing.map(|p| (p, false)).or_else(|| pick(cx, key, m));
-        let Some((public, stolen)) = picked.filter(|_| attempts <= 3) else {
+        let picked = existing
+            .map(|p| (p, false, None))
+            .or_else(|| pick(cx, (key, hash), m));
+        let Some((public, stolen, reply)) = picked.filter(|_| attempts <= 3) else {
             counters
                 .failed
                 .store(counters.failed.load(Relaxed) + 1, Relaxed);
             return Err(DropReason::SnatExhausted);
         };
-        if let Some(opened) = open(cx, key, public, existing.is_none(), stolen, (mi, m), c)? {
+        let fresh = existing.is_none();
+        if let Some(opened) = open(
+            cx,
+            (key, [hash, reply]),
+            public,
+            (fresh, stolen),
+            (mi, m),
+            c,
+        )? {
             break opened;
         }
     };
@@ -340,18 +364,17 @@ fn snat_flow<A: Ip>(
     Ok((idx, Dir::Original))
 }
 
-/// Inserts the flow of `key` leaving from `public` (and, for a new UDP
-/// mapping, `fresh`, its cone mapping first). `Ok(None)`: the port was
+/// Inserts the flow of `key` (the hashes of its keys the caller has beside
+/// it) leaving from `public` (and, for a new UDP mapping, `fresh`, its cone
+/// mapping first). `Ok(None)`: the port was
 /// taken from another worker's slice (`stolen`) and that worker won it;
 /// nothing stays inserted.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn open<A: Ip>(
     cx: Context<'_>,
-    key: &FlowKey<A>,
+    (key, known): (&FlowKey<A>, [Option<u64>; 2]),
     public: (A, u16),
-    fresh: bool,
-    stolen: bool,
+    (fresh, stolen): (bool, bool),
     (mi, m): (u16, &SnatMember),
     c: &mut Counters,
 ) -> Result<Option<(u32, [u64; 2])>, DropReason> {
@@ -359,7 +382,7 @@ fn open<A: Ip>(
         // Keyed with protocol 253, which no packet has: no lookup of this
         // chunk can find it, so it is not counted as a flow.
         let mapping = cone_keys((key.src, key.sport), key.dst, public);
-        let (mx, _) = insert_entry(cx, mapping, key, mi, m, tcp::State::Other)?;
+        let (mx, _) = insert_entry(cx, (mapping, [None; 2]), key, mi, m, tcp::State::Other)?;
         if stolen && !claimed(cx, &mapping[1], mx) {
             A::flows(&cx).withdraw(mx);
             return Ok(None);
@@ -371,7 +394,7 @@ fn open<A: Ip>(
     } else {
         tcp::State::Other
     };
-    let (idx, hashes) = insert(cx, key, public, mi, m, state)?;
+    let (idx, hashes) = insert(cx, (key, known), public, mi, m, state)?;
     if stolen && key.proto == TCP && !claimed(cx, &probe_key(key, public), idx) {
         A::flows(&cx).withdraw(idx);
         return Ok(None);
@@ -408,7 +431,7 @@ fn cone_reply<A: Ip>(
     };
     let (idx, hashes) = insert(
         cx,
-        &original,
+        (&original, [None; 2]),
         (key.dst, key.dport),
         mi,
         m,

@@ -416,11 +416,18 @@ impl<A: Family> FlowTable<A> {
     /// has looked the key up first; two workers racing on one new key may
     /// both insert, and lookups then find one of them (the other ages out).
     pub fn insert(&self, f: &NewFlow<A>) -> Result<u32, InsertError> {
-        self.insert_hashed(f).map(|(idx, _)| idx)
+        self.insert_hashed(f, [None; 2]).map(|(idx, _)| idx)
     }
 
     /// [`FlowTable::insert`], also returning the hashes of the two keys.
-    pub fn insert_hashed(&self, f: &NewFlow<A>) -> Result<(u32, [u64; 2]), InsertError> {
+    /// `known`: the hashes of the keys the caller has them for (the burst's
+    /// lookup pass hashed a new flow's first packet, an SNAT port's probe
+    /// the reply key), so none is computed twice.
+    pub fn insert_hashed(
+        &self,
+        f: &NewFlow<A>,
+        known: [Option<u64>; 2],
+    ) -> Result<(u32, [u64; 2]), InsertError> {
         let idx = self.alloc().ok_or(InsertError::Full)?;
         let e = &self.entries[idx as usize];
         for d in 0..2 {
@@ -453,7 +460,15 @@ impl<A: Family> FlowTable<A> {
             .store(u32::from(f.rule.id()) | u32::from(f.member) << 16, Relaxed);
         // Reply key first: once the original key is visible, replies find
         // the flow too.
-        let h = [f.key[0].hash(), f.key[1].hash()];
+        let h = [
+            known[0].unwrap_or_else(|| f.key[0].hash()),
+            known[1].unwrap_or_else(|| f.key[1].hash()),
+        ];
+        debug_assert_eq!(
+            h,
+            f.key.map(|k| k.hash()),
+            "the caller's hashes are the keys'"
+        );
         if !self.place(h[1], Dir::Reply, idx) {
             self.abandon(idx);
             return Err(InsertError::NoSlot);
