@@ -18,7 +18,8 @@ pub(super) type Tracked = ((u32, Dir), L4);
 
 /// The flow a non-ICMP packet belongs to, created if it is the first
 /// packet of an inbound (or outbound) flow. `missed`: the key's hash, when
-/// the burst's lookup pass found no flow for it. `Err` is the drop reason, or `None` for a probe reply.
+/// the burst's lookup pass found no flow for it. `Err` is the drop reason,
+/// or `None` for a probe reply.
 /// Always inlined: its callers are one per family, and the call and its
 /// returned tuple cost a new flow more than the copy.
 #[inline(always)]
